@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/regulars/regulars/handlers"
+	"github.com/regulars/regulars/jobs"
+	"github.com/regulars/regulars/models"
+	"github.com/regulars/regulars/models/embeddedpg"
+)
+
+// database is an open database and, on the embedded default, the cluster under it.
+type database struct {
+	*models.DB
+	cluster *embeddedpg.Cluster
+}
+
+// Close closes the pool, then stops the embedded cluster if this process started it.
+func (d *database) Close() error {
+	d.DB.Close()
+	return d.cluster.Stop()
+}
+
+// openDatabase connects to REGULARS_DATABASE_URL, or starts (or joins) the private cluster under
+// the data dir, and brings the schema up to date.
+func (env *environment) openDatabase(ctx context.Context, log *slog.Logger) (*database, error) {
+	url := env.cfg.DatabaseURL
+	var cluster *embeddedpg.Cluster
+	if url == "" {
+		var err error
+		cluster, err = embeddedpg.Start(ctx, embeddedpg.Options{Dir: filepath.Join(env.cfg.DataDir, "postgres"), Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		if err := cluster.EnsureDatabase(ctx, "regulars"); err != nil {
+			_ = cluster.Stop()
+			return nil, fmt.Errorf("embedded postgres: create database: %w", err)
+		}
+		url = cluster.URL("regulars")
+	}
+	db, err := models.Open(ctx, url, env.cfg.DBMaxConns)
+	if err != nil {
+		_ = cluster.Stop()
+		return nil, err
+	}
+	db.MaxAmount = env.cfg.MaxAmount
+	if err := db.Migrate(ctx, log); err != nil {
+		db.Close()
+		_ = cluster.Stop()
+		return nil, err
+	}
+	return &database{DB: db, cluster: cluster}, nil
+}
+
+func (env *environment) serve(ctx context.Context, args []string) error {
+	var demo bool
+	if err := env.parse("serve", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&env.cfg.HTTPAddr, "http-addr", env.cfg.HTTPAddr, "listen address (REGULARS_HTTP_ADDR)")
+		fs.BoolVar(&demo, "demo", false, "fill an empty database with demo data first and print API tokens for trying it")
+	}); err != nil {
+		return err
+	}
+	log := env.cfg.logger(env.stderr)
+	if err := env.cfg.ensureSecret(); err != nil {
+		return err
+	}
+	db, err := env.openDatabase(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close database", "err", err)
+		}
+	}()
+	if demo {
+		if err := env.fillDemo(ctx, db.DB, false); err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := handlers.New(db.DB, log, reg)
+
+	scheduler, err := jobs.NewScheduler(log, env.cfg.Timezone)
+	if err != nil {
+		return err
+	}
+	if err := scheduler.Add("@every 5m", jobs.LinkUnmatched{DB: db.DB, Log: log}); err != nil {
+		return err
+	}
+	scheduler.Start()
+	defer scheduler.Stop()
+
+	return handlers.Serve(ctx, env.cfg.HTTPAddr, srv, 30*time.Second, log, func(addr string) {
+		log.Info("regulars listening", "addr", addr, "base_url", env.cfg.BaseURL)
+	})
+}
+
+func (env *environment) migrate(ctx context.Context, args []string) error {
+	if err := env.parse("migrate", args, nil); err != nil {
+		return err
+	}
+	log := env.cfg.logger(env.stderr)
+	db, err := env.openDatabase(ctx, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, "schema is up to date")
+	return db.Close()
+}
+
+func (env *environment) apikeyCreate(ctx context.Context, args []string) error {
+	var role, store, name string
+	if err := env.parse("apikey create", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&role, "role", "", "register, marketer or admin")
+		fs.StringVar(&store, "store", "", "store code (required for register)")
+		fs.StringVar(&name, "name", "", "who or what uses the key, e.g. oslo-1 till 2")
+	}); err != nil {
+		return err
+	}
+	db, err := env.openDatabase(ctx, env.quietLogger())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	token, err := db.CreateAPIKey(ctx, role, store, name)
+	if err != nil {
+		var e *models.Error
+		if errors.As(err, &e) {
+			return errors.New(e.Error())
+		}
+		return err
+	}
+	fmt.Fprintln(env.stdout, token)
+	return nil
+}
+
+// quietLogger is for commands whose stdout is their answer: only warnings, on stderr.
+func (env *environment) quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}

@@ -1,0 +1,99 @@
+// Command regulars is the Regulars server and its administration commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // store time zones work on machines without zoneinfo (static image)
+)
+
+const usage = `Regulars: a loyalty and email-marketing server for shops.
+
+Usage:
+  regulars serve [--demo]                 HTTP server and cron jobs
+  regulars migrate                        apply schema migrations
+  regulars apikey create --role register|marketer|admin [--store CODE] --name NAME
+  regulars import transactions FILE.csv   bulk load transactions
+  regulars import members FILE.csv        bulk load club members
+  regulars demo                           fill the database with demo data
+
+Settings come from REGULARS_* environment variables; see README.md.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "regulars:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; main only supplies the process's environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	env := &environment{cfg: cfg, stdin: stdin, stdout: stdout, stderr: stderr}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return env.serve(ctx, rest)
+	case "migrate":
+		return env.migrate(ctx, rest)
+	case "apikey":
+		if len(rest) == 0 || rest[0] != "create" {
+			return fmt.Errorf("usage: regulars apikey create --role ROLE [--store CODE] --name NAME")
+		}
+		return env.apikeyCreate(ctx, rest[1:])
+	case "import":
+		if len(rest) == 0 {
+			return fmt.Errorf("usage: regulars import transactions|members FILE.csv")
+		}
+		return env.importCSV(ctx, rest[0], rest[1:])
+	case "demo":
+		return env.demo(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// environment carries what every command needs.
+type environment struct {
+	cfg            config
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// parse parses a command's flags after the shared ones are registered.
+func (env *environment) parse(name string, args []string, extra func(fs *flag.FlagSet)) error {
+	fs := flag.NewFlagSet("regulars "+name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	env.cfg.flags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("regulars %s: unexpected argument %q", name, fs.Arg(0))
+	}
+	return env.cfg.validate()
+}

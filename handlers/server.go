@@ -1,0 +1,71 @@
+// Package handlers is the HTTP layer: the route table, thin handlers (bind, call models,
+// respond), authentication, and the one place where domain errors become the API's JSON errors.
+// Echo's types stay inside this package so that moving to another Echo version is mechanical.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/regulars/regulars/models"
+)
+
+// Server serves the HTTP API and pages.
+type Server struct {
+	db      *models.DB
+	log     *slog.Logger
+	metrics *httpMetrics
+	echo    *echo.Echo
+}
+
+// New builds the server's handler. reg receives the HTTP and database-pool metrics and is what
+// /metrics exposes.
+func New(db *models.DB, log *slog.Logger, reg *prometheus.Registry) *Server {
+	s := &Server{db: db, log: log, metrics: newHTTPMetrics(reg), echo: echo.New()}
+	reg.MustRegister(newPoolCollector(db))
+	s.echo.HideBanner = true
+	s.echo.HidePort = true
+	s.echo.HTTPErrorHandler = s.handleError
+	s.routes(reg)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Serve runs an HTTP server on addr until ctx ends, then lets in-flight requests finish (up to
+// drain) before returning. ready, if not nil, receives the bound address once listening.
+func Serve(ctx context.Context, addr string, h http.Handler, drain time.Duration, log *slog.Logger, ready func(addr string)) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	ln, err := listen(addr)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "grace", drain)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	return nil
+}

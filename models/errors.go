@@ -1,0 +1,77 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Error codes. The HTTP layer maps each to one status in exactly one place.
+const (
+	EMALFORMED    = "malformed"     // the request could not be read (400)
+	EUNAUTHORIZED = "unauthorized"  // no or unknown credentials (401)
+	EFORBIDDEN    = "forbidden"     // known caller, not allowed (403)
+	ENOTFOUND     = "not_found"     // (404)
+	ECONFLICT     = "conflict"      // clashes with what is stored (409)
+	ETOOLARGE     = "too_large"     // (413)
+	EINVALID      = "invalid"       // well-formed but breaks a rule; Fields says which (422)
+	ERATELIMITED  = "rate_limited"  // (429)
+	EINTERNAL     = "internal"      // (500)
+)
+
+// Error is the one error type that crosses from the domain to the API. Fields maps an input
+// field (dotted path, e.g. "items.0.qty") to what is wrong with it.
+type Error struct {
+	Code    string
+	Message string
+	Fields  map[string]string
+}
+
+func (e *Error) Error() string {
+	if len(e.Fields) == 0 {
+		return e.Message
+	}
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + e.Fields[k]
+	}
+	return e.Message + " (" + strings.Join(parts, "; ") + ")"
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err if it is or wraps an *Error, else EINTERNAL.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// FieldErrors collects field-level validation problems; the first one per field wins.
+type FieldErrors map[string]string
+
+// Add records why field is invalid unless a reason is already recorded.
+func (f FieldErrors) Add(field, why string) {
+	if _, ok := f[field]; !ok {
+		f[field] = why
+	}
+}
+
+// Err returns nil when there are no problems, else an EINVALID *Error.
+func (f FieldErrors) Err(message string) error {
+	if len(f) == 0 {
+		return nil
+	}
+	return &Error{Code: EINVALID, Message: message, Fields: f}
+}

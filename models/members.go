@@ -1,0 +1,239 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Member statuses.
+const (
+	StatusPending = "pending" // signed up on the web, email not confirmed yet
+	StatusActive  = "active"
+	StatusErased  = "erased" // personal data removed; purchases kept anonymous
+)
+
+// Marketing consent states. Only "confirmed" may be mailed.
+const (
+	ConsentNone      = "none"
+	ConsentPending   = "pending" // given, waiting for the double opt-in confirmation
+	ConsentConfirmed = "confirmed"
+	ConsentWithdrawn = "withdrawn"
+)
+
+// PurposeMarketingEmail is the consent purpose for campaign mail.
+const PurposeMarketingEmail = "marketing_email"
+
+// Member is a club member.
+type Member struct {
+	ID               int64     `json:"id"`
+	Card             string    `json:"card"`
+	Email            *string   `json:"email"`
+	Phone            *string   `json:"phone"`
+	Name             string    `json:"name"`
+	HomeStore        string    `json:"home_store,omitempty"`
+	Status           string    `json:"status"`
+	MarketingConsent string    `json:"marketing_consent"`
+	Source           string    `json:"source"`
+	JoinedAt         time.Time `json:"joined_at"`
+	// LinkedTransactions is how many earlier purchases on this card, email or phone were
+	// linked to the member when it was created.
+	LinkedTransactions int64 `json:"linked_transactions"`
+}
+
+// MemberInput enrols a member at the till: the card handed over (or none, and one is issued),
+// contact details, and the answer to "may we email you offers?".
+type MemberInput struct {
+	Card             string `json:"card,omitempty"`
+	Email            string `json:"email,omitempty"`
+	Phone            string `json:"phone,omitempty"`
+	Name             string `json:"name,omitempty"`
+	HomeStore        string `json:"home_store,omitempty"`
+	MarketingConsent *bool  `json:"marketing_consent"`
+	// ConsentTextVersion names the wording the customer agreed to.
+	ConsentTextVersion string `json:"consent_text_version,omitempty"`
+}
+
+// ConsentEvidence is where and how a consent answer was given.
+type ConsentEvidence struct {
+	Source    string // till, join, import, ...
+	IP        string
+	UserAgent string
+}
+
+// CreateMember enrols a member, records the consent answer and links earlier purchases made
+// with the same card, email or phone. A register enrols for its own store unless the customer
+// names another home store.
+func (db *DB) CreateMember(ctx context.Context, p *Principal, in MemberInput, ev ConsentEvidence) (*Member, error) {
+	fe := FieldErrors{}
+	m := &Member{Card: in.Card, Name: in.Name, HomeStore: in.HomeStore, Status: StatusActive, Source: ev.Source,
+		MarketingConsent: ConsentNone}
+	if m.Card != "" && !ValidCard(m.Card) {
+		fe.Add("card", "must be 13 digits ending in a correct EAN-13 check digit")
+	}
+	if in.Email != "" {
+		e, ok := NormalizeEmail(in.Email)
+		if !ok {
+			fe.Add("email", "must be an email address")
+		}
+		m.Email = &e
+	}
+	if in.Phone != "" {
+		ph, ok := NormalizePhone(in.Phone)
+		if !ok {
+			fe.Add("phone", "must be a phone number: 6-15 digits, optionally starting with +")
+		}
+		m.Phone = &ph
+	}
+	if len(in.Name) > 200 {
+		fe.Add("name", "must be at most 200 characters")
+	}
+	if in.MarketingConsent == nil {
+		fe.Add("marketing_consent", "is required: true or false, as the customer answered")
+	} else if *in.MarketingConsent {
+		if m.Email == nil {
+			fe.Add("email", "is required when the customer consents to marketing mail")
+		}
+		// Mail may go out only after the customer confirms by email (double opt-in).
+		m.MarketingConsent = ConsentPending
+	}
+	if m.HomeStore == "" && p.Store != nil {
+		m.HomeStore = p.Store.Code
+	}
+	var homeStoreID *int64
+	if m.HomeStore != "" {
+		s, err := db.FindStoreByCode(ctx, m.HomeStore)
+		if err != nil {
+			fe.Add("home_store", "no such store")
+		} else {
+			homeStoreID = &s.ID
+		}
+	}
+	if err := fe.Err("invalid member"); err != nil {
+		return nil, err
+	}
+	if m.Card == "" {
+		card, err := NewCardNumber()
+		if err != nil {
+			return nil, err
+		}
+		m.Card = card
+	}
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			INSERT INTO members (card, email, phone, name, home_store_id, status, marketing_consent, source)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			RETURNING id, joined_at`,
+			m.Card, m.Email, m.Phone, m.Name, homeStoreID, m.Status, m.MarketingConsent, m.Source).Scan(&m.ID, &m.JoinedAt)
+		if err != nil {
+			return memberConflict(err)
+		}
+		if in.MarketingConsent != nil {
+			if err := recordConsent(ctx, tx, m.ID, *in.MarketingConsent, in.ConsentTextVersion, ev); err != nil {
+				return err
+			}
+		}
+		m.LinkedTransactions, err = linkMember(ctx, tx, m)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// memberConflict names the field a unique violation on members is about.
+func memberConflict(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		return fmt.Errorf("create member: %w", err)
+	}
+	field := map[string]string{"members_card_key": "card", "members_email_key": "email", "members_phone_key": "phone"}[pgErr.ConstraintName]
+	if field == "" {
+		field = "member"
+	}
+	return &Error{Code: ECONFLICT, Message: "a member with this " + field + " exists", Fields: map[string]string{field: "belongs to another member"}}
+}
+
+func recordConsent(ctx context.Context, tx pgx.Tx, memberID int64, granted bool, textVersion string, ev ConsentEvidence) error {
+	var ip *string
+	if ev.IP != "" {
+		ip = &ev.IP
+	}
+	_, err := tx.Exec(ctx, `
+		INSERT INTO consents (member_id, purpose, granted, source, text_version, ip, user_agent)
+		VALUES ($1, $2, $3, $4, $5, $6::inet, $7)`,
+		memberID, PurposeMarketingEmail, granted, ev.Source, textVersion, ip, ev.UserAgent)
+	if err != nil {
+		return fmt.Errorf("record consent of member %d: %w", memberID, err)
+	}
+	return nil
+}
+
+// MemberLookup is what a till needs at checkout.
+type MemberLookup struct {
+	ID        int64   `json:"id"`
+	Card      string  `json:"card"`
+	Name      string  `json:"name"`
+	Status    string  `json:"status"`
+	HomeStore string  `json:"home_store,omitempty"`
+	Tier      *string `json:"tier"`
+	// DiscountPercent is the club discount the till applies.
+	DiscountPercent float64 `json:"discount_percent"`
+}
+
+// LookupMember finds the member with this card, email or phone (exactly one is given), or
+// ENOTFOUND. Erased members are not found.
+func (db *DB) LookupMember(ctx context.Context, card, email, phone string) (*MemberLookup, error) {
+	fe := FieldErrors{}
+	given := 0
+	for _, v := range []string{card, email, phone} {
+		if v != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		fe.Add("card", "give exactly one of card, email or phone")
+		return nil, fe.Err("invalid lookup")
+	}
+	var where string
+	var arg string
+	switch {
+	case card != "":
+		if !ValidCard(card) {
+			fe.Add("card", "must be 13 digits ending in a correct EAN-13 check digit")
+		}
+		where, arg = "m.card = $1", card
+	case email != "":
+		e, ok := NormalizeEmail(email)
+		if !ok {
+			fe.Add("email", "must be an email address")
+		}
+		where, arg = "lower(m.email) = $1", e
+	default:
+		ph, ok := NormalizePhone(phone)
+		if !ok {
+			fe.Add("phone", "must be a phone number")
+		}
+		where, arg = "m.phone = $1", ph
+	}
+	if err := fe.Err("invalid lookup"); err != nil {
+		return nil, err
+	}
+	var out MemberLookup
+	err := db.Pool.QueryRow(ctx, `
+		SELECT m.id, m.card, m.name, m.status, coalesce(s.code, '')
+		FROM members m LEFT JOIN stores s ON s.id = m.home_store_id
+		WHERE `+where+` AND m.status <> 'erased'`, arg).Scan(&out.ID, &out.Card, &out.Name, &out.Status, &out.HomeStore)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Errorf(ENOTFOUND, "no member found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up member: %w", err)
+	}
+	return &out, nil
+}
