@@ -83,7 +83,7 @@ func (db *DB) Ping(ctx context.Context) error { return db.Pool.Ping(ctx) }
 // Migrate applies every pending migration. A Postgres advisory lock makes it safe when several
 // replicas start at once: one migrates, the others wait and then find nothing to do.
 func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
-	locker, err := lock.NewPostgresSessionLocker()
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300)) // poll each second, up to 5 min
 	if err != nil {
 		return err
 	}

@@ -9,15 +9,15 @@ import (
 
 // Error codes. The HTTP layer maps each to one status in exactly one place.
 const (
-	EMALFORMED    = "malformed"     // the request could not be read (400)
-	EUNAUTHORIZED = "unauthorized"  // no or unknown credentials (401)
-	EFORBIDDEN    = "forbidden"     // known caller, not allowed (403)
-	ENOTFOUND     = "not_found"     // (404)
-	ECONFLICT     = "conflict"      // clashes with what is stored (409)
-	ETOOLARGE     = "too_large"     // (413)
-	EINVALID      = "invalid"       // well-formed but breaks a rule; Fields says which (422)
-	ERATELIMITED  = "rate_limited"  // (429)
-	EINTERNAL     = "internal"      // (500)
+	EMALFORMED    = "malformed"    // the request could not be read (400)
+	EUNAUTHORIZED = "unauthorized" // no or unknown credentials (401)
+	EFORBIDDEN    = "forbidden"    // known caller, not allowed (403)
+	ENOTFOUND     = "not_found"    // (404)
+	ECONFLICT     = "conflict"     // clashes with what is stored (409)
+	ETOOLARGE     = "too_large"    // (413)
+	EINVALID      = "invalid"      // well-formed but breaks a rule; Fields says which (422)
+	ERATELIMITED  = "rate_limited" // (429)
+	EINTERNAL     = "internal"     // (500)
 )
 
 // Error is the one error type that crosses from the domain to the API. Fields maps an input

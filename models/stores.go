@@ -2,8 +2,8 @@ package models
 
 import (
 	"context"
-	"reflect"
 	"errors"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"

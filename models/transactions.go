@@ -677,19 +677,32 @@ func (db *DB) findTransactions(ctx context.Context, store *Store, ids []string) 
 }
 
 // LinkUnmatched links every transaction whose presented card, email or phone now belongs to a
-// member, and returns how many it linked. Member creation links its own sales at once; this
-// set-based sweep catches a sale that was being committed at that very moment.
+// member, and returns how many it linked: after a members import, say.
 func (db *DB) LinkUnmatched(ctx context.Context) (int64, error) {
+	return db.linkUnmatched(ctx, time.Time{})
+}
+
+// LinkRecentMembers is LinkUnmatched for members created since a time. Member creation links
+// its own sales at once; this cheap sweep catches a sale committed at that very moment, which
+// the member's own UPDATE could not see.
+func (db *DB) LinkRecentMembers(ctx context.Context, since time.Time) (int64, error) {
+	return db.linkUnmatched(ctx, since)
+}
+
+func (db *DB) linkUnmatched(ctx context.Context, since time.Time) (int64, error) {
 	var total int64
 	for _, q := range []string{
 		`UPDATE transactions t SET member_id = m.id FROM members m
-		 WHERE t.member_id IS NULL AND t.member_card IS NOT NULL AND m.card = t.member_card AND m.status <> 'erased'`,
+		 WHERE t.member_id IS NULL AND t.member_card IS NOT NULL AND m.card = t.member_card
+		   AND m.status <> 'erased' AND m.created_at >= $1`,
 		`UPDATE transactions t SET member_id = m.id FROM members m
-		 WHERE t.member_id IS NULL AND t.member_email IS NOT NULL AND lower(m.email) = lower(t.member_email) AND m.status <> 'erased'`,
+		 WHERE t.member_id IS NULL AND t.member_email IS NOT NULL AND lower(m.email) = lower(t.member_email)
+		   AND m.status <> 'erased' AND m.created_at >= $1`,
 		`UPDATE transactions t SET member_id = m.id FROM members m
-		 WHERE t.member_id IS NULL AND t.member_phone IS NOT NULL AND m.phone = t.member_phone AND m.status <> 'erased'`,
+		 WHERE t.member_id IS NULL AND t.member_phone IS NOT NULL AND m.phone = t.member_phone
+		   AND m.status <> 'erased' AND m.created_at >= $1`,
 	} {
-		tag, err := db.Pool.Exec(ctx, q)
+		tag, err := db.Pool.Exec(ctx, q, since)
 		if err != nil {
 			return total, fmt.Errorf("link unmatched transactions: %w", err)
 		}

@@ -154,5 +154,33 @@ func TestBatchReportsEachItem(t *testing.T) {
 	if n := countRows(t, db, `SELECT count(*) FROM transactions`); n != 2 {
 		t.Fatalf("%d rows, want 2", n)
 	}
-	_ = time.Now
+}
+
+func TestSweepLinksSalesThatRacedWithMemberCreation(t *testing.T) {
+	db, reg := fixture(t)
+	ctx := context.Background()
+	card, _ := models.NewCardNumber()
+	in := sale("R-race", 2500)
+	in.Member = &models.MemberRef{Card: card}
+	if _, _, err := db.RecordTransaction(ctx, reg, in); err != nil {
+		t.Fatal(err)
+	}
+	// A member row that appeared without linking, as if its own UPDATE ran before the sale
+	// committed.
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO members (card, status, source) VALUES ($1, 'active', 'till')`, card); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.LinkRecentMembers(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("sweep of members newer than the future linked %d (err %v), want 0", n, err)
+	}
+	if n, err := db.LinkRecentMembers(ctx, time.Now().Add(-time.Hour)); err != nil || n != 1 {
+		t.Fatalf("sweep linked %d (err %v), want 1", n, err)
+	}
+	got, err := db.FindTransaction(ctx, "oslo-1", "R-race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Member.Matched {
+		t.Fatalf("sale still unmatched after the sweep: %+v", got.Member)
+	}
 }

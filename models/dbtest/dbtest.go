@@ -99,6 +99,18 @@ func URL(t testing.TB) string {
 	return withDatabase(adminURL, name)
 }
 
+// EmptyURL creates an empty database (no migrations applied) for t, dropped when t ends.
+func EmptyURL(t testing.TB) string {
+	t.Helper()
+	adminURL := AdminURL(t)
+	name := "regulars_empty_" + randomSuffix()
+	if err := exec(context.Background(), adminURL, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create empty database: %v", err)
+	}
+	t.Cleanup(func() { _ = exec(context.Background(), adminURL, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	return withDatabase(adminURL, name)
+}
+
 // New returns an open handle on a fresh migrated database for t, closed when t ends.
 func New(t testing.TB) *models.DB {
 	t.Helper()

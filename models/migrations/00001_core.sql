@@ -43,6 +43,7 @@ CREATE TABLE members (
 CREATE UNIQUE INDEX members_email_key ON members (lower(email)) WHERE email IS NOT NULL;
 CREATE UNIQUE INDEX members_phone_key ON members (phone) WHERE phone IS NOT NULL;
 CREATE INDEX members_home_store ON members (home_store_id);
+CREATE INDEX members_created_at ON members (created_at);
 
 CREATE TABLE consents (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
