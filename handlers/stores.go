@@ -24,5 +24,8 @@ func (s *Server) listStores(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if stores == nil {
+		stores = []models.Store{} // an empty list, not null
+	}
 	return c.JSON(http.StatusOK, map[string]any{"stores": stores})
 }

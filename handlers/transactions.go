@@ -29,10 +29,19 @@ type batchInput struct {
 }
 
 type batchOutput struct {
-	Created  int                  `json:"created"`
-	Replayed int                  `json:"replayed"`
-	Failed   int                  `json:"failed"`
-	Results  []models.BatchResult `json:"results"`
+	Created  int           `json:"created"`
+	Replayed int           `json:"replayed"`
+	Failed   int           `json:"failed"`
+	Results  []batchResult `json:"results"`
+}
+
+// batchResult is models.BatchResult with its error in the contract's JSON shape.
+type batchResult struct {
+	Index       int                 `json:"index"`
+	ID          string              `json:"id,omitempty"`
+	Status      int                 `json:"status"`
+	Transaction *models.Transaction `json:"transaction,omitempty"`
+	Error       *errorDetail        `json:"error,omitempty"`
 }
 
 // createTransactionBatch records up to models.MaxBatch transactions. Each item is decoded on its
@@ -62,12 +71,17 @@ func (s *Server) createTransactionBatch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := batchOutput{Results: results}
+	out := batchOutput{Results: make([]batchResult, len(results))}
 	for i := range results {
 		if e := decodeErrs[i]; e != nil {
 			results[i] = models.BatchResult{Index: i, Status: statusOf[e.Code], Error: e}
 		}
-		switch results[i].Status {
+		r := results[i]
+		out.Results[i] = batchResult{Index: r.Index, ID: r.ID, Status: r.Status, Transaction: r.Transaction}
+		if r.Error != nil {
+			out.Results[i].Error = &errorDetail{Code: r.Error.Code, Message: r.Error.Message, Fields: r.Error.Fields}
+		}
+		switch r.Status {
 		case http.StatusCreated:
 			out.Created++
 		case http.StatusOK:
