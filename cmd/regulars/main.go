@@ -22,6 +22,7 @@ Usage:
   regulars import transactions FILE.csv   bulk load transactions
   regulars import members FILE.csv        bulk load club members
   regulars demo                           fill the database with demo data
+  regulars healthcheck                    exit 0 if the local server answers /healthz
 
 Settings come from REGULARS_* environment variables; see README.md.
 `
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return env.importCSV(ctx, rest[0], rest[1:])
 	case "demo":
 		return env.demo(ctx, rest)
+	case "healthcheck":
+		return env.healthcheck(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

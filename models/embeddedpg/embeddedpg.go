@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -131,9 +132,20 @@ func (c *Cluster) Stop() error {
 	return fmt.Errorf("embedded postgres (pid %d) did not stop", c.pid)
 }
 
+// binaryGlobs are the distributions' versioned PostgreSQL directories, searched after PATH and
+// pg_config.
+var binaryGlobs = []string{
+	"/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql*/bin",
+	"/opt/homebrew/opt/postgresql@*/bin", "/usr/local/opt/postgresql@*/bin",
+}
+
 // FindBinaries returns the directory holding initdb and postgres: from PATH, then
 // `pg_config --bindir`, then the distributions' versioned directories, newest first.
-func FindBinaries() (string, error) {
+func FindBinaries() (string, error) { return findBinaries(binaryGlobs) }
+
+// findBinaries is FindBinaries with the versioned directories given, so that tests can search
+// a machine with no PostgreSQL on it.
+func findBinaries(globs []string) (string, error) {
 	has := func(dir string) bool {
 		for _, name := range []string{"initdb", "postgres"} {
 			if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
@@ -151,10 +163,7 @@ func FindBinaries() (string, error) {
 		}
 	}
 	var candidates []string
-	for _, pattern := range []string{
-		"/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql*/bin",
-		"/opt/homebrew/opt/postgresql@*/bin", "/usr/local/opt/postgresql@*/bin",
-	} {
+	for _, pattern := range globs {
 		m, _ := filepath.Glob(pattern)
 		candidates = append(candidates, m...)
 	}
@@ -167,15 +176,17 @@ func FindBinaries() (string, error) {
 	return "", ErrNoBinaries
 }
 
-// versionOf reads the major version out of a path such as /usr/lib/postgresql/15/bin.
+// versionOf reads the major version out of a path such as /usr/lib/postgresql/15/bin: the last
+// number in it, so that a number higher up (/srv/2024/pgsql-16/bin) does not count.
 func versionOf(path string) float64 {
+	version := 0.0
 	for _, part := range strings.FieldsFunc(path, func(r rune) bool { return r == '/' || r == '@' || r == '-' }) {
 		part = strings.TrimPrefix(part, "pgsql")
-		if v, err := strconv.ParseFloat(part, 64); err == nil {
-			return v
+		if v, err := strconv.ParseFloat(part, 64); err == nil && !math.IsInf(v, 0) && !math.IsNaN(v) {
+			version = v
 		}
 	}
-	return 0
+	return version
 }
 
 // credentialFor returns the user to run the cluster as when this process is root, else nil.
