@@ -498,7 +498,23 @@ WITH b AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::text[],
                          $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[])
         AS b(txn_id, register, kind, occurred_at, amount, currency, card, email, phone, refunds, hash)
-), ins AS (
+)` + insertTransactionsTail
+
+// insertOneTransactionSQL is insertTransactionsSQL for a single transaction, the usual POST
+// /transactions: the row comes as scalars instead of arrays. PostgreSQL estimates unnest() of an
+// array parameter at several rows, so the generic plan of insertTransactionsSQL looks ten times
+// dearer than a custom plan and the plan cache re-plans it on every execution; planning cost
+// more CPU than running it (see docs/benchmarks.md). With scalars the generic plan costs what a
+// custom one does, and the plan cache keeps it.
+const insertOneTransactionSQL = `
+WITH b AS (
+    SELECT $2::text AS txn_id, $3::text AS register, $4::text AS kind, $5::timestamptz AS occurred_at,
+           $6::bigint AS amount, $7::text AS currency, $8::text AS card, $9::text AS email,
+           $10::text AS phone, $11::text AS refunds, $12::bytea AS hash
+)` + insertTransactionsTail
+
+// insertTransactionsTail is what both statements share: everything after the rows.
+const insertTransactionsTail = `, ins AS (
     INSERT INTO transactions (store_id, txn_id, register, kind, occurred_at, amount_minor, currency,
                               member_id, member_card, member_email, member_phone, refunds_txn_id, content_hash)
     SELECT $1, b.txn_id, b.register, b.kind, b.occurred_at, b.amount, b.currency,
@@ -550,28 +566,24 @@ func (db *DB) insertTransactions(ctx context.Context, store *Store, valid []*Tra
 			itemPrice = append(itemPrice, it.UnitPrice)
 		}
 	}
-	rows, err := db.Pool.Query(ctx, insertTransactionsSQL, store.ID, ids, registers, kinds, occurred, amounts, currencies,
-		cards, emails, phones, refunds, hashes, itemTxn, itemLine, itemSKU, itemQty, itemPrice)
+	query, args := insertTransactionsSQL, []any{store.ID, ids, registers, kinds, occurred, amounts, currencies,
+		cards, emails, phones, refunds, hashes, itemTxn, itemLine, itemSKU, itemQty, itemPrice}
+	if n == 1 {
+		query, args = insertOneTransactionSQL, []any{store.ID, ids[0], registers[0], kinds[0], occurred[0], amounts[0],
+			currencies[0], cards[0], emails[0], phones[0], refunds[0], hashes[0], itemTxn, itemLine, itemSKU, itemQty, itemPrice}
+	}
+	inserted, err := db.execInsertTransactions(ctx, n, query, args...)
 	if err != nil {
 		return fmt.Errorf("record transactions: %w", err)
 	}
-	for rows.Next() {
-		var id string
-		var memberID *int64
-		var received time.Time
-		if err := rows.Scan(&id, &memberID, &received); err != nil {
-			return fmt.Errorf("record transactions: %w", err)
-		}
-		t := byID[id]
-		t.ReceivedAt = received
-		t.setMember(memberID)
+	for _, r := range inserted {
+		t := byID[r.id]
+		t.ReceivedAt = r.received
+		t.setMember(r.memberID)
 		t.OccurredAt = t.OccurredAt.In(store.Location())
 		i := idx[t]
 		results[i].Status, results[i].Transaction = 201, t
-		delete(byID, id)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("record transactions: %w", err)
+		delete(byID, r.id)
 	}
 	if len(byID) == 0 {
 		return nil
@@ -598,6 +610,32 @@ func (db *DB) insertTransactions(ctx context.Context, store *Store, valid []*Tra
 		}
 	}
 	return nil
+}
+
+// insertedRow is what insertTransactionsSQL returns for each row it stored.
+type insertedRow struct {
+	id       string
+	memberID *int64
+	received time.Time
+}
+
+// execInsertTransactions runs query (insertTransactionsSQL or insertOneTransactionSQL) for n
+// transactions and reads what it stored.
+func (db *DB) execInsertTransactions(ctx context.Context, n int, query string, args ...any) ([]insertedRow, error) {
+	rows, err := db.Pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]insertedRow, 0, n)
+	for rows.Next() {
+		var r insertedRow
+		if err := rows.Scan(&r.id, &r.memberID, &r.received); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 func (t *Transaction) setMember(memberID *int64) {

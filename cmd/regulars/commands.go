@@ -87,6 +87,14 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		}
 	}
 
+	if env.cfg.PprofAddr != "" {
+		stopPprof, err := startPprof(env.cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := handlers.New(db.DB, log, reg)

@@ -1,0 +1,113 @@
+// Command gencsv writes a large, deterministic transactions file for benchmarking the import:
+// in the import format (`regulars import transactions`), or with the transactions table's own
+// columns for psql's \copy, so that both load the same rows.
+//
+//	gencsv -rows 1000000 -format import > txns.csv
+//	gencsv -rows 1000000 -format table > txns-table.csv
+//
+// The table format assumes the stores oslo-1, oslo-2, bergen-1 and trondheim-1 have the ids 1
+// to 4 (created in that order in a fresh database), and writes a stand-in content hash of the
+// same size as the real one: \copy does not validate or hash anything.
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"time"
+)
+
+var stores = []string{"oslo-1", "oslo-2", "bergen-1", "trondheim-1"}
+
+func main() {
+	rows := flag.Int("rows", 1_000_000, "number of transactions")
+	format := flag.String("format", "import", "import (the import CSV) or table (the transactions table's columns, for \\copy)")
+	seed := flag.Uint64("seed", 1, "random seed")
+	flag.Parse()
+	if *format != "import" && *format != "table" {
+		fmt.Fprintln(os.Stderr, "gencsv: -format must be import or table")
+		os.Exit(2)
+	}
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	if err := generate(w, *rows, *format == "table", *seed); err != nil {
+		fmt.Fprintln(os.Stderr, "gencsv:", err)
+		os.Exit(1)
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintln(os.Stderr, "gencsv:", err)
+		os.Exit(1)
+	}
+}
+
+func generate(w io.Writer, rows int, table bool, seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, 42))
+	cards := make([]string, 50_000)
+	for i := range cards {
+		digits := "29" + fmt.Sprintf("%010d", rng.Int64N(10_000_000_000))
+		cards[i] = digits + checkDigit(digits)
+	}
+	oslo := time.FixedZone("+01:00", 3600)
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, oslo)
+	span := int64(2 * 365 * 24 * time.Hour / time.Second)
+	if table {
+		fmt.Fprintln(w, "store_id,txn_id,register,kind,occurred_at,amount_minor,currency,member_card,member_email,content_hash")
+	} else {
+		fmt.Fprintln(w, "id,store,register,kind,occurred_at,amount,currency,member_card,member_email")
+	}
+	var line []byte
+	for i := range rows {
+		store := i % len(stores)
+		id := "B-" + fmt.Sprintf("%07d", i/len(stores)+1)
+		at := start.Add(time.Duration(rng.Int64N(span)) * time.Second).Format(time.RFC3339)
+		amount := strconv.FormatInt(100+rng.Int64N(50_000), 10)
+		card, email := "", ""
+		switch x := rng.IntN(10); {
+		case x < 6:
+			card = cards[rng.IntN(len(cards))]
+		case x < 7:
+			email = "customer" + strconv.Itoa(rng.IntN(20_000)) + "@example.com"
+		}
+		register := "till-" + strconv.Itoa(1+rng.IntN(2))
+		line = line[:0]
+		if table {
+			line = strconv.AppendInt(line, int64(store+1), 10)
+		} else {
+			line = append(line, stores[store]...)
+		}
+		line = append(line, ',')
+		if !table { // the import format starts with the id
+			line = append([]byte(id+","), line...)
+		} else {
+			line = append(line, id...)
+			line = append(line, ',')
+		}
+		line = append(line, register+",sale,"+at+","+amount+",NOK,"+card+","+email...)
+		if table {
+			h := sha256.Sum256(line)
+			line = append(line, ",\\x"+hex.EncodeToString(h[:])...)
+		}
+		line = append(line, '\n')
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkDigit(first12 string) string {
+	sum := 0
+	for i := 0; i < 12; i++ {
+		d := int(first12[i] - '0')
+		if i%2 == 1 {
+			d *= 3
+		}
+		sum += d
+	}
+	return strconv.Itoa((10 - sum%10) % 10)
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/regulars/regulars/models"
+	"github.com/regulars/regulars/models/demo"
+)
+
+// demo runs `regulars demo`: fill the database with demo data and say what went in.
+func (env *environment) demo(ctx context.Context, args []string) error {
+	var opts demo.Options
+	if err := env.parse("demo", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&opts.Force, "force", false, "add the demo data even though the database already has stores (reuses the demo stores; a rerun on another day needs another --seed)")
+		fs.Uint64Var(&opts.Seed, "seed", 1, "random seed; the same seed gives the same data")
+		fs.IntVar(&opts.Members, "members", 2000, "number of club members")
+	}); err != nil {
+		return err
+	}
+	db, err := env.openDatabase(ctx, env.quietLogger())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sum, err := demo.Fill(ctx, db.DB, opts)
+	if errors.Is(err, demo.ErrNotEmpty) {
+		return errors.New("demo: " + err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	printSummary(env.stdout, sum)
+	fmt.Fprintln(env.stdout, "Make API keys with: regulars apikey create --role admin --name me")
+	return nil
+}
+
+// fillDemo is `serve --demo`: on an empty database it loads the demo and prints tokens to try
+// the API with; on a database with stores it only says so, since tokens are shown once.
+func (env *environment) fillDemo(ctx context.Context, db *models.DB, force bool) error {
+	sum, err := demo.Fill(ctx, db, demo.Options{Force: force})
+	if errors.Is(err, demo.ErrNotEmpty) {
+		fmt.Fprintln(env.stdout, "demo: the database already has stores, so no demo data was added; "+
+			"tokens are shown only once, make new ones with: regulars apikey create --role register --store oslo-1 --name till-1")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	admin, err := db.CreateAPIKey(ctx, models.RoleAdmin, "", "demo admin")
+	if err != nil {
+		return fmt.Errorf("demo: create admin key: %w", err)
+	}
+	marketer, err := db.CreateAPIKey(ctx, models.RoleMarketer, "", "demo marketer")
+	if err != nil {
+		return fmt.Errorf("demo: create marketer key: %w", err)
+	}
+	register, err := db.CreateAPIKey(ctx, models.RoleRegister, "oslo-1", "demo oslo-1 till-1")
+	if err != nil {
+		return fmt.Errorf("demo: create register key: %w", err)
+	}
+	w := env.stdout
+	printSummary(w, sum)
+	fmt.Fprintf(w, `
+Demo API tokens (shown once; make more with: regulars apikey create):
+  admin:             %s
+  marketer:          %s
+  register (oslo-1): %s
+
+Try it:
+  export REGISTER_TOKEN=%s
+  curl -s -X POST %s/api/v1/transactions \
+    -H "Authorization: Bearer $REGISTER_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"id": "T-0001", "store": "oslo-1", "register": "till-1", "kind": "sale",
+         "occurred_at": "%s", "amount": 12950, "currency": "NOK",
+         "items": [{"sku": "LP-1001", "qty": 1, "unit_price": 12950}]}'
+
+`, admin, marketer, register, register, env.cfg.BaseURL, sum.To.In(oslo()).Format(time.RFC3339))
+	return nil
+}
+
+func printSummary(w io.Writer, s *demo.Summary) {
+	fmt.Fprintf(w, "Demo data loaded in %.1fs: %d stores (%s), %s members (%s with confirmed marketing consent),\n"+
+		"%s transactions from %s to %s: %s sales (%s anonymous, %s on cards nobody registered), %s refunds, %s receipt lines.\n",
+		s.Took.Seconds(), len(s.Stores), strings.Join(s.Stores, ", "), thousands(s.Members), thousands(s.ConsentedMembers),
+		thousands(s.Transactions), s.From.Format("2006-01-02"), s.To.Format("2006-01-02"), thousands(s.Sales),
+		thousands(s.AnonymousSales), thousands(s.UnregisteredCardSales), thousands(s.Refunds), thousands(s.Items))
+}
+
+// oslo is the demo stores' zone; the binary embeds tzdata, so the fallback is only a guard.
+func oslo() *time.Location {
+	if loc, err := time.LoadLocation("Europe/Oslo"); err == nil {
+		return loc
+	}
+	return time.UTC
+}
