@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -47,25 +49,9 @@ type batchResult struct {
 // createTransactionBatch records up to models.MaxBatch transactions. Each item is decoded on its
 // own so that one item of the wrong shape fails alone, with its own error.
 func (s *Server) createTransactionBatch(c echo.Context) error {
-	var in batchInput
-	if err := decodeJSON(c, &in); err != nil {
+	items, decodeErrs, err := decodeBatch(c)
+	if err != nil {
 		return err
-	}
-	if in.Transactions == nil {
-		return &models.Error{Code: models.EINVALID, Message: "invalid batch",
-			Fields: map[string]string{"transactions": "is required: an array of transactions"}}
-	}
-	if len(in.Transactions) > models.MaxBatch {
-		return models.Errorf(models.ETOOLARGE, "a batch holds at most %d transactions, this one has %d", models.MaxBatch, len(in.Transactions))
-	}
-	items := make([]models.TransactionInput, len(in.Transactions))
-	decodeErrs := map[int]*models.Error{}
-	for i, raw := range in.Transactions {
-		if err := json.Unmarshal(raw, &items[i]); err != nil {
-			e, _ := jsonError(err).(*models.Error)
-			decodeErrs[i] = e
-			items[i] = models.TransactionInput{}
-		}
 	}
 	results, err := s.db.RecordTransactions(c.Request().Context(), principal(c), items)
 	if err != nil {
@@ -91,4 +77,65 @@ func (s *Server) createTransactionBatch(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// batchFast is a batch decoded in one pass, for the usual case where every item has the right
+// shape.
+type batchFast struct {
+	Transactions []models.TransactionInput `json:"transactions"`
+}
+
+// decodeBatch decodes a batch body. A well-formed batch is decoded in one pass; only when that
+// fails is the body decoded again item by item (as json.RawMessage, then each on its own), so that
+// a malformed item gets its own error and the rest still go in. The single pass halves the JSON
+// work of a large batch, which was the server's biggest cost in docs/benchmarks.md.
+func decodeBatch(c echo.Context) ([]models.TransactionInput, map[int]*models.Error, error) {
+	r := c.Request()
+	if r.ContentLength > maxBody {
+		return nil, nil, models.Errorf(models.ETOOLARGE, "request body is over %d bytes", maxBody)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(c.Response(), r.Body, maxBody)); err != nil {
+		return nil, nil, jsonError(err)
+	}
+	body := buf.Bytes()
+	var fast batchFast
+	if err := json.Unmarshal(body, &fast); err == nil {
+		if err := checkBatchSize(len(fast.Transactions), fast.Transactions == nil); err != nil {
+			return nil, nil, err
+		}
+		return fast.Transactions, nil, nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var in batchInput
+	if err := decodeJSON(c, &in); err != nil {
+		return nil, nil, err
+	}
+	if err := checkBatchSize(len(in.Transactions), in.Transactions == nil); err != nil {
+		return nil, nil, err
+	}
+	items := make([]models.TransactionInput, len(in.Transactions))
+	decodeErrs := map[int]*models.Error{}
+	for i, raw := range in.Transactions {
+		if err := json.Unmarshal(raw, &items[i]); err != nil {
+			e, _ := jsonError(err).(*models.Error)
+			decodeErrs[i] = e
+			items[i] = models.TransactionInput{}
+		}
+	}
+	return items, decodeErrs, nil
+}
+
+func checkBatchSize(n int, missing bool) error {
+	if missing {
+		return &models.Error{Code: models.EINVALID, Message: "invalid batch",
+			Fields: map[string]string{"transactions": "is required: an array of transactions"}}
+	}
+	if n > models.MaxBatch {
+		return models.Errorf(models.ETOOLARGE, "a batch holds at most %d transactions, this one has %d", models.MaxBatch, n)
+	}
+	return nil
 }
