@@ -35,7 +35,10 @@ func NewScheduler(log *slog.Logger, timezone string) (*Scheduler, error) {
 	cl := cronLogger{log}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Scheduler{
-		cron: cron.New(cron.WithLocation(loc), cron.WithChain(cron.Recover(cl), cron.SkipIfStillRunning(cl))),
+		// SkipIfStillRunning must be the outer wrapper: it hands its run token back without a
+		// defer, so a panic escaping it would stop that job for good. Recover inside it catches
+		// the panic first.
+		cron: cron.New(cron.WithLocation(loc), cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl))),
 		log:  log, ctx: ctx, cancel: cancel,
 	}, nil
 }
