@@ -427,9 +427,9 @@ func (g *generator) purchases() {
 		g.events = append(g.events, r)
 	}
 	sort.SliceStable(g.events, func(i, j int) bool { return g.events[i].at.Before(g.events[j].at) })
-	prefix := "R-"
+	prefix := "DEMO-" // apart from the ids the README has newcomers post
 	if g.opts.Seed != 1 {
-		prefix = fmt.Sprintf("S%d-R-", g.opts.Seed)
+		prefix = fmt.Sprintf("DEMO%d-", g.opts.Seed)
 	}
 	seq := make([]int, len(demoStores))
 	g.txns = make([]models.TransactionInput, 0, len(g.events))
