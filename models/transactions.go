@@ -739,6 +739,10 @@ func (db *DB) linkUnmatched(ctx context.Context, since time.Time) (int64, error)
 		`UPDATE transactions t SET member_id = m.id FROM members m
 		 WHERE t.member_id IS NULL AND t.member_phone IS NOT NULL AND m.phone = t.member_phone
 		   AND m.status <> 'erased' AND m.created_at >= $1`,
+		// Last, so that the sales linked above pass their member on.
+		`UPDATE transactions r SET member_id = s.member_id FROM transactions s JOIN members m ON m.id = s.member_id
+		 WHERE r.member_id IS NULL AND r.refunds_txn_id IS NOT NULL
+		   AND r.store_id = s.store_id AND r.refunds_txn_id = s.txn_id AND m.created_at >= $1`,
 	} {
 		tag, err := db.Pool.Exec(ctx, q, since)
 		if err != nil {
@@ -750,7 +754,7 @@ func (db *DB) linkUnmatched(ctx context.Context, since time.Time) (int64, error)
 }
 
 // linkMember links the unmatched transactions that presented this member's card, email or
-// phone, inside tx.
+// phone, and the refunds of those sales, inside tx.
 func linkMember(ctx context.Context, tx pgx.Tx, m *Member) (int64, error) {
 	var total int64
 	for _, q := range []struct {
@@ -770,5 +774,14 @@ func linkMember(ctx context.Context, tx pgx.Tx, m *Member) (int64, error) {
 		}
 		total += tag.RowsAffected()
 	}
-	return total, nil
+	// A refund posted without a card follows the sale it names, as it does when the sale's
+	// member is known at the time (insertTransactionsSQL).
+	tag, err := tx.Exec(ctx, `
+		UPDATE transactions r SET member_id = s.member_id FROM transactions s
+		WHERE s.member_id = $1 AND r.member_id IS NULL AND r.refunds_txn_id IS NOT NULL
+		  AND r.store_id = s.store_id AND r.refunds_txn_id = s.txn_id`, m.ID)
+	if err != nil {
+		return 0, fmt.Errorf("link refunds of member %d: %w", m.ID, err)
+	}
+	return total + tag.RowsAffected(), nil
 }

@@ -165,6 +165,11 @@ func TestSweepLinksSalesThatRacedWithMemberCreation(t *testing.T) {
 	if _, _, err := db.RecordTransaction(ctx, reg, in); err != nil {
 		t.Fatal(err)
 	}
+	refund := sale("R-race-refund", 2500)
+	refund.Kind, refund.Refunds, refund.Items = "refund", "R-race", nil
+	if _, _, err := db.RecordTransaction(ctx, reg, refund); err != nil {
+		t.Fatal(err)
+	}
 	// A member row that appeared without linking, as if its own UPDATE ran before the sale
 	// committed.
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO members (card, status, source) VALUES ($1, 'active', 'till')`, card); err != nil {
@@ -173,8 +178,8 @@ func TestSweepLinksSalesThatRacedWithMemberCreation(t *testing.T) {
 	if n, err := db.LinkRecentMembers(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
 		t.Fatalf("sweep of members newer than the future linked %d (err %v), want 0", n, err)
 	}
-	if n, err := db.LinkRecentMembers(ctx, time.Now().Add(-time.Hour)); err != nil || n != 1 {
-		t.Fatalf("sweep linked %d (err %v), want 1", n, err)
+	if n, err := db.LinkRecentMembers(ctx, time.Now().Add(-time.Hour)); err != nil || n != 2 {
+		t.Fatalf("sweep linked %d (err %v), want 2: the sale and its refund", n, err)
 	}
 	got, err := db.FindTransaction(ctx, "oslo-1", "R-race")
 	if err != nil {
@@ -182,5 +187,36 @@ func TestSweepLinksSalesThatRacedWithMemberCreation(t *testing.T) {
 	}
 	if !got.Member.Matched {
 		t.Fatalf("sale still unmatched after the sweep: %+v", got.Member)
+	}
+}
+
+func TestRefundOfAnUnmatchedSaleFollowsItWhenTheCardIsRegistered(t *testing.T) {
+	db, reg := fixture(t)
+	ctx := context.Background()
+	card, _ := models.NewCardNumber()
+	in := sale("S-1", 9900)
+	in.Member = &models.MemberRef{Card: card}
+	if _, _, err := db.RecordTransaction(ctx, reg, in); err != nil {
+		t.Fatal(err)
+	}
+	refund := sale("S-2", 9900)
+	refund.Kind, refund.Refunds, refund.Items = "refund", "S-1", nil
+	got, _, err := db.RecordTransaction(ctx, reg, refund)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Member != nil {
+		t.Fatalf("refund of an unmatched sale got member %+v", got.Member)
+	}
+	no := false
+	m, err := db.CreateMember(ctx, reg, models.MemberInput{Card: card, MarketingConsent: &no}, models.ConsentEvidence{Source: "till"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.LinkedTransactions != 2 {
+		t.Fatalf("linked %d transactions, want the sale and its refund", m.LinkedTransactions)
+	}
+	if n := countRows(t, db, `SELECT count(*) FROM transactions WHERE member_id = $1`, m.ID); n != 2 {
+		t.Fatalf("%d transactions belong to the member, want 2", n)
 	}
 }

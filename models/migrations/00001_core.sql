@@ -88,6 +88,8 @@ CREATE INDEX transactions_unmatched_email ON transactions (lower(member_email))
     WHERE member_id IS NULL AND member_email IS NOT NULL;
 CREATE INDEX transactions_unmatched_phone ON transactions (member_phone)
     WHERE member_id IS NULL AND member_phone IS NOT NULL;
+CREATE INDEX transactions_unmatched_refund ON transactions (store_id, refunds_txn_id)
+    WHERE member_id IS NULL AND refunds_txn_id IS NOT NULL;
 
 CREATE TABLE transaction_items (
     transaction_id   bigint NOT NULL REFERENCES transactions (id) ON DELETE CASCADE,
