@@ -19,6 +19,11 @@ func ValidCard(s string) bool {
 	return s[12] == ean13CheckDigit(s[:12])
 }
 
+// WithCheckDigit appends the EAN-13 check digit to twelve digits, making a card number.
+func WithCheckDigit(first12 string) string {
+	return first12 + string(ean13CheckDigit(first12))
+}
+
 // ean13CheckDigit computes the check digit of the first twelve digits: weights 1,3,1,3,...
 func ean13CheckDigit(first12 string) byte {
 	sum := 0
@@ -42,8 +47,7 @@ func NewCardNumber() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	digits := cardPrefix + leftPad(n.String(), 10)
-	return digits + string(ean13CheckDigit(digits)), nil
+	return WithCheckDigit(cardPrefix + leftPad(n.String(), 10)), nil
 }
 
 func leftPad(s string, width int) string {

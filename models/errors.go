@@ -32,16 +32,21 @@ func (e *Error) Error() string {
 	if len(e.Fields) == 0 {
 		return e.Message
 	}
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
+	return e.Message + " (" + formatFields(e.Fields) + ")"
+}
+
+// formatFields writes field errors as "a: why; b: why", sorted by field.
+func formatFields(fields map[string]string) string {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + ": " + e.Fields[k]
+		parts[i] = k + ": " + fields[k]
 	}
-	return e.Message + " (" + strings.Join(parts, "; ") + ")"
+	return strings.Join(parts, "; ")
 }
 
 // Errorf returns an *Error with the given code and a formatted message.

@@ -42,16 +42,7 @@ type LineError struct {
 }
 
 func (e *LineError) Error() string {
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + ": " + e.Fields[k]
-	}
-	return fmt.Sprintf("line %d: %s", e.Line, strings.Join(parts, "; "))
+	return fmt.Sprintf("line %d: %s", e.Line, formatFields(e.Fields))
 }
 
 // maxReportedLines bounds how many bad lines an ImportError lists: enough to see the pattern.

@@ -21,6 +21,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/regulars/regulars/models"
 )
 
 var stores = []string{"oslo-1", "oslo-2", "bergen-1", "trondheim-1"}
@@ -50,7 +52,7 @@ func generate(w io.Writer, rows int, table bool, seed uint64) error {
 	cards := make([]string, 50_000)
 	for i := range cards {
 		digits := "29" + fmt.Sprintf("%010d", rng.Int64N(10_000_000_000))
-		cards[i] = digits + checkDigit(digits)
+		cards[i] = models.WithCheckDigit(digits)
 	}
 	oslo := time.FixedZone("+01:00", 3600)
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, oslo)
@@ -98,16 +100,4 @@ func generate(w io.Writer, rows int, table bool, seed uint64) error {
 		}
 	}
 	return nil
-}
-
-func checkDigit(first12 string) string {
-	sum := 0
-	for i := 0; i < 12; i++ {
-		d := int(first12[i] - '0')
-		if i%2 == 1 {
-			d *= 3
-		}
-		sum += d
-	}
-	return strconv.Itoa((10 - sum%10) % 10)
 }

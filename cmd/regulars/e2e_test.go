@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regulars/regulars/models/embeddedpg/pgproctest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/regulars/regulars/models/dbtest"
 )
@@ -107,7 +109,7 @@ func TestAcknowledgedSalesSurviveSIGKILL(t *testing.T) {
 	// On the embedded default the kill takes the cluster down too (parent-death signal), so
 	// the restart also restarts PostgreSQL.
 	t.Run("on the embedded cluster, which goes down with serve", func(t *testing.T) {
-		dataDir := searchableTempDir(t)
+		dataDir := pgproctest.SearchableTempDir(t)
 		salesSurviveSIGKILL(t, []string{"REGULARS_DATA_DIR=" + dataDir}, func() string {
 			return embeddedURL(t, filepath.Join(dataDir, "postgres"))
 		})
@@ -326,7 +328,7 @@ func waitListenerClosed(t *testing.T, addr string) {
 // TestEmbeddedDefault runs serve with no REGULARS_DATABASE_URL: it starts its own cluster under
 // the data dir, other commands join it, and no postgres outlives serve, however serve ends.
 func TestEmbeddedDefault(t *testing.T) {
-	dataDir := searchableTempDir(t)
+	dataDir := pgproctest.SearchableTempDir(t)
 	env := []string{"REGULARS_DATA_DIR=" + dataDir}
 	pgDir := filepath.Join(dataDir, "postgres")
 
@@ -344,7 +346,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	}
 
 	t.Run("SIGTERM stops serve with exit 0 and its postgres with it", func(t *testing.T) {
-		pids := clusterProcesses(t, pgDir)
+		pids := pgproctest.ClusterProcesses(t, pgDir)
 		if len(pids) == 0 {
 			t.Fatalf("no postgres process for %s while serve runs", pgDir)
 		}
@@ -352,19 +354,19 @@ func TestEmbeddedDefault(t *testing.T) {
 		if code := srv.exitCode(); code != 0 {
 			t.Fatalf("serve exit code %d after SIGTERM, want 0", code)
 		}
-		waitNoPostgres(t, pgDir, pids, 0)
+		pgproctest.WaitNoPostgres(t, pgDir, pids, 0)
 	})
 
 	t.Run("SIGKILL of serve takes its postgres down within seconds", func(t *testing.T) {
 		srv := startServe(t, env)
 		newAPIClient(srv.base, adminToken).mustDo(t, http.MethodGet, "/api/v1/stores", nil, http.StatusOK)
-		pids := clusterProcesses(t, pgDir)
+		pids := pgproctest.ClusterProcesses(t, pgDir)
 		if len(pids) == 0 {
 			t.Fatalf("no postgres process for %s while serve runs", pgDir)
 		}
 		srv.signal(syscall.SIGKILL)
 		srv.exitCode()
-		waitNoPostgres(t, pgDir, pids, 15*time.Second)
+		pgproctest.WaitNoPostgres(t, pgDir, pids, 15*time.Second)
 	})
 
 	t.Run("serve starts again after the kill with the data kept", func(t *testing.T) {
@@ -377,7 +379,7 @@ func TestEmbeddedDefault(t *testing.T) {
 		if code := srv.exitCode(); code != 0 {
 			t.Fatalf("serve exit code %d after SIGTERM, want 0", code)
 		}
-		waitNoPostgres(t, pgDir, nil, 0)
+		pgproctest.WaitNoPostgres(t, pgDir, nil, 0)
 	})
 }
 

@@ -228,24 +228,12 @@ func newGenerator(opts Options) *generator {
 func (g *generator) card() string {
 	for {
 		digits := "29" + fmt.Sprintf("%010d", g.rng.Int64N(10_000_000_000))
-		c := digits + checkDigit(digits)
+		c := models.WithCheckDigit(digits)
 		if !g.cards[c] {
 			g.cards[c] = true
 			return c
 		}
 	}
-}
-
-func checkDigit(first12 string) string {
-	sum := 0
-	for i := 0; i < 12; i++ {
-		d := int(first12[i] - '0')
-		if i%2 == 1 {
-			d *= 3
-		}
-		sum += d
-	}
-	return strconv.Itoa((10 - sum%10) % 10)
 }
 
 var asciiName = strings.NewReplacer("æ", "ae", "ø", "o", "å", "a", "Æ", "ae", "Ø", "o", "Å", "a")

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regulars/regulars/models/embeddedpg/pgproctest"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -19,7 +21,7 @@ import (
 func TestClusterLifecycle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir := filepath.Join(searchableTempDir(t), "pg")
+	dir := filepath.Join(pgproctest.SearchableTempDir(t), "pg")
 
 	owner, err := Start(ctx, Options{Dir: dir, NoSync: true})
 	if err != nil {
@@ -58,7 +60,7 @@ func TestClusterLifecycle(t *testing.T) {
 	})
 
 	t.Run("the owner's stop leaves no postgres process behind", func(t *testing.T) {
-		pids := clusterProcesses(t, dir)
+		pids := pgproctest.ClusterProcesses(t, dir)
 		if len(pids) == 0 {
 			t.Fatalf("found no postgres process for %s while it runs", dir)
 		}
@@ -66,11 +68,11 @@ func TestClusterLifecycle(t *testing.T) {
 			t.Fatalf("stop: %v", err)
 		}
 		for _, pid := range pids {
-			if isLivePostgres(pid) {
+			if pgproctest.IsLivePostgres(pid) {
 				t.Errorf("postgres pid %d is still running after stop", pid)
 			}
 		}
-		if left := clusterProcesses(t, dir); len(left) > 0 {
+		if left := pgproctest.ClusterProcesses(t, dir); len(left) > 0 {
 			t.Errorf("postgres processes for %s after stop: %v", dir, left)
 		}
 	})
@@ -161,20 +163,6 @@ func TestVersionOf(t *testing.T) {
 	}
 }
 
-// searchableTempDir returns a temporary directory the cluster's user can reach: when the tests
-// run as root the cluster runs as postgres, which must be able to enter every directory above
-// its data directory.
-func searchableTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 func queryOne(t *testing.T, ctx context.Context, url string) {
 	t.Helper()
 	conn, err := pgx.Connect(ctx, url)
@@ -198,76 +186,4 @@ func fakeBinaries(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// clusterProcesses lists the live postgres processes of the cluster in dir: postmasters whose
-// command line names dir, and their descendants (the backends retitle themselves, so only their
-// parentage ties them to dir).
-func clusterProcesses(t *testing.T, dir string) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	parent := map[int]int{}
-	var roots []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !isLivePostgres(pid) {
-			continue
-		}
-		parent[pid] = parentOf(pid)
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.Contains(string(cmdline), dir) {
-			roots = append(roots, pid)
-		}
-	}
-	var out []int
-	for pid := range parent {
-		for p := pid; p > 1; p = parent[p] {
-			if contains(roots, p) {
-				out = append(out, pid)
-				break
-			}
-		}
-	}
-	return out
-}
-
-func contains(pids []int, pid int) bool {
-	for _, p := range pids {
-		if p == pid {
-			return true
-		}
-	}
-	return false
-}
-
-// isLivePostgres reports whether pid is a postgres process that has not exited (a zombie
-// waiting for its parent to reap it counts as exited).
-func isLivePostgres(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open || end+3 >= len(s) {
-		return false
-	}
-	return strings.HasPrefix(s[open+1:end], "postgres") && s[end+2] != 'Z'
-}
-
-func parentOf(pid int) int {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(fields[1])
-	return ppid
 }
