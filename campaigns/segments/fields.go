@@ -1,0 +1,199 @@
+package segments
+
+import (
+	"slices"
+	"sort"
+)
+
+// Type is the type of a field's values; it decides the operators and the values a rule takes.
+type Type string
+
+// Field types.
+const (
+	TypeText    Type = "text"
+	TypeEnum    Type = "enum" // text with a fixed set of values
+	TypeInteger Type = "integer"
+	TypeNumber  Type = "number" // floating point, e.g. a probability
+	TypeTime    Type = "time"   // values are RFC 3339 instants or YYYY-MM-DD dates
+)
+
+// cast is the SQL type every argument of the type is cast to, so that PostgreSQL never has to
+// guess a parameter's type from context.
+func (t Type) cast() string {
+	switch t {
+	case TypeInteger:
+		return "bigint"
+	case TypeNumber:
+		return "float8"
+	case TypeTime:
+		return "timestamptz"
+	default:
+		return "text"
+	}
+}
+
+// defaultOps are the operators a type allows. Numbers get no eq/ne/in: equality on floating
+// point figures is a trap. Times get no in-lists: a list of instants is never what is meant.
+var defaultOps = map[Type][]Op{
+	TypeText:    {Eq, Ne, In, NotIn, Contains, StartsWith},
+	TypeEnum:    {Eq, Ne, In, NotIn},
+	TypeInteger: {Eq, Ne, Lt, Lte, Gt, Gte, Between, In, NotIn},
+	TypeNumber:  {Lt, Lte, Gt, Gte, Between},
+	TypeTime:    {Eq, Ne, Lt, Lte, Gt, Gte, Between},
+}
+
+// Field is one field a rule may name.
+type Field struct {
+	Name string `json:"name"`
+	Type Type   `json:"type"`
+	// Ops are the operators allowed on the field: the type's, plus is_null/is_not_null when the
+	// field may be NULL.
+	Ops []Op `json:"ops"`
+	// Values are the allowed values of an enum field.
+	Values []string `json:"values,omitempty"`
+	// Doc says what the field means, for the segment editor.
+	Doc string `json:"doc"`
+
+	nullable bool
+	foldCase bool // values are compared lower-cased (the SQL expression is lower-cased too)
+	// sql is the SQL expression of the field for the member m; computed figures need the
+	// compiler for the as-of arguments.
+	sql func(c *compiler) string
+	// leaf, when set, compiles the whole rule itself (a field that is better matched as a
+	// set of ids than as a value per member).
+	leaf func(c *compiler, op Op, v operand) string
+}
+
+// registry holds every field, built once and never changed. A field that a later issue adds
+// (tier, birthday_month, rfm_segment, p_alive, clv_predicted) is one more entry here.
+var registry = func() map[string]*Field {
+	m := map[string]*Field{}
+	for _, f := range []Field{
+		{
+			Name: "home_store", Type: TypeText, nullable: true,
+			Doc:  "code of the member's home store",
+			Ops:  []Op{Eq, Ne, In, NotIn, StartsWith},
+			leaf: homeStoreLeaf,
+		},
+		{
+			Name: "status", Type: TypeEnum, Values: []string{"pending", "active", "erased"},
+			Doc: "pending (email not confirmed), active or erased",
+			sql: column("m.status"),
+		},
+		{
+			Name: "marketing_consent", Type: TypeEnum, Values: []string{"none", "pending", "confirmed", "withdrawn"},
+			Doc: "current answer to marketing email; only confirmed may be mailed",
+			sql: column("m.marketing_consent"),
+		},
+		{
+			Name: "joined_at", Type: TypeTime,
+			Doc: "when the member joined; a YYYY-MM-DD value is that whole day in the shop's timezone",
+			sql: column("m.joined_at"),
+		},
+		{
+			Name: "email_domain", Type: TypeText, nullable: true, foldCase: true,
+			Doc: "the part of the email address after @, lower case; NULL without an email",
+			// NULLIF: an email without @ has no domain rather than an empty one.
+			sql: column("NULLIF(lower(split_part(m.email, '@', 2)), '')"),
+		},
+		{
+			Name: "days_since_last_purchase", Type: TypeInteger, nullable: true,
+			Doc: "whole days (24 h) from the last sale before the as-of time; NULL if none",
+			sql: daysSinceLastPurchase,
+		},
+		{
+			Name: "orders_365d", Type: TypeInteger,
+			Doc: "sales in the 365 days before the as-of time",
+			sql: orders365d,
+		},
+		{
+			Name: "spend_365d", Type: TypeInteger,
+			Doc: "sales minus refunds in the 365 days before the as-of time, in minor units",
+			sql: spend365d,
+		},
+	} {
+		m[f.Name] = field(f)
+	}
+	return m
+}()
+
+// field fills in the operators a definition leaves to its type.
+func field(f Field) *Field {
+	if f.Ops == nil {
+		f.Ops = slices.Clone(defaultOps[f.Type])
+	}
+	if f.nullable {
+		f.Ops = append(f.Ops, IsNull, IsNotNull)
+	}
+	return &f
+}
+
+func column(expr string) func(*compiler) string {
+	return func(*compiler) string { return expr }
+}
+
+// Fields lists every field a rule may name, by name, for the segment editor.
+func Fields() []Field {
+	out := make([]Field, 0, len(registry))
+	for _, f := range registry {
+		out = append(out, *f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (f *Field) allows(op Op) bool { return slices.Contains(f.Ops, op) }
+
+// The computed purchase figures are correlated subqueries on transactions, one probe per member
+// on the index transactions_member (member_id, occurred_at): the equality on member_id and the
+// range on occurred_at make it an index range scan, and max(occurred_at) a backward index scan
+// that stops at the first sale. Only transactions before the as-of time count, so a segment
+// evaluated for a past date ignores what came later, and tests can fix the clock. Refunds carry
+// the member of the sale they refund (see models.insertTransactions), so member_id is enough.
+
+// daysSinceLastPurchase: a purchase is a sale; refunds do not make a member recent.
+func daysSinceLastPurchase(c *compiler) string {
+	asOf := c.asOfArg()
+	return `floor(extract(epoch FROM ` + asOf + ` - (
+        SELECT max(t.occurred_at) FROM transactions t
+        WHERE t.member_id = m.id AND t.kind = 'sale' AND t.occurred_at < ` + asOf + `)) / 86400)::bigint`
+}
+
+// orders365d counts sales in [as-of − 365 days, as-of).
+func orders365d(c *compiler) string {
+	return `(SELECT count(*) FROM transactions t
+        WHERE t.member_id = m.id AND t.kind = 'sale'
+          AND t.occurred_at >= ` + c.windowStartArg() + ` AND t.occurred_at < ` + c.asOfArg() + `)`
+}
+
+// spend365d is net: sales minus refunds in [as-of − 365 days, as-of), 0 without any. Amounts of
+// stores in different currencies are added as they are (minor units).
+func spend365d(c *compiler) string {
+	return `(SELECT coalesce(sum(CASE WHEN t.kind = 'sale' THEN t.amount_minor ELSE -t.amount_minor END), 0)::bigint
+        FROM transactions t
+        WHERE t.member_id = m.id
+          AND t.occurred_at >= ` + c.windowStartArg() + ` AND t.occurred_at < ` + c.asOfArg() + `)`
+}
+
+// homeStoreLeaf matches the member's home_store_id against the ids of the stores whose code
+// matches, rather than looking up each member's store code: the planner hashes the few store
+// ids (or probes members_home_store) instead of running a subquery per member. Negative
+// operators exclude members without a home store explicitly, because NOT IN over an empty
+// set (an unknown code) would otherwise be true for them.
+func homeStoreLeaf(c *compiler, op Op, v operand) string {
+	switch op {
+	case IsNull:
+		return "m.home_store_id IS NULL"
+	case IsNotNull:
+		return "m.home_store_id IS NOT NULL"
+	case Ne, NotIn:
+		positive := Eq
+		if op == NotIn {
+			positive = In
+		}
+		return "(m.home_store_id IS NOT NULL AND m.home_store_id NOT IN (SELECT s.id FROM stores s WHERE " +
+			c.predicate(TypeText, "s.code", positive, v) + "))"
+	default:
+		return "m.home_store_id IN (SELECT s.id FROM stores s WHERE " + c.predicate(TypeText, "s.code", op, v) + ")"
+	}
+}
