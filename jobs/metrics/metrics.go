@@ -1,0 +1,258 @@
+// Package metrics computes the historic segment metrics of the contract ("Metric definitions"):
+// customers, repeat-purchase rate, orders, net revenue, AOV, purchase frequency, churn rate,
+// lifespan and historic CLV for every segment, as one dated snapshot per run. The aggregation is
+// set-based SQL in PostgreSQL; Go only computes the period bounds and reads the results back.
+// The model-based figures (jobs/clv) are filled into the same rows by a later step.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/regulars/regulars/models"
+)
+
+// Defaults of the contract.
+const (
+	DefaultWindowDays       = 365
+	DefaultChurnPeriodDays  = 90
+	DefaultLifespanCapYears = 10.0
+)
+
+// lockKey is the transaction-level advisory lock that lets one metrics run at a time across
+// every replica sharing the database ("regulars metrics" as a number; any fixed value will do,
+// as long as no other part of Regulars uses it).
+const lockKey int64 = 0x7267_6c72_6d65_7472
+
+// Options configure one run. Zero values take the contract's defaults.
+type Options struct {
+	// AsOf is the as-of date: its year, month and day as written (its clock and location are
+	// ignored). Zero means today in Timezone by the database's clock.
+	AsOf time.Time
+	// Timezone is REGULARS_TIMEZONE: the as-of instant A is the start of AsOf there, the period
+	// bounds are calendar days there, and cohorts are quarters there. Nil means UTC. It must be
+	// a named IANA zone (not time.Local), since PostgreSQL reads it too.
+	Timezone *time.Location
+	// WindowDays is W, the window of the purchase metrics (default 365).
+	WindowDays int
+	// ChurnPeriodDays is P, the churn period (default 90).
+	ChurnPeriodDays int
+	// LifespanCapYears caps lifespan_years, also when churn is zero (default 10).
+	LifespanCapYears float64
+	// Families are the segment families to compute; nil means DefaultFamilies().
+	Families []Family
+}
+
+// Family is a kind of segment, the extension point for tier:, rfm: and saved segments. Its
+// Membership is a SQL SELECT of (segment text, member_id bigint) rows, each member at most once
+// per segment; a row with a NULL member_id declares a segment that has no members, so that it
+// is still reported (with zero customers and NULL ratios). The query may read the CTE
+// params(tz text, as_of timestamptz): the run's time zone name and the as-of instant A. It is
+// trusted SQL written in this repository, never built from input.
+type Family struct {
+	Name       string
+	Membership string
+}
+
+// DefaultFamilies are the families of this step: all, store:<code> (members by home store) and
+// cohort:<YYYY-Qn> (members by the quarter of joined_at in the run's time zone). Segments are
+// the members as of the run (not as of A), as the contract says; every member counts whatever
+// its status, erased members included (their purchases are kept, only personal data goes).
+func DefaultFamilies() []Family {
+	return []Family{
+		{Name: "all", Membership: `
+			SELECT 'all'::text, m.id FROM members m
+			UNION ALL SELECT 'all', NULL::bigint`},
+		// Every store is listed, even one nobody calls home.
+		{Name: "store", Membership: `
+			SELECT 'store:' || s.code, m.id
+			FROM stores s LEFT JOIN members m ON m.home_store_id = s.id`},
+		{Name: "cohort", Membership: `
+			SELECT 'cohort:' || to_char(m.joined_at AT TIME ZONE p.tz, 'YYYY-"Q"Q'), m.id
+			FROM members m, params p`},
+	}
+}
+
+// bounds are the instants that delimit a run's periods, each the start of a calendar day in
+// the run's time zone: the window [windowStart, asOf) and the churn periods
+// [churnStart, churnMid) and [churnMid, asOf).
+type bounds struct {
+	asOf, windowStart, churnStart, churnMid time.Time
+}
+
+// normalise fills in defaults and checks the options.
+func (o Options) normalise(now time.Time) (Options, error) {
+	if o.Timezone == nil {
+		o.Timezone = time.UTC
+	}
+	if o.WindowDays == 0 {
+		o.WindowDays = DefaultWindowDays
+	}
+	if o.ChurnPeriodDays == 0 {
+		o.ChurnPeriodDays = DefaultChurnPeriodDays
+	}
+	if o.LifespanCapYears == 0 {
+		o.LifespanCapYears = DefaultLifespanCapYears
+	}
+	if o.Families == nil {
+		o.Families = DefaultFamilies()
+	}
+	if o.AsOf.IsZero() {
+		o.AsOf = now.In(o.Timezone)
+	}
+	fe := models.FieldErrors{}
+	if name := o.Timezone.String(); name == "Local" || name == "" {
+		fe.Add("timezone", "must be a named time zone such as Europe/Oslo")
+	}
+	if o.WindowDays < 1 || o.WindowDays > 100*366 {
+		fe.Add("window_days", "must be between 1 and 36600")
+	}
+	if o.ChurnPeriodDays < 1 || o.ChurnPeriodDays > 100*366 {
+		fe.Add("churn_days", "must be between 1 and 36600")
+	}
+	if !(o.LifespanCapYears > 0 && o.LifespanCapYears <= 1000) {
+		fe.Add("lifespan_cap_years", "must be greater than 0 and at most 1000")
+	}
+	if len(o.Families) == 0 {
+		fe.Add("families", "must name at least one segment family")
+	}
+	return o, fe.Err("invalid metrics options")
+}
+
+// bounds returns the period bounds: calendar days in the time zone, so a window across a DST
+// change still starts at local midnight.
+func (o Options) bounds() bounds {
+	y, m, d := o.AsOf.Date()
+	day := func(back int) time.Time { return time.Date(y, m, d-back, 0, 0, 0, 0, o.Timezone) }
+	return bounds{
+		asOf:        day(0),
+		windowStart: day(o.WindowDays),
+		churnStart:  day(2 * o.ChurnPeriodDays),
+		churnMid:    day(o.ChurnPeriodDays),
+	}
+}
+
+// Compute runs the metrics for opts and stores them as a new snapshot, returning its run id.
+// The run row and its segment rows are written in one transaction, so a reader sees a whole
+// snapshot or none. If another run holds the lock it returns ECONFLICT at once rather than
+// queueing a duplicate run.
+func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err error) {
+	opts, err = opts.normalise(db.Now())
+	if err != nil {
+		return 0, err
+	}
+	b := opts.bounds()
+	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		var locked bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, lockKey).Scan(&locked); err != nil {
+			return fmt.Errorf("take metrics lock: %w", err)
+		}
+		if !locked {
+			return models.Errorf(models.ECONFLICT, "a metrics run is in progress")
+		}
+		err := tx.QueryRow(ctx, `
+			INSERT INTO metric_runs (as_of, timezone, window_days, churn_days, lifespan_cap_years, started_at)
+			VALUES ($1::date, $2, $3, $4, $5, clock_timestamp())
+			RETURNING id`,
+			b.asOf.Format(time.DateOnly), opts.Timezone.String(), opts.WindowDays, opts.ChurnPeriodDays,
+			opts.LifespanCapYears).Scan(&runID)
+		if err != nil {
+			return fmt.Errorf("create metrics run: %w", err)
+		}
+		if _, err := tx.Exec(ctx, segmentMetricsSQL(opts.Families),
+			opts.Timezone.String(), b.asOf, b.windowStart, b.churnStart, b.churnMid, runID,
+			opts.WindowDays, opts.ChurnPeriodDays, opts.LifespanCapYears); err != nil {
+			return fmt.Errorf("compute segment metrics: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE metric_runs SET status = 'done', finished_at = clock_timestamp() WHERE id = $1`, runID); err != nil {
+			return fmt.Errorf("finish metrics run: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		var merr *models.Error
+		if errors.As(err, &merr) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("metrics run as of %s: %w", b.asOf.Format(time.DateOnly), err)
+	}
+	return runID, nil
+}
+
+// segmentMetricsSQL builds the one statement that computes every segment of every family.
+// Parameters: $1 time zone name, $2 A, $3 A−W, $4 A−2P, $5 A−P, $6 run id, $7 W (days),
+// $8 P (days), $9 lifespan cap (years). Only trusted family queries are spliced in.
+//
+// Plan: per_member scans the transactions of [min(A−W, A−2P), A) once and reduces them to one
+// row per member (a hash aggregate); each family lists its (segment, member) pairs; one hash
+// join and one GROUP BY segment then count, and the ratios are taken from the counts with
+// NULLIF so an empty denominator gives NULL, never a division error.
+func segmentMetricsSQL(families []Family) string {
+	memberships := make([]string, len(families))
+	for i, f := range families {
+		memberships[i] = "(" + strings.TrimSpace(f.Membership) + ")"
+	}
+	return `
+WITH params AS (
+    SELECT $1::text AS tz, $2::timestamptz AS as_of
+),
+per_member AS (
+    -- Member transactions only; a refund counts against its member (it inherits the member of
+    -- the sale it refunds when recorded), so net revenue may be negative.
+    SELECT t.member_id,
+           count(*) FILTER (WHERE t.kind = 'sale' AND t.occurred_at >= $3) AS orders,
+           coalesce(sum(CASE t.kind WHEN 'sale' THEN t.amount_minor ELSE -t.amount_minor END)
+                    FILTER (WHERE t.occurred_at >= $3), 0) AS net_revenue,
+           bool_or(t.kind = 'sale' AND t.occurred_at >= $4 AND t.occurred_at < $5) AS bought_before,
+           bool_or(t.kind = 'sale' AND t.occurred_at >= $5) AS bought_recently
+    FROM transactions t
+    WHERE t.member_id IS NOT NULL
+      AND t.occurred_at >= least($3::timestamptz, $4::timestamptz) AND t.occurred_at < $2
+    GROUP BY t.member_id
+),
+membership (segment, member_id) AS (
+    ` + strings.Join(memberships, "\n    UNION ALL\n    ") + `
+),
+counts AS (
+    SELECT s.segment,
+           count(s.member_id) AS members,
+           count(*) FILTER (WHERE pm.orders >= 1) AS customers,
+           count(*) FILTER (WHERE pm.orders >= 2) AS repeaters,
+           coalesce(sum(pm.orders), 0)::bigint AS orders,
+           coalesce(sum(pm.net_revenue), 0)::bigint AS net_revenue,
+           count(*) FILTER (WHERE pm.bought_before) AS churn_base,
+           count(*) FILTER (WHERE pm.bought_before AND NOT pm.bought_recently) AS churned
+    FROM membership s
+    LEFT JOIN per_member pm ON pm.member_id = s.member_id
+    GROUP BY s.segment
+),
+ratios AS (
+    SELECT c.*,
+           c.repeaters::numeric / NULLIF(c.customers, 0) AS repeat_purchase_rate,
+           c.net_revenue::numeric / NULLIF(c.orders, 0) AS aov,
+           c.orders::numeric / NULLIF(c.customers, 0) * 365 / $7::int AS purchase_frequency,
+           c.churned::numeric / NULLIF(c.churn_base, 0) AS churn_rate
+    FROM counts c
+),
+lifespans AS (
+    -- 1 ÷ annual churn, annual churn = 1 − (1 − churn)^(365/P), capped; a zero annual churn
+    -- (no churn, or one too small for numeric to tell from zero) gives the cap.
+    SELECT r.*,
+           CASE WHEN r.churn_rate IS NOT NULL THEN
+               least($9::numeric, coalesce(
+                   1 / NULLIF(1 - power(1 - r.churn_rate, 365 / $8::int::numeric), 0), $9::numeric))
+           END AS lifespan_years
+    FROM ratios r
+)
+INSERT INTO segment_metrics (run_id, segment, members, customers, repeat_purchase_rate, orders,
+                             net_revenue, aov, purchase_frequency, churn_rate, lifespan_years,
+                             clv_historic)
+SELECT $6::bigint, l.segment, l.members, l.customers, l.repeat_purchase_rate, l.orders,
+       l.net_revenue, l.aov, l.purchase_frequency, l.churn_rate, l.lifespan_years,
+       l.aov * l.purchase_frequency * l.lifespan_years
+FROM lifespans l`
+}
