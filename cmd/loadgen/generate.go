@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/regulars/regulars/models"
 )
 
 // mix is the share of each kind of transaction the registers post, as weights.
@@ -170,22 +172,7 @@ func cardPool(seed uint64, n int) []string {
 	rng := rand.New(rand.NewPCG(seed, 0xca7d))
 	out := make([]string, n)
 	for i := range out {
-		first12 := fmt.Sprintf("29%010d", rng.Int64N(10_000_000_000))
-		out[i] = first12 + string(ean13CheckDigit(first12))
+		out[i] = models.WithCheckDigit(fmt.Sprintf("29%010d", rng.Int64N(10_000_000_000)))
 	}
 	return out
-}
-
-// ean13CheckDigit is the EAN-13 check digit of twelve digits (weights 1,3,1,3,...); the server
-// refuses cards without it.
-func ean13CheckDigit(first12 string) byte {
-	sum := 0
-	for i := range 12 {
-		d := int(first12[i] - '0')
-		if i%2 == 1 {
-			d *= 3
-		}
-		sum += d
-	}
-	return byte('0' + (10-sum%10)%10)
 }
