@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/regulars/regulars/models"
 )
 
@@ -20,6 +21,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *httpMetrics
 	echo    *echo.Echo
+	// metricsOpts are the settings of runs started by POST /metrics/run (SetMetricsOptions).
+	metricsOpts metrics.Options
 }
 
 // New builds the server's handler. reg receives the HTTP and database-pool metrics and is what

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/regulars/regulars/handlers"
 	"github.com/regulars/regulars/jobs"
+	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/embeddedpg"
 )
@@ -98,12 +99,21 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := handlers.New(db.DB, log, reg)
+	metricsOpts, err := env.cfg.metricsOptions()
+	if err != nil {
+		return err
+	}
+	srv.SetMetricsOptions(metricsOpts)
 
 	scheduler, err := jobs.NewScheduler(log, env.cfg.Timezone)
 	if err != nil {
 		return err
 	}
 	if err := scheduler.Add("@every 5m", jobs.LinkUnmatched{DB: db.DB, Log: log}); err != nil {
+		return err
+	}
+	// Every replica schedules the metrics; the job's advisory lock lets one of them run it.
+	if err := scheduler.Add(env.cfg.MetricsSchedule, metrics.Job{DB: db.DB, Log: log, Options: metricsOpts}); err != nil {
 		return err
 	}
 	scheduler.Start()

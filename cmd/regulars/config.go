@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/regulars/regulars/jobs/metrics"
+	"github.com/robfig/cron/v3"
 )
 
 // config is every setting, from REGULARS_* variables, overridable by flags.
@@ -30,6 +33,12 @@ type config struct {
 	LogFormat   string
 	LogLevel    string
 	PprofAddr   string
+
+	// The segment metrics job (jobs/metrics): its cron schedule in Timezone and its settings.
+	MetricsSchedule         string
+	MetricsWindowDays       int
+	MetricsChurnDays        int
+	MetricsLifespanCapYears float64
 }
 
 // loadConfig reads the environment through getenv.
@@ -51,6 +60,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		LogFormat:  getenv("REGULARS_LOG_FORMAT"),
 		LogLevel:   or(getenv("REGULARS_LOG_LEVEL"), "info"),
 		PprofAddr:  getenv("REGULARS_PPROF_ADDR"),
+
+		MetricsSchedule:         or(getenv("REGULARS_METRICS_SCHEDULE"), "15 2 * * *"),
+		MetricsWindowDays:       metrics.DefaultWindowDays,
+		MetricsChurnDays:        metrics.DefaultChurnPeriodDays,
+		MetricsLifespanCapYears: metrics.DefaultLifespanCapYears,
 	}
 	if v := getenv("REGULARS_MAX_AMOUNT"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -65,6 +79,28 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("REGULARS_DB_MAX_CONNS must be a positive integer, not %q", v)
 		}
 		c.DBMaxConns = int32(n)
+	}
+	for _, d := range []struct {
+		name string
+		dst  *int
+	}{
+		{"REGULARS_METRICS_WINDOW_DAYS", &c.MetricsWindowDays},
+		{"REGULARS_METRICS_CHURN_DAYS", &c.MetricsChurnDays},
+	} {
+		if v := getenv(d.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return c, fmt.Errorf("%s must be a whole number of days, not %q", d.name, v)
+			}
+			*d.dst = n
+		}
+	}
+	if v := getenv("REGULARS_METRICS_LIFESPAN_CAP_YEARS"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return c, fmt.Errorf("REGULARS_METRICS_LIFESPAN_CAP_YEARS must be a number of years, not %q", v)
+		}
+		c.MetricsLifespanCapYears = n
 	}
 	return c, nil
 }
@@ -81,6 +117,24 @@ func (c *config) validate() error {
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		return fmt.Errorf("REGULARS_TIMEZONE %q is not an IANA time zone", c.Timezone)
 	}
+	if c.Timezone == "Local" {
+		// PostgreSQL reads the metrics' time zone too, and has no "Local".
+		return fmt.Errorf("REGULARS_TIMEZONE must name a time zone such as Europe/Oslo, not Local")
+	}
+	if _, err := cron.ParseStandard(c.MetricsSchedule); err != nil {
+		return fmt.Errorf("REGULARS_METRICS_SCHEDULE %q is not a cron schedule (e.g. \"15 2 * * *\"): %v", c.MetricsSchedule, err)
+	}
+	// The same bounds jobs/metrics enforces, checked here so a bad setting stops the start
+	// rather than the first nightly run.
+	if c.MetricsWindowDays < 1 || c.MetricsWindowDays > 36600 {
+		return fmt.Errorf("REGULARS_METRICS_WINDOW_DAYS must be between 1 and 36600, not %d", c.MetricsWindowDays)
+	}
+	if c.MetricsChurnDays < 1 || c.MetricsChurnDays > 36600 {
+		return fmt.Errorf("REGULARS_METRICS_CHURN_DAYS must be between 1 and 36600, not %d", c.MetricsChurnDays)
+	}
+	if !(c.MetricsLifespanCapYears > 0 && c.MetricsLifespanCapYears <= 1000) {
+		return fmt.Errorf("REGULARS_METRICS_LIFESPAN_CAP_YEARS must be greater than 0 and at most 1000, not %g", c.MetricsLifespanCapYears)
+	}
 	if c.BaseURL == "" {
 		host := c.HTTPAddr
 		if strings.HasPrefix(host, ":") {
@@ -90,6 +144,16 @@ func (c *config) validate() error {
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	return nil
+}
+
+// metricsOptions are the settings of every metrics run, scheduled or on demand.
+func (c *config) metricsOptions() (metrics.Options, error) {
+	tz, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return metrics.Options{}, fmt.Errorf("REGULARS_TIMEZONE %q is not an IANA time zone", c.Timezone)
+	}
+	return metrics.Options{Timezone: tz, WindowDays: c.MetricsWindowDays, ChurnPeriodDays: c.MetricsChurnDays,
+		LifespanCapYears: c.MetricsLifespanCapYears}, nil
 }
 
 // ensureSecret generates the HMAC secret on first use and keeps it in the data dir, so that

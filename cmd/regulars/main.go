@@ -21,6 +21,7 @@ Usage:
   regulars apikey create --role register|marketer|admin [--store CODE] --name NAME
   regulars import transactions FILE.csv   bulk load transactions
   regulars import members FILE.csv        bulk load club members
+  regulars metrics run [--as-of DATE]     compute the segment metrics now
   regulars demo                           fill the database with demo data
   regulars healthcheck                    exit 0 if the local server answers /healthz
 
@@ -64,6 +65,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return fmt.Errorf("usage: regulars import transactions|members FILE.csv")
 		}
 		return env.importCSV(ctx, rest[0], rest[1:])
+	case "metrics":
+		if len(rest) == 0 || rest[0] != "run" {
+			return fmt.Errorf("usage: regulars metrics run [--as-of YYYY-MM-DD]")
+		}
+		return env.metricsRun(ctx, rest[1:])
 	case "demo":
 		return env.demo(ctx, rest)
 	case "healthcheck":

@@ -2,7 +2,8 @@
 // customers, repeat-purchase rate, orders, net revenue, AOV, purchase frequency, churn rate,
 // lifespan and historic CLV for every segment, as one dated snapshot per run. The aggregation is
 // set-based SQL in PostgreSQL; Go only computes the period bounds and reads the results back.
-// The model-based figures (jobs/clv) are filled into the same rows by a later step.
+// The model-based figures (jobs/clv: BG/NBD and Gamma-Gamma) are fitted in the same run and
+// filled into the same rows, and kept per member in member_metrics (model.go).
 package metrics
 
 import (
@@ -21,6 +22,11 @@ const (
 	DefaultWindowDays       = 365
 	DefaultChurnPeriodDays  = 90
 	DefaultLifespanCapYears = 10.0
+	// DefaultHorizonDays is H, the horizon of the model-based predictions.
+	DefaultHorizonDays = 365
+	// DefaultMonthlyDiscountRate discounts clv_predicted by 1 % a month (about 12.7 % a
+	// year), the rate lifetimes' examples use; see docs/metrics.md.
+	DefaultMonthlyDiscountRate = 0.01
 )
 
 // lockKey is the transaction-level advisory lock that lets one metrics run at a time across
@@ -45,6 +51,12 @@ type Options struct {
 	LifespanCapYears float64
 	// Families are the segment families to compute; nil means DefaultFamilies().
 	Families []Family
+	// HorizonDays is H, the days ahead over which expected purchases and clv_predicted are
+	// predicted (default 365).
+	HorizonDays int
+	// MonthlyDiscountRate discounts clv_predicted per 30-day month (0.01 = 1 %). A pointer so
+	// that 0 (no discounting) can be asked for; nil means DefaultMonthlyDiscountRate.
+	MonthlyDiscountRate *float64
 }
 
 // Family is a kind of segment, the extension point for tier:, rfm: and saved segments. Its
@@ -101,6 +113,13 @@ func (o Options) normalise(now time.Time) (Options, error) {
 	if o.Families == nil {
 		o.Families = DefaultFamilies()
 	}
+	if o.HorizonDays == 0 {
+		o.HorizonDays = DefaultHorizonDays
+	}
+	if o.MonthlyDiscountRate == nil {
+		d := DefaultMonthlyDiscountRate
+		o.MonthlyDiscountRate = &d
+	}
 	if o.AsOf.IsZero() {
 		o.AsOf = now.In(o.Timezone)
 	}
@@ -119,6 +138,12 @@ func (o Options) normalise(now time.Time) (Options, error) {
 	}
 	if len(o.Families) == 0 {
 		fe.Add("families", "must name at least one segment family")
+	}
+	if o.HorizonDays < 1 || o.HorizonDays > 100*366 {
+		fe.Add("horizon_days", "must be between 1 and 36600")
+	}
+	if d := *o.MonthlyDiscountRate; !(d >= 0 && d <= 1) {
+		fe.Add("monthly_discount_rate", "must be between 0 and 1")
 	}
 	return o, fe.Err("invalid metrics options")
 }
@@ -168,6 +193,9 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 			opts.WindowDays, opts.ChurnPeriodDays, opts.LifespanCapYears); err != nil {
 			return fmt.Errorf("compute segment metrics: %w", err)
 		}
+		if err := computeModels(ctx, tx, opts, b, runID); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE metric_runs SET status = 'done', finished_at = clock_timestamp() WHERE id = $1`, runID); err != nil {
 			return fmt.Errorf("finish metrics run: %w", err)
 		}
@@ -192,10 +220,6 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 // join and one GROUP BY segment then count, and the ratios are taken from the counts with
 // NULLIF so an empty denominator gives NULL, never a division error.
 func segmentMetricsSQL(families []Family) string {
-	memberships := make([]string, len(families))
-	for i, f := range families {
-		memberships[i] = "(" + strings.TrimSpace(f.Membership) + ")"
-	}
 	return `
 WITH params AS (
     SELECT $1::text AS tz, $2::timestamptz AS as_of
@@ -215,7 +239,7 @@ per_member AS (
     GROUP BY t.member_id
 ),
 membership (segment, member_id) AS (
-    ` + strings.Join(memberships, "\n    UNION ALL\n    ") + `
+    ` + membershipUnion(families) + `
 ),
 counts AS (
     SELECT s.segment,
@@ -255,4 +279,14 @@ SELECT $6::bigint, l.segment, l.members, l.customers, l.repeat_purchase_rate, l.
        l.net_revenue, l.aov, l.purchase_frequency, l.churn_rate, l.lifespan_years,
        l.aov * l.purchase_frequency * l.lifespan_years
 FROM lifespans l`
+}
+
+// membershipUnion is the UNION ALL of the families' membership queries, for a CTE
+// membership(segment, member_id) next to a CTE params(tz, as_of).
+func membershipUnion(families []Family) string {
+	memberships := make([]string, len(families))
+	for i, f := range families {
+		memberships[i] = "(" + strings.TrimSpace(f.Membership) + ")"
+	}
+	return strings.Join(memberships, "\n    UNION ALL\n    ")
 }

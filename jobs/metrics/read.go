@@ -59,21 +59,9 @@ func Latest(ctx context.Context, db *models.DB, asOf *time.Time) (*Snapshot, err
 	}
 	var s Snapshot
 	r := &s.Run
-	err := db.Pool.QueryRow(ctx, `
-		SELECT id, as_of, timezone, window_days, churn_days, lifespan_cap_years::float8, started_at, finished_at
-		FROM metric_runs
-		WHERE status = 'done' AND ($1::date IS NULL OR as_of = $1::date)
-		ORDER BY as_of DESC, finished_at DESC, id DESC
-		LIMIT 1`, date).
-		Scan(&r.ID, &r.AsOf, &r.Timezone, &r.WindowDays, &r.ChurnPeriodDays, &r.LifespanCapYears, &r.StartedAt, &r.FinishedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		if date != nil {
-			return nil, models.Errorf(models.ENOTFOUND, "no metrics as of %s", *date)
-		}
-		return nil, models.Errorf(models.ENOTFOUND, "no metrics have been computed yet")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find metrics run: %w", err)
+	var err error
+	if s.Run, err = findRun(ctx, db, date); err != nil {
+		return nil, err
 	}
 	rows, err := db.Pool.Query(ctx, `
 		SELECT segment, members, customers, repeat_purchase_rate::float8, orders, net_revenue,
@@ -143,4 +131,27 @@ func Series(ctx context.Context, db *models.DB, segment, metric string, from, to
 		return nil, fmt.Errorf("read %s series of %s: %w", metric, segment, err)
 	}
 	return points, nil
+}
+
+// findRun finds the newest finished run for date (YYYY-MM-DD), or the newest of all when date
+// is nil. ENOTFOUND when there is none.
+func findRun(ctx context.Context, db *models.DB, date *string) (Run, error) {
+	var r Run
+	err := db.Pool.QueryRow(ctx, `
+		SELECT id, as_of, timezone, window_days, churn_days, lifespan_cap_years::float8, started_at, finished_at
+		FROM metric_runs
+		WHERE status = 'done' AND ($1::date IS NULL OR as_of = $1::date)
+		ORDER BY as_of DESC, finished_at DESC, id DESC
+		LIMIT 1`, date).
+		Scan(&r.ID, &r.AsOf, &r.Timezone, &r.WindowDays, &r.ChurnPeriodDays, &r.LifespanCapYears, &r.StartedAt, &r.FinishedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if date != nil {
+			return r, models.Errorf(models.ENOTFOUND, "no metrics as of %s", *date)
+		}
+		return r, models.Errorf(models.ENOTFOUND, "no metrics have been computed yet")
+	}
+	if err != nil {
+		return r, fmt.Errorf("find metrics run: %w", err)
+	}
+	return r, nil
 }

@@ -1,0 +1,400 @@
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/regulars/regulars/jobs/clv"
+)
+
+// The model step of a run (docs/metrics.md, "Model-based figures"). PostgreSQL summarises every
+// member's purchase history before A in one set-based statement into a temporary table; Go
+// reads it back only as groups (identical (x, t_x, T), and identical (x, m) for spend), fits
+// BG/NBD and Gamma-Gamma through jobs/clv, evaluates each group once, and copies the group
+// results back; SQL then maps them to members, member_metrics and the segment averages.
+// Everything runs in the run's transaction, so a snapshot is still all or nothing.
+
+// minorPerMajor converts minor to major currency units. The models are fitted in major units
+// (as the contract says), assuming a currency with two decimals (NOK, SEK, DKK, EUR, …). The
+// assumption only affects the unit of the reported Gamma-Gamma γ: the model is
+// scale-equivariant, so expected spend converted back to minor units does not depend on it.
+const minorPerMajor = 100
+
+// summaryTableSQL is the per-member summary, one row per member with a transaction before A.
+// frequency, recency_days, t_days, monetary_minor and last_day are NULL for a member whose
+// transactions before A are all refunds; monetary_minor is also NULL with no repeat day.
+// m_major is the mean value the spend model sees: monetary in major units, floored at 0, and 0
+// without a repeat day (float8, so the group keys Go reads come back bit for bit).
+const summaryTableSQL = `
+CREATE TEMP TABLE metrics_summary (
+    member_id      bigint PRIMARY KEY,
+    frequency      int,
+    recency_days   int,
+    t_days         int,
+    monetary_minor numeric,
+    m_major        float8,
+    last_day       date,
+    orders_365d    int NOT NULL,
+    spend_365d     bigint NOT NULL
+) ON COMMIT DROP`
+
+// summarySQL fills metrics_summary. Parameters: $1 time zone name, $2 A (instant), $3 A's date.
+// A day is a calendar date in the time zone; a purchase day is one with at least one sale; its
+// net amount is that day's sales minus that day's refunds. A is the start of its date in the
+// zone, so "before A" is exactly "on a local date before A's date", and A−365 days is the date
+// 365 days before.
+var summarySQL = `
+WITH days AS (
+    SELECT t.member_id,
+           (t.occurred_at AT TIME ZONE $1::text)::date AS day,
+           count(*) FILTER (WHERE t.kind = 'sale') AS sales_n,
+           coalesce(sum(t.amount_minor) FILTER (WHERE t.kind = 'sale'), 0)
+             - coalesce(sum(t.amount_minor) FILTER (WHERE t.kind = 'refund'), 0) AS net
+    FROM transactions t
+    WHERE t.member_id IS NOT NULL AND t.occurred_at < $2
+    GROUP BY 1, 2
+),
+marked AS (
+    SELECT d.*, min(d.day) FILTER (WHERE d.sales_n > 0) OVER (PARTITION BY d.member_id) AS first_day
+    FROM days d
+),
+per_member AS (
+    SELECT m.member_id,
+           NULLIF(count(*) FILTER (WHERE m.sales_n > 0), 0) - 1 AS frequency,
+           max(m.day) FILTER (WHERE m.sales_n > 0) - min(m.first_day) AS recency_days,
+           $3::date - min(m.first_day) AS t_days,
+           avg(m.net) FILTER (WHERE m.sales_n > 0 AND m.day > m.first_day) AS monetary_minor,
+           max(m.day) FILTER (WHERE m.sales_n > 0) AS last_day,
+           coalesce(sum(m.sales_n) FILTER (WHERE m.day >= $3::date - 365), 0) AS orders_365d,
+           coalesce(sum(m.net) FILTER (WHERE m.day >= $3::date - 365), 0) AS spend_365d
+    FROM marked m
+    GROUP BY m.member_id
+)
+INSERT INTO metrics_summary (member_id, frequency, recency_days, t_days, monetary_minor, m_major,
+                             last_day, orders_365d, spend_365d)
+SELECT p.member_id, p.frequency, p.recency_days, p.t_days, p.monetary_minor,
+       CASE WHEN p.frequency IS NOT NULL
+            THEN (greatest(coalesce(p.monetary_minor, 0), 0) / ` + strconv.Itoa(minorPerMajor) + `)::float8 END,
+       p.last_day, p.orders_365d, p.spend_365d
+FROM per_member p`
+
+// modelFit is one row of metric_models.
+type modelFit struct {
+	model         string
+	params        any // nil when the fit failed
+	logLikelihood *float64
+	sampleSize    int
+	groups        int
+	converged     bool
+	gradientNorm  *float64
+	note          string
+}
+
+// bgnbdParams and gammaGammaParams are the JSON forms of the fitted parameters.
+type bgnbdParams struct {
+	R     float64 `json:"r"`
+	Alpha float64 `json:"alpha"`
+	A     float64 `json:"a"`
+	B     float64 `json:"b"`
+}
+
+type gammaGammaParams struct {
+	P     float64 `json:"p"`
+	Q     float64 `json:"q"`
+	Gamma float64 `json:"gamma"`
+}
+
+// computeModels is the model step of run runID; see the comment at the top of this file.
+// Only database errors fail the run: a fit that is not identified, fails or does not converge
+// is recorded in metric_models with its reason, and its figures stay NULL.
+func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID int64) error {
+	tz := opts.Timezone.String()
+	date := b.asOf.Format(time.DateOnly)
+	if _, err := tx.Exec(ctx, `UPDATE metric_runs SET horizon_days = $2, monthly_discount_rate = $3 WHERE id = $1`,
+		runID, opts.HorizonDays, *opts.MonthlyDiscountRate); err != nil {
+		return fmt.Errorf("record model settings: %w", err)
+	}
+	if _, err := tx.Exec(ctx, summaryTableSQL); err != nil {
+		return fmt.Errorf("create member summary table: %w", err)
+	}
+	if _, err := tx.Exec(ctx, summarySQL, tz, b.asOf, date); err != nil {
+		return fmt.Errorf("summarise members: %w", err)
+	}
+
+	groups, err := readGroups(ctx, tx)
+	if err != nil {
+		return err
+	}
+	pairs, err := readSpendPairs(ctx, tx)
+	if err != nil {
+		return err
+	}
+	bg, bgRow := fitBGNBD(groups)
+	gg, ggRow := fitGammaGamma(pairs)
+	for _, row := range []modelFit{bgRow, ggRow} {
+		var params []byte
+		if row.params != nil {
+			if params, err = json.Marshal(row.params); err != nil {
+				return fmt.Errorf("encode %s parameters: %w", row.model, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO metric_models (run_id, model, params, log_likelihood, sample_size, groups, converged, gradient_norm, note)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			runID, row.model, params, row.logLikelihood, row.sampleSize, row.groups, row.converged,
+			row.gradientNorm, row.note); err != nil {
+			return fmt.Errorf("record %s fit: %w", row.model, err)
+		}
+	}
+
+	for _, ddl := range []string{`
+		CREATE TEMP TABLE metrics_group_predictions (
+		    frequency int, recency_days int, t_days int,
+		    p_alive float8, expected_purchases float8, clv_per_spend float8
+		) ON COMMIT DROP`, `
+		CREATE TEMP TABLE metrics_spend_predictions (
+		    frequency int, m_major float8, expected_spend float8
+		) ON COMMIT DROP`} {
+		if _, err := tx.Exec(ctx, ddl); err != nil {
+			return fmt.Errorf("create prediction tables: %w", err)
+		}
+	}
+	if bg != nil {
+		rows := predictGroups(*bg, groups, float64(opts.HorizonDays), *opts.MonthlyDiscountRate)
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"metrics_group_predictions"},
+			[]string{"frequency", "recency_days", "t_days", "p_alive", "expected_purchases", "clv_per_spend"},
+			pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("copy group predictions: %w", err)
+		}
+	}
+	if gg != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"metrics_spend_predictions"},
+			[]string{"frequency", "m_major", "expected_spend"},
+			pgx.CopyFromRows(predictSpend(*gg, pairs))); err != nil {
+			return fmt.Errorf("copy spend predictions: %w", err)
+		}
+	}
+
+	if _, err := tx.Exec(ctx, memberResultsSQL, date); err != nil {
+		return fmt.Errorf("compute member figures: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO member_metrics (member_id, run_id, as_of, days_since_last_purchase, orders_365d,
+		    spend_365d, frequency, recency_days, t_days, monetary_value, p_alive, expected_purchases,
+		    expected_spend, clv_predicted, updated_at)
+		SELECT r.member_id, $1, $2::date, r.days_since_last_purchase, r.orders_365d, r.spend_365d,
+		       r.frequency, r.recency_days, r.t_days, r.monetary_value, r.p_alive,
+		       r.expected_purchases, r.expected_spend, r.clv_predicted, now()
+		FROM metrics_member_results r
+		ON CONFLICT (member_id) DO UPDATE SET
+		    run_id = EXCLUDED.run_id, as_of = EXCLUDED.as_of,
+		    days_since_last_purchase = EXCLUDED.days_since_last_purchase,
+		    orders_365d = EXCLUDED.orders_365d, spend_365d = EXCLUDED.spend_365d,
+		    frequency = EXCLUDED.frequency, recency_days = EXCLUDED.recency_days,
+		    t_days = EXCLUDED.t_days, monetary_value = EXCLUDED.monetary_value,
+		    p_alive = EXCLUDED.p_alive, expected_purchases = EXCLUDED.expected_purchases,
+		    expected_spend = EXCLUDED.expected_spend, clv_predicted = EXCLUDED.clv_predicted,
+		    updated_at = EXCLUDED.updated_at
+		WHERE member_metrics.as_of <= EXCLUDED.as_of`, runID, date); err != nil {
+		return fmt.Errorf("store member metrics: %w", err)
+	}
+	if _, err := tx.Exec(ctx, segmentModelSQL(opts.Families), tz, b.asOf, runID); err != nil {
+		return fmt.Errorf("compute segment model averages: %w", err)
+	}
+	return nil
+}
+
+// memberResultsSQL joins every member to its summary and its group's predictions. $1 is A's
+// date. The results are this run's, whether or not member_metrics keeps them (a back-filled
+// run does not overwrite newer rows), so the segment averages read them from here.
+var memberResultsSQL = `
+CREATE TEMP TABLE metrics_member_results ON COMMIT DROP AS
+SELECT m.id AS member_id,
+       $1::date - s.last_day AS days_since_last_purchase,
+       coalesce(s.orders_365d, 0) AS orders_365d,
+       coalesce(s.spend_365d, 0) AS spend_365d,
+       s.frequency, s.recency_days, s.t_days, s.monetary_minor AS monetary_value,
+       g.p_alive, g.expected_purchases,
+       sp.expected_spend * ` + strconv.Itoa(minorPerMajor) + ` AS expected_spend,
+       g.clv_per_spend * sp.expected_spend * ` + strconv.Itoa(minorPerMajor) + ` AS clv_predicted
+FROM members m
+LEFT JOIN metrics_summary s ON s.member_id = m.id
+LEFT JOIN metrics_group_predictions g
+       ON g.frequency = s.frequency AND g.recency_days = s.recency_days AND g.t_days = s.t_days
+LEFT JOIN metrics_spend_predictions sp ON sp.frequency = s.frequency AND sp.m_major = s.m_major`
+
+// segmentModelSQL fills the model-based columns of the run's segment rows: averages over the
+// segment's members with a purchase before A (frequency not NULL), each over the members for
+// whom the figure exists. $1 time zone, $2 A, $3 run id. Segments without such members keep
+// NULL.
+func segmentModelSQL(families []Family) string {
+	return `
+WITH params AS (
+    SELECT $1::text AS tz, $2::timestamptz AS as_of
+),
+membership (segment, member_id) AS (
+    ` + membershipUnion(families) + `
+),
+averages AS (
+    SELECT s.segment,
+           avg(r.p_alive) AS p_alive,
+           avg(r.expected_purchases) AS expected_purchases,
+           avg(r.clv_predicted) AS clv_predicted
+    FROM membership s
+    JOIN metrics_member_results r ON r.member_id = s.member_id
+    WHERE r.frequency IS NOT NULL
+    GROUP BY s.segment
+)
+UPDATE segment_metrics sm
+SET p_alive = a.p_alive::numeric,
+    expected_purchases = a.expected_purchases::numeric,
+    clv_predicted = a.clv_predicted::numeric,
+    expected_churned = 1 - a.p_alive::numeric
+FROM averages a
+WHERE sm.run_id = $3 AND sm.segment = a.segment`
+}
+
+// readGroups reads the BG/NBD input: members with a purchase before A grouped by (x, t_x, T).
+func readGroups(ctx context.Context, tx pgx.Tx) ([]clv.Group, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT frequency, recency_days, t_days, count(*)
+		FROM metrics_summary WHERE frequency IS NOT NULL
+		GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)
+	if err != nil {
+		return nil, fmt.Errorf("read summary groups: %w", err)
+	}
+	groups, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (clv.Group, error) {
+		var x, tx, age int
+		var n int64
+		err := row.Scan(&x, &tx, &age, &n)
+		return clv.Group{Customer: clv.Customer{Frequency: x, Recency: float64(tx), T: float64(age)}, Count: int(n)}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read summary groups: %w", err)
+	}
+	return groups, nil
+}
+
+// readSpendPairs reads every distinct (x, m) of the members with a purchase before A, with
+// counts; the Gamma-Gamma fit takes those with x ≥ 1 and m > 0, predictions need them all.
+func readSpendPairs(ctx context.Context, tx pgx.Tx) ([]clv.SpendGroup, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT frequency, m_major, count(*)
+		FROM metrics_summary WHERE frequency IS NOT NULL
+		GROUP BY 1, 2 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("read spend groups: %w", err)
+	}
+	pairs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (clv.SpendGroup, error) {
+		var g clv.SpendGroup
+		var n int64
+		err := row.Scan(&g.Frequency, &g.MeanValue, &n)
+		g.Count = int(n)
+		return g, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read spend groups: %w", err)
+	}
+	return pairs, nil
+}
+
+// fitBGNBD fits BG/NBD and returns the parameters to predict with (nil unless the fit
+// converged) and the row that records the fit.
+func fitBGNBD(groups []clv.Group) (*clv.BGNBDParams, modelFit) {
+	row := modelFit{model: "bgnbd", groups: len(groups)}
+	for _, g := range groups {
+		row.sampleSize += g.Count
+	}
+	if len(groups) == 0 {
+		row.note = "no member has a purchase before the as-of date"
+		return nil, row
+	}
+	fit, err := clv.FitBGNBD(groups)
+	switch {
+	case errors.Is(err, clv.ErrNotIdentified):
+		row.note = "not identified: " + err.Error()
+		return nil, row
+	case err != nil:
+		row.note = "fit failed: " + err.Error()
+		return nil, row
+	}
+	row.params = bgnbdParams{R: fit.Params.R, Alpha: fit.Params.Alpha, A: fit.Params.A, B: fit.Params.B}
+	row.logLikelihood, row.gradientNorm = &fit.LogLikelihood, &fit.GradientNorm
+	row.converged = fit.Converged
+	if !fit.Converged {
+		row.note = fmt.Sprintf("did not converge (%s, gradient norm %g); not used", fit.Status, fit.GradientNorm)
+		return nil, row
+	}
+	return &fit.Params, row
+}
+
+// fitGammaGamma fits Gamma-Gamma on the pairs with x ≥ 1 and m > 0 (members whose refunds
+// brought their repeat days to zero or below are left out of the fit, the model needs m > 0).
+func fitGammaGamma(pairs []clv.SpendGroup) (*clv.GammaGammaParams, modelFit) {
+	row := modelFit{model: "gamma_gamma"}
+	var fitPairs []clv.SpendGroup
+	for _, p := range pairs {
+		if p.Frequency >= 1 && p.MeanValue > 0 {
+			fitPairs = append(fitPairs, p)
+			row.sampleSize += p.Count
+		}
+	}
+	row.groups = len(fitPairs)
+	if len(fitPairs) == 0 {
+		row.note = "no member has a repeat purchase day with a positive net amount"
+		return nil, row
+	}
+	fit, err := clv.FitGammaGamma(fitPairs)
+	if err != nil {
+		row.note = "fit failed: " + err.Error()
+		return nil, row
+	}
+	row.params = gammaGammaParams{P: fit.Params.P, Q: fit.Params.Q, Gamma: fit.Params.Gamma}
+	row.logLikelihood, row.gradientNorm = &fit.LogLikelihood, &fit.GradientNorm
+	row.converged = fit.Converged
+	if !fit.Converged {
+		row.note = fmt.Sprintf("did not converge (%s, gradient norm %g); not used", fit.Status, fit.GradientNorm)
+		return nil, row
+	}
+	return &fit.Params, row
+}
+
+// predictGroups evaluates each (x, t_x, T) group once: P(alive), E[Y(H)] and the discounted CLV
+// per unit of spend (clv.CLV is linear in the spend, so SQL multiplies by each member's
+// expected spend). A figure the model cannot give for a group (not finite) is NULL.
+func predictGroups(p clv.BGNBDParams, groups []clv.Group, horizon, discount float64) [][]any {
+	rows := make([][]any, 0, len(groups))
+	for _, g := range groups {
+		row := []any{g.Frequency, int(g.Recency), int(g.T), nil, nil, nil}
+		if v, err := p.PAlive(g.Customer); err == nil {
+			row[3] = v
+		}
+		if v, err := p.ExpectedPurchases(g.Customer, horizon); err == nil {
+			row[4] = v
+		}
+		if v, err := clv.CLV(p, g.Customer, 1, horizon, discount); err == nil {
+			row[5] = v
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// predictSpend evaluates the expected spend per purchase (major units) for each (x, m), NULL
+// where Gamma-Gamma gives none (x = 0 with q ≤ 1: the population mean does not exist).
+func predictSpend(p clv.GammaGammaParams, pairs []clv.SpendGroup) [][]any {
+	rows := make([][]any, 0, len(pairs))
+	for _, g := range pairs {
+		row := []any{g.Frequency, g.MeanValue, nil}
+		if v, err := p.ExpectedSpend(g.Frequency, g.MeanValue); err == nil {
+			row[2] = v
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
