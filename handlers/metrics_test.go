@@ -13,7 +13,7 @@ import (
 )
 
 // metricsLockKey is jobs/metrics' advisory lock key; holding it stands in for a run in progress.
-const metricsLockKey int64 = 0x7267_6c72_6d65_7472
+const metricsLockKey = metrics.LockKey
 
 // seedMetrics enrols two members at oslo-1 and one at bergen-1 and records their purchases in
 // October 2026: the oslo pair buy three times between them, the bergen member once.

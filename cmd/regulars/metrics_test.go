@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
 )
@@ -41,7 +42,7 @@ func TestMetricsRunCommand(t *testing.T) {
 		}
 		defer conn.Release()
 		// jobs/metrics' advisory lock key: holding it stands in for a run in progress.
-		const key int64 = 0x7267_6c72_6d65_7472
+		const key = metrics.LockKey
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
 			t.Fatal(err)
 		}

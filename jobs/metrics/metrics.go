@@ -29,10 +29,10 @@ const (
 	DefaultMonthlyDiscountRate = 0.01
 )
 
-// lockKey is the transaction-level advisory lock that lets one metrics run at a time across
+// LockKey is the transaction-level advisory lock that lets one metrics run at a time across
 // every replica sharing the database ("regulars metrics" as a number; any fixed value will do,
-// as long as no other part of Regulars uses it).
-const lockKey int64 = 0x7267_6c72_6d65_7472
+// as long as no other part of Regulars uses it). Exported so that tests can hold it.
+const LockKey int64 = 0x7267_6c72_6d65_7472
 
 // Options configure one run. Zero values take the contract's defaults.
 type Options struct {
@@ -173,7 +173,7 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 	b := opts.bounds()
 	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
 		var locked bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, lockKey).Scan(&locked); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, LockKey).Scan(&locked); err != nil {
 			return fmt.Errorf("take metrics lock: %w", err)
 		}
 		if !locked {
