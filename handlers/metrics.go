@@ -11,7 +11,7 @@ import (
 )
 
 // SetMetricsOptions sets what runs started by POST /metrics/run use (time zone, window, churn
-// period, lifespan cap): the same settings as the nightly job, so that both give the same
+// period, lifespan cap, prediction horizon, discount rate): the same settings as the nightly job, so that both give the same
 // figures. Call it before serving; the zero value means UTC and the contract's defaults.
 func (s *Server) SetMetricsOptions(o metrics.Options) { s.metricsOpts = o }
 
@@ -87,13 +87,46 @@ func (s *Server) metricsSegments(c echo.Context) error {
 			&segs[i].LifespanYears, &segs[i].CLVHistoric, &segs[i].PAlive, &segs[i].ExpectedPurchases,
 			&segs[i].CLVPredicted, &segs[i].ExpectedChurned)
 	}
-	r := snap.Run
-	return c.JSON(http.StatusOK, map[string]any{
-		"run": metricsRunView{ID: r.ID, AsOf: r.AsOf.Format(time.DateOnly), Timezone: r.Timezone,
-			WindowDays: r.WindowDays, ChurnDays: r.ChurnPeriodDays, LifespanCapYears: r.LifespanCapYears,
-			FinishedAt: r.FinishedAt},
-		"segments": segs,
-	})
+	return c.JSON(http.StatusOK, map[string]any{"run": runView(snap.Run), "segments": segs})
+}
+
+// modelsView is the body of GET /metrics/model: the run, the prediction settings it used and
+// its fits.
+type modelsView struct {
+	Run                 metricsRunView     `json:"run"`
+	HorizonDays         *int               `json:"horizon_days"`
+	MonthlyDiscountRate *float64           `json:"monthly_discount_rate"`
+	Models              []metrics.ModelFit `json:"models"`
+}
+
+// metricsModel reads the BG/NBD and Gamma-Gamma fits of the newest run, or of the newest run
+// of the as_of date.
+func (s *Server) metricsModel(c echo.Context) error {
+	var asOf *time.Time
+	if v := c.QueryParam("as_of"); v != "" {
+		d, err := parseDate("as_of", v)
+		if err != nil {
+			return err
+		}
+		asOf = &d
+	}
+	snap, err := metrics.LatestModels(c.Request().Context(), s.db, asOf)
+	if err != nil {
+		return err
+	}
+	for i := range snap.Models {
+		finite(&snap.Models[i].LogLikelihood)
+	}
+	finite(&snap.MonthlyDiscountRate)
+	return c.JSON(http.StatusOK, modelsView{Run: runView(snap.Run), HorizonDays: snap.HorizonDays,
+		MonthlyDiscountRate: snap.MonthlyDiscountRate, Models: snap.Models})
+}
+
+// runView is a run as the API shows it.
+func runView(r metrics.Run) metricsRunView {
+	return metricsRunView{ID: r.ID, AsOf: r.AsOf.Format(time.DateOnly), Timezone: r.Timezone,
+		WindowDays: r.WindowDays, ChurnDays: r.ChurnPeriodDays, LifespanCapYears: r.LifespanCapYears,
+		FinishedAt: r.FinishedAt}
 }
 
 // metricsSeries gives one figure of one segment over a range of as-of dates, for charts.

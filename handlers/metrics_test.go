@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/regulars/regulars/models"
@@ -74,6 +78,10 @@ func TestMetricsAPI(t *testing.T) {
 		wantError(t, tl.do(t, http.MethodGet, "/api/v1/metrics/segments", tl.marketer, nil), 404, "")
 	})
 
+	t.Run("models before any run are not found", func(t *testing.T) {
+		wantError(t, tl.do(t, http.MethodGet, "/api/v1/metrics/model", tl.marketer, nil), 404, "")
+	})
+
 	t.Run("an admin runs the metrics as of a date", func(t *testing.T) {
 		res := tl.do(t, http.MethodPost, "/api/v1/metrics/run", tl.admin, map[string]any{"as_of": "2026-11-01"})
 		if res.Status != http.StatusCreated {
@@ -116,6 +124,37 @@ func TestMetricsAPI(t *testing.T) {
 			if got.RepeatPurchaseRate == nil || *got.RepeatPurchaseRate != float64(want.repeats)/float64(want.customers) {
 				t.Errorf("%s: repeat_purchase_rate %v, want %d/%d", want.segment, got.RepeatPurchaseRate, want.repeats, want.customers)
 			}
+		}
+	})
+
+	t.Run("the models of a tiny shop are reported as not used, with a note", func(t *testing.T) {
+		res := tl.do(t, http.MethodGet, "/api/v1/metrics/model?as_of=2026-11-01", tl.marketer, nil)
+		if res.Status != http.StatusOK {
+			t.Fatalf("status %d: %s", res.Status, res.Body)
+		}
+		var body modelsView
+		if err := json.Unmarshal(res.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Run.AsOf != "2026-11-01" || body.HorizonDays == nil || *body.HorizonDays != 365 ||
+			body.MonthlyDiscountRate == nil || *body.MonthlyDiscountRate != 0.01 {
+			t.Errorf("run %+v horizon %v rate %v, want as of 2026-11-01 with the default settings", body.Run, body.HorizonDays, body.MonthlyDiscountRate)
+		}
+		fits := map[string]metrics.ModelFit{}
+		for _, m := range body.Models {
+			fits[m.Model] = m
+		}
+		if len(fits) != 2 {
+			t.Fatalf("models %s, want bgnbd and gamma_gamma", res.Body)
+		}
+		// Three customers, one of whom came back once: too little to fit either model.
+		for name, m := range fits {
+			if m.Converged || m.Note == "" {
+				t.Errorf("%s: converged %t note %q, want a fit that was not used and says why", name, m.Converged, m.Note)
+			}
+		}
+		if n := fits["bgnbd"].SampleSize; n != 3 {
+			t.Errorf("bgnbd sample size %d, want the 3 customers", n)
 		}
 	})
 
@@ -191,6 +230,9 @@ func TestMetricsAPI(t *testing.T) {
 		field  string
 	}{
 		{"a register may not read metrics", "GET", "/api/v1/metrics/segments", func() string { return tl.oslo }, nil, 403, ""},
+		{"a register may not read the models", "GET", "/api/v1/metrics/model", func() string { return tl.oslo }, nil, 403, ""},
+		{"a bad as_of for the models is invalid", "GET", "/api/v1/metrics/model?as_of=01.11.2026", func() string { return tl.marketer }, nil, 422, "as_of"},
+		{"models of a date with no run are not found", "GET", "/api/v1/metrics/model?as_of=2020-01-01", func() string { return tl.marketer }, nil, 404, ""},
 		{"a register may not read a series", "GET", "/api/v1/metrics/series?metric=aov", func() string { return tl.oslo }, nil, 403, ""},
 		{"a marketer may not start a run", "POST", "/api/v1/metrics/run", func() string { return tl.marketer }, nil, 403, ""},
 		{"no token is unauthorized", "GET", "/api/v1/metrics/segments", func() string { return "" }, nil, 401, ""},
@@ -205,6 +247,97 @@ func TestMetricsAPI(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			wantError(t, tl.do(t, tc.method, tc.path, tc.token(), tc.body), tc.status, tc.field)
+		})
+	}
+}
+
+// seedSimulation enrols 400 members at oslo-1 and bergen-1 and draws their purchases before
+// 1 April 2026 from a BG/NBD-like process (Gamma-distributed daily rates, drop-out after each
+// purchase with probability 0.3, log-normal amounts), with a fixed seed: the history
+// jobs/metrics' model test fits, enough for both models to converge.
+func seedSimulation(t *testing.T, tl *till) {
+	t.Helper()
+	ctx := context.Background()
+	var oslo, bergen int64
+	if err := tl.db.Pool.QueryRow(ctx, `SELECT (SELECT id FROM stores WHERE code = 'oslo-1'), (SELECT id FROM stores WHERE code = 'bergen-1')`).Scan(&oslo, &bergen); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tl.db.Pool.Query(ctx, `
+		INSERT INTO members (card, name, home_store_id, status, source, joined_at)
+		SELECT '9' || lpad(g::text, 12, '0'), 'Sim ' || g, CASE WHEN g % 2 = 0 THEN $1::bigint ELSE $2::bigint END,
+		       'active', 'test', '2024-01-01T00:00:00Z'
+		FROM generate_series(1, 400) g RETURNING id`, oslo, bergen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 7))
+	a := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	var txns [][]any
+	for _, id := range ids {
+		rate := (rng.ExpFloat64() + rng.ExpFloat64()) / 60 // a purchase every 30 days on average
+		at := a.Add(-time.Duration(1+rng.IntN(700*24)) * time.Hour)
+		for at.Before(a) {
+			amount := int64(math.Round(30000 * math.Exp(0.5*rng.NormFloat64())))
+			txns = append(txns, []any{oslo, fmt.Sprintf("S-%d", len(txns)), "sale", at, max(amount, 1), "NOK", id, []byte{0}})
+			if rng.Float64() < 0.3 {
+				break
+			}
+			at = at.Add(time.Duration(rng.ExpFloat64() / rate * 24 * float64(time.Hour)))
+		}
+	}
+	if _, err := tl.db.Pool.CopyFrom(ctx, pgx.Identifier{"transactions"},
+		[]string{"store_id", "txn_id", "kind", "occurred_at", "amount_minor", "currency", "member_id", "content_hash"},
+		pgx.CopyFromRows(txns)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMetricsModelAPI(t *testing.T) {
+	tl := newTill(t)
+	seedSimulation(t, tl)
+	if res := tl.do(t, http.MethodPost, "/api/v1/metrics/run", tl.admin, map[string]any{"as_of": "2026-04-01"}); res.Status != http.StatusCreated {
+		t.Fatalf("run: %d %s", res.Status, res.Body)
+	}
+
+	for _, path := range []string{"/api/v1/metrics/model", "/api/v1/metrics/model?as_of=2026-04-01"} {
+		t.Run("a marketer reads converged fits at "+path, func(t *testing.T) {
+			res := tl.do(t, http.MethodGet, path, tl.marketer, nil)
+			if res.Status != http.StatusOK {
+				t.Fatalf("status %d: %s", res.Status, res.Body)
+			}
+			t.Logf("%s", res.Body)
+			var body modelsView
+			if err := json.Unmarshal(res.Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			if body.Run.AsOf != "2026-04-01" {
+				t.Errorf("run as of %s, want 2026-04-01", body.Run.AsOf)
+			}
+			want := map[string][]string{"bgnbd": {"r", "alpha", "a", "b"}, "gamma_gamma": {"p", "q", "gamma"}}
+			if len(body.Models) != len(want) {
+				t.Fatalf("models %s, want one each of bgnbd and gamma_gamma", res.Body)
+			}
+			for _, m := range body.Models {
+				if !m.Converged || m.Note != "" || m.LogLikelihood == nil || *m.LogLikelihood >= 0 || m.SampleSize == 0 || m.Groups == 0 {
+					t.Errorf("%s: %s, want a converged fit with a negative log-likelihood and a sample", m.Model, res.Body)
+				}
+				for _, k := range want[m.Model] {
+					if v, ok := m.Params[k]; !ok || !(v > 0) {
+						t.Errorf("%s: parameter %s = %v, want a positive number", m.Model, k, v)
+					}
+				}
+				if len(m.Params) != len(want[m.Model]) {
+					t.Errorf("%s: parameters %v, want exactly %v", m.Model, m.Params, want[m.Model])
+				}
+			}
+			// Every simulated member bought at least once before 1 April.
+			if body.Models[0].Model != "bgnbd" || body.Models[0].SampleSize != 400 {
+				t.Errorf("first model %s with sample %d, want bgnbd fitted on the 400 members", body.Models[0].Model, body.Models[0].SampleSize)
+			}
 		})
 	}
 }

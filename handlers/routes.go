@@ -29,5 +29,6 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api.GET("/members/lookup", s.lookupMember, s.auth(models.RoleRegister))
 	api.POST("/metrics/run", s.runMetrics, s.auth(models.RoleAdmin))
 	api.GET("/metrics/segments", s.metricsSegments, s.auth(models.RoleMarketer, models.RoleAdmin))
+	api.GET("/metrics/model", s.metricsModel, s.auth(models.RoleMarketer, models.RoleAdmin))
 	api.GET("/metrics/series", s.metricsSeries, s.auth(models.RoleMarketer, models.RoleAdmin))
 }

@@ -101,7 +101,10 @@ func TestInvalidTreesNameTheBadPath(t *testing.T) {
 	}{
 		{"a misspelt field deep in the tree", `{"all": [{"field": "home_store", "op": "eq", "value": "oslo-1"},
 			{"any": [{"field": "p_alivee", "op": "lt", "value": 0.5}]}]}`, "rules.all.1.any.0.field", `unknown field "p_alivee"`},
-		{"a field of a later issue", `{"field": "p_alive", "op": "lt", "value": 0.5}`, "rules.field", `unknown field "p_alive"`},
+		{"a field of a later issue", `{"field": "birthday_month", "op": "eq", "value": 5}`, "rules.field", `unknown field "birthday_month"`},
+		{"eq on a model figure", `{"field": "p_alive", "op": "eq", "value": 0.5}`, "rules.op",
+			`operator "eq" is not allowed for number field p_alive`},
+		{"a string for a model figure", `{"field": "clv_predicted", "op": "gte", "value": "500"}`, "rules.value", "must be a number"},
 		{"tier, not there yet", `{"field": "tier", "op": "eq", "value": "gold"}`, "rules.field", `unknown field "tier"`},
 		{"a missing field", `{"op": "eq", "value": 1}`, "rules.field", "required"},
 		{"a field that is not a string", `{"field": 5, "op": "eq", "value": 1}`, "rules.field", "must be a string"},

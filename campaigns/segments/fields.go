@@ -97,6 +97,32 @@ var registry = func() map[string]*Field {
 			sql: column("NULLIF(lower(split_part(m.email, '@', 2)), '')"),
 		},
 		{
+			// The latest metrics run's figure (member_metrics), not one measured at the as-of
+			// time: RFM scores are relative to everyone in the run. A primary-key probe per member.
+			Name: "rfm_segment", Type: TypeEnum, nullable: true,
+			Values: []string{"Champions", "Loyal", "Potential loyalists", "New", "At risk", "Can't lose", "Hibernating", "Lost"},
+			Doc:    "RFM segment of the latest metrics run (docs/metrics.md); NULL if the member never bought or no run has scored them",
+			sql:    column("(SELECT mm.rfm_segment FROM member_metrics mm WHERE mm.member_id = m.id)"),
+		},
+		// The model figures are, like rfm_segment, the latest metrics run's (member_metrics), as
+		// of that run's date rather than the segment's as-of time: refitting BG/NBD per segment
+		// evaluation would take seconds. A member with no row, or without a usable fit, is NULL.
+		{
+			Name: "p_alive", Type: TypeNumber, nullable: true,
+			Doc: "probability 0–1 that the member is still a customer (BG/NBD), as of the latest metrics run; NULL if never bought or no usable fit",
+			sql: column("(SELECT mm.p_alive FROM member_metrics mm WHERE mm.member_id = m.id)"),
+		},
+		{
+			Name: "expected_purchases", Type: TypeNumber, nullable: true,
+			Doc: "purchases expected over the metrics horizon (BG/NBD), as of the latest metrics run; NULL if never bought or no usable fit",
+			sql: column("(SELECT mm.expected_purchases FROM member_metrics mm WHERE mm.member_id = m.id)"),
+		},
+		{
+			Name: "clv_predicted", Type: TypeNumber, nullable: true,
+			Doc: "discounted spend expected over the metrics horizon, in minor units, as of the latest metrics run; NULL if never bought or no usable fit",
+			sql: column("(SELECT mm.clv_predicted FROM member_metrics mm WHERE mm.member_id = m.id)"),
+		},
+		{
 			Name: "days_since_last_purchase", Type: TypeInteger, nullable: true,
 			Doc: "whole days (24 h) from the last sale before the as-of time; NULL if none",
 			sql: daysSinceLastPurchase,
@@ -150,6 +176,10 @@ func (f *Field) allows(op Op) bool { return slices.Contains(f.Ops, op) }
 // that stops at the first sale. Only transactions before the as-of time count, so a segment
 // evaluated for a past date ignores what came later, and tests can fix the clock. Refunds carry
 // the member of the sale they refund (see models.insertTransactions), so member_id is enough.
+// member_metrics keeps the same three figures per member after each metrics run, but they are
+// computed here live on purpose: they are exact as of the segment's as-of time (a campaign sent
+// at noon sees the morning's purchases), whereas p_alive, expected_purchases, clv_predicted
+// and rfm_segment are as of the latest metrics run.
 
 // daysSinceLastPurchase: a purchase is a sale; refunds do not make a member recent.
 func daysSinceLastPurchase(c *compiler) string {

@@ -286,7 +286,7 @@ func TestCountAndSampleShowALiveSegment(t *testing.T) {
 	}
 
 	t.Run("an invalid tree is refused before the database is asked", func(t *testing.T) {
-		_, err := Count(ctx, f.db, &Node{Field: "p_alive", Op: Lt, Value: 0.5}, f.asOf)
+		_, err := Count(ctx, f.db, &Node{Field: "p_alive", Op: Eq, Value: 0.5}, f.asOf)
 		if models.ErrorCode(err) != models.EINVALID {
 			t.Errorf("got %v, want invalid", err)
 		}

@@ -39,6 +39,9 @@ type config struct {
 	MetricsWindowDays       int
 	MetricsChurnDays        int
 	MetricsLifespanCapYears float64
+	// The model-based predictions: horizon H in days and the monthly discount rate of clv_predicted.
+	MetricsHorizonDays         int
+	MetricsMonthlyDiscountRate float64
 }
 
 // loadConfig reads the environment through getenv.
@@ -65,6 +68,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MetricsWindowDays:       metrics.DefaultWindowDays,
 		MetricsChurnDays:        metrics.DefaultChurnPeriodDays,
 		MetricsLifespanCapYears: metrics.DefaultLifespanCapYears,
+
+		MetricsHorizonDays:         metrics.DefaultHorizonDays,
+		MetricsMonthlyDiscountRate: metrics.DefaultMonthlyDiscountRate,
 	}
 	if v := getenv("REGULARS_MAX_AMOUNT"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -86,6 +92,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}{
 		{"REGULARS_METRICS_WINDOW_DAYS", &c.MetricsWindowDays},
 		{"REGULARS_METRICS_CHURN_DAYS", &c.MetricsChurnDays},
+		{"REGULARS_METRICS_HORIZON_DAYS", &c.MetricsHorizonDays},
 	} {
 		if v := getenv(d.name); v != "" {
 			n, err := strconv.Atoi(v)
@@ -101,6 +108,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("REGULARS_METRICS_LIFESPAN_CAP_YEARS must be a number of years, not %q", v)
 		}
 		c.MetricsLifespanCapYears = n
+	}
+	if v := getenv("REGULARS_METRICS_MONTHLY_DISCOUNT_RATE"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return c, fmt.Errorf("REGULARS_METRICS_MONTHLY_DISCOUNT_RATE must be a fraction such as 0.01 (1 %% a month), not %q", v)
+		}
+		c.MetricsMonthlyDiscountRate = n
 	}
 	return c, nil
 }
@@ -135,6 +149,13 @@ func (c *config) validate() error {
 	if !(c.MetricsLifespanCapYears > 0 && c.MetricsLifespanCapYears <= 1000) {
 		return fmt.Errorf("REGULARS_METRICS_LIFESPAN_CAP_YEARS must be greater than 0 and at most 1000, not %g", c.MetricsLifespanCapYears)
 	}
+	if c.MetricsHorizonDays < 1 || c.MetricsHorizonDays > 36600 {
+		return fmt.Errorf("REGULARS_METRICS_HORIZON_DAYS must be between 1 and 36600, not %d", c.MetricsHorizonDays)
+	}
+	if d := c.MetricsMonthlyDiscountRate; !(d >= 0 && d <= 1) {
+		// A fraction, not a percentage: 0.01 is 1 % a month; 1 would be 100 % a month.
+		return fmt.Errorf("REGULARS_METRICS_MONTHLY_DISCOUNT_RATE must be a fraction between 0 and 1 (0.01 is 1 %% a month), not %g", d)
+	}
 	if c.BaseURL == "" {
 		host := c.HTTPAddr
 		if strings.HasPrefix(host, ":") {
@@ -152,8 +173,10 @@ func (c *config) metricsOptions() (metrics.Options, error) {
 	if err != nil {
 		return metrics.Options{}, fmt.Errorf("REGULARS_TIMEZONE %q is not an IANA time zone", c.Timezone)
 	}
+	rate := c.MetricsMonthlyDiscountRate // copied: Options keeps a pointer so that 0 can be asked for
 	return metrics.Options{Timezone: tz, WindowDays: c.MetricsWindowDays, ChurnPeriodDays: c.MetricsChurnDays,
-		LifespanCapYears: c.MetricsLifespanCapYears}, nil
+		LifespanCapYears: c.MetricsLifespanCapYears, HorizonDays: c.MetricsHorizonDays,
+		MonthlyDiscountRate: &rate}, nil
 }
 
 // ensureSecret generates the HMAC secret on first use and keeps it in the data dir, so that

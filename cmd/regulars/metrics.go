@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +22,8 @@ func (env *environment) metricsRun(ctx context.Context, args []string) error {
 		fs.IntVar(&env.cfg.MetricsWindowDays, "window-days", env.cfg.MetricsWindowDays, "window W in days (REGULARS_METRICS_WINDOW_DAYS)")
 		fs.IntVar(&env.cfg.MetricsChurnDays, "churn-days", env.cfg.MetricsChurnDays, "churn period P in days (REGULARS_METRICS_CHURN_DAYS)")
 		fs.Float64Var(&env.cfg.MetricsLifespanCapYears, "lifespan-cap-years", env.cfg.MetricsLifespanCapYears, "cap of lifespan_years (REGULARS_METRICS_LIFESPAN_CAP_YEARS)")
+		fs.IntVar(&env.cfg.MetricsHorizonDays, "horizon-days", env.cfg.MetricsHorizonDays, "horizon H of the predictions in days (REGULARS_METRICS_HORIZON_DAYS)")
+		fs.Float64Var(&env.cfg.MetricsMonthlyDiscountRate, "monthly-discount-rate", env.cfg.MetricsMonthlyDiscountRate, "monthly discount rate of clv_predicted, 0.01 = 1 % (REGULARS_METRICS_MONTHLY_DISCOUNT_RATE)")
 	}); err != nil {
 		return err
 	}
@@ -66,16 +69,46 @@ func (env *environment) metricsRun(ctx context.Context, args []string) error {
 		fmt.Fprintf(env.stdout, "(showing run %d, a newer run of the same date)\n", snap.Run.ID)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "segment\tmembers\tcustomers\trepeat rate\taov\tchurn\tclv historic")
+	fmt.Fprintln(tw, "segment\tmembers\tcustomers\trepeat rate\taov\tchurn\tclv historic\tp alive\tclv predicted")
 	for _, s := range snap.Segments {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Segment, s.Members, s.Customers,
-			percent(s.RepeatPurchaseRate), decimal(s.AOV), percent(s.ChurnRate), decimal(s.CLVHistoric))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Segment, s.Members, s.Customers,
+			percent(s.RepeatPurchaseRate), decimal(s.AOV), percent(s.ChurnRate), decimal(s.CLVHistoric),
+			percent(s.PAlive), decimal(s.CLVPredicted))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, "aov and clv are in minor units; - marks a figure that is undefined")
+	fits, err := metrics.LatestModels(ctx, db.DB, &date)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "models (horizon %d days, monthly discount rate %g):\n", opts.HorizonDays, *opts.MonthlyDiscountRate)
+	for _, m := range fits.Models {
+		fmt.Fprintf(env.stdout, "  %s\n", modelLine(m))
+	}
 	return nil
+}
+
+// modelLine is one fitted model on one line: its parameters in a fixed order, the fit's
+// quality, and the note when it was not used.
+func modelLine(m metrics.ModelFit) string {
+	var b strings.Builder
+	b.WriteString(m.Model)
+	order := map[string][]string{"bgnbd": {"r", "alpha", "a", "b"}, "gamma_gamma": {"p", "q", "gamma"}}[m.Model]
+	for _, k := range order {
+		if v, ok := m.Params[k]; ok {
+			fmt.Fprintf(&b, " %s=%.4g", k, v)
+		}
+	}
+	if m.LogLikelihood != nil {
+		fmt.Fprintf(&b, " log-likelihood=%.6g", *m.LogLikelihood)
+	}
+	fmt.Fprintf(&b, " n=%d converged=%t", m.SampleSize, m.Converged)
+	if m.Note != "" {
+		fmt.Fprintf(&b, " (%s)", m.Note)
+	}
+	return b.String()
 }
 
 func percent(v *float64) string {

@@ -28,10 +28,21 @@ func TestMetricsRunCommand(t *testing.T) {
 			t.Fatalf("metrics run: %v\n%s", err, out)
 		}
 		t.Log(out)
-		for _, want := range []string{"as of 2026-11-01 (UTC, window 365 days, churn period 90 days): 2 segments", "\nall ", "\nstore:oslo-1 "} {
+		for _, want := range []string{"as of 2026-11-01 (UTC, window 365 days, churn period 90 days): ", "\nall ", "\nstore:oslo-1 ",
+			"p alive", "clv predicted", "models (horizon 365 days, monthly discount rate 0.01):", "\n  bgnbd ", "\n  gamma_gamma "} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
+		}
+	})
+
+	t.Run("a run uses the prediction settings it is given", func(t *testing.T) {
+		out, err := runCmd(t, dbURL, "metrics", "run", "--as-of", "2026-11-02", "--horizon-days", "90", "--monthly-discount-rate", "0")
+		if err != nil {
+			t.Fatalf("metrics run: %v\n%s", err, out)
+		}
+		if want := "models (horizon 90 days, monthly discount rate 0):"; !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	})
 
@@ -59,6 +70,8 @@ func TestMetricsRunCommand(t *testing.T) {
 	}{
 		{"a bad date is refused", []string{"metrics", "run", "--as-of", "2026-11-31"}, "--as-of must be a date YYYY-MM-DD"},
 		{"a window of zero days is refused", []string{"metrics", "run", "--window-days", "0"}, "REGULARS_METRICS_WINDOW_DAYS must be between 1 and 36600"},
+		{"a horizon of zero days is refused", []string{"metrics", "run", "--horizon-days", "0"}, "REGULARS_METRICS_HORIZON_DAYS must be between 1 and 36600"},
+		{"a discount rate given in percent is refused", []string{"metrics", "run", "--monthly-discount-rate", "5"}, "REGULARS_METRICS_MONTHLY_DISCOUNT_RATE must be a fraction between 0 and 1"},
 		{"a subcommand other than run is refused", []string{"metrics", "show"}, "usage: regulars metrics run"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +93,11 @@ func TestMetricsSettingsAreCheckedAtStart(t *testing.T) {
 		{"a window that is not a number is refused", map[string]string{"REGULARS_METRICS_WINDOW_DAYS": "a year"}, "REGULARS_METRICS_WINDOW_DAYS must be a whole number"},
 		{"a negative churn period is refused", map[string]string{"REGULARS_METRICS_CHURN_DAYS": "-90"}, "REGULARS_METRICS_CHURN_DAYS must be between"},
 		{"a zero lifespan cap is refused", map[string]string{"REGULARS_METRICS_LIFESPAN_CAP_YEARS": "0"}, "REGULARS_METRICS_LIFESPAN_CAP_YEARS must be greater than 0"},
+		{"a horizon that is not a number is refused", map[string]string{"REGULARS_METRICS_HORIZON_DAYS": "1y"}, "REGULARS_METRICS_HORIZON_DAYS must be a whole number"},
+		{"a horizon over a century is refused", map[string]string{"REGULARS_METRICS_HORIZON_DAYS": "40000"}, "REGULARS_METRICS_HORIZON_DAYS must be between 1 and 36600"},
+		{"a discount rate that is not a number is refused", map[string]string{"REGULARS_METRICS_MONTHLY_DISCOUNT_RATE": "1%"}, "REGULARS_METRICS_MONTHLY_DISCOUNT_RATE must be a fraction"},
+		{"a negative discount rate is refused", map[string]string{"REGULARS_METRICS_MONTHLY_DISCOUNT_RATE": "-0.01"}, "REGULARS_METRICS_MONTHLY_DISCOUNT_RATE must be a fraction between 0 and 1"},
+		{"no discounting is allowed", map[string]string{"REGULARS_METRICS_MONTHLY_DISCOUNT_RATE": "0"}, ""},
 		{"a lifespan cap that is not a number is refused", map[string]string{"REGULARS_METRICS_LIFESPAN_CAP_YEARS": "ten"}, "REGULARS_METRICS_LIFESPAN_CAP_YEARS must be a number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,8 +70,9 @@ type Family struct {
 	Membership string
 }
 
-// DefaultFamilies are the families of this step: all, store:<code> (members by home store) and
-// cohort:<YYYY-Qn> (members by the quarter of joined_at in the run's time zone). Segments are
+// DefaultFamilies are the families of this step: all, store:<code> (members by home store),
+// cohort:<YYYY-Qn> (members by the quarter of joined_at in the run's time zone) and rfm:<name>
+// (members by the run's RFM segment, rfm.go; it reads a table Compute fills). Segments are
 // the members as of the run (not as of A), as the contract says; every member counts whatever
 // its status, erased members included (their purchases are kept, only personal data goes).
 func DefaultFamilies() []Family {
@@ -86,6 +87,7 @@ func DefaultFamilies() []Family {
 		{Name: "cohort", Membership: `
 			SELECT 'cohort:' || to_char(m.joined_at AT TIME ZONE p.tz, 'YYYY-"Q"Q'), m.id
 			FROM members m, params p`},
+		rfmFamily(),
 	}
 }
 
@@ -188,12 +190,18 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 		if err != nil {
 			return fmt.Errorf("create metrics run: %w", err)
 		}
+		if err := computeRFM(ctx, tx, opts, b); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, segmentMetricsSQL(opts.Families),
 			opts.Timezone.String(), b.asOf, b.windowStart, b.churnStart, b.churnMid, runID,
 			opts.WindowDays, opts.ChurnPeriodDays, opts.LifespanCapYears); err != nil {
 			return fmt.Errorf("compute segment metrics: %w", err)
 		}
 		if err := computeModels(ctx, tx, opts, b, runID); err != nil {
+			return err
+		}
+		if err := storeRFM(ctx, tx, runID); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE metric_runs SET status = 'done', finished_at = clock_timestamp() WHERE id = $1`, runID); err != nil {

@@ -1,0 +1,163 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The RFM step of a run (docs/metrics.md, "RFM"). PostgreSQL scores every member with a purchase
+// in the window [A−W, A) into quintiles with ntile(5) and names the segment from the R×F grid
+// below, into a temporary table that the rfm family reads (so rfm:<name> segments get the
+// historic and model figures like any other family) and that is copied into member_metrics
+// after the model step has written the run's rows.
+
+// The RFM segment names, as stored in member_metrics.rfm_segment and reported as rfm:<name>.
+const (
+	RFMChampions          = "Champions"
+	RFMLoyal              = "Loyal"
+	RFMPotentialLoyalists = "Potential loyalists"
+	RFMNew                = "New"
+	RFMAtRisk             = "At risk"
+	RFMCantLose           = "Can't lose"
+	RFMHibernating        = "Hibernating"
+	RFMLost               = "Lost"
+)
+
+// RFMSegmentNames lists every RFM segment name, best customers first; every run reports one
+// rfm:<name> segment for each, even an empty one.
+var RFMSegmentNames = []string{RFMChampions, RFMLoyal, RFMPotentialLoyalists, RFMNew, RFMAtRisk,
+	RFMCantLose, RFMHibernating, RFMLost}
+
+// rfmGrid names the segment of a recency score R (row R−1) and frequency score F (column F−1):
+// the common R×F grid of marketing tools, folded into the eight names of the contract (see the
+// table in docs/metrics.md). It is the one source of the mapping: the SQL is generated from it.
+var rfmGrid = [5][5]string{
+	// Columns F = 1 … 5.
+	{RFMLost, RFMLost, RFMAtRisk, RFMAtRisk, RFMCantLose},                              // R=1
+	{RFMHibernating, RFMHibernating, RFMAtRisk, RFMAtRisk, RFMCantLose},                // R=2
+	{RFMHibernating, RFMHibernating, RFMPotentialLoyalists, RFMLoyal, RFMLoyal},        // R=3
+	{RFMNew, RFMPotentialLoyalists, RFMPotentialLoyalists, RFMLoyal, RFMLoyal},         // R=4
+	{RFMNew, RFMPotentialLoyalists, RFMPotentialLoyalists, RFMChampions, RFMChampions}, // R=5
+}
+
+// RFMSegment names the segment of the scores r, f and m (each 1–5); the monetary score does not
+// change the name (it is kept per member for targeting). It returns "" for a score out of range.
+func RFMSegment(r, f, m int) string {
+	if r < 1 || r > 5 || f < 1 || f > 5 || m < 1 || m > 5 {
+		return ""
+	}
+	return rfmGrid[r-1][f-1]
+}
+
+// sqlString quotes s as a SQL string literal; only the constant names above go through it.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// rfmFamily is the rfm family: members by the RFM segment of this run (the temporary table
+// metrics_rfm, which Compute fills before any family is read). Every name is listed, so an
+// empty segment is reported too; members who never bought before A are in no rfm segment.
+func rfmFamily() Family {
+	names := make([]string, len(RFMSegmentNames))
+	for i, n := range RFMSegmentNames {
+		names[i] = "(" + sqlString(n) + ")"
+	}
+	return Family{Name: "rfm", Membership: `
+			SELECT 'rfm:' || n.name, r.member_id
+			FROM (VALUES ` + strings.Join(names, ", ") + `) n(name)
+			LEFT JOIN metrics_rfm r ON r.rfm_segment = n.name`}
+}
+
+// rfmGridSQL is the grid as a VALUES list (r, f, name) to join the scores to.
+func rfmGridSQL() string {
+	var rows []string
+	for r := 1; r <= 5; r++ {
+		for f := 1; f <= 5; f++ {
+			rows = append(rows, "("+strconv.Itoa(r)+", "+strconv.Itoa(f)+", "+sqlString(rfmGrid[r-1][f-1])+")")
+		}
+	}
+	return "(VALUES " + strings.Join(rows, ", ") + ")"
+}
+
+const rfmTableSQL = `
+CREATE TEMP TABLE metrics_rfm (
+    member_id       bigint PRIMARY KEY,
+    recency_score   smallint,
+    frequency_score smallint,
+    monetary_score  smallint,
+    rfm_segment     text NOT NULL
+) ON COMMIT DROP`
+
+// rfmSQL fills metrics_rfm. Parameters: $1 time zone name, $2 A, $3 A−W, $4 A's date.
+//
+// Scored are the members with at least one sale in [A−W, A): recency = A's date − the local date
+// of the last sale (1 for the day before A), frequency = sales, monetary = sales − refunds. Each
+// is ranked worst to best (most days first, fewest sales first, least spend first) and cut into
+// five buckets of equal size with ntile(5); the member id orders equal values so the buckets are
+// reproducible. Tie rule: equal values get the same score, the lowest bucket any of them landed
+// in, so nobody is promoted by the tie-break. Members with a sale before A−W and none in the
+// window are Lost, without scores.
+var rfmSQL = `
+WITH window_members AS (
+    SELECT t.member_id,
+           $4::date - max((t.occurred_at AT TIME ZONE $1::text)::date) FILTER (WHERE t.kind = 'sale') AS recency_days,
+           count(*) FILTER (WHERE t.kind = 'sale') AS purchases,
+           sum(CASE t.kind WHEN 'sale' THEN t.amount_minor ELSE -t.amount_minor END) AS net_spend
+    FROM transactions t
+    WHERE t.member_id IS NOT NULL AND t.occurred_at >= $3 AND t.occurred_at < $2
+    GROUP BY t.member_id
+    HAVING count(*) FILTER (WHERE t.kind = 'sale') > 0
+),
+tiles AS (
+    SELECT w.*,
+           ntile(5) OVER (ORDER BY w.recency_days DESC, w.member_id) AS r_tile,
+           ntile(5) OVER (ORDER BY w.purchases, w.member_id) AS f_tile,
+           ntile(5) OVER (ORDER BY w.net_spend, w.member_id) AS m_tile
+    FROM window_members w
+),
+scores AS (
+    SELECT t.member_id,
+           min(t.r_tile) OVER (PARTITION BY t.recency_days) AS r,
+           min(t.f_tile) OVER (PARTITION BY t.purchases) AS f,
+           min(t.m_tile) OVER (PARTITION BY t.net_spend) AS m
+    FROM tiles t
+)
+INSERT INTO metrics_rfm (member_id, recency_score, frequency_score, monetary_score, rfm_segment)
+SELECT s.member_id, s.r, s.f, s.m, g.name
+FROM scores s JOIN ` + rfmGridSQL() + ` g(r, f, name) ON g.r = s.r AND g.f = s.f
+UNION ALL
+SELECT t.member_id, NULL, NULL, NULL, ` + sqlString(RFMLost) + `
+FROM transactions t
+WHERE t.member_id IS NOT NULL AND t.kind = 'sale' AND t.occurred_at < $3
+  AND NOT EXISTS (SELECT 1 FROM window_members w WHERE w.member_id = t.member_id)
+GROUP BY t.member_id`
+
+// computeRFM scores the members into metrics_rfm; it runs before the families are read.
+func computeRFM(ctx context.Context, tx pgx.Tx, opts Options, b bounds) error {
+	if _, err := tx.Exec(ctx, rfmTableSQL); err != nil {
+		return fmt.Errorf("create rfm table: %w", err)
+	}
+	if _, err := tx.Exec(ctx, rfmSQL, opts.Timezone.String(), b.asOf, b.windowStart,
+		b.asOf.Format(time.DateOnly)); err != nil {
+		return fmt.Errorf("compute rfm scores: %w", err)
+	}
+	return nil
+}
+
+// storeRFM copies the run's RFM scores into the member_metrics rows this run wrote (run_id =
+// runID), clearing them for members without a score; rows a newer run wrote, which the model
+// step left alone, keep their newer scores too.
+func storeRFM(ctx context.Context, tx pgx.Tx, runID int64) error {
+	if _, err := tx.Exec(ctx, `
+		UPDATE member_metrics mm
+		SET recency_score = r.recency_score, frequency_score = r.frequency_score,
+		    monetary_score = r.monetary_score, rfm_segment = r.rfm_segment
+		FROM members m LEFT JOIN metrics_rfm r ON r.member_id = m.id
+		WHERE mm.member_id = m.id AND mm.run_id = $1`, runID); err != nil {
+		return fmt.Errorf("store rfm scores: %w", err)
+	}
+	return nil
+}
