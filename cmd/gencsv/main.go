@@ -4,6 +4,11 @@
 //
 //	gencsv -rows 1000000 -format import > txns.csv
 //	gencsv -rows 1000000 -format table > txns-table.csv
+//	gencsv -members 1000000 -stores 10 -format members > members.csv
+//	gencsv -members 1000000 -stores 10 -rows 10000000 -format retail > txns.csv
+//
+// The members and retail formats (retail.go) make a club for the metrics benchmark: members
+// with valid cards and home stores, and purchases that come back as real customers do.
 //
 // The table format assumes the stores oslo-1, oslo-2, bergen-1 and trondheim-1 have the ids 1
 // to 4 (created in that order in a fresh database), and writes a stand-in content hash of the
@@ -29,15 +34,29 @@ var stores = []string{"oslo-1", "oslo-2", "bergen-1", "trondheim-1"}
 
 func main() {
 	rows := flag.Int("rows", 1_000_000, "number of transactions")
-	format := flag.String("format", "import", "import (the import CSV) or table (the transactions table's columns, for \\copy)")
+	format := flag.String("format", "import", "import (the import CSV), table (the transactions table's columns, for \\copy), members (a members import CSV) or retail (an import CSV of purchases by those members)")
 	seed := flag.Uint64("seed", 1, "random seed")
+	club := clubFlags{}
+	flag.IntVar(&club.members, "members", 1_000_000, "members and retail: number of members")
+	flag.IntVar(&club.stores, "stores", 10, "members and retail: number of stores, named store-01, store-02, ...")
+	flag.Float64Var(&club.anonymous, "anonymous", 0.25, "retail: share of sales without a member")
+	flag.Float64Var(&club.refunds, "refunds", 0.02, "retail: share of rows that refund an earlier sale")
 	flag.Parse()
-	if *format != "import" && *format != "table" {
-		fmt.Fprintln(os.Stderr, "gencsv: -format must be import or table")
+	if *format != "import" && *format != "table" && *format != "members" && *format != "retail" {
+		fmt.Fprintln(os.Stderr, "gencsv: -format must be import, table, members or retail")
 		os.Exit(2)
 	}
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
-	if err := generate(w, *rows, *format == "table", *seed); err != nil {
+	var err error
+	switch *format {
+	case "members":
+		err = generateMembers(w, club, *seed)
+	case "retail":
+		err = generateRetail(w, *rows, club, *seed)
+	default:
+		err = generate(w, *rows, *format == "table", *seed)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gencsv:", err)
 		os.Exit(1)
 	}

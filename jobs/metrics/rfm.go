@@ -151,6 +151,12 @@ func computeRFM(ctx context.Context, tx pgx.Tx, opts Options, b bounds) error {
 // runID), clearing them for members without a score; rows a newer run wrote, which the model
 // step left alone, keep their newer scores too.
 func storeRFM(ctx context.Context, tx pgx.Tx, runID int64) error {
+	// member_metrics was just rewritten in this transaction: with stale statistics the planner
+	// expects one row here and probes the indexes a million times (47 s at 1M members,
+	// docs/benchmarks.md). Fresh statistics let it join by hash.
+	if _, err := tx.Exec(ctx, `ANALYZE member_metrics, metrics_rfm`); err != nil {
+		return fmt.Errorf("store rfm scores: analyze: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `
 		UPDATE member_metrics mm
 		SET recency_score = r.recency_score, frequency_score = r.frequency_score,

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# bench-metrics.sh: the figures of issue 5 (docs/benchmarks.md, "Segment metrics at scale"): the
+# whole metrics job, each segment family against one hand-written SQL query computing customers,
+# repeat_purchase_rate and aov for the same family in the same run, the BG/NBD fit alone, and
+# the peak RSS.
+#
+#   sudo scripts/bench-metrics.sh                      # 1,000,000 members, 10,000,000 transactions
+#   sudo MEMBERS=100000 ROWS=1000000 scripts/bench-metrics.sh   # a quick smaller run
+#
+# It starts a private PostgreSQL 15 cluster under /tmp (as user postgres when run as root; fsync
+# on, every other setting at its default), builds ./cmd/regulars, ./cmd/gencsv and
+# ./cmd/benchmetrics, writes MEMBERS members over STORES stores (gencsv -format members) and ROWS
+# transactions over 2024-2025 (gencsv -format retail: 25% anonymous, ~2% refunds), loads them
+# with `regulars import members` and `regulars import transactions` (timed), runs ANALYZE, then:
+#   1. `regulars metrics run --as-of $AS_OF` under /usr/bin/time: the whole job, wall and peak RSS;
+#   2. cmd/benchmetrics: per family, interleaved ROUNDS times, the hand-written query then
+#      metrics.Compute with Options.Families set to that family alone (each statement of the job
+#      timed by a pgx tracer), an empty family (the job's fixed cost), and the BG/NBD fit alone;
+#   3. EXPLAIN (ANALYZE, BUFFERS) of each hand-written query, saved in the work directory.
+# Everything it starts is stopped on exit; the work directory is removed unless KEEP=1.
+#
+# Knobs (environment): MEMBERS (1000000), STORES (10), ROWS (10000000), ROUNDS (2),
+# AS_OF (2026-01-01), TZNAME (Europe/Oslo), PGBIN (/usr/lib/postgresql/15/bin), KEEP=1,
+# WORK (an existing work directory of a KEEP=1 run: reuse its cluster and data, skip the load),
+# SKIP_RUN=1 (skip step 1, e.g. when reusing a run that measured it).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+MEMBERS=${MEMBERS:-1000000}
+STORES=${STORES:-10}
+ROWS=${ROWS:-10000000}
+ROUNDS=${ROUNDS:-2}
+AS_OF=${AS_OF:-2026-01-01}
+TZNAME=${TZNAME:-Europe/Oslo}
+REUSE=
+if [ -n "${WORK:-}" ] && [ -d "$WORK/pg" ]; then REUSE=1; KEEP=1; else WORK=$(mktemp -d /tmp/regulars-bench-metrics.XXXXXX); fi
+chmod 755 "$WORK"
+export LC_NUMERIC=C
+
+log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+cleanup() {
+	set +e
+	if [ -f "$WORK/pg/postmaster.pid" ]; then
+		as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast -w stop >/dev/null 2>&1
+	fi
+	if [ "${KEEP:-}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT INT TERM
+
+[ -x "$PGBIN/initdb" ] || { echo "no PostgreSQL at $PGBIN" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+log "building regulars, gencsv and benchmetrics"
+(cd "$ROOT" && go build -o "$WORK/regulars" ./cmd/regulars && go build -o "$WORK/gencsv" ./cmd/gencsv &&
+	go build -o "$WORK/benchmetrics" ./cmd/benchmetrics)
+
+mkdir -p "$WORK/pg" "$WORK/sock"
+[ "$(id -u)" = 0 ] && chown postgres: "$WORK/pg" "$WORK/sock"
+if [ -z "$REUSE" ]; then
+	as_pg "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+fi
+PGPORT=$(free_port)
+as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/sock/postgres.log" -w -o \
+	"-p $PGPORT -k $WORK/sock -c listen_addresses=127.0.0.1" start >/dev/null
+PSQL=("$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt)
+URL="postgres://postgres@127.0.0.1:$PGPORT/bench?sslmode=disable"
+REGULARS=(env REGULARS_DATABASE_URL="$URL" REGULARS_DATA_DIR="$WORK/data" REGULARS_LOG_LEVEL=warn REGULARS_TIMEZONE="$TZNAME" "$WORK/regulars")
+timed() { # label cmd...: wall seconds and peak RSS into times.txt, output into label.out
+	local label=$1 t0 t1
+	shift
+	t0=$EPOCHREALTIME
+	/usr/bin/time -f '%M %U %S' -o "$WORK/$label.time" "$@" >"$WORK/$label.out" 2>&1 || { cat "$WORK/$label.out" >&2; exit 1; }
+	t1=$EPOCHREALTIME
+	read -r rss u s <"$WORK/$label.time"
+	awk -v l="$label" -v a="$t0" -v b="$t1" -v r="$rss" -v u="$u" -v s="$s" \
+		'BEGIN { printf "%-14s %8.2f s  peak RSS %5.0f MB  CPU %.2f s\n", l, b - a, r / 1024, u + s }' | tee -a "$WORK/times.txt" >&2
+}
+
+if [ -z "$REUSE" ]; then
+	log "writing $MEMBERS members and $ROWS transactions with gencsv"
+	"$WORK/gencsv" -members "$MEMBERS" -stores "$STORES" -format members >"$WORK/members.csv"
+	"$WORK/gencsv" -members "$MEMBERS" -stores "$STORES" -rows "$ROWS" -format retail >"$WORK/txns.csv"
+	"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
+	"${REGULARS[@]}" migrate >/dev/null
+	"${PSQL[@]}" -d bench -c "INSERT INTO stores (code, name, timezone, currency)
+		SELECT format('store-%s', to_char(i, 'FM00')), format('Store %s', i), '$TZNAME', 'NOK' FROM generate_series(1, $STORES) i"
+	"${PSQL[@]}" -d postgres -c CHECKPOINT
+	timed import-members "${REGULARS[@]}" import members "$WORK/members.csv"
+	timed import-txns "${REGULARS[@]}" import transactions "$WORK/txns.csv"
+	rm -f "$WORK/txns.csv" "$WORK/members.csv"
+	"${PSQL[@]}" -d bench -c "VACUUM ANALYZE" -c CHECKPOINT
+fi
+"${PSQL[@]}" -d bench -c "SELECT 'members ' || (SELECT count(*) FROM members) || ', transactions ' || count(*) ||
+	' (' || count(*) FILTER (WHERE member_id IS NOT NULL) || ' with a member, ' || count(*) FILTER (WHERE kind = 'refund') ||
+	' refunds), ' || pg_size_pretty(pg_total_relation_size('transactions')) FROM transactions" | tee -a "$WORK/times.txt" >&2
+
+if [ "${SKIP_RUN:-}" != 1 ]; then
+	log "the whole job: regulars metrics run --as-of $AS_OF"
+	timed metrics-run "${REGULARS[@]}" metrics run --as-of "$AS_OF"
+	head -1 "$WORK/metrics-run.out" >&2
+fi
+
+log "per family: hand-written query vs Compute with that family alone ($ROUNDS rounds), and the fit alone"
+/usr/bin/time -f '%M' -o "$WORK/benchmetrics.time" "$WORK/benchmetrics" -url "$URL" -as-of "$AS_OF" -tz "$TZNAME" \
+	-rounds "$ROUNDS" -explain "$WORK/explain" | tee "$WORK/benchmetrics.out"
+echo "benchmetrics peak RSS $(awk '{ printf "%.0f MB", $1 / 1024 }' "$WORK/benchmetrics.time")"
+echo
+echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $("${PSQL[@]}" -d bench -c "SELECT 'PostgreSQL ' || current_setting('server_version') || ', shared_buffers=' || current_setting('shared_buffers') || ', work_mem=' || current_setting('work_mem')")"
+cat "$WORK/times.txt"
