@@ -66,13 +66,9 @@ func (s *Server) runMetrics(c echo.Context) error {
 
 // metricsSegments reads the newest snapshot, or the newest one of the as_of date.
 func (s *Server) metricsSegments(c echo.Context) error {
-	var asOf *time.Time
-	if v := c.QueryParam("as_of"); v != "" {
-		d, err := parseDate("as_of", v)
-		if err != nil {
-			return err
-		}
-		asOf = &d
+	asOf, err := optionalDate(c, "as_of")
+	if err != nil {
+		return err
 	}
 	snap, err := metrics.Latest(c.Request().Context(), s.db, asOf)
 	if err != nil {
@@ -102,13 +98,9 @@ type modelsView struct {
 // metricsModel reads the BG/NBD and Gamma-Gamma fits of the newest run, or of the newest run
 // of the as_of date.
 func (s *Server) metricsModel(c echo.Context) error {
-	var asOf *time.Time
-	if v := c.QueryParam("as_of"); v != "" {
-		d, err := parseDate("as_of", v)
-		if err != nil {
-			return err
-		}
-		asOf = &d
+	asOf, err := optionalDate(c, "as_of")
+	if err != nil {
+		return err
 	}
 	snap, err := metrics.LatestModels(c.Request().Context(), s.db, asOf)
 	if err != nil {
@@ -200,4 +192,17 @@ func finite(vs ...**float64) {
 			*v = nil
 		}
 	}
+}
+
+// optionalDate reads query parameter name as YYYY-MM-DD; nil when it is absent.
+func optionalDate(c echo.Context, name string) (*time.Time, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return nil, nil
+	}
+	d, err := parseDate(name, v)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
 }
