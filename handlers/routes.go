@@ -27,6 +27,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api.POST("/transactions/batch", s.createTransactionBatch, s.auth(models.RoleRegister))
 	api.POST("/members", s.createMember, s.auth(models.RoleRegister, models.RoleAdmin))
 	api.GET("/members/lookup", s.lookupMember, s.auth(models.RoleRegister))
+	api.GET("/tiers", s.listTiers, s.auth(models.RoleAdmin, models.RoleMarketer))
+	api.PUT("/tiers", s.replaceTiers, s.auth(models.RoleAdmin))
 	api.POST("/metrics/run", s.runMetrics, s.auth(models.RoleAdmin))
 	api.GET("/metrics/segments", s.metricsSegments, s.auth(models.RoleMarketer, models.RoleAdmin))
 	api.GET("/metrics/model", s.metricsModel, s.auth(models.RoleMarketer, models.RoleAdmin))

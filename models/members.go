@@ -235,5 +235,8 @@ func (db *DB) LookupMember(ctx context.Context, card, email, phone string) (*Mem
 	if err != nil {
 		return nil, fmt.Errorf("look up member: %w", err)
 	}
+	if out.Tier, out.DiscountPercent, err = memberTier(ctx, db, out.ID); err != nil {
+		return nil, err
+	}
 	return &out, nil
 }

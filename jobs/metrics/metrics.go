@@ -71,8 +71,9 @@ type Family struct {
 }
 
 // DefaultFamilies are the families of this step: all, store:<code> (members by home store),
-// cohort:<YYYY-Qn> (members by the quarter of joined_at in the run's time zone) and rfm:<name>
-// (members by the run's RFM segment, rfm.go; it reads a table Compute fills). Segments are
+// cohort:<YYYY-Qn> (members by the quarter of joined_at in the run's time zone), rfm:<name>
+// (members by the run's RFM segment, rfm.go; it reads a table Compute fills) and tier:<name>
+// (members by club tier as of A, tiers.go; one segment per configured tier). Segments are
 // the members as of the run (not as of A), as the contract says; every member counts whatever
 // its status, erased members included (their purchases are kept, only personal data goes).
 func DefaultFamilies() []Family {
@@ -88,6 +89,7 @@ func DefaultFamilies() []Family {
 			SELECT 'cohort:' || to_char(m.joined_at AT TIME ZONE p.tz, 'YYYY-"Q"Q'), m.id
 			FROM members m, params p`},
 		rfmFamily(),
+		tierFamily(),
 	}
 }
 
