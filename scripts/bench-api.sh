@@ -33,25 +33,7 @@ WORK=$(mktemp -d /tmp/regulars-bench.XXXXXX)
 chmod 755 "$WORK"
 [ "$PROFILE" = 1 ] && KEEP=1
 
-log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-as_pg() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-# CPU seconds used so far by a process, with its reaped children (the postmaster's exited
-# backends land there), and by the postmaster's live backends: how the two cores were shared.
-TICK=$(getconf CLK_TCK)
-proc_cpu() { awk -v t="$TICK" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12+$13+$14+$15)/t }' "/proc/$1/stat"; }
-pg_cpu() {
-	local total pid
-	total=$(proc_cpu "$PG_PID")
-	for pid in $(ps -o pid= --ppid "$PG_PID"); do
-		total=$(awk -v a="$total" -v b="$(proc_cpu "$pid" 2>/dev/null || echo 0)" 'BEGIN { print a + b }')
-	done
-	echo "$total"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 cpu_begin() { CPU0_SERVER=$(proc_cpu "$SERVER_PID"); CPU0_PG=$(pg_cpu); }
 cpu_end() { # phase name: appends "phase server_cpu_s postgres_cpu_s" to cpu.txt
 	printf '%s %s %s\n' "$1" "$(awk -v a="$(proc_cpu "$SERVER_PID")" -v b="$CPU0_SERVER" 'BEGIN { print a - b }')" \

@@ -31,26 +31,8 @@ WORK=$(mktemp -d /tmp/regulars-bench-import.XXXXXX)
 export LC_NUMERIC=C # printf and sort read decimal points
 chmod 755 "$WORK"
 
-log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 group() { sed -E ':a; s/^([0-9]+)([0-9]{3})/\1,\2/; ta' <<<"$1"; } # 1234567 -> 1,234,567
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-as_pg() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-# CPU seconds used so far by a process, with its reaped children (the postmaster's exited
-# backends land there), and by the postmaster's live backends.
-TICK=$(getconf CLK_TCK)
-proc_cpu() { awk -v t="$TICK" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12+$13+$14+$15)/t }' "/proc/$1/stat"; }
-pg_cpu() {
-	local total pid
-	total=$(proc_cpu "$PG_PID")
-	for pid in $(ps -o pid= --ppid "$PG_PID"); do
-		total=$(awk -v a="$total" -v b="$(proc_cpu "$pid" 2>/dev/null || echo 0)" 'BEGIN { print a + b }')
-	done
-	echo "$total"
-}
 
 cleanup() {
 	set +e

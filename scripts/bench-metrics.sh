@@ -38,9 +38,7 @@ if [ -n "${WORK:-}" ] && [ -d "$WORK/pg" ]; then REUSE=1; KEEP=1; else WORK=$(mk
 chmod 755 "$WORK"
 export LC_NUMERIC=C
 
-log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 cleanup() {
 	set +e
