@@ -23,6 +23,8 @@ type Server struct {
 	echo    *echo.Echo
 	// metricsOpts are the settings of runs started by POST /metrics/run (SetMetricsOptions).
 	metricsOpts metrics.Options
+	// club configures the public club pages (SetClub).
+	club ClubOptions
 }
 
 // New builds the server's handler. reg receives the HTTP and database-pool metrics and is what

@@ -30,16 +30,18 @@ const PurposeMarketingEmail = "marketing_email"
 
 // Member is a club member.
 type Member struct {
-	ID               int64     `json:"id"`
-	Card             string    `json:"card"`
-	Email            *string   `json:"email"`
-	Phone            *string   `json:"phone"`
-	Name             string    `json:"name"`
-	HomeStore        string    `json:"home_store,omitempty"`
-	Status           string    `json:"status"`
-	MarketingConsent string    `json:"marketing_consent"`
-	Source           string    `json:"source"`
-	JoinedAt         time.Time `json:"joined_at"`
+	ID               int64   `json:"id"`
+	Card             string  `json:"card"`
+	Email            *string `json:"email"`
+	Phone            *string `json:"phone"`
+	Name             string  `json:"name"`
+	HomeStore        string  `json:"home_store,omitempty"`
+	Status           string  `json:"status"`
+	MarketingConsent string  `json:"marketing_consent"`
+	Source           string  `json:"source"`
+	// Language is the catalogue language mail to the member is written in (templates.Languages).
+	Language string    `json:"language"`
+	JoinedAt time.Time `json:"joined_at"`
 	// LinkedTransactions is how many earlier purchases on this card, email or phone were
 	// linked to the member when it was created.
 	LinkedTransactions int64 `json:"linked_transactions"`

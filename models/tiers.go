@@ -116,6 +116,11 @@ func (db *DB) ReplaceTiers(ctx context.Context, in []TierInput) ([]Tier, error) 
 // memberTier finds the tier and discount of one member from their net spend over the trailing
 // TierWindowDays, read through the transactions_member index. Being computed at lookup time,
 // it reflects a purchase or refund as soon as it is stored, with no work added to recording it.
+// MemberTier is member id's tier (nil when below every threshold or no ladder) and discount.
+func (db *DB) MemberTier(ctx context.Context, id int64) (*string, float64, error) {
+	return memberTier(ctx, db, id)
+}
+
 func memberTier(ctx context.Context, db *DB, memberID int64) (*string, float64, error) {
 	var name *string
 	var discount float64

@@ -1,0 +1,160 @@
+// Package templates holds everything a person reads: the public pages, the club's mail and the
+// catalogue of their strings in every language, embedded in the binary.
+//
+// Strings live in locales/<area>.<lang>.toml (go-i18n). A language is added by adding those files:
+// Languages, Match and the templates pick it up without a code change.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	texttemplate "text/template"
+
+	"github.com/BurntSushi/toml"
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
+)
+
+//go:embed locales pages mail static
+var files embed.FS
+
+// Static is the folder of stylesheets and images the pages link to (served under /static/).
+func Static() fs.FS {
+	sub, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// DefaultLanguage is used when a visitor's Accept-Language names nothing we have.
+const DefaultLanguage = "en"
+
+var (
+	bundle    *i18n.Bundle
+	languages []string // DefaultLanguage first
+	matcher   language.Matcher
+)
+
+func init() {
+	bundle = i18n.NewBundle(language.MustParse(DefaultLanguage))
+	bundle.RegisterUnmarshalFunc("toml", toml.Unmarshal)
+	entries, err := fs.ReadDir(files, "locales")
+	if err != nil {
+		panic(err)
+	}
+	for _, e := range entries {
+		if _, err := bundle.LoadMessageFileFS(files, path.Join("locales", e.Name())); err != nil {
+			panic(fmt.Sprintf("templates: locale %s: %v", e.Name(), err))
+		}
+	}
+	tags := bundle.LanguageTags()
+	sort.SliceStable(tags, func(i, j int) bool { return tags[i].String() == DefaultLanguage })
+	for _, t := range tags {
+		languages = append(languages, t.String())
+	}
+	matcher = language.NewMatcher(tags)
+}
+
+// Languages are the catalogue's languages, the default first.
+func Languages() []string { return append([]string(nil), languages...) }
+
+// Match picks the catalogue language for an Accept-Language header (or a stored preference such
+// as "nb"); anything unknown or empty gives DefaultLanguage.
+func Match(acceptLanguage string) string {
+	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
+	if err != nil || len(tags) == 0 {
+		return DefaultLanguage
+	}
+	_, i, conf := matcher.Match(tags...)
+	if conf == language.No {
+		return DefaultLanguage
+	}
+	return languages[i]
+}
+
+// Supported reports whether lang is one of Languages.
+func Supported(lang string) bool {
+	for _, l := range languages {
+		if l == lang {
+			return true
+		}
+	}
+	return false
+}
+
+// T returns the catalogue string id in lang, filled from data (a map or struct, go-i18n
+// template syntax). A missing id shows as [id]; the package tests check every id used by a
+// template exists in every language.
+func T(lang, id string, data any) string {
+	loc := i18n.NewLocalizer(bundle, lang, DefaultLanguage)
+	s, err := loc.Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data})
+	if err != nil {
+		return "[" + id + "]"
+	}
+	return s
+}
+
+// funcs are the helpers every template has. "t" is T in the template's language: {{t "join.title"}}
+// or {{t "welcome.discount" .}} with data.
+func funcs(lang string) map[string]any {
+	return map[string]any{
+		"t": func(id string, data ...any) string {
+			var d any
+			if len(data) > 0 {
+				d = data[0]
+			}
+			return T(lang, id, d)
+		},
+		"lang": func() string { return lang },
+	}
+}
+
+// Page renders pages/<name>.html inside pages/layout.html in lang.
+func Page(w io.Writer, name, lang string, data any) error {
+	t, err := template.New("layout.html").Funcs(funcs(lang)).ParseFS(files, "pages/layout.html", "pages/"+name+".html")
+	if err != nil {
+		return fmt.Errorf("page %s: %w", name, err)
+	}
+	var buf bytes.Buffer // render fully first, so a template error never sends half a page
+	if err := t.Execute(&buf, data); err != nil {
+		return fmt.Errorf("page %s: %w", name, err)
+	}
+	_, err = buf.WriteTo(w)
+	return err
+}
+
+// Mail is one rendered club mail.
+type Mail struct {
+	Subject string
+	HTML    string
+	Text    string
+}
+
+// RenderMail renders mail/<kind>.html (inside mail/layout.html) and mail/<kind>.txt in lang; the
+// subject is the catalogue string "mail.<kind>.subject".
+func RenderMail(kind, lang string, data any) (*Mail, error) {
+	ht, err := template.New("layout.html").Funcs(funcs(lang)).ParseFS(files, "mail/layout.html", "mail/"+kind+".html")
+	if err != nil {
+		return nil, fmt.Errorf("mail %s: %w", kind, err)
+	}
+	tt, err := texttemplate.New(kind + ".txt").Funcs(funcs(lang)).ParseFS(files, "mail/"+kind+".txt")
+	if err != nil {
+		return nil, fmt.Errorf("mail %s: %w", kind, err)
+	}
+	var h, t bytes.Buffer
+	if err := ht.Execute(&h, data); err != nil {
+		return nil, fmt.Errorf("mail %s html: %w", kind, err)
+	}
+	if err := tt.Execute(&t, data); err != nil {
+		return nil, fmt.Errorf("mail %s text: %w", kind, err)
+	}
+	return &Mail{Subject: strings.TrimSpace(T(lang, "mail."+kind+".subject", data)), HTML: h.String(), Text: t.String()}, nil
+}
