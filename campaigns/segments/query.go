@@ -11,6 +11,25 @@ import (
 // MaxSample is the largest sample Sample returns.
 const MaxSample = 1000
 
+// Mailable is what every campaign recipient is on top of its segment, whatever the rules say: an
+// active member (a web sign-up stays pending until it confirms its address) whose marketing
+// consent is recorded and confirmed (double opt-in), with an email address. Audiences are built
+// with it ANDed to the compiled segment, never from the segment alone.
+const Mailable = "(m.status = 'active' AND m.marketing_consent = 'confirmed' AND m.email IS NOT NULL)"
+
+// CountMailable returns how many members of tree as of asOf a campaign may mail.
+func CountMailable(ctx context.Context, db *models.DB, tree *Node, asOf time.Time) (int64, error) {
+	where, args, err := Compile(tree, asOf, 0)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM members m WHERE "+Mailable+" AND "+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count mailable segment members: %w", err)
+	}
+	return n, nil
+}
+
 // Count returns how many members match tree as of asOf, for a saved segment's live count.
 func Count(ctx context.Context, db *models.DB, tree *Node, asOf time.Time) (int64, error) {
 	where, args, err := Compile(tree, asOf, 0)

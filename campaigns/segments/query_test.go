@@ -257,6 +257,30 @@ func TestCompiledSQLEmbedsAfterTheCallersArguments(t *testing.T) {
 	}
 }
 
+// A member without confirmed marketing consent is never mailable, even in a segment that asks for
+// them by name: of the fixture, only ada and eva (active, confirmed, with an email) are.
+func TestOnlyConfirmedConsentIsMailable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		rules string
+		want  int64
+	}{
+		{`{"all": [{"field": "joined_at", "op": "lt", "value": "2030-01-01"}]}`, 2},               // everyone: ada, eva
+		{`{"field": "marketing_consent", "op": "in", "value": ["pending", "none", "withdrawn"]}`, 0}, // cai, ben, dag, fil
+		{`{"field": "status", "op": "in", "value": ["pending", "erased"]}`, 0},                       // cai, fil
+		{`{"field": "home_store", "op": "eq", "value": "oslo-1"}`, 1},                                // ada, not ben
+	} {
+		n, err := CountMailable(ctx, f.db, mustParse(t, tc.rules), f.asOf)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.rules, err)
+		}
+		if n != tc.want {
+			t.Errorf("%s: %d mailable, want %d", tc.rules, n, tc.want)
+		}
+	}
+}
+
 func TestCountAndSampleShowALiveSegment(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

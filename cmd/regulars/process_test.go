@@ -118,7 +118,12 @@ type server struct {
 // startServe starts `regulars serve` on a free loopback port and waits until /readyz answers 200.
 func startServe(t *testing.T, env []string) *server {
 	t.Helper()
-	addr := freeAddr(t)
+	return startServeAt(t, env, freeAddr(t))
+}
+
+// startServeAt is startServe on a given address (for a REGULARS_BASE_URL that names it).
+func startServeAt(t *testing.T, env []string, addr string) *server {
+	t.Helper()
 	s := &server{
 		process: startRegulars(t, append(env[:len(env):len(env)], "REGULARS_HTTP_ADDR="+addr), "serve"),
 		addr:    addr,
