@@ -144,6 +144,9 @@ func Fill(ctx context.Context, db *models.DB, opts Options) (*Summary, error) {
 			return nil, fmt.Errorf("demo: create store %s: %w", s.code, err)
 		}
 	}
+	if err := demoTiers(ctx, db); err != nil {
+		return nil, err
+	}
 	g := newGenerator(opts)
 	g.members()
 	g.purchases()
@@ -160,6 +163,26 @@ func Fill(ctx context.Context, db *models.DB, opts Options) (*Summary, error) {
 	sum.From, sum.To = g.from, opts.Now
 	sum.Took = time.Since(start)
 	return sum, nil
+}
+
+// demoTiers sets a three-step ladder (every member gets 5%, more for regulars) unless the admin has
+// already set one.
+func demoTiers(ctx context.Context, db *models.DB) error {
+	have, err := db.FindTiers(ctx)
+	if err != nil || len(have) > 0 {
+		return err
+	}
+	pct := func(p float64) *float64 { return &p }
+	minor := func(v int64) models.Int { return models.Int{Value: v, Present: true} }
+	_, err = db.ReplaceTiers(ctx, []models.TierInput{
+		{Name: "Member", MinSpend: minor(0), DiscountPercent: pct(5)},
+		{Name: "Regular", MinSpend: minor(200_000), DiscountPercent: pct(10)},   // 2,000 NOK a year
+		{Name: "Collector", MinSpend: minor(600_000), DiscountPercent: pct(15)}, // 6,000 NOK a year
+	})
+	if err != nil {
+		return fmt.Errorf("demo: tiers: %w", err)
+	}
+	return nil
 }
 
 func summarize(ctx context.Context, db *models.DB) (*Summary, error) {

@@ -53,6 +53,16 @@ func TestFill(t *testing.T) {
 		}
 	})
 
+	t.Run("the club has a tier ladder whose lowest step gives every member a discount", func(t *testing.T) {
+		tiers, err := db.FindTiers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tiers) != 3 || tiers[0].MinSpend != 0 || tiers[0].DiscountPercent <= 0 {
+			t.Errorf("demo tiers %+v", tiers)
+		}
+	})
+
 	t.Run("every refund names an earlier sale of its own store", func(t *testing.T) {
 		if n := count(t, db, `SELECT count(*) FROM transactions r WHERE r.kind = 'refund' AND NOT EXISTS (
 			SELECT 1 FROM transactions s WHERE s.store_id = r.store_id AND s.txn_id = r.refunds_txn_id
