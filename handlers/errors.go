@@ -78,6 +78,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status == http.StatusTooManyRequests && c.Response().Header().Get("Retry-After") == "" {
 		c.Response().Header().Set("Retry-After", "60")
 	}
+	if s.renderPageError(status, c) { // the public pages answer in HTML (pages.go)
+		return
+	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
 		return

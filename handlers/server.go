@@ -25,6 +25,10 @@ type Server struct {
 	metricsOpts metrics.Options
 	// club configures the public club pages (SetClub).
 	club ClubOptions
+	// campaigns configures the campaign routes (SetCampaigns).
+	campaigns CampaignOptions
+	// tracking configures the campaign statistics (SetTracking).
+	tracking TrackingOptions
 }
 
 // New builds the server's handler. reg receives the HTTP and database-pool metrics and is what
@@ -35,6 +39,9 @@ func New(db *models.DB, log *slog.Logger, reg *prometheus.Registry) *Server {
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError
+	// A client's IP (rate limits, consent evidence) is the peer's, or X-Forwarded-For's only when
+	// the peer is a proxy on loopback or a private network; anyone else could forge the header.
+	s.echo.IPExtractor = echo.ExtractIPFromXFFHeader()
 	s.routes(reg)
 	return s
 }

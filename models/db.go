@@ -34,6 +34,8 @@ type DB struct {
 	Now func() time.Time
 	// MaxAmount is the largest transaction amount accepted, in minor units.
 	MaxAmount int64
+	// Timezone is REGULARS_TIMEZONE: the join funnel counts days there. nil means UTC.
+	Timezone *time.Location
 
 	stores *storeCache
 	keys   *keyCache

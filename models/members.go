@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,6 +59,8 @@ type MemberInput struct {
 	MarketingConsent *bool  `json:"marketing_consent"`
 	// ConsentTextVersion names the wording the customer agreed to.
 	ConsentTextVersion string `json:"consent_text_version,omitempty"`
+	// Language is the language mail to the member is written in; "en" when left out.
+	Language string `json:"language,omitempty"`
 }
 
 // ConsentEvidence is where and how a consent answer was given.
@@ -69,11 +72,12 @@ type ConsentEvidence struct {
 
 // CreateMember enrols a member, records the consent answer and links earlier purchases made
 // with the same card, email or phone. A register enrols for its own store unless the customer
-// names another home store.
+// names another home store. A customer who consents to marketing mail gets a mail asking them to
+// confirm it (double opt-in), and the enrolment counts as a till submission in the join funnel.
 func (db *DB) CreateMember(ctx context.Context, p *Principal, in MemberInput, ev ConsentEvidence) (*Member, error) {
 	fe := FieldErrors{}
 	m := &Member{Card: in.Card, Name: in.Name, HomeStore: in.HomeStore, Status: StatusActive, Source: ev.Source,
-		MarketingConsent: ConsentNone}
+		MarketingConsent: ConsentNone, Language: "en"}
 	if m.Card != "" && !ValidCard(m.Card) {
 		fe.Add("card", "must be 13 digits ending in a correct EAN-13 check digit")
 	}
@@ -93,6 +97,11 @@ func (db *DB) CreateMember(ctx context.Context, p *Principal, in MemberInput, ev
 	}
 	if len(in.Name) > 200 {
 		fe.Add("name", "must be at most 200 characters")
+	}
+	if in.Language != "" {
+		if m.Language = languageOr(in.Language); m.Language != strings.ToLower(strings.TrimSpace(in.Language)) {
+			fe.Add("language", "must be a language code such as en or nb")
+		}
 	}
 	if in.MarketingConsent == nil {
 		fe.Add("marketing_consent", "is required: true or false, as the customer answered")
@@ -125,17 +134,26 @@ func (db *DB) CreateMember(ctx context.Context, p *Principal, in MemberInput, ev
 		}
 		m.Card = card
 	}
+	day := db.clubDay()
 	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
-			INSERT INTO members (card, email, phone, name, home_store_id, status, marketing_consent, source)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			INSERT INTO members (card, email, phone, name, home_store_id, status, marketing_consent, source, language)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			RETURNING id, joined_at`,
-			m.Card, m.Email, m.Phone, m.Name, homeStoreID, m.Status, m.MarketingConsent, m.Source).Scan(&m.ID, &m.JoinedAt)
+			m.Card, m.Email, m.Phone, m.Name, homeStoreID, m.Status, m.MarketingConsent, m.Source, m.Language).Scan(&m.ID, &m.JoinedAt)
 		if err != nil {
 			return memberConflict(err)
 		}
 		if in.MarketingConsent != nil {
 			if err := recordConsent(ctx, tx, m.ID, *in.MarketingConsent, in.ConsentTextVersion, ev); err != nil {
+				return err
+			}
+		}
+		if m.MarketingConsent == ConsentPending {
+			if err := queueMail(ctx, tx, MailConsentConfirm, m.ID, *m.Email, m.Language); err != nil {
+				return err
+			}
+			if err := countFunnel(ctx, tx, day, homeStoreID, SourceTill, "submissions"); err != nil {
 				return err
 			}
 		}

@@ -145,7 +145,7 @@ func RenderMail(kind, lang string, data any) (*Mail, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mail %s: %w", kind, err)
 	}
-	tt, err := texttemplate.New(kind + ".txt").Funcs(funcs(lang)).ParseFS(files, "mail/"+kind+".txt")
+	tt, err := texttemplate.New(kind+".txt").Funcs(funcs(lang)).ParseFS(files, "mail/"+kind+".txt")
 	if err != nil {
 		return nil, fmt.Errorf("mail %s: %w", kind, err)
 	}

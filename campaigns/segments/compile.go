@@ -314,6 +314,9 @@ func (f *Field) describe() string {
 	case TypeEnum:
 		return "one of " + strings.Join(f.Values, ", ")
 	case TypeInteger:
+		if f.bounded {
+			return fmt.Sprintf("an integer from %d to %d", f.min, f.max)
+		}
 		return "an integer"
 	case TypeNumber:
 		return "a number"
@@ -346,6 +349,9 @@ func (f *Field) scalar(raw any, loc *time.Location) (any, bool) {
 		return s, true
 	case TypeInteger:
 		i, ok := asInt(raw)
+		if ok && f.bounded && (i < f.min || i > f.max) {
+			return nil, false
+		}
 		return i, ok
 	case TypeNumber:
 		x, ok := asFloat(raw)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,11 +102,19 @@ func TestInvalidTreesNameTheBadPath(t *testing.T) {
 	}{
 		{"a misspelt field deep in the tree", `{"all": [{"field": "home_store", "op": "eq", "value": "oslo-1"},
 			{"any": [{"field": "p_alivee", "op": "lt", "value": 0.5}]}]}`, "rules.all.1.any.0.field", `unknown field "p_alivee"`},
-		{"a field of a later issue", `{"field": "birthday_month", "op": "eq", "value": 5}`, "rules.field", `unknown field "birthday_month"`},
+		{"a field of a later issue", `{"field": "favourite_colour", "op": "eq", "value": "red"}`, "rules.field", `unknown field "favourite_colour"`},
+		{"a birthday month of 13", `{"field": "birthday_month", "op": "eq", "value": 13}`, "rules.value", "must be an integer from 1 to 12"},
+		{"a birthday month of 0 in a list", `{"field": "birthday_month", "op": "in", "value": [1, 0]}`, "rules.value",
+			"item 1 must be an integer from 1 to 12"},
+		{"a birthday month range past December", `{"field": "birthday_month", "op": "between", "value": [11, 14]}`, "rules.value",
+			"must be a list [low, high], each an integer from 1 to 12"},
+		{"a birthday month as a name", `{"field": "birthday_month", "op": "eq", "value": "May"}`, "rules.value", "must be an integer from 1 to 12"},
+		{"starts_with on a tier", `{"field": "tier", "op": "starts_with", "value": "G"}`, "rules.op",
+			`operator "starts_with" is not allowed for text field tier`},
+		{"a tier that is not a string", `{"field": "tier", "op": "eq", "value": 1}`, "rules.value", "must be a string of 1 to 200 characters"},
 		{"eq on a model figure", `{"field": "p_alive", "op": "eq", "value": 0.5}`, "rules.op",
 			`operator "eq" is not allowed for number field p_alive`},
 		{"a string for a model figure", `{"field": "clv_predicted", "op": "gte", "value": "500"}`, "rules.value", "must be a number"},
-		{"tier, not there yet", `{"field": "tier", "op": "eq", "value": "gold"}`, "rules.field", `unknown field "tier"`},
 		{"a missing field", `{"op": "eq", "value": 1}`, "rules.field", "required"},
 		{"a field that is not a string", `{"field": 5, "op": "eq", "value": 1}`, "rules.field", "must be a string"},
 		{"an unknown operator", `{"field": "orders_365d", "op": "like", "value": 1}`, "rules.op", `unknown operator "like"`},
@@ -232,13 +241,19 @@ func TestFieldsListsEveryFieldWithItsOperators(t *testing.T) {
 		got[f.Name] = f
 	}
 	for _, name := range []string{"home_store", "status", "marketing_consent", "joined_at", "email_domain",
-		"days_since_last_purchase", "orders_365d", "spend_365d"} {
+		"days_since_last_purchase", "orders_365d", "spend_365d", "tier", "birthday_month"} {
 		if _, ok := got[name]; !ok {
 			t.Errorf("field %s missing", name)
 		}
 	}
 	if ops := got["days_since_last_purchase"].Ops; !containsOp(ops, IsNull) || !containsOp(ops, Between) {
 		t.Errorf("days_since_last_purchase ops %v, want is_null and between", ops)
+	}
+	if ops := got["tier"].Ops; !slices.Equal(ops, []Op{Eq, Ne, In, NotIn, IsNull, IsNotNull}) {
+		t.Errorf("tier ops %v, want eq ne in not_in is_null is_not_null", ops)
+	}
+	if ops := got["birthday_month"].Ops; !containsOp(ops, Between) || !containsOp(ops, IsNull) {
+		t.Errorf("birthday_month ops %v, want between and is_null", ops)
 	}
 }
 
@@ -249,4 +264,23 @@ func containsOp(ops []Op, op Op) bool {
 		}
 	}
 	return false
+}
+
+func TestTierSharesTheWindowWithSpendAndKeepsItsValueOut(t *testing.T) {
+	tree := mustParse(t, `{"all": [{"field": "tier", "op": "in", "value": ["Gold'; DROP TABLE tiers; --"]},
+		{"field": "spend_365d", "op": "gt", "value": 0}, {"field": "birthday_month", "op": "eq", "value": 12}]}`)
+	where, args, err := Compile(tree, time.Date(2026, 6, 10, 0, 0, 0, 0, time.UTC), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// tier list, window start, as-of, spend bound, month: tier and spend_365d share the window.
+	if len(args) != 5 {
+		t.Errorf("got %d arguments, want 5: %v", len(args), args)
+	}
+	if strings.Contains(where, "DROP") || strings.Contains(where, "Gold") {
+		t.Errorf("SQL contains the value:\n%s", where)
+	}
+	if !strings.Contains(where, "$10::") || strings.Contains(where, "$9::") {
+		t.Errorf("placeholders do not start after the offset:\n%s", where)
+	}
 }

@@ -55,7 +55,11 @@ type Field struct {
 	Doc string `json:"doc"`
 
 	nullable bool
-	foldCase bool // values are compared lower-cased (the SQL expression is lower-cased too)
+	foldCase bool
+	// bounded integers take only values in [min, max] (birthday_month is 1–12), so a typo
+	// such as 13 is an error rather than a rule that silently matches nobody.
+	bounded  bool
+	min, max int64 // values are compared lower-cased (the SQL expression is lower-cased too)
 	// sql is the SQL expression of the field for the member m; computed figures need the
 	// compiler for the as-of arguments.
 	sql func(c *compiler) string
@@ -64,8 +68,7 @@ type Field struct {
 	leaf func(c *compiler, op Op, v operand) string
 }
 
-// registry holds every field, built once and never changed. A field that a later issue adds
-// (tier, birthday_month, rfm_segment, p_alive, clv_predicted) is one more entry here.
+// registry holds every field, built once and never changed. A new field is one more entry here.
 var registry = func() map[string]*Field {
 	m := map[string]*Field{}
 	for _, f := range []Field{
@@ -126,6 +129,17 @@ var registry = func() map[string]*Field {
 			Name: "days_since_last_purchase", Type: TypeInteger, nullable: true,
 			Doc: "whole days (24 h) from the last sale before the as-of time; NULL if none",
 			sql: daysSinceLastPurchase,
+		},
+		{
+			Name: "tier", Type: TypeText, nullable: true,
+			Doc: "name of the member's club tier (GET /tiers) as of the as-of time: the tier with the highest threshold at or below spend_365d; NULL below every threshold or without tiers",
+			Ops: []Op{Eq, Ne, In, NotIn},
+			sql: tier,
+		},
+		{
+			Name: "birthday_month", Type: TypeInteger, nullable: true, bounded: true, min: 1, max: 12,
+			Doc: "month of the member's birthday, 1 (January) to 12; NULL when the member gave no birth date",
+			sql: column("extract(month FROM m.birth_date)::bigint"),
 		},
 		{
 			Name: "orders_365d", Type: TypeInteger,
@@ -203,6 +217,18 @@ func spend365d(c *compiler) string {
         FROM transactions t
         WHERE t.member_id = m.id
           AND t.occurred_at >= ` + c.windowStartArg() + ` AND t.occurred_at < ` + c.asOfArg() + `)`
+}
+
+// tier is the club tier as models.MemberTier finds it at a till — the tier with the highest
+// min_spend_minor at or below the member's net spend — but over spend_365d's window ending at the
+// as-of time: [as-of − 365 calendar days, as-of), where a till lookup uses the 365 × 24 hours
+// before now. The two differ only for a transaction at the very edge of the window. The tiers
+// are a handful of rows; the spend is one index probe per member (see spend365d), computed
+// once per member in the LATERAL-like derived table rather than once per tier.
+func tier(c *compiler) string {
+	return `(SELECT tt.name FROM (SELECT ` + spend365d(c) + ` AS net) sp
+        JOIN tiers tt ON tt.min_spend_minor <= sp.net
+        ORDER BY tt.min_spend_minor DESC LIMIT 1)`
 }
 
 // homeStoreLeaf matches the member's home_store_id against the ids of the stores whose code

@@ -266,7 +266,7 @@ func TestOnlyConfirmedConsentIsMailable(t *testing.T) {
 		rules string
 		want  int64
 	}{
-		{`{"all": [{"field": "joined_at", "op": "lt", "value": "2030-01-01"}]}`, 2},               // everyone: ada, eva
+		{`{"all": [{"field": "joined_at", "op": "lt", "value": "2030-01-01"}]}`, 2},                  // everyone: ada, eva
 		{`{"field": "marketing_consent", "op": "in", "value": ["pending", "none", "withdrawn"]}`, 0}, // cai, ben, dag, fil
 		{`{"field": "status", "op": "in", "value": ["pending", "erased"]}`, 0},                       // cai, fil
 		{`{"field": "home_store", "op": "eq", "value": "oslo-1"}`, 1},                                // ada, not ben
@@ -322,6 +322,69 @@ func TestCountAndSampleShowALiveSegment(t *testing.T) {
 			if !errors.As(err, &e) || e.Fields["limit"] == "" {
 				t.Errorf("limit %d: got %v, want an error on limit", limit, err)
 			}
+		}
+	})
+}
+
+// TestTierAndBirthdayMonthSelectTheExpectedMembers adds a tier ladder and birth dates to the
+// fixture. With spend_365d as in the fixture's table, the tiers as of the as-of time are:
+//
+//	name  spend   tier    birth date
+//	ada   70000   Gold    1990-05-17
+//	ben   20000   Silver  1985-12-01
+//	cai   0       NULL    2000-05-31
+//	dag   0       NULL    (none)
+//	eva   3000    Bronze  1970-01-01 (exactly the Bronze threshold; with her sale after as-of she would be Copper)
+//	fil   0       NULL    (none)
+func TestTierAndBirthdayMonthSelectTheExpectedMembers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.db.Pool.Exec(ctx, `INSERT INTO tiers (name, min_spend_minor, discount_percent)
+		VALUES ('Bronze', 3000, 1), ('Copper', 8000, 2), ('Silver', 15000, 5), ('Gold', 50000, 10)`); err != nil {
+		t.Fatal(err)
+	}
+	for name, birth := range map[string]string{"ada": "1990-05-17", "ben": "1985-12-01", "cai": "2000-05-31", "eva": "1970-01-01"} {
+		if _, err := f.db.Pool.Exec(ctx, `UPDATE members SET birth_date = $1::date WHERE id = $2`, birth, f.ids[name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, tree, want string
+	}{
+		{"tier eq the top tier", `{"field": "tier", "op": "eq", "value": "Gold"}`, "ada"},
+		{"a spend exactly at a threshold is in that tier, ignoring a sale after as-of", `{"field": "tier", "op": "eq", "value": "Bronze"}`, "eva"},
+		{"nobody is in a tier between two members' spends", `{"field": "tier", "op": "eq", "value": "Copper"}`, ""},
+		{"tier ne leaves out members below every threshold", `{"field": "tier", "op": "ne", "value": "Gold"}`, "ben eva"},
+		{"tier in a list", `{"field": "tier", "op": "in", "value": ["Silver", "Bronze"]}`, "ben eva"},
+		{"tier not in a list", `{"field": "tier", "op": "not_in", "value": ["Gold", "Bronze"]}`, "ben"},
+		{"tier is null below every threshold", `{"field": "tier", "op": "is_null"}`, "cai dag fil"},
+		{"tier is not null", `{"field": "tier", "op": "is_not_null"}`, "ada ben eva"},
+		{"tier names are case-sensitive, as in the ladder", `{"field": "tier", "op": "eq", "value": "gold"}`, ""},
+		{"not tier is the complement", `{"not": {"field": "tier", "op": "eq", "value": "Gold"}}`, "ben cai dag eva fil"},
+		{"a quote in a tier name matches nothing", `{"field": "tier", "op": "eq", "value": "Gold' OR 'a'='a"}`, ""},
+		{"a statement in a tier in-list matches nothing", `{"field": "tier", "op": "in", "value": ["x'); DELETE FROM tiers; --"]}`, ""},
+		{"birthday in May", `{"field": "birthday_month", "op": "eq", "value": 5}`, "ada cai"},
+		{"birthday in December or January", `{"field": "birthday_month", "op": "in", "value": [12, 1]}`, "ben eva"},
+		{"birthday from May to December", `{"field": "birthday_month", "op": "between", "value": [5, 12]}`, "ada ben cai"},
+		{"birthday not in May leaves out members without a birth date", `{"field": "birthday_month", "op": "ne", "value": 5}`, "ben eva"},
+		{"birthday month is null without a birth date", `{"field": "birthday_month", "op": "is_null"}`, "dag fil"},
+		{"tier and birthday together", `{"all": [{"field": "tier", "op": "is_not_null"}, {"field": "birthday_month", "op": "lt", "value": 6}]}`, "ada eva"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(f.members(t, mustParse(t, tt.tree)), " ")
+			if got != tt.want {
+				t.Errorf("got [%s], want [%s]", got, tt.want)
+			}
+		})
+	}
+	t.Run("the tiers are intact after the injection attempts", func(t *testing.T) {
+		var n int
+		if err := f.db.Pool.QueryRow(ctx, "SELECT count(*) FROM tiers").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 4 {
+			t.Errorf("got %d tiers, want 4", n)
 		}
 	})
 }

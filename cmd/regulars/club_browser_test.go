@@ -88,7 +88,7 @@ func screenshotDir(t *testing.T) string {
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	var buf []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&buf, 90)); err != nil {
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&buf, 100)); err != nil { // quality 100 gives a PNG, less a JPEG
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	img, err := png.Decode(bytes.NewReader(buf))
@@ -342,8 +342,10 @@ func TestClubInABrowser(t *testing.T) {
 		if !strings.Contains(textPart(t, m), card) {
 			t.Errorf("welcome mail does not carry the card number %s", card)
 		}
-		if m.Header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
-			t.Errorf("welcome mail List-Unsubscribe-Post %q", m.Header.Get("List-Unsubscribe-Post"))
+		// List-Unsubscribe-Post (RFC 8058) is only allowed with an https target; this server's base
+		// URL is plain http on loopback, so only List-Unsubscribe is checked here.
+		if lu := m.Header.Get("List-Unsubscribe"); !strings.Contains(lu, base+"/unsubscribe?token=") {
+			t.Errorf("welcome mail List-Unsubscribe %q does not name %s/unsubscribe", lu, base)
 		}
 		link := linkTo("/unsubscribe").FindString(textPart(t, m))
 		if link == "" {

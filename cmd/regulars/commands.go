@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/regulars/regulars/campaigns/dispatch"
+	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/handlers"
 	"github.com/regulars/regulars/jobs"
+	"github.com/regulars/regulars/jobs/clubmail"
 	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/embeddedpg"
@@ -53,6 +57,7 @@ func (env *environment) openDatabase(ctx context.Context, log *slog.Logger) (*da
 		return nil, err
 	}
 	db.MaxAmount = env.cfg.MaxAmount
+	db.Timezone, _ = time.LoadLocation(env.cfg.Timezone) // validated by config; the join funnel counts days there
 	if err := db.Migrate(ctx, log); err != nil {
 		db.Close()
 		_ = cluster.Stop()
@@ -105,6 +110,55 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	}
 	srv.SetMetricsOptions(metricsOpts)
 
+	// Club mail: queued by the club pages in the same transaction as the change that calls for
+	// it, sent from here; every replica drains the queue (the claim skips rows others hold).
+	mailSender, err := mailer.New(env.cfg.SMTPURL, filepath.Join(env.cfg.DataDir, "outbox"))
+	if err != nil {
+		return err
+	}
+	defer mailSender.Close()
+	clubMail := &clubmail.Sender{DB: db.DB, Mail: mailSender, From: env.cfg.MailFrom, BaseURL: env.cfg.BaseURL,
+		Secret: []byte(env.cfg.Secret), ConfirmTTL: env.cfg.confirmTTL(), Location: metricsOpts.Timezone, Log: log}
+	srv.SetClub(handlers.ClubOptions{Secret: []byte(env.cfg.Secret), BaseURL: env.cfg.BaseURL,
+		ConfirmTTL: env.cfg.confirmTTL(), JoinRate: env.cfg.JoinRate, MailQueued: clubMail.Kick})
+	srv.SetCampaigns(handlers.CampaignOptions{Mail: mailSender, BaseURL: env.cfg.BaseURL, From: env.cfg.MailFrom})
+	srv.SetTracking(handlers.TrackingOptions{AttributionDays: env.cfg.AttributionDays, CostPerMail: env.cfg.CostPerMail})
+	clubMailCtx, stopClubMail := context.WithCancel(ctx)
+	clubMailDone := make(chan struct{})
+	go func() {
+		defer close(clubMailDone)
+		clubMail.Run(clubMailCtx)
+	}()
+	// Deferred after the mailer's Close, so it runs first: the sender stops before the mailer.
+	defer func() {
+		stopClubMail()
+		<-clubMailDone
+	}()
+
+	// Campaigns: every replica runs a dispatcher (creates due runs, snapshots recipients) and a
+	// sender (REGULARS_SEND_CONCURRENCY workers, one pooled SMTP connection each, REGULARS_SEND_RATE
+	// mails a second); they share the work through row locks (campaigns/dispatch). The sender's
+	// mailer does not retry by itself: failed mails are rescheduled, so none stays claimed long.
+	campaignMail, err := mailer.New(env.cfg.SMTPURL, filepath.Join(env.cfg.DataDir, "outbox"),
+		mailer.WithPoolSize(env.cfg.SendConcurrency), mailer.WithRetry(1, 0))
+	if err != nil {
+		return err
+	}
+	defer campaignMail.Close()
+	dispatcher := &dispatch.Dispatcher{DB: db.DB, Log: log}
+	campaignSender := &dispatch.Sender{DB: db.DB, Mail: campaignMail, BaseURL: env.cfg.BaseURL,
+		Secret: []byte(env.cfg.Secret), DefaultFrom: env.cfg.MailFrom, Log: log,
+		Concurrency: env.cfg.SendConcurrency, Rate: env.cfg.SendRate}
+	dispatchCtx, stopDispatch := context.WithCancel(ctx)
+	var dispatchDone sync.WaitGroup
+	dispatchDone.Go(func() { dispatcher.Run(dispatchCtx) })
+	dispatchDone.Go(func() { campaignSender.Run(dispatchCtx) })
+	// Deferred after the campaign mailer's Close, so it runs first.
+	defer func() {
+		stopDispatch()
+		dispatchDone.Wait()
+	}()
+
 	scheduler, err := jobs.NewScheduler(log, env.cfg.Timezone)
 	if err != nil {
 		return err
@@ -114,6 +168,9 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	}
 	// Every replica schedules the metrics; the job's advisory lock lets one of them run it.
 	if err := scheduler.Add(env.cfg.MetricsSchedule, metrics.Job{DB: db.DB, Log: log, Options: metricsOpts}); err != nil {
+		return err
+	}
+	if err := scheduler.Add("@hourly", clubmail.Purge{DB: db.DB, TTL: env.cfg.confirmTTL(), Log: log}); err != nil {
 		return err
 	}
 	scheduler.Start()

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regulars/regulars/campaigns/dispatch"
+	"github.com/regulars/regulars/campaigns/tracking"
 	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/robfig/cron/v3"
 )
@@ -42,6 +44,21 @@ type config struct {
 	// The model-based predictions: horizon H in days and the monthly discount rate of clv_predicted.
 	MetricsHorizonDays         int
 	MetricsMonthlyDiscountRate float64
+
+	// The club: confirmation links expire, and unconfirmed sign-ups are purged, after
+	// ConfirmDays; one IP may submit the join form JoinRate times a minute.
+	ConfirmDays int
+	JoinRate    int
+
+	// Campaign statistics: purchases within AttributionDays after a mail count for it; one
+	// mail costs CostPerMail minor units (0: unknown, no ROI).
+	AttributionDays int
+	CostPerMail     int64
+
+	// Campaign sending, per serve process: SendConcurrency workers (and SMTP connections),
+	// at most SendRate mails a second (0: unlimited).
+	SendConcurrency int
+	SendRate        float64
 }
 
 // loadConfig reads the environment through getenv.
@@ -71,6 +88,28 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		MetricsHorizonDays:         metrics.DefaultHorizonDays,
 		MetricsMonthlyDiscountRate: metrics.DefaultMonthlyDiscountRate,
+
+		ConfirmDays: 7,
+		JoinRate:    10,
+
+		AttributionDays: tracking.DefaultAttributionDays,
+
+		SendConcurrency: dispatch.DefaultConcurrency,
+		SendRate:        dispatch.DefaultRate,
+	}
+	if v := getenv("REGULARS_SEND_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("REGULARS_SEND_CONCURRENCY must be a whole number of workers, not %q", v)
+		}
+		c.SendConcurrency = n
+	}
+	if v := getenv("REGULARS_SEND_RATE"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return c, fmt.Errorf("REGULARS_SEND_RATE must be a number of mails a second (0: unlimited), not %q", v)
+		}
+		c.SendRate = n
 	}
 	if v := getenv("REGULARS_MAX_AMOUNT"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -101,6 +140,34 @@ func loadConfig(getenv func(string) string) (config, error) {
 			}
 			*d.dst = n
 		}
+	}
+	if v := getenv("REGULARS_CONFIRM_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("REGULARS_CONFIRM_DAYS must be a whole number of days, not %q", v)
+		}
+		c.ConfirmDays = n
+	}
+	if v := getenv("REGULARS_JOIN_RATE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("REGULARS_JOIN_RATE must be a whole number of submissions a minute, not %q", v)
+		}
+		c.JoinRate = n
+	}
+	if v := getenv("REGULARS_ATTRIBUTION_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("REGULARS_ATTRIBUTION_DAYS must be a whole number of days, not %q", v)
+		}
+		c.AttributionDays = n
+	}
+	if v := getenv("REGULARS_COST_PER_MAIL"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("REGULARS_COST_PER_MAIL must be a whole number of minor units (0 or more), not %q", v)
+		}
+		c.CostPerMail = n
 	}
 	if v := getenv("REGULARS_METRICS_LIFESPAN_CAP_YEARS"); v != "" {
 		n, err := strconv.ParseFloat(v, 64)
@@ -156,6 +223,21 @@ func (c *config) validate() error {
 		// A fraction, not a percentage: 0.01 is 1 % a month; 1 would be 100 % a month.
 		return fmt.Errorf("REGULARS_METRICS_MONTHLY_DISCOUNT_RATE must be a fraction between 0 and 1 (0.01 is 1 %% a month), not %g", d)
 	}
+	if c.ConfirmDays < 1 || c.ConfirmDays > 365 {
+		return fmt.Errorf("REGULARS_CONFIRM_DAYS must be between 1 and 365, not %d", c.ConfirmDays)
+	}
+	if c.SendConcurrency < 1 || c.SendConcurrency > 256 {
+		return fmt.Errorf("REGULARS_SEND_CONCURRENCY must be between 1 and 256, not %d", c.SendConcurrency)
+	}
+	if !(c.SendRate >= 0 && c.SendRate <= 100000) {
+		return fmt.Errorf("REGULARS_SEND_RATE must be between 0 (unlimited) and 100000 mails a second, not %g", c.SendRate)
+	}
+	if c.JoinRate < 1 || c.JoinRate > 10000 {
+		return fmt.Errorf("REGULARS_JOIN_RATE must be between 1 and 10000 submissions a minute, not %d", c.JoinRate)
+	}
+	if c.AttributionDays < 1 || c.AttributionDays > 365 {
+		return fmt.Errorf("REGULARS_ATTRIBUTION_DAYS must be between 1 and 365, not %d", c.AttributionDays)
+	}
 	if c.BaseURL == "" {
 		host := c.HTTPAddr
 		if strings.HasPrefix(host, ":") {
@@ -177,6 +259,11 @@ func (c *config) metricsOptions() (metrics.Options, error) {
 	return metrics.Options{Timezone: tz, WindowDays: c.MetricsWindowDays, ChurnPeriodDays: c.MetricsChurnDays,
 		LifespanCapYears: c.MetricsLifespanCapYears, HorizonDays: c.MetricsHorizonDays,
 		MonthlyDiscountRate: &rate}, nil
+}
+
+// confirmTTL is how long confirmation links work and unconfirmed sign-ups are kept.
+func (c *config) confirmTTL() time.Duration {
+	return time.Duration(c.ConfirmDays) * 24 * time.Hour
 }
 
 // ensureSecret generates the HMAC secret on first use and keeps it in the data dir, so that

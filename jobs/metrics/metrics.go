@@ -72,8 +72,9 @@ type Family struct {
 
 // DefaultFamilies are the families of this step: all, store:<code> (members by home store),
 // cohort:<YYYY-Qn> (members by the quarter of joined_at in the run's time zone), rfm:<name>
-// (members by the run's RFM segment, rfm.go; it reads a table Compute fills) and tier:<name>
-// (members by club tier as of A, tiers.go; one segment per configured tier). Segments are
+// (members by the run's RFM segment, rfm.go; it reads a table Compute fills), tier:<name>
+// (members by club tier as of A, tiers.go; one segment per configured tier) and segment:<id>
+// (every saved segment's rules evaluated as of A, saved.go; a table Compute fills). Segments are
 // the members as of the run (not as of A), as the contract says; every member counts whatever
 // its status, erased members included (their purchases are kept, only personal data goes).
 func DefaultFamilies() []Family {
@@ -90,6 +91,7 @@ func DefaultFamilies() []Family {
 			FROM members m, params p`},
 		rfmFamily(),
 		tierFamily(),
+		savedFamily(),
 	}
 }
 
@@ -193,6 +195,9 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 			return fmt.Errorf("create metrics run: %w", err)
 		}
 		if err := computeRFM(ctx, tx, opts, b); err != nil {
+			return err
+		}
+		if err := computeSaved(ctx, tx, opts, b); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, segmentMetricsSQL(opts.Families),

@@ -1,0 +1,390 @@
+// Package campaigns holds marketing campaigns: the stored campaign (campaign.go), the rendering
+// of its templates into one mail per member (render.go), previews and test sends. Scheduling and
+// the dispatcher that sends runs come later and build on Compile and Render here.
+package campaigns
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/regulars/regulars/campaigns/mailer"
+	"github.com/regulars/regulars/models"
+	"github.com/regulars/regulars/templates"
+)
+
+// Template data. A campaign's subject, HTML and text are Go templates (html/template for the
+// HTML body, text/template for the subject and the text body) executed with Data:
+//
+//	{{.Member.FirstName}} {{.Member.Name}} {{.Member.Card}} {{.Member.HomeStore}}
+//	{{.Member.Tier}} {{.Member.Discount}} {{.Links.Preferences}} {{.Links.Unsubscribe}}
+//	{{.Barcode}}
+//
+// Only the built-in actions and functions of text/template exist; a template naming any other
+// function fails to parse, so it is refused when the campaign is saved.
+
+// Data is what a campaign template sees.
+type Data struct {
+	Member MemberData
+	Links  Links
+
+	html       bool
+	barcodeCID string
+	used       bool // Barcode was called: the mail carries the barcode image
+}
+
+// Barcode is the member's card barcode: in the HTML body an <img> of the inline barcode image
+// (added to the mail only when a template uses it), in the subject and text body the card number.
+func (d *Data) Barcode() any {
+	if !d.html {
+		return d.Member.Card
+	}
+	d.used = true
+	return htmltemplate.HTML(`<img src="cid:` + d.barcodeCID + `" width="400" height="160" alt="` +
+		htmltemplate.HTMLEscapeString(d.Member.Card) + `">`)
+}
+
+// MemberData are the member fields templates may use.
+type MemberData struct {
+	// FirstName is the first word of Name; empty when the member gave no name, so
+	// {{with .Member.FirstName}} can leave the greeting out.
+	FirstName string
+	Name      string
+	Card      string
+	// HomeStore is the home store's code, empty when none.
+	HomeStore string
+	// Tier is the member's tier name now, empty below every threshold.
+	Tier string
+	// Discount is the tier's discount in percent without trailing zeros ("10", "12.5"), empty
+	// when the member has none, so {{if .Member.Discount}} tests it.
+	Discount string
+	// Language is the member's mail language; the footer is written in it.
+	Language string
+}
+
+// Links are the member's links to the club pages.
+type Links struct {
+	Preferences string
+	Unsubscribe string
+}
+
+// BarcodeCID is the content id of the inline barcode image.
+const BarcodeCID = "barcode"
+
+// PreferencesTTL is how long the preferences link in a campaign mail works; unsubscribe links
+// never expire.
+const PreferencesTTL = 90 * 24 * time.Hour
+
+// maxRendered bounds the output of one template execution. A template is user input and
+// {{range 1000000000}} would otherwise run the server out of memory.
+const maxRendered = 2 << 20
+
+// sampleMember is what templates are executed with when a campaign is saved, so that a field
+// that does not exist is refused then rather than when the campaign goes out.
+var sampleMember = MemberData{FirstName: "Kari", Name: "Kari Nordmann", Card: "7012345678908",
+	HomeStore: "oslo-1", Tier: "Gold", Discount: "10", Language: templates.DefaultLanguage}
+
+// NewMemberData fills MemberData from a stored member and its tier (nil: none) and discount.
+func NewMemberData(m *models.Member, tier *string, discount float64) MemberData {
+	d := MemberData{Name: m.Name, Card: m.Card, HomeStore: m.HomeStore, Language: m.Language}
+	if fields := strings.Fields(m.Name); len(fields) > 0 {
+		d.FirstName = fields[0]
+	}
+	if tier != nil {
+		d.Tier = *tier
+	}
+	if discount > 0 {
+		d.Discount = strconv.FormatFloat(discount, 'f', -1, 64)
+	}
+	return d
+}
+
+// MemberLinks are the signed links of member id: preferences valid for PreferencesTTL from now,
+// unsubscribe for ever (the same tokens the club pages verify).
+func MemberLinks(baseURL string, secret []byte, memberID int64, now time.Time) Links {
+	link := func(page, purpose string, expires time.Time) string {
+		return strings.TrimRight(baseURL, "/") + "/" + page + "?token=" +
+			url.QueryEscape(models.SignToken(secret, purpose, memberID, expires))
+	}
+	return Links{
+		Preferences: link("preferences", models.TokenPreferences, now.Add(PreferencesTTL)),
+		Unsubscribe: link("unsubscribe", models.TokenUnsubscribe, time.Time{}),
+	}
+}
+
+// PlaceholderToken stands in for the token in the links of previews and test sends. The club
+// pages refuse it, so that nobody who receives a test mail or sees a preview can change or read
+// a real member's preferences through it.
+const PlaceholderToken = "preview"
+
+// PlaceholderLinks are the links of previews and test sends (see PlaceholderToken).
+func PlaceholderLinks(baseURL string) Links {
+	base := strings.TrimRight(baseURL, "/")
+	return Links{Preferences: base + "/preferences?token=" + PlaceholderToken,
+		Unsubscribe: base + "/unsubscribe?token=" + PlaceholderToken}
+}
+
+// Compiled is a campaign's parsed templates, ready to render one mail per member. Build it once
+// per run with Compile; Render is safe for concurrent use.
+type Compiled struct {
+	from    string // "Name <address>" or a bare address
+	fromDom string // the domain of from's address, for Message-IDs
+	fromAdr string // from's bare address, for the mailto unsubscribe target
+	subject *template.Template
+	text    *template.Template // nil when the campaign has no text body
+	html    *htmltemplate.Template
+}
+
+// Compile parses c's templates with defaultFrom as the author when c.From is empty. Errors are
+// EINVALID *models.Error naming the field (subject, html, text, from) with the template's line.
+func Compile(c *Campaign, defaultFrom string) (*Compiled, error) {
+	fe := models.FieldErrors{}
+	out := &Compiled{}
+	out.from = c.From
+	if out.from == "" {
+		out.from = defaultFrom
+	}
+	if out.from == "" {
+		fe.Add("from", "is required: no default sender (REGULARS_MAIL_FROM) is configured")
+	} else if addr, err := mail.ParseAddress(out.from); err != nil {
+		fe.Add("from", "must be an email address, optionally with a name: \"Shop <news@shop.example>\"")
+	} else {
+		out.fromAdr = addr.Address
+		out.fromDom = addr.Address[strings.LastIndexByte(addr.Address, '@')+1:]
+	}
+	var err error
+	if out.subject, err = template.New("subject").Option("missingkey=error").Parse(c.Subject); err != nil {
+		fe.Add("subject", templateError(err))
+	}
+	if c.Text != "" {
+		if out.text, err = template.New("text").Option("missingkey=error").Parse(c.Text); err != nil {
+			fe.Add("text", templateError(err))
+		}
+	}
+	if c.HTML != "" {
+		if out.html, err = htmltemplate.New("html").Option("missingkey=error").Parse(c.HTML); err != nil {
+			fe.Add("html", templateError(err))
+		}
+	}
+	if err := fe.Err("invalid campaign template"); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Validate parses c's templates and executes them with a sample member, so that syntax errors,
+// unknown functions, fields that do not exist and unsafe HTML contexts are refused when the
+// campaign is saved. Errors name the field and the line.
+func Validate(c *Campaign, defaultFrom string) error {
+	compiled, err := Compile(c, defaultFrom)
+	if err != nil {
+		return err
+	}
+	_, err = compiled.execute(sampleMember, PlaceholderLinks("https://example.invalid"))
+	return err
+}
+
+// Rendered is a mail's rendered parts, footer included.
+type Rendered struct {
+	Subject string `json:"subject"`
+	HTML    string `json:"html"`
+	Text    string `json:"text"`
+	// barcode tells whether the HTML shows the inline barcode image.
+	barcode bool
+}
+
+// execute renders the three parts and adds the footer. Errors are EINVALID naming the field.
+func (c *Compiled) execute(member MemberData, links Links) (*Rendered, error) {
+	fe := models.FieldErrors{}
+	out := &Rendered{}
+	var err error
+	if out.Subject, err = run(c.subject, &Data{Member: member, Links: links}); err != nil {
+		fe.Add("subject", templateError(err))
+	}
+	out.Subject = strings.Join(strings.Fields(out.Subject), " ") // a header holds one line
+	if c.text != nil {
+		if out.Text, err = run(c.text, &Data{Member: member, Links: links}); err != nil {
+			fe.Add("text", templateError(err))
+		}
+	}
+	if c.html != nil {
+		d := &Data{Member: member, Links: links, html: true, barcodeCID: BarcodeCID}
+		if out.HTML, err = run(c.html, d); err != nil {
+			fe.Add("html", templateError(err))
+		}
+		out.barcode = d.used
+	}
+	if err := fe.Err("invalid campaign template"); err != nil {
+		return nil, err
+	}
+	addFooter(out, member.Language, links)
+	return out, nil
+}
+
+// executor is what text/template and html/template templates have in common.
+type executor interface {
+	Execute(w io.Writer, data any) error
+}
+
+var errTooLong = fmt.Errorf("renders to more than %d bytes", maxRendered)
+
+func run(t executor, d *Data) (string, error) {
+	var buf bytes.Buffer
+	if err := t.Execute(&limitedWriter{w: &buf, left: maxRendered}, d); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+type limitedWriter struct {
+	w    io.Writer
+	left int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if len(p) > l.left {
+		return 0, errTooLong
+	}
+	l.left -= len(p)
+	return l.w.Write(p)
+}
+
+// addFooter appends the preferences and unsubscribe links to every mail, whatever the template
+// holds: the law and RFC 8058 want an unsubscribe in every marketing mail, and a footer that is
+// always there cannot be forgotten or hidden by a template. It goes before </body> when the HTML
+// is a whole document.
+func addFooter(r *Rendered, lang string, links Links) {
+	reason := templates.T(lang, "mail.footer.reason", nil)
+	prefs := templates.T(lang, "mail.footer.preferences", nil)
+	unsub := templates.T(lang, "mail.footer.unsubscribe", nil)
+	if r.HTML != "" {
+		esc := htmltemplate.HTMLEscapeString
+		footer := `<div style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;font-size:12px;color:#666;">` +
+			`<p style="margin:0 0 8px 0;">` + esc(reason) + `</p><p style="margin:0;">` +
+			`<a href="` + esc(links.Preferences) + `">` + esc(prefs) + `</a> &middot; ` +
+			`<a href="` + esc(links.Unsubscribe) + `">` + esc(unsub) + `</a></p></div>`
+		if i := strings.LastIndex(strings.ToLower(r.HTML), "</body>"); i >= 0 {
+			r.HTML = r.HTML[:i] + footer + r.HTML[i:]
+		} else {
+			r.HTML += footer
+		}
+	}
+	if r.Text != "" {
+		r.Text = strings.TrimRight(r.Text, "\n") + "\n\n-- \n" + reason + "\n" +
+			prefs + ": " + links.Preferences + "\n" + unsub + ": " + links.Unsubscribe + "\n"
+	}
+}
+
+// Recipient is one mail of a run: who it goes to and what its template sees.
+type Recipient struct {
+	// MemberID and RunID make the Message-ID (see MessageID).
+	MemberID int64
+	RunID    int64
+	// To is the address the mail goes to.
+	To     string
+	Member MemberData
+	Links  Links
+}
+
+// MessageID is the Message-ID (without angle brackets) of the mail of run runID to member
+// memberID: "run-<run id>.member-<member id>@<domain of the From address>". A resend of the same
+// mail after a crash carries the same id, so receiving systems can tell it is a duplicate.
+func MessageID(runID, memberID int64, domain string) string {
+	return "run-" + strconv.FormatInt(runID, 10) + ".member-" + strconv.FormatInt(memberID, 10) + "@" + domain
+}
+
+// Render builds r's mail: multipart text and HTML with the footer, the inline barcode image when
+// the HTML shows it, List-Unsubscribe (the unsubscribe link and a mailto to the From address)
+// with List-Unsubscribe-Post for one-click, and the Message-ID of MessageID. With RunID 0
+// (previews, test sends) the Message-ID is left to the mailer, which makes a random one, so that
+// repeated test sends are not taken for duplicates of each other.
+func (c *Compiled) Render(r Recipient) (*mailer.Message, error) {
+	out, err := c.execute(r.Member, r.Links)
+	if err != nil {
+		return nil, err
+	}
+	msg := &mailer.Message{From: c.from, To: []string{r.To}, Subject: out.Subject, HTML: out.HTML, Text: out.Text}
+	if r.RunID != 0 {
+		msg.MessageID = MessageID(r.RunID, r.MemberID, c.fromDom)
+	}
+	if out.barcode {
+		png, err := templates.BarcodePNG(r.Member.Card, 400, 160)
+		if err != nil {
+			return nil, err
+		}
+		msg.Inline = append(msg.Inline, mailer.Inline{ContentID: BarcodeCID,
+			Filename: "card-" + r.Member.Card + ".png", ContentType: "image/png", Data: png})
+	}
+	var targets []string
+	if r.Links.Unsubscribe != "" {
+		targets = append(targets, r.Links.Unsubscribe)
+	}
+	if c.fromAdr != "" {
+		targets = append(targets, "mailto:"+c.fromAdr+"?subject=unsubscribe")
+	}
+	msg.SetListUnsubscribe(targets...)
+	return msg, nil
+}
+
+// Preview renders the parts of a mail for member and links without building a message.
+func (c *Compiled) Preview(member MemberData, links Links) (*Rendered, error) {
+	return c.execute(member, links)
+}
+
+// templateErrorRE splits the errors of text/template: "template: html:3: unexpected ..." and
+// "template: html:2:15: executing ...".
+var templateErrorRE = regexp.MustCompile(`^template: [^:]*:(\d+)(?::\d+)?: (.*)$`)
+
+// unknownFieldRE rewrites "can't evaluate field X in type campaigns.MemberData", which names
+// a Go type the marketer never sees.
+var unknownFieldRE = regexp.MustCompile(`can't evaluate field (\w+) in type \S+`)
+
+// htmlErrorLineRE finds the line in an html/template error located by its node:
+// "html/template:html:2:5: ...".
+var htmlErrorLineRE = regexp.MustCompile(`^html/template:[^:]*:(\d+)(?::\d+)?: `)
+
+// templateError rewrites a template error for people: "line 3: unclosed action".
+func templateError(err error) string {
+	if errors.Is(err, errTooLong) {
+		return errTooLong.Error()
+	}
+	var he *htmltemplate.Error
+	if errors.As(err, &he) {
+		desc := he.Description
+		switch he.ErrorCode {
+		case htmltemplate.ErrEndContext:
+			desc = "the HTML ends inside an unclosed tag, attribute, quote or comment"
+		case htmltemplate.ErrBranchEnd:
+			desc = "the branches of {{if}}, {{range}} or {{with}} end in different HTML contexts (one inside a tag or attribute, one not)"
+		}
+		line := he.Line
+		if m := htmlErrorLineRE.FindStringSubmatch(he.Error()); line == 0 && m != nil {
+			line, _ = strconv.Atoi(m[1])
+		}
+		if line > 0 {
+			return "line " + strconv.Itoa(line) + ": " + desc
+		}
+		return desc
+	}
+	msg := err.Error()
+	if m := templateErrorRE.FindStringSubmatch(msg); m != nil {
+		detail := strings.TrimPrefix(m[2], `executing "`)
+		if detail != m[2] { // executing "html" at <.X>: error → at <.X>: error
+			if i := strings.Index(detail, `" `); i >= 0 {
+				detail = detail[i+2:]
+			}
+		}
+		detail = unknownFieldRE.ReplaceAllString(detail, "there is no field $1 here")
+		return "line " + m[1] + ": " + detail
+	}
+	return msg
+}

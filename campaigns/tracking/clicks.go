@@ -1,0 +1,329 @@
+package tracking
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"html"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/regulars/regulars/models"
+)
+
+// Token purposes: a click token is refused as an open token and the other way round.
+const (
+	purposeClick = "click"
+	purposeOpen  = "open"
+)
+
+// macLen is the truncated HMAC-SHA256 in a token: 128 bits, enough against forgery and short
+// enough for a link.
+const macLen = 16
+
+// MaxLinks is how many distinct tracked links one campaign may have. Links built from member
+// data (…?card={{.Member.Card}}) would otherwise add a row per recipient; beyond the limit new
+// links are left as they are, untracked.
+const MaxLinks = 500
+
+// ErrBadToken is a click or open token that is malformed, tampered with or of another purpose.
+var ErrBadToken = errors.New("invalid tracking token")
+
+// Ref is what a tracking token names: the mail (run and member) and, for clicks, the link.
+type Ref struct {
+	RunID    int64
+	MemberID int64
+	LinkID   int64 // 0 in open tokens
+}
+
+// SignClick returns the token of /c/<token>: base64url of the three ids as uvarints followed by
+// an HMAC over them, so it has no separators and needs no escaping.
+func SignClick(secret []byte, r Ref) string { return sign(secret, purposeClick, r) }
+
+// SignOpen returns the token of /o/<token>.gif (r.LinkID is ignored).
+func SignOpen(secret []byte, r Ref) string {
+	r.LinkID = 0
+	return sign(secret, purposeOpen, r)
+}
+
+// VerifyClick returns what a click token names, or ErrBadToken.
+func VerifyClick(secret []byte, token string) (Ref, error) {
+	r, err := verify(secret, purposeClick, token)
+	if err == nil && r.LinkID <= 0 {
+		return Ref{}, ErrBadToken
+	}
+	return r, err
+}
+
+// VerifyOpen returns what an open token names, or ErrBadToken.
+func VerifyOpen(secret []byte, token string) (Ref, error) { return verify(secret, purposeOpen, token) }
+
+func sign(secret []byte, purpose string, r Ref) string {
+	body := binary.AppendUvarint(nil, uint64(r.RunID))
+	body = binary.AppendUvarint(body, uint64(r.MemberID))
+	body = binary.AppendUvarint(body, uint64(r.LinkID))
+	return base64.RawURLEncoding.EncodeToString(append(body, tokenMAC(secret, purpose, body)...))
+}
+
+func verify(secret []byte, purpose, token string) (Ref, error) {
+	if len(token) > 100 {
+		return Ref{}, ErrBadToken
+	}
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) <= macLen {
+		return Ref{}, ErrBadToken
+	}
+	body, mac := b[:len(b)-macLen], b[len(b)-macLen:]
+	if !hmac.Equal(mac, tokenMAC(secret, purpose, body)) {
+		return Ref{}, ErrBadToken
+	}
+	var ids [3]int64
+	for i := range ids {
+		v, n := binary.Uvarint(body)
+		if n <= 0 || v > 1<<62 {
+			return Ref{}, ErrBadToken
+		}
+		ids[i], body = int64(v), body[n:]
+	}
+	if len(body) != 0 || ids[0] <= 0 || ids[1] <= 0 {
+		return Ref{}, ErrBadToken
+	}
+	return Ref{RunID: ids[0], MemberID: ids[1], LinkID: ids[2]}, nil
+}
+
+func tokenMAC(secret []byte, purpose string, body []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("regulars-track-v1\x00" + purpose + "\x00"))
+	m.Write(body)
+	return m.Sum(nil)[:macLen]
+}
+
+// anchorHref finds the href attribute of every <a> tag: group 1 is everything before the value,
+// group 2 a double-quoted value, group 3 a single-quoted one. html/template output always
+// quotes attribute values; unquoted ones are left alone.
+var anchorHref = regexp.MustCompile(`(?i)(<a\s(?:[^>]*?\s)?href\s*=\s*)(?:"([^"]*)"|'([^']*)')`)
+
+// ExtractLinks returns the distinct trackable URLs of the <a href> links in an HTML body, in
+// order of appearance: absolute http(s) URLs, except our own club pages and tracking URLs
+// under baseURL (the preferences and unsubscribe links must reach the member untouched).
+func ExtractLinks(body, baseURL string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range anchorHref.FindAllStringSubmatch(body, -1) {
+		u := html.UnescapeString(m[2] + m[3])
+		if !trackable(u, baseURL) || seen[u] {
+			continue
+		}
+		seen[u] = true
+		out = append(out, u)
+	}
+	return out
+}
+
+// ownPaths are the pages of our server whose links are never rewritten.
+var ownPaths = []string{"/preferences", "/unsubscribe", "/confirm", "/c/", "/o/"}
+
+func trackable(raw, baseURL string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	base := strings.TrimRight(baseURL, "/")
+	if base != "" && strings.HasPrefix(raw, base+"/") {
+		rest := raw[len(base):]
+		for _, p := range ownPaths {
+			if strings.HasPrefix(rest, p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Rewrite replaces the href of every <a> whose URL (HTML-unescaped) is a key of ids with
+// target(its link id), HTML-escaped. Other links (mailto:, our own pages, URLs not in ids) are
+// kept byte for byte. Rewrite is pure: the dispatcher calls it once per recipient.
+func Rewrite(body string, ids map[string]int64, target func(linkID int64) string) string {
+	return anchorHref.ReplaceAllStringFunc(body, func(tag string) string {
+		m := anchorHref.FindStringSubmatch(tag)
+		id, ok := ids[html.UnescapeString(m[2]+m[3])]
+		if !ok {
+			return tag
+		}
+		return m[1] + `"` + html.EscapeString(target(id)) + `"`
+	})
+}
+
+// LinkIDs returns the ids of a campaign's links, registering the URLs not seen before. It is
+// safe to call concurrently from several processes (ON CONFLICT).
+func LinkIDs(ctx context.Context, db *models.DB, campaignID int64, urls []string) (map[string]int64, error) {
+	ids := make(map[string]int64, len(urls))
+	if len(urls) == 0 {
+		return ids, nil
+	}
+	// The no-op DO UPDATE makes RETURNING give the ids of existing rows too.
+	rows, err := db.Pool.Query(ctx, `
+		INSERT INTO campaign_links (campaign_id, url) SELECT $1, u FROM unnest($2::text[]) u
+		ON CONFLICT (campaign_id, url) DO UPDATE SET url = excluded.url
+		RETURNING url, id`, campaignID, urls)
+	if err != nil {
+		return nil, fmt.Errorf("register links of campaign %d: %w", campaignID, err)
+	}
+	for rows.Next() {
+		var u string
+		var id int64
+		if err := rows.Scan(&u, &id); err != nil {
+			return nil, err
+		}
+		ids[u] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("register links of campaign %d: %w", campaignID, err)
+	}
+	return ids, nil
+}
+
+// Tracker rewrites the mails of one campaign: links become BaseURL/c/<token>, and when the
+// campaign tracks opens an <img> of BaseURL/o/<token>.gif is added at the end of the body. Build
+// one per campaign (and again after the campaign changed, as track_opens may have) with
+// NewTracker; Apply is safe for concurrent use by the senders.
+type Tracker struct {
+	db         *models.DB
+	secret     []byte
+	base       string
+	campaignID int64
+	trackOpens bool
+
+	mu  sync.Mutex
+	ids map[string]int64 // the campaign's links registered so far (cache of campaign_links)
+}
+
+// NewTracker reads whether campaignID tracks opens and its links so far. secret and baseURL
+// are REGULARS_SECRET and REGULARS_BASE_URL, as for the preferences and unsubscribe links.
+func NewTracker(ctx context.Context, db *models.DB, secret []byte, baseURL string, campaignID int64) (*Tracker, error) {
+	t := &Tracker{db: db, secret: secret, base: strings.TrimRight(baseURL, "/"), campaignID: campaignID}
+	err := db.Pool.QueryRow(ctx, `SELECT track_opens FROM campaigns WHERE id = $1`, campaignID).Scan(&t.trackOpens)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, models.Errorf(models.ENOTFOUND, "no campaign %d", campaignID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tracker for campaign %d: %w", campaignID, err)
+	}
+	rows, err := db.Pool.Query(ctx, `SELECT url, id FROM campaign_links WHERE campaign_id = $1`, t.campaignID)
+	if err != nil {
+		return nil, fmt.Errorf("links of campaign %d: %w", t.campaignID, err)
+	}
+	t.ids = map[string]int64{}
+	for rows.Next() {
+		var u string
+		var id int64
+		if err := rows.Scan(&u, &id); err != nil {
+			return nil, err
+		}
+		t.ids[u] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("links of campaign %d: %w", t.campaignID, err)
+	}
+	return t, nil
+}
+
+// Apply returns the HTML body of the mail of run runID to memberID with its links rewritten
+// (and the open pixel added when the campaign tracks opens). Links seen for the first time are
+// registered; the database is touched only then, so mails whose links are all known cost no
+// query.
+func (t *Tracker) Apply(ctx context.Context, runID, memberID int64, body string) (string, error) {
+	if body == "" {
+		return body, nil
+	}
+	urls := ExtractLinks(body, t.base)
+	t.mu.Lock()
+	var missing []string
+	for _, u := range urls {
+		if _, ok := t.ids[u]; !ok && len(t.ids)+len(missing) < MaxLinks {
+			missing = append(missing, u)
+		}
+	}
+	t.mu.Unlock()
+	if len(missing) > 0 {
+		got, err := LinkIDs(ctx, t.db, t.campaignID, missing)
+		if err != nil {
+			return "", err
+		}
+		t.mu.Lock()
+		for u, id := range got {
+			t.ids[u] = id
+		}
+		t.mu.Unlock()
+	}
+	t.mu.Lock()
+	ids := make(map[string]int64, len(urls))
+	for _, u := range urls {
+		if id, ok := t.ids[u]; ok {
+			ids[u] = id
+		}
+	}
+	t.mu.Unlock()
+	out := Rewrite(body, ids, func(linkID int64) string {
+		return t.base + "/c/" + SignClick(t.secret, Ref{RunID: runID, MemberID: memberID, LinkID: linkID})
+	})
+	if t.trackOpens {
+		out = addPixel(out, t.base+"/o/"+SignOpen(t.secret, Ref{RunID: runID, MemberID: memberID})+".gif")
+	}
+	return out, nil
+}
+
+// addPixel puts a 1×1 image before </body>, or at the end when there is none.
+func addPixel(body, src string) string {
+	img := `<img src="` + html.EscapeString(src) + `" width="1" height="1" alt="" style="display:block;border:0">`
+	if i := strings.LastIndex(strings.ToLower(body), "</body>"); i >= 0 {
+		return body[:i] + img + body[i:]
+	}
+	return body + img
+}
+
+// RecordClick records a click on the link a click token names and returns the URL to redirect
+// to. The URL comes from campaign_links, and only when the link belongs to the run's campaign;
+// anything else is ENOTFOUND, so a forged or stale token never redirects anywhere.
+func RecordClick(ctx context.Context, db *models.DB, r Ref) (string, error) {
+	var target string
+	err := db.Pool.QueryRow(ctx, `
+		WITH link AS (
+		    SELECT l.id, l.url FROM campaign_links l
+		    JOIN campaign_runs run ON run.campaign_id = l.campaign_id
+		    WHERE l.id = $3 AND run.id = $1),
+		click AS (
+		    INSERT INTO campaign_clicks (run_id, member_id, link_id, clicked_at)
+		    SELECT $1, $2, id, $4 FROM link)
+		SELECT url FROM link`, r.RunID, r.MemberID, r.LinkID, db.Now()).Scan(&target)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", models.Errorf(models.ENOTFOUND, "no such link")
+	}
+	if err != nil {
+		return "", fmt.Errorf("record click on link %d of run %d: %w", r.LinkID, r.RunID, err)
+	}
+	if !trackable(target, "") { // only http(s) links are ever stored; checked again for safety
+		return "", models.Errorf(models.ENOTFOUND, "no such link")
+	}
+	return target, nil
+}
+
+// RecordOpen records an open of the mail an open token names, when its campaign tracks opens.
+// It reports whether it recorded one.
+func RecordOpen(ctx context.Context, db *models.DB, r Ref) (bool, error) {
+	tag, err := db.Pool.Exec(ctx, `
+		INSERT INTO campaign_opens (run_id, member_id, opened_at)
+		SELECT run.id, $2, $3 FROM campaign_runs run JOIN campaigns c ON c.id = run.campaign_id
+		WHERE run.id = $1 AND c.track_opens`, r.RunID, r.MemberID, db.Now())
+	if err != nil {
+		return false, fmt.Errorf("record open of run %d: %w", r.RunID, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}

@@ -1,0 +1,32 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/regulars/regulars/campaigns/tracking"
+)
+
+// TrackingOptions configure the campaign statistics.
+type TrackingOptions struct {
+	// AttributionDays is N of the attribution window (REGULARS_ATTRIBUTION_DAYS); 0: 7.
+	AttributionDays int
+	// CostPerMail is the cost of one mail in minor units (REGULARS_COST_PER_MAIL); 0: no ROI.
+	CostPerMail int64
+}
+
+// SetTracking configures the campaign statistics.
+func (s *Server) SetTracking(o TrackingOptions) { s.tracking = o }
+
+func (s *Server) campaignStats(c echo.Context) error {
+	id, err := campaignID(c)
+	if err != nil {
+		return err
+	}
+	out, err := tracking.FindCampaignStats(c.Request().Context(), s.db, id, tracking.StatsOptions{
+		AttributionDays: s.tracking.AttributionDays, CostPerMail: s.tracking.CostPerMail})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}

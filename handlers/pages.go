@@ -1,0 +1,687 @@
+package handlers
+
+// The public club pages: the join form, the double opt-in link, the member's preferences (with
+// data download and erasure) and unsubscribing. Server-rendered from templates/pages, in the
+// visitor's language, without JavaScript. Handlers parse and render; the rules live in models.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/regulars/regulars/models"
+	"github.com/regulars/regulars/templates"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+	"golang.org/x/text/number"
+	"golang.org/x/time/rate"
+)
+
+// preferencesTTL is how long a preferences link made by a page stays valid (the policy of
+// models/token.go: 90 days).
+const preferencesTTL = 90 * 24 * time.Hour
+
+// pageBodyLimit caps a page form's body: the forms are a few short fields.
+const pageBodyLimit = 64 << 10
+
+// defaultJoinRate is join submissions per IP per minute when ClubOptions.JoinRate is 0.
+const defaultJoinRate = 10
+
+// Evidence sources recorded with consent answers given on the pages.
+const (
+	sourceJoin        = "join"
+	sourceConfirm     = "confirm"
+	sourcePreferences = "preferences"
+	sourceUnsubscribe = "unsubscribe"
+)
+
+// pages holds what the page handlers need beyond the Server. It is set up on the first request,
+// because SetClub is called after New has registered the routes.
+type pages struct {
+	s    *Server
+	once sync.Once
+
+	secret     []byte
+	limiter    echo.MiddlewareFunc
+	csrf       echo.MiddlewareFunc
+	retryAfter string // seconds until one more join submission is allowed
+}
+
+// pageRoutes registers the club pages. Every route gets p.guard (headers, body limit, form
+// parsing); the forms get CSRF protection; POST /join is rate-limited per IP. POST /unsubscribe
+// has no CSRF check: it is the RFC 8058 one-click target, called by mail providers, and its
+// signed token is the proof.
+func (s *Server) pageRoutes() {
+	p := &pages{s: s}
+	e := s.echo
+	e.GET("/join", p.joinForm, p.guard, p.csrfCheck)
+	e.POST("/join", p.join, p.guard, p.rateLimit, p.csrfCheck)
+	e.GET("/join/sent", p.joinSent, p.guard)
+	e.GET("/confirm", p.confirm, p.guard)
+	e.GET("/card.png", p.cardImage, p.guard)
+	e.GET("/preferences", p.preferencesForm, p.guard, p.csrfCheck)
+	e.POST("/preferences", p.savePreferences, p.guard, p.csrfCheck)
+	e.GET("/preferences/export", p.export, p.guard)
+	e.GET("/preferences/erase", p.eraseForm, p.guard, p.csrfCheck)
+	e.POST("/preferences/erase", p.erase, p.guard, p.csrfCheck)
+	e.GET("/unsubscribe", p.unsubscribeForm, p.guard)
+	e.POST("/unsubscribe", p.unsubscribe, p.guard)
+	e.GET("/static/:file", p.static)
+}
+
+// setup reads the club options once.
+func (p *pages) setup() {
+	p.once.Do(func() {
+		o := p.s.club
+		p.secret = o.Secret
+		if len(p.secret) == 0 { // tests of the API alone: links only need to work within this process
+			p.secret = make([]byte, 32)
+			_, _ = rand.Read(p.secret)
+		}
+		perMinute := o.JoinRate
+		if perMinute <= 0 {
+			perMinute = defaultJoinRate
+		}
+		p.retryAfter = strconv.Itoa(int(math.Ceil(60 / float64(perMinute))))
+		store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: rate.Limit(float64(perMinute) / 60), Burst: perMinute, ExpiresIn: 3 * time.Minute,
+		})
+		p.limiter = middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+			Store:               store,
+			IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
+			DenyHandler: func(c echo.Context, _ string, _ error) error {
+				c.Response().Header().Set("Retry-After", p.retryAfter)
+				return echo.NewHTTPError(http.StatusTooManyRequests, "too many join attempts")
+			},
+			ErrorHandler: func(c echo.Context, err error) error { return err },
+		})
+		p.csrf = middleware.CSRFWithConfig(middleware.CSRFConfig{
+			TokenLookup:    "form:_csrf",
+			CookieName:     "_csrf",
+			CookiePath:     "/",
+			CookieHTTPOnly: true,
+			CookieSecure:   strings.HasPrefix(o.BaseURL, "https://"),
+			CookieSameSite: http.SameSiteLaxMode,
+			// A missing token is Echo's 400; to the visitor both are the same stale or forged form.
+			ErrorHandler: func(err error, c echo.Context) error {
+				return echo.NewHTTPError(http.StatusForbidden, "invalid csrf token").SetInternal(err)
+			},
+		})
+	})
+}
+
+// guard sets the headers every page needs, limits the body and parses a posted form, so that
+// the language of an error page can be read from it.
+func (p *pages) guard(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p.setup()
+		pageHeaders(c.Response().Header())
+		r := c.Request()
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, pageBodyLimit)
+			var err error
+			if strings.HasPrefix(r.Header.Get(echo.HeaderContentType), echo.MIMEMultipartForm) {
+				err = r.ParseMultipartForm(pageBodyLimit)
+			} else {
+				err = r.ParseForm()
+			}
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "form too large")
+				}
+				return echo.NewHTTPError(http.StatusBadRequest, "unreadable form").SetInternal(err)
+			}
+		}
+		return next(c)
+	}
+}
+
+// rateLimit and csrfCheck wrap with the middleware setup built. Echo wraps a route's handler on
+// every request (outermost first), so setup runs here, before guard's body does.
+func (p *pages) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	p.setup()
+	return p.limiter(next)
+}
+
+func (p *pages) csrfCheck(next echo.HandlerFunc) echo.HandlerFunc {
+	p.setup()
+	return p.csrf(next)
+}
+
+// pageHeaders: no scripts, no framing, and no Referer, because page addresses carry tokens;
+// pages are personal (tokens, CSRF), so nothing is cached.
+func pageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+// isPagePath reports whether errors on path are shown as HTML pages rather than the API's JSON.
+func isPagePath(path string) bool {
+	switch {
+	case path == "/api" || strings.HasPrefix(path, "/api/"),
+		path == "/healthz", path == "/readyz", path == "/metrics":
+		return false
+	}
+	return true
+}
+
+// pageLanguage is the visitor's language: a supported ?lang= or form field "lang" (the language
+// switch), else the best match for Accept-Language. Only an already parsed form is read, so that
+// an error page never consumes a body.
+func pageLanguage(c echo.Context) string {
+	r := c.Request()
+	lang := r.URL.Query().Get("lang")
+	if r.Form != nil {
+		lang = r.Form.Get("lang")
+	}
+	if templates.Supported(lang) {
+		return lang
+	}
+	return templates.Match(r.Header.Get("Accept-Language"))
+}
+
+// view is what every page template gets; each page uses the fields it needs.
+type view struct {
+	Lang      string
+	Languages []langLink // the same page in the other languages
+	CSRF      string
+	Token     string // the link's token, carried in forms
+
+	Form            formValues
+	Errors          map[string]string // field → message, shown by the field
+	ErrorList       []fieldError      // the same, in form order, for the summary
+	Stores          []option
+	LanguageOptions []option
+	ConsentPending  bool
+
+	MemberName   string
+	CardNumber   string
+	TierName     string
+	Discount     float64
+	DiscountText string
+
+	JoinURL, PrefsURL, CardURL, ExportURL, EraseURL, UnsubscribeURL string
+
+	Title, Message string // the error page
+}
+
+type langLink struct{ Lang, Name, URL string }
+
+type option struct {
+	Value, Name string
+	Selected    bool
+}
+
+// Code and Lang name an option's value in the templates that read better with them.
+func (o option) Code() string { return o.Value }
+func (o option) Lang() string { return o.Value }
+
+type formValues struct {
+	Name, Email, Phone, HomeStore, Language string
+	Consent                                 bool
+}
+
+type fieldError struct{ Field, Message string }
+
+// formFields are the fields that have a place on the forms, in their order there; an error on any
+// other field is shown in the summary only.
+var formFields = []string{"name", "email", "phone", "home_store", "language", "marketing_consent"}
+
+// fieldMessageIDs are the catalogue ids of the field errors: the models' English messages are
+// for the API, the pages say the same in the visitor's language.
+var fieldMessageIDs = map[string]string{
+	"name":              "error.name",
+	"email":             "error.email",
+	"phone":             "error.phone",
+	"home_store":        "error.home_store",
+	"language":          "error.language",
+	"marketing_consent": "error.marketing_consent",
+}
+
+// newView starts the view of the current page in lang.
+func (p *pages) newView(c echo.Context, lang string) *view {
+	v := &view{Lang: lang, Errors: map[string]string{}, JoinURL: pageURL("/join", lang, nil)}
+	if tok, ok := c.Get("csrf").(string); ok {
+		v.CSRF = tok
+	}
+	r := c.Request()
+	for _, other := range templates.Languages() {
+		if other == lang {
+			continue
+		}
+		q := r.URL.Query()
+		q.Set("lang", other)
+		if r.Method == http.MethodPost { // keep the token, drop the rest of what was posted
+			if tok := r.Form.Get("token"); tok != "" {
+				q.Set("token", tok)
+			}
+		}
+		v.Languages = append(v.Languages, langLink{Lang: other, Name: templates.T(other, "lang.name", nil), URL: r.URL.Path + "?" + q.Encode()})
+	}
+	return v
+}
+
+// fieldErrors fills v's errors from an EINVALID error; it reports false for any other error.
+func (v *view) fieldErrors(err error) bool {
+	var me *models.Error
+	if !errors.As(err, &me) || me.Code != models.EINVALID {
+		return false
+	}
+	for _, f := range formFields {
+		if _, bad := me.Fields[f]; bad {
+			msg := templates.T(v.Lang, fieldMessageIDs[f], nil)
+			v.Errors[f] = msg
+			v.ErrorList = append(v.ErrorList, fieldError{Field: f, Message: msg})
+		}
+	}
+	if len(v.ErrorList) == 0 { // a rule about no field on the form
+		v.ErrorList = append(v.ErrorList, fieldError{Field: "main", Message: templates.T(v.Lang, "error.other", nil)})
+	}
+	return true
+}
+
+// render writes page name with status.
+func (p *pages) render(c echo.Context, status int, name string, v *view) error {
+	var buf bytes.Buffer
+	if err := templates.Page(&buf, name, v.Lang, v); err != nil {
+		return err
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// pageURL is path?query with lang added, for links that keep the visitor's language.
+func pageURL(path, lang string, q url.Values) string {
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("lang", lang)
+	return path + "?" + q.Encode()
+}
+
+func tokenURL(path, lang, token string) string {
+	return pageURL(path, lang, url.Values{"token": {token}})
+}
+
+func evidence(c echo.Context, source string) models.ConsentEvidence {
+	return models.ConsentEvidence{Source: source, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+}
+
+// storeOptions lists the stores for a select, selected preselected.
+func (p *pages) storeOptions(c echo.Context, selected string) ([]option, error) {
+	stores, err := p.s.db.FindStores(c.Request().Context())
+	if err != nil {
+		return nil, err
+	}
+	opts := make([]option, len(stores))
+	for i, st := range stores {
+		opts[i] = option{Value: st.Code, Name: st.Name, Selected: st.Code == selected}
+	}
+	return opts, nil
+}
+
+// consentVersion is the version of the consent text shown in lang. It comes from the catalogue,
+// never from the form, so the record names the wording that was really on the page.
+func consentVersion(lang string) string { return templates.T(lang, "join.consent.version", nil) }
+
+// joinForm shows the join form, counting the view for the funnel.
+func (p *pages) joinForm(c echo.Context) error {
+	lang := pageLanguage(c)
+	store := c.QueryParam("store")
+	if err := p.s.db.CountJoinView(c.Request().Context(), store); err != nil {
+		return err
+	}
+	return p.renderJoin(c, http.StatusOK, p.newView(c, lang), formValues{HomeStore: store})
+}
+
+func (p *pages) renderJoin(c echo.Context, status int, v *view, f formValues) error {
+	stores, err := p.storeOptions(c, f.HomeStore)
+	if err != nil {
+		return err
+	}
+	v.Form, v.Stores = f, stores
+	return p.render(c, status, "join", v)
+}
+
+// join takes a sign-up. Whatever the outcome (new, pending or already a member) the visitor is
+// sent to the same "check your inbox" page: the form never tells who is a member.
+func (p *pages) join(c echo.Context) error {
+	lang := pageLanguage(c)
+	sent := pageURL("/join/sent", lang, nil)
+	if c.FormValue("website") != "" { // the honeypot: a bot; look the same, keep nothing
+		return c.Redirect(http.StatusSeeOther, sent)
+	}
+	f := formValues{
+		Name:      strings.TrimSpace(c.FormValue("name")),
+		Email:     strings.TrimSpace(c.FormValue("email")),
+		Phone:     strings.TrimSpace(c.FormValue("phone")),
+		HomeStore: strings.TrimSpace(c.FormValue("home_store")),
+		Consent:   c.FormValue("marketing_consent") != "",
+	}
+	_, err := p.s.db.Join(c.Request().Context(), models.JoinInput{
+		Name: f.Name, Email: f.Email, Phone: f.Phone, HomeStore: f.HomeStore,
+		MarketingConsent: f.Consent, Language: lang, ConsentTextVersion: consentVersion(lang),
+	}, evidence(c, sourceJoin))
+	if err != nil {
+		v := p.newView(c, lang)
+		if v.fieldErrors(err) {
+			return p.renderJoin(c, http.StatusUnprocessableEntity, v, f)
+		}
+		return err
+	}
+	if p.s.club.MailQueued != nil {
+		p.s.club.MailQueued()
+	}
+	return c.Redirect(http.StatusSeeOther, sent)
+}
+
+func (p *pages) joinSent(c echo.Context) error {
+	return p.render(c, http.StatusOK, "join_sent", p.newView(c, pageLanguage(c)))
+}
+
+// member verifies the request's token for purpose. On a bad token it renders the page that says
+// so and returns ok false; the caller then returns err (nil once the page is written).
+func (p *pages) member(c echo.Context, purpose string) (id int64, ok bool, err error) {
+	id, verr := models.VerifyToken(p.secret, purpose, c.FormValue("token"), time.Now())
+	switch {
+	case verr == nil:
+		return id, true, nil
+	case errors.Is(verr, models.ErrTokenExpired):
+		return 0, false, p.linkExpired(c)
+	default:
+		return 0, false, p.linkInvalid(c)
+	}
+}
+
+func (p *pages) linkInvalid(c echo.Context) error {
+	return p.render(c, http.StatusBadRequest, "link_invalid", p.newView(c, pageLanguage(c)))
+}
+
+func (p *pages) linkExpired(c echo.Context) error {
+	return p.render(c, http.StatusGone, "link_expired", p.newView(c, pageLanguage(c)))
+}
+
+// erased is the page for a link of a member who erased themselves.
+func (p *pages) erased(c echo.Context, status int) error {
+	return p.render(c, status, "erased", p.newView(c, pageLanguage(c)))
+}
+
+func isNotFound(err error) bool { return models.ErrorCode(err) == models.ENOTFOUND }
+
+// confirm completes the double opt-in and welcomes the member with their card. A second click
+// shows the same page.
+func (p *pages) confirm(c echo.Context) error {
+	id, ok, err := p.member(c, models.TokenConfirm)
+	if !ok {
+		return err
+	}
+	m, _, err := p.s.db.ConfirmMember(c.Request().Context(), id, evidence(c, sourceConfirm))
+	if isNotFound(err) { // purged or erased: the link leads nowhere any more
+		return p.linkInvalid(c)
+	}
+	if err != nil {
+		return err
+	}
+	if p.s.club.MailQueued != nil {
+		p.s.club.MailQueued()
+	}
+	tier, discount, err := p.s.db.MemberTier(c.Request().Context(), m.ID)
+	if err != nil {
+		return err
+	}
+	lang := pageLanguage(c)
+	v := p.newView(c, lang)
+	prefs := models.SignToken(p.secret, models.TokenPreferences, m.ID, time.Now().Add(preferencesTTL))
+	v.MemberName, v.CardNumber = m.Name, m.Card
+	if tier != nil {
+		v.TierName = *tier
+	}
+	v.Discount, v.DiscountText = discount, formatPercent(lang, discount)
+	v.CardURL = "/card.png?" + url.Values{"token": {prefs}}.Encode()
+	v.PrefsURL = tokenURL("/preferences", lang, prefs)
+	return p.render(c, http.StatusOK, "welcome", v)
+}
+
+// formatPercent writes a discount the way lang writes numbers (7.5 / 7,5).
+func formatPercent(lang string, pct float64) string {
+	return message.NewPrinter(language.Make(lang)).Sprint(number.Decimal(pct, number.MaxFractionDigits(2)))
+}
+
+// cardImage is the barcode of the member's card, for the welcome page.
+func (p *pages) cardImage(c echo.Context) error {
+	id, ok, err := p.member(c, models.TokenPreferences)
+	if !ok {
+		return err
+	}
+	m, err := p.s.db.GetMember(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	if m.Status == models.StatusErased || m.Card == "" {
+		return echo.ErrNotFound
+	}
+	png, err := templates.BarcodePNG(m.Card, 300, 120)
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, "image/png", png)
+}
+
+// preferencesMember is the member a preferences link names, or ok false with the page written
+// that says why there is none.
+func (p *pages) preferencesMember(c echo.Context) (m *models.Member, ok bool, err error) {
+	id, ok, err := p.member(c, models.TokenPreferences)
+	if !ok {
+		return nil, false, err
+	}
+	m, err = p.s.db.GetMember(c.Request().Context(), id)
+	switch {
+	case isNotFound(err):
+		return nil, false, p.linkInvalid(c)
+	case err != nil:
+		return nil, false, err
+	case m.Status == models.StatusErased:
+		return nil, false, p.erased(c, http.StatusGone)
+	}
+	return m, true, nil
+}
+
+func (p *pages) preferencesForm(c echo.Context) error {
+	m, ok, err := p.preferencesMember(c)
+	if !ok {
+		return err
+	}
+	f := formValues{Name: m.Name, HomeStore: m.HomeStore, Language: m.Language,
+		Consent: m.MarketingConsent == models.ConsentPending || m.MarketingConsent == models.ConsentConfirmed}
+	return p.renderPreferences(c, http.StatusOK, p.newView(c, pageLanguage(c)), m, f)
+}
+
+func (p *pages) renderPreferences(c echo.Context, status int, v *view, m *models.Member, f formValues) error {
+	stores, err := p.storeOptions(c, f.HomeStore)
+	if err != nil {
+		return err
+	}
+	token := c.FormValue("token")
+	v.Form, v.Stores, v.Token, v.CardNumber = f, stores, token, m.Card
+	v.ConsentPending = m.MarketingConsent == models.ConsentPending
+	for _, l := range templates.Languages() {
+		v.LanguageOptions = append(v.LanguageOptions, option{Value: l, Name: templates.T(l, "lang.name", nil), Selected: l == f.Language})
+	}
+	v.ExportURL = "/preferences/export?" + url.Values{"token": {token}}.Encode()
+	v.EraseURL = tokenURL("/preferences/erase", v.Lang, token)
+	return p.render(c, status, "preferences", v)
+}
+
+// savePreferences saves the whole form: every field is on it, so each is set.
+func (p *pages) savePreferences(c echo.Context) error {
+	m, ok, err := p.preferencesMember(c)
+	if !ok {
+		return err
+	}
+	lang := pageLanguage(c)
+	f := formValues{
+		Name:      strings.TrimSpace(c.FormValue("name")),
+		HomeStore: strings.TrimSpace(c.FormValue("home_store")),
+		Language:  c.FormValue("language"),
+		Consent:   c.FormValue("marketing_consent") != "",
+	}
+	_, err = p.s.db.UpdatePreferences(c.Request().Context(), m.ID, models.PreferencesInput{
+		Name: &f.Name, HomeStore: &f.HomeStore, Language: &f.Language, MarketingConsent: &f.Consent,
+		ConsentTextVersion: consentVersion(lang),
+	}, evidence(c, sourcePreferences))
+	if err != nil {
+		v := p.newView(c, lang)
+		if v.fieldErrors(err) {
+			return p.renderPreferences(c, http.StatusUnprocessableEntity, v, m, f)
+		}
+		if isNotFound(err) {
+			return p.erased(c, http.StatusGone)
+		}
+		return err
+	}
+	if templates.Supported(f.Language) { // answer in the language just chosen
+		lang = f.Language
+	}
+	v := p.newView(c, lang)
+	v.Lang = lang
+	v.PrefsURL = tokenURL("/preferences", lang, c.FormValue("token"))
+	return p.render(c, http.StatusOK, "preferences_saved", v)
+}
+
+// export sends everything held about the member as a JSON download.
+func (p *pages) export(c echo.Context) error {
+	m, ok, err := p.preferencesMember(c)
+	if !ok {
+		return err
+	}
+	x, err := p.s.db.ExportMember(c.Request().Context(), m.ID)
+	if err != nil {
+		return err
+	}
+	body, err := json.MarshalIndent(x, "", "  ")
+	if err != nil {
+		return fmt.Errorf("export member %d: %w", m.ID, err)
+	}
+	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="regulars-membership-`+m.Card+`.json"`)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+}
+
+func (p *pages) eraseForm(c echo.Context) error {
+	if _, ok, err := p.preferencesMember(c); !ok {
+		return err
+	}
+	lang := pageLanguage(c)
+	v := p.newView(c, lang)
+	v.Token = c.FormValue("token")
+	v.PrefsURL = tokenURL("/preferences", lang, v.Token)
+	return p.render(c, http.StatusOK, "erase", v)
+}
+
+func (p *pages) erase(c echo.Context) error {
+	m, ok, err := p.preferencesMember(c)
+	if !ok {
+		return err
+	}
+	if err := p.s.db.EraseMember(c.Request().Context(), m.ID); err != nil && !isNotFound(err) {
+		return err
+	}
+	return p.erased(c, http.StatusOK)
+}
+
+// unsubscribeForm is the one-button page; opening it changes nothing (link checkers and mail
+// scanners open links).
+func (p *pages) unsubscribeForm(c echo.Context) error {
+	if _, ok, err := p.member(c, models.TokenUnsubscribe); !ok {
+		return err
+	}
+	lang := pageLanguage(c)
+	v := p.newView(c, lang)
+	v.UnsubscribeURL = tokenURL("/unsubscribe", lang, c.FormValue("token"))
+	return p.render(c, http.StatusOK, "unsubscribe", v)
+}
+
+// unsubscribe withdraws marketing consent at once: from the page's button, or as the RFC 8058
+// one-click POST of a mail provider (body List-Unsubscribe=One-Click), which gets a short text.
+func (p *pages) unsubscribe(c echo.Context) error {
+	id, ok, err := p.member(c, models.TokenUnsubscribe)
+	if !ok {
+		return err
+	}
+	// A purged member is mailed nothing any more: unsubscribed either way.
+	if _, err := p.s.db.Unsubscribe(c.Request().Context(), id, evidence(c, sourceUnsubscribe)); err != nil && !isNotFound(err) {
+		return err
+	}
+	lang := pageLanguage(c)
+	if c.FormValue("List-Unsubscribe") == "One-Click" {
+		return c.String(http.StatusOK, templates.T(lang, "unsubscribed.one_click", nil))
+	}
+	v := p.newView(c, lang)
+	prefs := models.SignToken(p.secret, models.TokenPreferences, id, time.Now().Add(preferencesTTL))
+	v.PrefsURL = tokenURL("/preferences", lang, prefs)
+	return p.render(c, http.StatusOK, "unsubscribed", v)
+}
+
+// static serves the stylesheet and images the pages link to.
+func (p *pages) static(c echo.Context) error {
+	h := c.Response().Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "public, max-age=3600")
+	name := c.Param("file")
+	if _, err := fs.Stat(templates.Static(), name); err != nil || !fs.ValidPath(name) {
+		return echo.ErrNotFound
+	}
+	http.ServeFileFS(c.Response(), c.Request(), templates.Static(), name)
+	return nil
+}
+
+// pageStatusIDs are the statuses with their own error text; others show as 500's.
+var pageStatusIDs = map[int]string{400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
+	413: "error.413", 429: "error.429", 500: "error.500"}
+
+// renderPageError shows an error on a page path as an HTML page in the visitor's language. It
+// reports false for API paths, which keep the JSON errors.
+func (s *Server) renderPageError(status int, c echo.Context) bool {
+	if !isPagePath(c.Request().URL.Path) {
+		return false
+	}
+	h := c.Response().Header()
+	pageHeaders(h)
+	if status == http.StatusTooManyRequests && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", "60")
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return true
+	}
+	lang := pageLanguage(c)
+	id, ok := pageStatusIDs[status]
+	if !ok {
+		id = pageStatusIDs[http.StatusInternalServerError]
+	}
+	data := map[string]string{"RetryAfter": h.Get("Retry-After")}
+	v := &view{Lang: lang, Title: templates.T(lang, id+".title", nil), Message: templates.T(lang, id+".text", data),
+		JoinURL: pageURL("/join", lang, nil)}
+	var buf bytes.Buffer
+	if err := templates.Page(&buf, "error", lang, v); err != nil {
+		s.log.ErrorContext(c.Request().Context(), "render error page", "err", err)
+		_ = c.String(status, http.StatusText(status))
+		return true
+	}
+	_ = c.HTMLBlob(status, buf.Bytes())
+	return true
+}

@@ -1,0 +1,610 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/regulars/regulars/models"
+	"github.com/regulars/regulars/models/dbtest"
+	"github.com/regulars/regulars/templates"
+)
+
+var testSecret = []byte("pages-test-secret")
+
+// site is the real server with the club pages on a real database, and a browser-like client:
+// a cookie jar, no automatic redirects (so 303s are seen).
+type site struct {
+	db     *models.DB
+	ts     *httptest.Server
+	client *http.Client
+}
+
+func newSite(t *testing.T, o ClubOptions) *site {
+	t.Helper()
+	db := dbtest.New(t)
+	s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if o.Secret == nil {
+		o.Secret = testSecret
+	}
+	s.SetClub(o)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	if _, err := db.CreateStore(context.Background(), models.StoreInput{Code: "oslo-1", Name: "Oslo Grünerløkka", Timezone: "Europe/Oslo", Currency: "NOK"}); err != nil {
+		t.Fatal(err)
+	}
+	return &site{db: db, ts: ts, client: newClient()}
+}
+
+func newClient() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+type page struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// do sends a request; headers are name, value pairs.
+func (s *site) do(t *testing.T, c *http.Client, method, path string, form url.Values, headers ...string) page {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, s.ts.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := page{Status: res.StatusCode, Header: res.Header, Body: string(b)}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		if m := missingString.FindString(p.Body); m != "" {
+			t.Errorf("%s %s shows the catalogue id %s instead of its text", method, path, m)
+		}
+	}
+	return p
+}
+
+func (s *site) get(t *testing.T, path string, headers ...string) page {
+	t.Helper()
+	return s.do(t, s.client, http.MethodGet, path, nil, headers...)
+}
+
+func (s *site) post(t *testing.T, path string, form url.Values, headers ...string) page {
+	t.Helper()
+	return s.do(t, s.client, http.MethodPost, path, form, headers...)
+}
+
+// missingString is how templates.T shows an id without a text.
+var missingString = regexp.MustCompile(`\[[a-z_]+(\.[a-z0-9_]+)+\]`)
+
+var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+// csrf is the token in a page's form.
+func csrf(t *testing.T, p page) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(p.Body)
+	if m == nil {
+		t.Fatalf("page has no CSRF field:\n%s", p.Body)
+	}
+	return m[1]
+}
+
+// joinForm fills the join form as a visitor would: open it, then post it with its CSRF token.
+func (s *site) join(t *testing.T, fields url.Values, headers ...string) page {
+	t.Helper()
+	form := s.get(t, "/join", headers...)
+	if form.Status != http.StatusOK {
+		t.Fatalf("GET /join: %d\n%s", form.Status, form.Body)
+	}
+	fields.Set("_csrf", csrf(t, form))
+	return s.post(t, "/join", fields, headers...)
+}
+
+func kari() url.Values {
+	return url.Values{"name": {"Kari Nordmann"}, "email": {"kari@example.com"}, "home_store": {"oslo-1"}, "marketing_consent": {"yes"}, "lang": {"en"}}
+}
+
+type memberRow struct {
+	ID                    int64
+	Name, Status, Consent string
+	Card                  string
+	Count                 int
+}
+
+// memberByEmail reads the members with email straight from the database.
+func (s *site) memberByEmail(t *testing.T, email string) memberRow {
+	t.Helper()
+	var r memberRow
+	err := s.db.Pool.QueryRow(context.Background(),
+		`SELECT count(*) OVER (), id, name, status, marketing_consent, coalesce(card, '')
+		   FROM members WHERE lower(email) = lower($1)`, email).Scan(&r.Count, &r.ID, &r.Name, &r.Status, &r.Consent, &r.Card)
+	if err != nil && err.Error() != "no rows in result set" {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (s *site) memberByID(t *testing.T, id int64) memberRow {
+	t.Helper()
+	r := memberRow{ID: id}
+	err := s.db.Pool.QueryRow(context.Background(),
+		`SELECT name, status, marketing_consent, coalesce(card, '') FROM members WHERE id = $1`, id).Scan(&r.Name, &r.Status, &r.Consent, &r.Card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (s *site) members(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := s.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM members`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func token(purpose string, id int64, expires time.Time) string {
+	return models.SignToken(testSecret, purpose, id, expires)
+}
+
+// joined is Kari, joined on the web with consent and still pending.
+func joined(t *testing.T, s *site) memberRow {
+	t.Helper()
+	if p := s.join(t, kari()); p.Status != http.StatusSeeOther {
+		t.Fatalf("join: %d\n%s", p.Status, p.Body)
+	}
+	m := s.memberByEmail(t, "kari@example.com")
+	if m.Count != 1 || m.Status != models.StatusPending {
+		t.Fatalf("after joining: %+v, want one pending member", m)
+	}
+	return m
+}
+
+// confirmed is Kari after clicking the confirmation link.
+func confirmed(t *testing.T, s *site) memberRow {
+	t.Helper()
+	m := joined(t, s)
+	if p := s.get(t, "/confirm?token="+token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour))); p.Status != http.StatusOK {
+		t.Fatalf("confirm: %d\n%s", p.Status, p.Body)
+	}
+	return s.memberByID(t, m.ID)
+}
+
+func TestJoinFormSpeaksTheVisitorsLanguage(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	cases := []struct {
+		name, path, accept, lang, label, consent string
+	}{
+		{"an English browser gets English", "/join", "en-GB,en;q=0.9", "en", ">Email address<", "offers and news from Regulars club by email"},
+		{"a Norwegian browser gets Bokmål", "/join", "nb-NO,nb;q=0.9,en;q=0.5", "nb", ">E-postadresse<", "tilbud og nyheter fra Regulars-klubben på e-post"},
+		{"the language switch overrides the browser", "/join?lang=nb", "en", "nb", ">Navn<", "tilbud og nyheter"},
+		{"an unknown language gets English", "/join", "de-DE", "en", ">Name<", "offers and news"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := s.get(t, c.path, "Accept-Language", c.accept)
+			if p.Status != http.StatusOK {
+				t.Fatalf("status %d\n%s", p.Status, p.Body)
+			}
+			for _, want := range []string{`<html lang="` + c.lang + `">`, c.label, c.consent} {
+				if !strings.Contains(html.UnescapeString(p.Body), want) {
+					t.Errorf("page lacks %q:\n%s", want, p.Body)
+				}
+			}
+		})
+	}
+
+	t.Run("the consent box is unticked and the store from the link preselected", func(t *testing.T) {
+		p := s.get(t, "/join?store=oslo-1")
+		box := regexp.MustCompile(`<input type="checkbox" id="marketing_consent"[^>]*>`).FindString(p.Body)
+		if box == "" || strings.Contains(box, "checked") {
+			t.Errorf("consent box %q: want present and unticked", box)
+		}
+		if !strings.Contains(p.Body, `<option value="oslo-1" selected>`) {
+			t.Errorf("store oslo-1 is not preselected:\n%s", p.Body)
+		}
+		if !strings.Contains(p.Body, `name="website"`) || !strings.Contains(p.Body, `tabindex="-1"`) {
+			t.Error("the form has no honeypot field")
+		}
+		for name, want := range map[string]string{
+			"Content-Security-Policy": "default-src 'self'",
+			"Referrer-Policy":         "no-referrer",
+			"X-Content-Type-Options":  "nosniff",
+			"Cache-Control":           "no-store",
+		} {
+			if got := p.Header.Get(name); !strings.Contains(got, want) {
+				t.Errorf("%s: %q, want %q", name, got, want)
+			}
+		}
+	})
+
+	t.Run("the stylesheet is served", func(t *testing.T) {
+		p := s.get(t, "/static/site.css")
+		if p.Status != http.StatusOK || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/css") || !strings.Contains(p.Body, ".field") {
+			t.Errorf("GET /static/site.css: %d %s", p.Status, p.Header.Get("Content-Type"))
+		}
+	})
+}
+
+func TestJoinShowsAnInvalidEmailByItsField(t *testing.T) {
+	for _, c := range []struct{ lang, message string }{
+		{"en", "Enter an email address like name@example.com."},
+		{"nb", "Skriv en e-postadresse som navn@eksempel.no."},
+	} {
+		t.Run("in "+c.lang, func(t *testing.T) {
+			s := newSite(t, ClubOptions{})
+			f := kari()
+			f.Set("email", "kari.nordmann@")
+			f.Set("lang", c.lang)
+			p := s.join(t, f)
+			if p.Status != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422\n%s", p.Status, p.Body)
+			}
+			field := regexp.MustCompile(`(?s)<div class="field invalid" id="email-field">(.*?)</div>`).FindStringSubmatch(p.Body)
+			if field == nil {
+				t.Fatalf("the email field is not marked invalid:\n%s", p.Body)
+			}
+			if !strings.Contains(field[1], `id="email-error"`) || !strings.Contains(field[1], c.message) {
+				t.Errorf("the email field does not hold its error %q:\n%s", c.message, field[1])
+			}
+			input := regexp.MustCompile(`<input type="email"[^>]*>`).FindString(field[1])
+			if !strings.Contains(input, `aria-invalid="true"`) || !regexp.MustCompile(`aria-describedby="[^"]*email-error`).MatchString(input) {
+				t.Errorf("the email input is not tied to its error: %s", input)
+			}
+			if !strings.Contains(p.Body, `value="Kari Nordmann"`) {
+				t.Error("the name typed was lost")
+			}
+			if !strings.Contains(p.Body, `<a href="#email">`) {
+				t.Error("the error summary does not link to the email field")
+			}
+			if n := s.members(t); n != 0 {
+				t.Errorf("%d members stored after an invalid form", n)
+			}
+		})
+	}
+}
+
+func TestJoinWithoutAValidCSRFTokenIsForbidden(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	t.Run("no token and no cookie", func(t *testing.T) {
+		f := kari()
+		f.Del("lang") // the page language then comes from Accept-Language
+		p := s.do(t, newClient(), http.MethodPost, "/join", f, "Accept-Language", "nb")
+		if p.Status != http.StatusForbidden || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("status %d %s, want a 403 page", p.Status, p.Header.Get("Content-Type"))
+		}
+		if !strings.Contains(p.Body, "Skjemaet er utløpt") {
+			t.Errorf("the 403 page is not in Norwegian:\n%s", p.Body)
+		}
+	})
+	t.Run("a cookie but a wrong token", func(t *testing.T) {
+		s.get(t, "/join")
+		f := kari()
+		f.Set("_csrf", "forged")
+		if p := s.post(t, "/join", f); p.Status != http.StatusForbidden {
+			t.Errorf("status %d, want 403", p.Status)
+		}
+	})
+	t.Run("a cross-site post from a browser", func(t *testing.T) {
+		p := s.do(t, newClient(), http.MethodPost, "/join", kari(), "Sec-Fetch-Site", "cross-site")
+		if p.Status != http.StatusForbidden {
+			t.Errorf("status %d, want 403", p.Status)
+		}
+	})
+	if n := s.members(t); n != 0 {
+		t.Errorf("%d members stored without a valid CSRF token", n)
+	}
+}
+
+func TestAFloodFromOneIPIsRateLimited(t *testing.T) {
+	s := newSite(t, ClubOptions{JoinRate: 3})
+	form := s.get(t, "/join")
+	f := url.Values{"_csrf": {csrf(t, form)}, "lang": {"nb"}} // empty: 422 each, still counted
+	for i := range 3 {
+		if p := s.post(t, "/join", f, "X-Forwarded-For", "203.0.113.7"); p.Status != http.StatusUnprocessableEntity {
+			t.Fatalf("attempt %d: %d, want 422", i+1, p.Status)
+		}
+	}
+	p := s.post(t, "/join", f, "X-Forwarded-For", "203.0.113.7")
+	if p.Status != http.StatusTooManyRequests {
+		t.Fatalf("attempt 4: %d, want 429", p.Status)
+	}
+	if got := p.Header.Get("Retry-After"); got != "20" {
+		t.Errorf("Retry-After %q, want 20 (3 a minute)", got)
+	}
+	if !strings.Contains(p.Body, "For mange forsøk") || !strings.Contains(p.Body, "20 sekunder") {
+		t.Errorf("the 429 page is not in the visitor's language:\n%s", p.Body)
+	}
+	if p := s.post(t, "/join", f, "X-Forwarded-For", "203.0.113.8"); p.Status != http.StatusUnprocessableEntity {
+		t.Errorf("another IP: %d, want 422 (the limit is per IP)", p.Status)
+	}
+}
+
+func TestTheHoneypotKeepsNothingAndLooksTheSame(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	human := s.join(t, url.Values{"name": {"Ola"}, "email": {"ola@example.com"}, "home_store": {"oslo-1"}, "lang": {"en"}})
+	f := kari()
+	f.Set("website", "http://spam.example")
+	bot := s.join(t, f)
+	if bot.Status != http.StatusSeeOther || bot.Header.Get("Location") != human.Header.Get("Location") {
+		t.Errorf("bot got %d %q, a person %d %q: want the same", bot.Status, bot.Header.Get("Location"), human.Status, human.Header.Get("Location"))
+	}
+	if m := s.memberByEmail(t, "kari@example.com"); m.Count != 0 {
+		t.Errorf("the honeypot stored a member: %+v", m)
+	}
+	sent := s.get(t, bot.Header.Get("Location"))
+	if sent.Status != http.StatusOK || !strings.Contains(sent.Body, "Check your inbox") {
+		t.Errorf("the page after joining: %d\n%s", sent.Status, sent.Body)
+	}
+}
+
+func TestJoiningTwiceGivesOneMemberAndTheSameAnswer(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	var mails int
+	s2 := newSite(t, ClubOptions{MailQueued: func() { mails++ }})
+	for _, s := range []*site{s, s2} {
+		first := s.join(t, kari())
+		second := s.join(t, kari())
+		m := s.memberByEmail(t, "kari@example.com")
+		s.get(t, "/confirm?token="+token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour)))
+		third := s.join(t, kari()) // already an active member
+		for i, p := range []page{second, third} {
+			if p.Status != first.Status || p.Header.Get("Location") != first.Header.Get("Location") || p.Body != first.Body {
+				t.Errorf("join #%d answered %d %q, the first %d %q: the form tells who is a member",
+					i+2, p.Status, p.Header.Get("Location"), first.Status, first.Header.Get("Location"))
+			}
+		}
+		if m := s.memberByEmail(t, "kari@example.com"); m.Count != 1 {
+			t.Errorf("%d members with the same email", m.Count)
+		}
+	}
+	if mails < 3 {
+		t.Errorf("MailQueued called %d times for 3 joins", mails)
+	}
+}
+
+func TestConfirmingShowsTheCardAndActivates(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	m := joined(t, s)
+	link := "/confirm?token=" + token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour))
+	p := s.get(t, link)
+	if p.Status != http.StatusOK {
+		t.Fatalf("confirm: %d\n%s", p.Status, p.Body)
+	}
+	after := s.memberByID(t, m.ID)
+	if after.Status != models.StatusActive || after.Consent != models.ConsentConfirmed {
+		t.Errorf("after confirming: %+v, want active with confirmed consent", after)
+	}
+	if after.Card == "" || !strings.Contains(p.Body, after.Card) {
+		t.Errorf("the welcome page does not show card %q:\n%s", after.Card, p.Body)
+	}
+	img := regexp.MustCompile(`<img class="barcode" src="([^"]+)"`).FindStringSubmatch(p.Body)
+	if img == nil {
+		t.Fatalf("no barcode image:\n%s", p.Body)
+	}
+	png := s.get(t, html.UnescapeString(img[1]))
+	if png.Status != http.StatusOK || png.Header.Get("Content-Type") != "image/png" || !strings.HasPrefix(png.Body, "\x89PNG") {
+		t.Errorf("barcode: %d %s", png.Status, png.Header.Get("Content-Type"))
+	}
+	if !strings.Contains(p.Body, `href="/preferences?`) {
+		t.Error("the welcome page has no link to the preferences")
+	}
+	again := s.get(t, link)
+	tokens := regexp.MustCompile(`token=[^"&]+`)
+	if again.Status != http.StatusOK || tokens.ReplaceAllString(again.Body, "") != tokens.ReplaceAllString(p.Body, "") {
+		t.Errorf("confirming twice: %d, not the same page", again.Status)
+	}
+}
+
+func TestBadLinksChangeNothing(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	m := confirmed(t, s)
+	tamper := func(tok string) string { // one character of the signature changed
+		if strings.HasSuffix(tok, "A") {
+			return tok[:len(tok)-1] + "B"
+		}
+		return tok[:len(tok)-1] + "A"
+	}
+	good := token(models.TokenUnsubscribe, m.ID, time.Time{})
+	cases := []struct {
+		name, method, path string
+		status             int
+		says               string
+	}{
+		{"a tampered confirmation link", http.MethodGet, "/confirm?token=" + tamper(token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour))), 400, "This link is not valid"},
+		{"an expired confirmation link", http.MethodGet, "/confirm?token=" + token(models.TokenConfirm, m.ID, time.Now().Add(-time.Hour)), 410, "This link has expired"},
+		{"an unsubscribe link used to confirm", http.MethodGet, "/confirm?token=" + good, 400, "This link is not valid"},
+		{"a tampered unsubscribe POST", http.MethodPost, "/unsubscribe?token=" + tamper(good), 400, "This link is not valid"},
+		{"a one-click POST without a token", http.MethodPost, "/unsubscribe", 400, "This link is not valid"},
+		{"a tampered preferences link", http.MethodGet, "/preferences?token=" + tamper(token(models.TokenPreferences, m.ID, time.Now().Add(time.Hour))), 400, "This link is not valid"},
+		{"an expired preferences link", http.MethodGet, "/preferences?token=" + token(models.TokenPreferences, m.ID, time.Now().Add(-time.Hour)), 410, "This link has expired"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var form url.Values
+			if c.method == http.MethodPost {
+				form = url.Values{"List-Unsubscribe": {"One-Click"}}
+			}
+			p := s.do(t, newClient(), c.method, c.path, form)
+			if p.Status != c.status || !strings.Contains(p.Body, c.says) {
+				t.Errorf("%d, want %d saying %q:\n%s", p.Status, c.status, c.says, p.Body)
+			}
+			if c.status == http.StatusGone && !strings.Contains(p.Body, `href="/join?`) {
+				t.Error("the expired-link page does not lead to the join form")
+			}
+			if after := s.memberByID(t, m.ID); after != m {
+				t.Errorf("member changed: %+v, was %+v", after, m)
+			}
+		})
+	}
+}
+
+func TestUnsubscribing(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	m := confirmed(t, s)
+	link := "/unsubscribe?token=" + token(models.TokenUnsubscribe, m.ID, time.Time{})
+
+	t.Run("opening the link shows one button and changes nothing", func(t *testing.T) {
+		p := s.get(t, link)
+		if p.Status != http.StatusOK || !regexp.MustCompile(`<form method="post" action="/unsubscribe\?[^"]*token=`).MatchString(p.Body) ||
+			!strings.Contains(p.Body, `<button type="submit">`) {
+			t.Errorf("%d, want a page with one button posting to the link:\n%s", p.Status, p.Body)
+		}
+		if got := s.memberByID(t, m.ID).Consent; got != models.ConsentConfirmed {
+			t.Errorf("consent %q after opening the page", got)
+		}
+	})
+
+	t.Run("a one-click POST without cookies or CSRF withdraws consent", func(t *testing.T) {
+		p := s.do(t, &http.Client{}, http.MethodPost, link, url.Values{"List-Unsubscribe": {"One-Click"}})
+		if p.Status != http.StatusOK {
+			t.Fatalf("%d:\n%s", p.Status, p.Body)
+		}
+		if got := s.memberByID(t, m.ID).Consent; got != models.ConsentWithdrawn {
+			t.Errorf("consent %q after one click, want withdrawn", got)
+		}
+		var withdrawals int
+		if err := s.db.Pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM consents WHERE member_id = $1 AND NOT granted AND source = 'unsubscribe'`, m.ID).Scan(&withdrawals); err != nil {
+			t.Fatal(err)
+		}
+		if withdrawals != 1 {
+			t.Errorf("%d withdrawals recorded, want 1", withdrawals)
+		}
+	})
+
+	t.Run("the button again says so and links to the preferences", func(t *testing.T) {
+		p := s.post(t, link, url.Values{}, "Accept-Language", "nb")
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "Du er meldt av") || !strings.Contains(p.Body, `href="/preferences?`) {
+			t.Errorf("%d:\n%s", p.Status, p.Body)
+		}
+	})
+}
+
+func TestPreferencesSaveExportAndErase(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	m := confirmed(t, s)
+	tok := token(models.TokenPreferences, m.ID, time.Now().Add(time.Hour))
+
+	form := s.get(t, "/preferences?token="+url.QueryEscape(tok))
+	if form.Status != http.StatusOK || !strings.Contains(form.Body, `value="Kari Nordmann"`) {
+		t.Fatalf("preferences: %d\n%s", form.Status, form.Body)
+	}
+	if !regexp.MustCompile(`<input type="checkbox" id="marketing_consent"[^>]* checked`).MatchString(form.Body) {
+		t.Error("the consent box does not show the confirmed consent")
+	}
+
+	t.Run("saving changes the name and withdraws consent", func(t *testing.T) {
+		p := s.post(t, "/preferences", url.Values{"_csrf": {csrf(t, form)}, "token": {tok}, "lang": {"en"},
+			"name": {"Kari N."}, "home_store": {"oslo-1"}, "language": {"nb"}})
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "Innstillingene dine er lagret") {
+			t.Fatalf("%d, want the saved page in the language just chosen:\n%s", p.Status, p.Body)
+		}
+		after := s.memberByID(t, m.ID)
+		if after.Name != "Kari N." || after.Consent != models.ConsentWithdrawn {
+			t.Errorf("after saving: %+v", after)
+		}
+	})
+
+	t.Run("saving without the CSRF token is forbidden", func(t *testing.T) {
+		p := s.do(t, newClient(), http.MethodPost, "/preferences", url.Values{"token": {tok}, "name": {"Mallory"}})
+		if p.Status != http.StatusForbidden || s.memberByID(t, m.ID).Name == "Mallory" {
+			t.Errorf("%d, want 403 and nothing changed", p.Status)
+		}
+	})
+
+	t.Run("the data downloads as JSON", func(t *testing.T) {
+		p := s.get(t, "/preferences/export?token="+url.QueryEscape(tok))
+		if p.Status != http.StatusOK || !strings.HasPrefix(p.Header.Get("Content-Type"), "application/json") ||
+			!strings.HasPrefix(p.Header.Get("Content-Disposition"), "attachment") {
+			t.Fatalf("%d %s %s", p.Status, p.Header.Get("Content-Type"), p.Header.Get("Content-Disposition"))
+		}
+		var x models.MemberExport
+		if err := json.Unmarshal([]byte(p.Body), &x); err != nil {
+			t.Fatal(err)
+		}
+		if x.Member.Card != m.Card || len(x.Consents) == 0 {
+			t.Errorf("export: card %q, %d consents; want %q and the consent history", x.Member.Card, len(x.Consents), m.Card)
+		}
+	})
+
+	t.Run("erasing asks first, then erases", func(t *testing.T) {
+		ask := s.get(t, "/preferences/erase?token="+url.QueryEscape(tok))
+		if ask.Status != http.StatusOK || s.memberByID(t, m.ID).Status == models.StatusErased {
+			t.Fatalf("the confirmation page: %d, or it erased at once", ask.Status)
+		}
+		p := s.post(t, "/preferences/erase", url.Values{"_csrf": {csrf(t, ask)}, "token": {tok}, "lang": {"en"}})
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "Your membership is erased") {
+			t.Fatalf("%d:\n%s", p.Status, p.Body)
+		}
+		after := s.memberByID(t, m.ID)
+		if after.Status != models.StatusErased || after.Name == "Kari N." {
+			t.Errorf("after erasing: %+v", after)
+		}
+		again := s.get(t, "/preferences?token="+url.QueryEscape(tok))
+		if again.Status != http.StatusGone || !strings.Contains(again.Body, "Your membership is erased") {
+			t.Errorf("the link after erasing: %d\n%s", again.Status, again.Body)
+		}
+	})
+}
+
+func TestPageErrorsAreHTMLAndTheAPIsStayJSON(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	p := s.get(t, "/no-such-page", "Accept-Language", "nb")
+	if p.Status != http.StatusNotFound || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") || !strings.Contains(p.Body, "Fant ikke siden") {
+		t.Errorf("page 404: %d %s\n%s", p.Status, p.Header.Get("Content-Type"), p.Body)
+	}
+	api := s.get(t, "/api/v1/no-such-thing")
+	if api.Status != http.StatusNotFound || !strings.HasPrefix(api.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("API 404: %d %s", api.Status, api.Header.Get("Content-Type"))
+	}
+}
+
+// The handlers name some catalogue ids in Go (field errors, error pages, language names); the
+// templates' own ids are checked in package templates.
+func TestEveryIDTheHandlersUseExistsInEveryLanguage(t *testing.T) {
+	ids := []string{"lang.name", "unsubscribed.one_click", "error.other", "join.consent.version"}
+	for _, id := range fieldMessageIDs {
+		ids = append(ids, id)
+	}
+	for _, id := range pageStatusIDs {
+		ids = append(ids, id+".title", id+".text")
+	}
+	for _, lang := range templates.Languages() {
+		for _, id := range ids {
+			if got := templates.T(lang, id, nil); got == "["+id+"]" {
+				t.Errorf("%s lacks %q", lang, id)
+			}
+		}
+	}
+}
