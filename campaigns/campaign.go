@@ -46,7 +46,9 @@ type Campaign struct {
 	// SegmentID is the audience; nil while the draft has none.
 	SegmentID      *int64  `json:"segment_id"`
 	HoldoutPercent float64 `json:"holdout_percent"`
-	Status         string  `json:"status"`
+	// TrackOpens adds the open-tracking pixel to its mails; off by default (privacy).
+	TrackOpens bool   `json:"track_opens"`
+	Status     string `json:"status"`
 	// SendAt, or Cron in Timezone, is the schedule; set by scheduling, not by Create/Update.
 	SendAt    *time.Time `json:"send_at"`
 	Cron      *string    `json:"cron"`
@@ -65,12 +67,13 @@ type Input struct {
 	Text           *string  `json:"text"`
 	SegmentID      *int64   `json:"segment_id"`
 	HoldoutPercent *float64 `json:"holdout_percent"`
+	TrackOpens     *bool    `json:"track_opens"`
 }
 
 // touchesContent tells whether in changes anything but the name.
 func (in Input) touchesContent() bool {
 	return in.Subject != nil || in.From != nil || in.HTML != nil || in.Text != nil ||
-		in.SegmentID != nil || in.HoldoutPercent != nil
+		in.SegmentID != nil || in.HoldoutPercent != nil || in.TrackOpens != nil
 }
 
 func (in Input) apply(c *Campaign) {
@@ -89,6 +92,9 @@ func (in Input) apply(c *Campaign) {
 	}
 	if in.HoldoutPercent != nil {
 		c.HoldoutPercent = *in.HoldoutPercent
+	}
+	if in.TrackOpens != nil {
+		c.TrackOpens = *in.TrackOpens
 	}
 }
 
@@ -158,12 +164,12 @@ type querier interface {
 }
 
 const campaignColumns = `id, name, subject, from_addr, html, text, segment_id, holdout_percent::float8,
-	status, send_at, cron, timezone, created_at, updated_at`
+	track_opens, status, send_at, cron, timezone, created_at, updated_at`
 
 func scanCampaign(row pgx.Row) (*Campaign, error) {
 	var c Campaign
 	err := row.Scan(&c.ID, &c.Name, &c.Subject, &c.From, &c.HTML, &c.Text, &c.SegmentID, &c.HoldoutPercent,
-		&c.Status, &c.SendAt, &c.Cron, &c.Timezone, &c.CreatedAt, &c.UpdatedAt)
+		&c.TrackOpens, &c.Status, &c.SendAt, &c.Cron, &c.Timezone, &c.CreatedAt, &c.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -179,10 +185,10 @@ func Create(ctx context.Context, db *models.DB, defaultFrom string, in Input) (*
 		return nil, err
 	}
 	out, err := scanCampaign(db.Pool.QueryRow(ctx, `
-		INSERT INTO campaigns (name, subject, from_addr, html, text, segment_id, holdout_percent)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		INSERT INTO campaigns (name, subject, from_addr, html, text, segment_id, holdout_percent, track_opens)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		RETURNING `+campaignColumns,
-		c.Name, c.Subject, c.From, c.HTML, c.Text, c.SegmentID, c.HoldoutPercent))
+		c.Name, c.Subject, c.From, c.HTML, c.Text, c.SegmentID, c.HoldoutPercent, c.TrackOpens))
 	if err != nil {
 		return nil, fmt.Errorf("create campaign: %w", err)
 	}
@@ -249,10 +255,10 @@ func Update(ctx context.Context, db *models.DB, defaultFrom string, id int64, in
 	}
 	out, err := scanCampaign(tx.QueryRow(ctx, `
 		UPDATE campaigns SET name = $2, subject = $3, from_addr = $4, html = $5, text = $6,
-			segment_id = $7, holdout_percent = $8, updated_at = now()
+			segment_id = $7, holdout_percent = $8, track_opens = $9, updated_at = now()
 		WHERE id = $1
 		RETURNING `+campaignColumns,
-		id, c.Name, c.Subject, c.From, c.HTML, c.Text, c.SegmentID, c.HoldoutPercent))
+		id, c.Name, c.Subject, c.From, c.HTML, c.Text, c.SegmentID, c.HoldoutPercent, c.TrackOpens))
 	if err != nil {
 		return nil, fmt.Errorf("update campaign %d: %w", id, err)
 	}

@@ -60,5 +60,6 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e.GET("/c/:token", s.click) // tracked campaign links (clicks.go)
 	e.GET("/o/:file", s.open)   // the open-tracking pixel <token>.gif
 
-	s.pageRoutes() // the public club pages (pages.go)
+	s.pageRoutes()    // the public club pages (pages.go)
+	s.consoleRoutes() // the marketers' console (console*.go)
 }

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/text/language"
 )
 
-//go:embed locales pages mail static
+//go:embed locales pages mail static console
 var files embed.FS
 
 // Static is the folder of stylesheets and images the pages link to (served under /static/).
@@ -130,6 +130,26 @@ func Page(w io.Writer, name, lang string, data any) error {
 	_, err = buf.WriteTo(w)
 	return err
 }
+
+// Console renders console/<name>.html inside console/layout.html. The marketers' console is in
+// English only (its users are staff, not customers), so it has no catalogue; funcs are
+// ConsoleFuncs plus whatever the page adds.
+func Console(w io.Writer, name string, data any) error {
+	t, err := template.New("layout.html").Funcs(ConsoleFuncs).ParseFS(files, "console/layout.html", "console/"+name+".html")
+	if err != nil {
+		return fmt.Errorf("console page %s: %w", name, err)
+	}
+	var buf bytes.Buffer // render fully first, so a template error never sends half a page
+	if err := t.Execute(&buf, data); err != nil {
+		return fmt.Errorf("console page %s: %w", name, err)
+	}
+	_, err = buf.WriteTo(w)
+	return err
+}
+
+// ConsoleFuncs are the template functions of console pages. Helpers add theirs here (money,
+// percent, dates, charts) in console_funcs.go.
+var ConsoleFuncs = map[string]any{}
 
 // Mail is one rendered club mail.
 type Mail struct {

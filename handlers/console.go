@@ -1,0 +1,72 @@
+package handlers
+
+// The marketers' console under /console/: server-rendered pages from templates/console, behind a
+// login with server-side sessions. Each area registers its own routes from its own file:
+// console_auth.go (login, logout, sessions, roles), console_dashboard.go, console_segments.go,
+// console_campaigns.go, console_members.go.
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/regulars/regulars/templates"
+)
+
+// console holds what the console handlers need beyond the Server.
+type console struct {
+	s *Server
+}
+
+// consolePage is what every console template gets: the layout reads User, CSRF, Title, Nav and
+// Flash; the page reads Data.
+type consolePage struct {
+	User  *consoleUser
+	CSRF  string // the session's CSRF token, for every form's hidden _csrf field
+	Title string
+	Nav   string // dashboard, segments, campaigns, members: the highlighted menu entry
+	Flash string // a one-line notice after a redirect ("Campaign scheduled")
+	Data  any
+}
+
+// consoleUser is the logged-in console user as pages see it.
+type consoleUser struct {
+	ID    int64
+	Email string
+	Role  string // admin or marketer
+}
+
+// consoleRoutes registers the console. g's middleware (cn.session, from console_auth.go) loads
+// the session, if any, and checks the CSRF token of every POST; each page adds cn.require(roles).
+func (s *Server) consoleRoutes() {
+	cn := &console{s: s}
+	g := s.echo.Group("/console", cn.session)
+	cn.authRoutes(g)
+	cn.dashboardRoutes(g)
+	cn.segmentRoutes(g)
+	cn.campaignRoutes(g)
+	cn.memberRoutes(g)
+}
+
+// render writes a console page with status.
+func (cn *console) render(c echo.Context, status int, name string, page consolePage) error {
+	if page.User == nil {
+		page.User = currentConsoleUser(c)
+	}
+	if page.CSRF == "" {
+		page.CSRF = consoleCSRF(c)
+	}
+	consoleHeaders(c.Response().Header())
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	return templates.Console(c.Response(), name, page)
+}
+
+// consoleHeaders are the security headers of every console response. Scripts only from our own
+// static files (no inline script), so an injected value can never run.
+func consoleHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+}

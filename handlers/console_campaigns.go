@@ -1,0 +1,7 @@
+package handlers
+
+// STUB: being written.
+
+import "github.com/labstack/echo/v4"
+
+func (cn *console) campaignRoutes(g *echo.Group) {}
