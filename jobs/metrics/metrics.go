@@ -208,9 +208,6 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 		if err := computeModels(ctx, tx, opts, b, runID); err != nil {
 			return err
 		}
-		if err := storeRFM(ctx, tx, runID); err != nil {
-			return err
-		}
 		if _, err := tx.Exec(ctx, `UPDATE metric_runs SET status = 'done', finished_at = clock_timestamp() WHERE id = $1`, runID); err != nil {
 			return fmt.Errorf("finish metrics run: %w", err)
 		}

@@ -186,11 +186,14 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO member_metrics (member_id, run_id, as_of, days_since_last_purchase, orders_365d,
 		    spend_365d, frequency, recency_days, t_days, monetary_value, p_alive, expected_purchases,
-		    expected_spend, clv_predicted, updated_at)
+		    expected_spend, clv_predicted, recency_score, frequency_score, monetary_score,
+		    rfm_segment, updated_at)
 		SELECT r.member_id, $1, $2::date, r.days_since_last_purchase, r.orders_365d, r.spend_365d,
 		       r.frequency, r.recency_days, r.t_days, r.monetary_value, r.p_alive,
-		       r.expected_purchases, r.expected_spend, r.clv_predicted, now()
+		       r.expected_purchases, r.expected_spend, r.clv_predicted,
+		       q.recency_score, q.frequency_score, q.monetary_score, q.rfm_segment, now()
 		FROM metrics_member_results r
+		LEFT JOIN metrics_rfm q ON q.member_id = r.member_id
 		ON CONFLICT (member_id) DO UPDATE SET
 		    run_id = EXCLUDED.run_id, as_of = EXCLUDED.as_of,
 		    days_since_last_purchase = EXCLUDED.days_since_last_purchase,
@@ -199,6 +202,8 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 		    t_days = EXCLUDED.t_days, monetary_value = EXCLUDED.monetary_value,
 		    p_alive = EXCLUDED.p_alive, expected_purchases = EXCLUDED.expected_purchases,
 		    expected_spend = EXCLUDED.expected_spend, clv_predicted = EXCLUDED.clv_predicted,
+		    recency_score = EXCLUDED.recency_score, frequency_score = EXCLUDED.frequency_score,
+		    monetary_score = EXCLUDED.monetary_score, rfm_segment = EXCLUDED.rfm_segment,
 		    updated_at = EXCLUDED.updated_at
 		WHERE member_metrics.as_of <= EXCLUDED.as_of`, runID, date); err != nil {
 		return fmt.Errorf("store member metrics: %w", err)

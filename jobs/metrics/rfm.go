@@ -13,8 +13,8 @@ import (
 // The RFM step of a run (docs/metrics.md, "RFM"). PostgreSQL scores every member with a purchase
 // in the window [A−W, A) into quintiles with ntile(5) and names the segment from the R×F grid
 // below, into a temporary table that the rfm family reads (so rfm:<name> segments get the
-// historic and model figures like any other family) and that is copied into member_metrics
-// after the model step has written the run's rows.
+// historic and model figures like any other family) and that the model step writes into
+// member_metrics together with the run's other per-member figures (one write per member).
 
 // The RFM segment names, as stored in member_metrics.rfm_segment and reported as rfm:<name>.
 const (
@@ -147,23 +147,3 @@ func computeRFM(ctx context.Context, tx pgx.Tx, opts Options, b bounds) error {
 	return nil
 }
 
-// storeRFM copies the run's RFM scores into the member_metrics rows this run wrote (run_id =
-// runID), clearing them for members without a score; rows a newer run wrote, which the model
-// step left alone, keep their newer scores too.
-func storeRFM(ctx context.Context, tx pgx.Tx, runID int64) error {
-	// member_metrics was just rewritten in this transaction: with stale statistics the planner
-	// expects one row here and probes the indexes a million times (47 s at 1M members,
-	// docs/benchmarks.md). Fresh statistics let it join by hash.
-	if _, err := tx.Exec(ctx, `ANALYZE member_metrics, metrics_rfm`); err != nil {
-		return fmt.Errorf("store rfm scores: analyze: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE member_metrics mm
-		SET recency_score = r.recency_score, frequency_score = r.frequency_score,
-		    monetary_score = r.monetary_score, rfm_segment = r.rfm_segment
-		FROM members m LEFT JOIN metrics_rfm r ON r.member_id = m.id
-		WHERE mm.member_id = m.id AND mm.run_id = $1`, runID); err != nil {
-		return fmt.Errorf("store rfm scores: %w", err)
-	}
-	return nil
-}
