@@ -22,14 +22,16 @@
 //
 // Sending and the crash rule. A Sender's workers claim small batches of queued recipients by
 // setting them to 'sending' with a short lease (30 s, renewed every 10 s while the worker holds
-// them), send them one by one, and record the outcome of each mail as soon as the relay accepted
-// or refused it. A recipient left in 'sending' after its lease expired was held by a process that
+// them) and send them one by one. A refusal or a temporary failure is recorded at once; the mails
+// the relay accepted are recorded together when the batch ends (or stops early), in one
+// statement — a commit per mail cost more than the mail itself (docs/benchmarks.md, "Campaign
+// sending"). A recipient left in 'sending' after its lease expired was held by a process that
 // died (or lost the database for longer than the lease); it is claimed again. Of those, only the
-// one mail each worker had handed to the relay but not yet recorded went out before the crash,
-// so only those — at most one per worker of the dead process, plus any whose outcome could not
-// be written after three tries — may be mailed twice. Nothing else is ever mailed twice, and
-// nothing is skipped: every queued recipient is eventually sent, failed, or left queued by a
-// cancel. The Message-ID derives from (run, member), so a receiving system can tell such a
+// mails each worker had handed to the relay in its current batch went out before the crash, so
+// only those — at most one batch per worker of the dead process (Concurrency × Batch), plus any
+// whose outcome could not be written after three tries — may be mailed twice. Nothing else is
+// ever mailed twice, and nothing is skipped: every queued recipient is eventually sent, failed,
+// or left queued by a cancel. The Message-ID derives from (run, member), so a receiving system can tell such a
 // repeat from a new mail (a test counts repeats as Message-IDs the SMTP sink saw twice).
 //
 // Pause and cancel: workers read their run's status at most 500 ms old before every mail and

@@ -228,37 +228,90 @@ func (s *Sender) round(ctx context.Context) (int, error) {
 		s.release(recs)
 		return len(recs), err
 	}
+	// Mails the relay accepted are recorded together when the batch ends (one statement and one
+	// commit per batch rather than per mail); until then they stay held, their lease renewed.
+	var sent []sentMail
+	stop := func(back []claimed, err error) (int, error) {
+		if ferr := s.recordSent(context.WithoutCancel(ctx), sent); ferr != nil && err == nil {
+			err = ferr
+		}
+		s.release(back)
+		return len(recs), err
+	}
 	pending := recs
 	for first := true; len(pending) > 0; first = false {
 		if !first {
 			if err := s.limiter.Wait(ctx); err != nil {
-				s.release(pending)
-				return len(recs), nil
+				return stop(pending, nil)
 			}
 		}
 		state, err := s.runState(ctx, pending[0].runID)
 		if err != nil || state.status != "sending" {
 			// Paused or cancelled (or the status could not be read): the rest go back.
-			s.release(pending)
-			return len(recs), err
+			return stop(pending, err)
 		}
 		r := pending[0]
 		pending = pending[1:]
 		if h.isLost(r) {
 			continue // another sender has it (this one stalled for longer than a lease)
 		}
-		err = s.deliver(ctx, r, state, members[r.memberID])
-		h.hold(pending)
+		ok, err := s.deliver(ctx, r, state, members[r.memberID])
+		if ok {
+			sent = append(sent, sentMail{claimed: r, at: time.Now()})
+		}
+		held := make([]claimed, 0, len(sent)+len(pending))
+		for _, m := range sent {
+			held = append(held, m.claimed)
+		}
+		h.hold(append(held, pending...))
 		if err != nil {
 			if ctx.Err() != nil {
-				s.release(append([]claimed{r}, pending...))
-				return len(recs), nil
+				return stop(append([]claimed{r}, pending...), nil)
 			}
-			s.release(pending)
-			return len(recs), err
+			return stop(pending, err)
 		}
 	}
-	return len(recs), nil
+	return stop(nil, nil)
+}
+
+// sentMail is a mail the relay accepted whose outcome is not recorded yet.
+type sentMail struct {
+	claimed
+	at time.Time
+}
+
+// recordSent records mails the relay accepted as sent, unless another worker has claimed them
+// since, with three tries like record.
+func (s *Sender) recordSent(ctx context.Context, mails []sentMail) error {
+	if len(mails) == 0 {
+		return nil
+	}
+	recs := make([]claimed, len(mails))
+	at := make([]time.Time, len(mails))
+	for i, m := range mails {
+		recs[i], at[i] = m.claimed, m.at
+	}
+	runs, members, attempts := columns(recs)
+	var err error
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+		}
+		if _, err = s.DB.Pool.Exec(ctx, `
+			UPDATE campaign_recipients cr SET status = 'sent', error = NULL, lease_until = NULL,
+				sent_at = u.sent_at, next_attempt_at = NULL
+			FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[]) AS u(run_id, member_id, attempts, sent_at)
+			WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
+			  AND `+stillSending, runs, members, attempts, at); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		// Sent mails whose outcome is lost are claimed again after their lease: they count
+		// as in flight (see the package documentation).
+		return fmt.Errorf("record %d sent campaign mails: %w", len(mails), err)
+	}
+	return nil
 }
 
 // key identifies a recipient.
@@ -417,43 +470,45 @@ func (s *Sender) compile(ctx context.Context, st runState) (*compiledCampaign, e
 // errNotMailable fails a recipient who may no longer be mailed.
 var errNotMailable = errors.New("no longer mailable: consent withdrawn, erased or suppressed since the run started")
 
-// deliver renders and sends one claimed mail and records the outcome. It returns an error only
-// when the outcome could not be recorded or the send was interrupted by ctx.
-func (s *Sender) deliver(ctx context.Context, r claimed, st runState, m memberInfo) error {
+// deliver renders and sends one claimed mail. A mail the relay accepted is not recorded here:
+// sent is true and the caller records it with the rest of its batch (recordSent); every other
+// outcome is recorded at once. It returns an error only when an outcome could not be recorded
+// or the send was interrupted by ctx.
+func (s *Sender) deliver(ctx context.Context, r claimed, st runState, m memberInfo) (sent bool, err error) {
 	if !m.mailable {
-		return s.record(ctx, r, "failed", errNotMailable, 0)
+		return false, s.record(ctx, r, "failed", errNotMailable, 0)
 	}
 	c, err := s.compile(ctx, st)
 	if err != nil {
 		if models.ErrorCode(err) == models.EINVALID {
-			return s.record(ctx, r, "failed", err, 0)
+			return false, s.record(ctx, r, "failed", err, 0)
 		}
-		return err
+		return false, err
 	}
 	msg, err := c.compiled.Render(campaigns.Recipient{RunID: r.runID, MemberID: r.memberID, To: r.email,
 		Member: m.data, Links: campaigns.MemberLinks(s.BaseURL, s.Secret, r.memberID, time.Now())})
 	if err != nil {
-		return s.record(ctx, r, "failed", err, 0)
+		return false, s.record(ctx, r, "failed", err, 0)
 	}
 	// Links become signed click-tracking redirects (and the open pixel is added when the
 	// campaign tracks opens); the club links in the footer stay as they are.
 	if msg.HTML, err = c.tracker.Apply(ctx, r.runID, r.memberID, msg.HTML); err != nil {
-		return err
+		return false, err
 	}
 	err = s.Mail.Send(ctx, msg)
 	switch {
 	case err == nil:
-		// Recorded even when ctx ended meanwhile: the mail is out.
-		return s.record(context.WithoutCancel(ctx), r, "sent", nil, 0)
+		// Recorded by the caller even when ctx ended meanwhile: the mail is out.
+		return true, nil
 	case mailer.IsPermanent(err):
-		return s.record(context.WithoutCancel(ctx), r, "failed", err, 0)
+		return false, s.record(context.WithoutCancel(ctx), r, "failed", err, 0)
 	case ctx.Err() != nil:
 		// Shutting down: the mailer gave up waiting, nothing went out; the caller releases it.
-		return ctx.Err()
+		return false, ctx.Err()
 	case mailer.IsTemporary(err) && r.attempts <= len(s.retryDelays()):
-		return s.record(ctx, r, "queued", err, s.retryDelays()[r.attempts-1])
+		return false, s.record(ctx, r, "queued", err, s.retryDelays()[r.attempts-1])
 	default:
-		return s.record(ctx, r, "failed", err, 0)
+		return false, s.record(ctx, r, "failed", err, 0)
 	}
 }
 
@@ -489,12 +544,20 @@ func (s *Sender) record(ctx context.Context, r claimed, status string, cause err
 	return nil
 }
 
+// stillSending is "the row is still claimed", written so that it does not imply the predicate
+// of the partial index campaign_recipients_open (run_id) WHERE status IN ('queued', 'sending'):
+// with a plain status = 'sending', PostgreSQL's generic plan for these one-row updates used that
+// index with run_id alone and filtered every open row of the run for the member, which made a
+// run quadratic (0.7 ms per recorded mail at 10,000 recipients, growing with the run; see
+// docs/benchmarks.md, "Campaign sending"). Written this way only the primary key fits.
+const stillSending = `(cr.status || '') = 'sending'`
+
 func (s *Sender) store(ctx context.Context, r claimed, status string, msg *string, retryIn time.Duration) error {
 	_, err := s.DB.Pool.Exec(ctx, `
-		UPDATE campaign_recipients SET status = $4, error = $5, lease_until = NULL,
+		UPDATE campaign_recipients cr SET status = $4, error = $5, lease_until = NULL,
 			sent_at = CASE WHEN $4 = 'sent' THEN now() END,
 			next_attempt_at = CASE WHEN $4 = 'queued' THEN now() + $6::interval END
-		WHERE run_id = $1 AND member_id = $2 AND status = 'sending' AND attempts = $3`,
+		WHERE run_id = $1 AND member_id = $2 AND `+stillSending+` AND attempts = $3`,
 		r.runID, r.memberID, r.attempts, status, msg, retryIn)
 	return err
 }
@@ -511,7 +574,7 @@ func (s *Sender) release(recs []claimed) {
 		UPDATE campaign_recipients cr SET status = 'queued', lease_until = NULL, attempts = cr.attempts - 1
 		FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS u(run_id, member_id, attempts)
 		WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
-		  AND cr.status = 'sending'`, runs, members, attempts); err != nil {
+		  AND `+stillSending, runs, members, attempts); err != nil {
 		// They come back when their lease expires.
 		s.log().Error("release claimed campaign recipients", "err", err)
 	}
@@ -524,7 +587,7 @@ func (s *Sender) renew(ctx context.Context, recs []claimed) (map[key]bool, error
 		UPDATE campaign_recipients cr SET lease_until = now() + $4::interval
 		FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS u(run_id, member_id, attempts)
 		WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
-		  AND cr.status = 'sending'
+		  AND `+stillSending+`
 		RETURNING cr.run_id, cr.member_id`, runs, members, attempts, s.lease())
 	if err != nil {
 		return nil, fmt.Errorf("renew lease: %w", err)

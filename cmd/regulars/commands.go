@@ -75,6 +75,11 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	log := env.cfg.logger(env.stderr)
+	// Checked before anything starts, so a bad key stops serve with one line, not a mail later.
+	dkim, err := env.cfg.dkimOptions()
+	if err != nil {
+		return err
+	}
 	if err := env.cfg.ensureSecret(); err != nil {
 		return err
 	}
@@ -89,6 +94,9 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	}()
 	if demo {
 		if err := env.fillDemo(ctx, db.DB, false); err != nil {
+			return err
+		}
+		if err := env.demoConsoleAdmin(ctx, db.DB); err != nil {
 			return err
 		}
 	}
@@ -112,7 +120,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 
 	// Club mail: queued by the club pages in the same transaction as the change that calls for
 	// it, sent from here; every replica drains the queue (the claim skips rows others hold).
-	mailSender, err := mailer.New(env.cfg.SMTPURL, filepath.Join(env.cfg.DataDir, "outbox"))
+	mailSender, err := mailer.New(env.cfg.SMTPURL, filepath.Join(env.cfg.DataDir, "outbox"), dkim...)
 	if err != nil {
 		return err
 	}
@@ -140,7 +148,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	// mails a second); they share the work through row locks (campaigns/dispatch). The sender's
 	// mailer does not retry by itself: failed mails are rescheduled, so none stays claimed long.
 	campaignMail, err := mailer.New(env.cfg.SMTPURL, filepath.Join(env.cfg.DataDir, "outbox"),
-		mailer.WithPoolSize(env.cfg.SendConcurrency), mailer.WithRetry(1, 0))
+		append([]mailer.Option{mailer.WithPoolSize(env.cfg.SendConcurrency), mailer.WithRetry(1, 0)}, dkim...)...)
 	if err != nil {
 		return err
 	}

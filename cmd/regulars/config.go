@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	netmail "net/mail"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/regulars/regulars/campaigns/dispatch"
+	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/campaigns/tracking"
 	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/robfig/cron/v3"
@@ -59,6 +62,11 @@ type config struct {
 	// at most SendRate mails a second (0: unlimited).
 	SendConcurrency int
 	SendRate        float64
+
+	// DKIM: when both are set, every mail serve sends is signed with the PEM private key in
+	// DKIMKeyFile for the domain of MailFrom's address, published under DKIMSelector.
+	DKIMKeyFile  string
+	DKIMSelector string
 }
 
 // loadConfig reads the environment through getenv.
@@ -96,6 +104,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		SendConcurrency: dispatch.DefaultConcurrency,
 		SendRate:        dispatch.DefaultRate,
+
+		DKIMKeyFile:  getenv("REGULARS_DKIM_KEY_FILE"),
+		DKIMSelector: getenv("REGULARS_DKIM_SELECTOR"),
 	}
 	if v := getenv("REGULARS_SEND_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -248,6 +259,43 @@ func (c *config) validate() error {
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	return nil
 }
+
+// dkimOptions reads and checks the DKIM key: no options when DKIM is not configured, and one
+// error naming the setting at fault when it is configured wrongly.
+func (c *config) dkimOptions() ([]mailer.Option, error) {
+	if c.DKIMKeyFile == "" && c.DKIMSelector == "" {
+		return nil, nil
+	}
+	if c.DKIMKeyFile == "" || c.DKIMSelector == "" {
+		return nil, errors.New("REGULARS_DKIM_KEY_FILE and REGULARS_DKIM_SELECTOR must be set together (or neither, to send unsigned mail)")
+	}
+	if !dkimSelector.MatchString(c.DKIMSelector) {
+		return nil, fmt.Errorf("REGULARS_DKIM_SELECTOR %q is not a DNS label such as \"regulars\" or \"2026-01\"", c.DKIMSelector)
+	}
+	from, err := netmail.ParseAddress(c.MailFrom)
+	if err != nil {
+		return nil, fmt.Errorf("REGULARS_MAIL_FROM %q is not an address, so it gives no DKIM domain: %v", c.MailFrom, err)
+	}
+	domain := ""
+	if at := strings.LastIndexByte(from.Address, '@'); at >= 0 {
+		domain = strings.ToLower(from.Address[at+1:])
+	}
+	if domain == "" {
+		return nil, fmt.Errorf("REGULARS_MAIL_FROM %q has no domain to sign for with DKIM", c.MailFrom)
+	}
+	raw, err := os.ReadFile(c.DKIMKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("REGULARS_DKIM_KEY_FILE: %v", err)
+	}
+	key, err := mailer.ParseDKIMKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("REGULARS_DKIM_KEY_FILE %s is not a PEM RSA or Ed25519 private key: %v", c.DKIMKeyFile, err)
+	}
+	return []mailer.Option{mailer.WithDKIM(domain, c.DKIMSelector, key)}, nil
+}
+
+// dkimSelector is one DNS label, or several separated by dots.
+var dkimSelector = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 
 // metricsOptions are the settings of every metrics run, scheduled or on demand.
 func (c *config) metricsOptions() (metrics.Options, error) {

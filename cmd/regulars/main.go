@@ -19,6 +19,7 @@ Usage:
   regulars serve [--demo]                 HTTP server and cron jobs
   regulars migrate                        apply schema migrations
   regulars apikey create --role register|marketer|admin [--store CODE] --name NAME
+  regulars user create --email EMAIL --role admin|marketer   console login (password on stdin or prompted)
   regulars import transactions FILE.csv   bulk load transactions
   regulars import members FILE.csv        bulk load club members
   regulars metrics run [--as-of DATE]     compute the segment metrics now
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return fmt.Errorf("usage: regulars apikey create --role ROLE [--store CODE] --name NAME")
 		}
 		return env.apikeyCreate(ctx, rest[1:])
+	case "user":
+		return env.user(ctx, rest)
 	case "import":
 		if len(rest) == 0 {
 			return fmt.Errorf("usage: regulars import transactions|members FILE.csv")

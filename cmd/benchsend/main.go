@@ -1,0 +1,569 @@
+// Command benchsend measures campaign sending for scripts/bench-send.sh: N mails to a loopback
+// SMTP sink, sent two ways in the same run, against the same sink:
+//
+//  1. a bare go-mail loop: C goroutines, each with one connection it reuses for its share of
+//     the mails, each mail built with go-mail like the server's (multipart/alternative,
+//     Message-ID, List-Unsubscribe and List-Unsubscribe-Post), no database;
+//  2. the real thing: a `regulars serve` process (the binary given by -regulars) with
+//     REGULARS_SEND_CONCURRENCY=C and REGULARS_SEND_RATE=0, a database holding N mailable
+//     members in one saved segment, and a campaign to it created and scheduled through the API;
+//  3. the bare loop again (the machine is noisy: the ceiling is the mean of the two).
+//
+// The server's figure runs from its run's started_at (the recipient snapshot included) to the
+// sink's last mail; its peak RSS is VmHWM of the serve process at the end. The sink counts every
+// mail by its envelope recipient, so the run also checks that each member got exactly one.
+//
+//	benchsend -database-url postgres://... -regulars ./regulars -n 100000 -concurrency 4
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5"
+	"github.com/wneessen/go-mail"
+)
+
+func main() {
+	var (
+		dbURL       = flag.String("database-url", "", "PostgreSQL URL of an empty database (required)")
+		regulars    = flag.String("regulars", "", "the regulars binary (required)")
+		n           = flag.Int("n", 100000, "mails to send each way")
+		concurrency = flag.Int("concurrency", 4, "SMTP connections each way (REGULARS_SEND_CONCURRENCY)")
+		work        = flag.String("work", "", "a directory for the server's data dir and log (default: a temporary one)")
+		pprofAddr   = flag.String("pprof", "", "REGULARS_PPROF_ADDR of the server, to profile it during the run")
+		skipBare    = flag.Bool("skip-bare", false, "measure the server only")
+	)
+	flag.Parse()
+	if *dbURL == "" || *regulars == "" || *n < 1 || *concurrency < 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(*dbURL, *regulars, *n, *concurrency, *work, *pprofAddr, *skipBare); err != nil {
+		fmt.Fprintln(os.Stderr, "benchsend:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one way of sending.
+type result struct {
+	Way     string  `json:"way"`
+	Mails   int     `json:"mails"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"mails_per_s"`
+}
+
+func run(dbURL, regulars string, n, concurrency int, work, pprofAddr string, skipBare bool) error {
+	ctx := context.Background()
+	if work == "" {
+		dir, err := os.MkdirTemp("", "benchsend")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		work = dir
+	}
+	sink, err := startSink()
+	if err != nil {
+		return err
+	}
+	defer sink.close()
+	logf("sink on %s; %d mails each way over %d connections", sink.addr, n, concurrency)
+
+	var results []result
+	bare := func(label string) error {
+		sink.reset()
+		res, err := bareLoop(ctx, sink, n, concurrency)
+		if err != nil {
+			return err
+		}
+		if err := sink.check(n, "bare.example"); err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+		res.Way = label
+		results = append(results, res)
+		logf("%s: %d mails in %.2f s, %.0f mails/s", label, res.Mails, res.Seconds, res.PerSec)
+		return nil
+	}
+	if !skipBare {
+		if err := bare("bare go-mail loop (before)"); err != nil {
+			return err
+		}
+	}
+
+	sink.reset()
+	srv, err := serveRun(ctx, dbURL, regulars, work, sink, n, concurrency, pprofAddr)
+	if err != nil {
+		return err
+	}
+	results = append(results, srv.result)
+	logf("regulars serve: %d mails in %.2f s (%.0f mails/s; sending alone %.2f s, %.0f mails/s), peak RSS %.1f MB",
+		srv.Mails, srv.Seconds, srv.PerSec, srv.sendSeconds, float64(n)/srv.sendSeconds, float64(srv.peakRSSKB)/1024)
+
+	if !skipBare {
+		if err := bare("bare go-mail loop (after)"); err != nil {
+			return err
+		}
+	}
+
+	out := map[string]any{"mails": n, "concurrency": concurrency, "results": results,
+		"server_snapshot_s": srv.snapshotSeconds, "server_cpu_s": srv.cpuSeconds, "server_send_only_s": srv.sendSeconds,
+		"server_peak_rss_mb": float64(srv.peakRSSKB) / 1024, "server_rss_at_ready_mb": float64(srv.readyRSSKB) / 1024}
+	if !skipBare {
+		ceiling := (results[0].PerSec + results[2].PerSec) / 2
+		out["bare_mean_mails_per_s"] = ceiling
+		out["ratio"] = srv.PerSec / ceiling
+		out["ratio_send_only"] = float64(n) / srv.sendSeconds / ceiling
+		fmt.Printf("bare go-mail loop: %.0f and %.0f mails/s (mean %.0f)\n", results[0].PerSec, results[2].PerSec, ceiling)
+		fmt.Printf("regulars serve:    %.0f mails/s, %.0f%% of the bare loop (target >= 80%%); sending alone %.0f mails/s, %.0f%%\n",
+			srv.PerSec, 100*srv.PerSec/ceiling, float64(n)/srv.sendSeconds, 100*float64(n)/srv.sendSeconds/ceiling)
+	}
+	fmt.Printf("server peak RSS:   %.1f MB (VmHWM; %.1f MB when ready; target < 150 MB)\n",
+		float64(srv.peakRSSKB)/1024, float64(srv.readyRSSKB)/1024)
+	fmt.Printf("server CPU:        %.1f s during the run, %.0f µs a mail\n", srv.cpuSeconds, 1e6*srv.cpuSeconds/float64(n))
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// bareLoop sends n mails from concurrency goroutines, each on one connection it keeps.
+func bareLoop(ctx context.Context, sink *sink, n, concurrency int) (result, error) {
+	html, text := bodies()
+	start := time.Now()
+	errs := make(chan error, concurrency)
+	var wg sync.WaitGroup
+	for w := range concurrency {
+		wg.Go(func() {
+			client, err := mail.NewClient("127.0.0.1", mail.WithPort(sink.port), mail.WithTLSPortPolicy(mail.NoTLS),
+				mail.WithTimeout(30*time.Second), mail.WithHELO("benchsend.localhost"))
+			if err != nil {
+				errs <- err
+				return
+			}
+			conn, err := client.DialToSMTPClientWithContext(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer func() { _ = client.CloseWithSMTPClient(conn) }()
+			for i := w; i < n; i += concurrency {
+				msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
+				if err := msg.From("Regulars club <club@bare.example>"); err != nil {
+					errs <- err
+					return
+				}
+				if err := msg.To(fmt.Sprintf("Member %d <member.%d@bare.example>", i+1, i+1)); err != nil {
+					errs <- err
+					return
+				}
+				msg.Subject(fmt.Sprintf("Hello Member %d, new records are in", i+1))
+				msg.SetMessageIDWithValue(fmt.Sprintf("run-1.member-%d@bare.example", i+1))
+				msg.SetDate()
+				unsub := fmt.Sprintf("https://club.example/unsubscribe?token=%040d", i+1)
+				msg.SetGenHeader("List-Unsubscribe", "<"+unsub+">, <mailto:club@bare.example?subject=unsubscribe>")
+				msg.SetGenHeader("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+				msg.SetBodyString(mail.TypeTextPlain, text+"\n\nUnsubscribe: "+unsub+"\n")
+				msg.AddAlternativeString(mail.TypeTextHTML, html+`<p><a href="`+unsub+`">Unsubscribe</a></p>`)
+				if err := client.SendWithSMTPClient(conn, msg); err != nil {
+					errs <- fmt.Errorf("bare loop: %w", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return result{}, err
+	}
+	secs := time.Since(start).Seconds()
+	return result{Mails: n, Seconds: secs, PerSec: float64(n) / secs}, nil
+}
+
+// bodies are the campaign's bodies (the bare loop sends them as they are; the server renders
+// them as templates, adds its footer and rewrites the link for click tracking).
+func bodies() (html, text string) {
+	return `<h1>New records are in</h1><p>Hello {{.Member.FirstName}}, forty new LPs arrived this week, ` +
+			`from jazz to krautrock.</p><p><a href="https://shop.example/new">See them</a> before Saturday.</p>`,
+		"Hello {{.Member.FirstName}}, forty new LPs arrived this week, from jazz to krautrock.\n" +
+			"See them before Saturday: https://shop.example/new"
+}
+
+// serverResult is the dispatcher's way.
+type serverResult struct {
+	result
+	sendSeconds, snapshotSeconds float64
+	peakRSSKB, readyRSSKB        int64
+	cpuSeconds                   float64 // the serve process's user+system CPU during the run
+}
+
+func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, concurrency int, pprofAddr string) (serverResult, error) {
+	var out serverResult
+	addr, err := freeAddr()
+	if err != nil {
+		return out, err
+	}
+	env := append(os.Environ(), "REGULARS_DATABASE_URL="+dbURL, "REGULARS_DATA_DIR="+filepath.Join(work, "data"),
+		"REGULARS_SMTP_URL=smtp://"+sink.addr+"?tls=none", "REGULARS_HTTP_ADDR="+addr,
+		"REGULARS_BASE_URL=https://club.example", "REGULARS_MAIL_FROM=Regulars club <club@bench.example>",
+		"REGULARS_SEND_CONCURRENCY="+strconv.Itoa(concurrency), "REGULARS_SEND_RATE=0", "REGULARS_LOG_LEVEL=warn")
+	if pprofAddr != "" {
+		env = append(env, "REGULARS_PPROF_ADDR="+pprofAddr)
+	}
+	regularsCmd := func(args ...string) (string, error) {
+		cmd := exec.Command(regulars, args...)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		b, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("regulars %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if _, err := regularsCmd("migrate"); err != nil {
+		return out, err
+	}
+	if err := seed(ctx, dbURL, n); err != nil {
+		return out, err
+	}
+	token, err := regularsCmd("apikey", "create", "--role", "marketer", "--name", "benchsend")
+	if err != nil {
+		return out, err
+	}
+
+	logFile, err := os.Create(filepath.Join(work, "serve.log"))
+	if err != nil {
+		return out, err
+	}
+	defer logFile.Close()
+	serve := exec.Command(regulars, "serve")
+	serve.Env = env
+	serve.Stdout, serve.Stderr = logFile, logFile
+	if err := serve.Start(); err != nil {
+		return out, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	defer func() {
+		_ = serve.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = serve.Process.Kill()
+		}
+	}()
+	api := &api{base: "http://" + addr, token: token}
+	for deadline := time.Now().Add(time.Minute); ; {
+		if resp, err := http.Get(api.base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			return out, fmt.Errorf("regulars serve exited: %v (see %s)", err, logFile.Name())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return out, fmt.Errorf("regulars serve not ready after a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pid := serve.Process.Pid
+	if out.readyRSSKB, err = vmHWM(pid); err != nil {
+		return out, err
+	}
+	cpu0, err := cpuSeconds(pid)
+	if err != nil {
+		return out, err
+	}
+
+	html, text := bodies()
+	var seg, camp struct{ ID int64 }
+	if err := api.call("POST", "/api/v1/segments", map[string]any{"name": "bench",
+		"rules": map[string]any{"field": "email_domain", "op": "eq", "value": "bench.example"}}, &seg); err != nil {
+		return out, err
+	}
+	if err := api.call("POST", "/api/v1/campaigns", map[string]any{"name": "Bench", "segment_id": seg.ID,
+		"subject": "Hello {{.Member.FirstName}}, new records are in", "html": html, "text": text}, &camp); err != nil {
+		return out, err
+	}
+	if err := api.call("POST", fmt.Sprintf("/api/v1/campaigns/%d/schedule", camp.ID),
+		map[string]any{"send_at": time.Now().Add(1500 * time.Millisecond).Format(time.RFC3339Nano)}, nil); err != nil {
+		return out, err
+	}
+	logf("campaign %d scheduled; waiting for %d mails", camp.ID, n)
+	lastCount, lastChange := 0, time.Now()
+	for {
+		count := sink.count()
+		if count >= n {
+			break
+		}
+		if count != lastCount {
+			lastCount, lastChange = count, time.Now()
+		}
+		if time.Since(lastChange) > time.Minute {
+			return out, fmt.Errorf("no progress for a minute at %d mails (see %s)", count, logFile.Name())
+		}
+		select {
+		case err := <-exited:
+			return out, fmt.Errorf("regulars serve exited: %v (see %s)", err, logFile.Name())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	first, last := sink.window()
+	// The run's started_at is the start of the transaction that snapshots its recipients.
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return out, err
+	}
+	defer conn.Close(ctx)
+	var started time.Time
+	for deadline := time.Now().Add(time.Minute); ; {
+		var status string
+		if err := conn.QueryRow(ctx, `SELECT r.started_at, c.status FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id
+			WHERE r.campaign_id = $1`, camp.ID).Scan(&started, &status); err != nil {
+			return out, err
+		}
+		if status == "sent" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return out, fmt.Errorf("campaign still %s a minute after its last mail", status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out.peakRSSKB, err = vmHWM(pid); err != nil {
+		return out, err
+	}
+	cpu1, err := cpuSeconds(pid)
+	if err != nil {
+		return out, err
+	}
+	out.cpuSeconds = cpu1 - cpu0
+	if err := sink.check(n, "bench.example"); err != nil {
+		return out, fmt.Errorf("regulars serve: %w", err)
+	}
+	out.Way = "regulars serve (dispatcher and sender)"
+	out.Mails = n
+	out.Seconds = last.Sub(started).Seconds()
+	out.PerSec = float64(n) / out.Seconds
+	out.sendSeconds = last.Sub(first).Seconds()
+	out.snapshotSeconds = first.Sub(started).Seconds()
+	return out, nil
+}
+
+// seed inserts n active members with confirmed consent at bench.example.
+func seed(ctx context.Context, dbURL string, n int) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	start := time.Now()
+	if _, err := conn.Exec(ctx, `
+		INSERT INTO members (card, email, name, status, marketing_consent, source)
+		SELECT lpad(g::text, 13, '0'), 'member.' || g || '@bench.example', 'Member ' || g, 'active', 'confirmed', 'till'
+		FROM generate_series(1, $1::int) g`, n); err != nil {
+		return fmt.Errorf("seed members: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `ANALYZE members`); err != nil {
+		return err
+	}
+	logf("seeded %d members in %.1f s", n, time.Since(start).Seconds())
+	return nil
+}
+
+// cpuSeconds is the user and system CPU time process pid has used so far.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name (in parentheses, which may hold spaces): utime and
+	// stime are the 12th and 13th of them, in clock ticks (100 a second on Linux).
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	u, err1 := strconv.ParseFloat(f[11], 64)
+	s, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	return (u + s) / 100, nil
+}
+
+// vmHWM is the peak resident set size of process pid in kB.
+func vmHWM(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/pid/status")
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// api calls the server with a bearer token.
+type api struct{ base, token string }
+
+func (a *api) call(method, path string, body, into any) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(method, a.base+path, bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if into != nil {
+		return json.Unmarshal(b, into)
+	}
+	return nil
+}
+
+// sink is a minimal SMTP server that reads and discards every message, counting them by
+// envelope recipient and noting when the first and last arrived.
+type sink struct {
+	addr   string
+	port   int
+	server *smtp.Server
+
+	mu          sync.Mutex
+	total       int
+	rcpt        map[string]int
+	first, last time.Time
+}
+
+func startSink() (*sink, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &sink{addr: l.Addr().String(), port: l.Addr().(*net.TCPAddr).Port, rcpt: map[string]int{}}
+	s.server = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: s}, nil }))
+	s.server.Domain = "sink.localhost"
+	s.server.AllowInsecureAuth = true
+	s.server.MaxMessageBytes = 1 << 20
+	go func() { _ = s.server.Serve(l) }()
+	return s, nil
+}
+
+func (s *sink) close() { _ = s.server.Close() }
+
+func (s *sink) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total, s.rcpt, s.first, s.last = 0, map[string]int{}, time.Time{}, time.Time{}
+}
+
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+func (s *sink) window() (first, last time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first, s.last
+}
+
+// check tells whether member.1 … member.n at domain got exactly one mail each, and nobody else any.
+func (s *sink) check(n int, domain string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.total != n || len(s.rcpt) != n {
+		return fmt.Errorf("the sink got %d mails for %d addresses, want %d for %d", s.total, len(s.rcpt), n, n)
+	}
+	for i := 1; i <= n; i++ {
+		if got := s.rcpt[fmt.Sprintf("member.%d@%s", i, domain)]; got != 1 {
+			return fmt.Errorf("member.%d@%s got %d mails, want 1", i, domain, got)
+		}
+	}
+	return nil
+}
+
+type sinkSession struct {
+	sink *sink
+	to   []string
+}
+
+func (ss *sinkSession) AuthMechanisms() []string { return nil }
+func (ss *sinkSession) Mail(string, *smtp.MailOptions) error {
+	return nil
+}
+func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.to = append(ss.to, to)
+	return nil
+}
+func (ss *sinkSession) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	now := time.Now()
+	s := ss.sink
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total++
+	for _, to := range ss.to {
+		s.rcpt[strings.ToLower(to)]++
+	}
+	if s.first.IsZero() {
+		s.first = now
+	}
+	s.last = now
+	return nil
+}
+func (ss *sinkSession) Reset()        { ss.to = nil }
+func (ss *sinkSession) Logout() error { return nil }
