@@ -146,4 +146,3 @@ func computeRFM(ctx context.Context, tx pgx.Tx, opts Options, b bounds) error {
 	}
 	return nil
 }
-
