@@ -24,6 +24,7 @@ const (
 	DefaultConcurrency = 4
 	DefaultRate        = 50
 	DefaultBatch       = 10
+	DefaultClaim       = 50
 	DefaultLease       = 30 * time.Second
 	DefaultPoll        = 500 * time.Millisecond
 	// statusTTL is how long a worker trusts the status of a run it read: pause and cancel are
@@ -52,12 +53,15 @@ type Sender struct {
 	Log         *slog.Logger
 
 	// Concurrency is the number of workers (0: DefaultConcurrency). Rate is the most mails a
-	// second this Sender sends (0: unlimited). Batch is how many recipients a worker claims at
-	// once (0: DefaultBatch); Lease how long a claim holds (0: DefaultLease); Poll how long an
-	// idle worker waits before looking again (0: DefaultPoll).
+	// second this Sender sends (0: unlimited). Batch is how many mails the relay accepted a
+	// worker records at once (0: DefaultBatch): the most that a crash of the process may send
+	// twice per worker. Claim is how many recipients a worker claims at once (0: DefaultClaim,
+	// and never fewer than Batch); Lease how long a claim holds (0: DefaultLease); Poll how
+	// long an idle worker waits before looking again (0: DefaultPoll).
 	Concurrency int
 	Rate        float64
 	Batch       int
+	Claim       int
 	Lease       time.Duration
 	Poll        time.Duration
 	// RetryDelays are the waits after temporary failures (nil: DefaultRetryDelays); a mail is
@@ -163,10 +167,21 @@ type claimed struct {
 	attempts        int
 }
 
-// claim takes up to batch due recipients of sending runs: queued ones whose retry time has
-// come, and ones whose lease expired (in flight when their process died).
-func (s *Sender) claim(ctx context.Context, batch int) ([]claimed, error) {
-	rows, err := s.DB.Pool.Query(ctx, `
+// asyncCommit makes the statement queued after it in a pgx.Batch commit without waiting for
+// the WAL flush: a pgx.Batch runs as one implicit transaction, so SET LOCAL holds for it alone.
+// The sender's claims and sent marks use it; see the package documentation (the crash rule) for
+// what a crash of PostgreSQL itself may then repeat.
+const asyncCommit = `SET LOCAL synchronous_commit = off`
+
+// claim takes up to n due recipients of sending runs — queued ones whose retry time has come,
+// and ones whose lease expired (in flight when their process died) — and, in the same
+// statement, what rendering needs of their members: the member, its home store and its tier
+// now, and whether it is still mailable (consent withdrawn, erased or suppressed since the
+// snapshot: not mailed).
+func (s *Sender) claim(ctx context.Context, n int) ([]claimed, map[int64]memberInfo, error) {
+	b := &pgx.Batch{}
+	b.Queue(asyncCommit)
+	b.Queue(`
 		WITH picked AS MATERIALIZED (
 			SELECT cr.run_id, cr.member_id
 			FROM campaign_runs r JOIN campaign_recipients cr ON cr.run_id = r.id
@@ -176,38 +191,77 @@ func (s *Sender) claim(ctx context.Context, batch int) ([]claimed, error) {
 			    OR (cr.status = 'sending' AND cr.lease_until < now()))
 			LIMIT $1
 			FOR UPDATE OF cr SKIP LOCKED
+		), got AS (
+			UPDATE campaign_recipients cr
+			SET status = 'sending', lease_until = now() + $2::interval, attempts = cr.attempts + 1
+			FROM picked p
+			WHERE cr.run_id = p.run_id AND cr.member_id = p.member_id
+			RETURNING cr.run_id, cr.member_id, cr.email, cr.attempts
 		)
-		UPDATE campaign_recipients cr
-		SET status = 'sending', lease_until = now() + $2::interval, attempts = cr.attempts + 1
-		FROM picked p
-		WHERE cr.run_id = p.run_id AND cr.member_id = p.member_id
-		RETURNING cr.run_id, cr.member_id, cr.email, cr.attempts`, batch, s.lease())
-	if err != nil {
-		return nil, fmt.Errorf("claim recipients: %w", err)
+		SELECT got.run_id, got.member_id, got.email, got.attempts,
+			coalesce(m.card, ''), coalesce(m.name, ''), coalesce(st.code, ''), coalesce(m.language, ''),
+			t.name, coalesce(t.discount, 0),
+			coalesce(`+segments.Mailable+` AND NOT EXISTS (SELECT 1 FROM email_suppressions es
+				WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL), false)
+		FROM got
+		LEFT JOIN members m ON m.id = got.member_id
+		LEFT JOIN stores st ON st.id = m.home_store_id
+		LEFT JOIN LATERAL (
+			SELECT t.name, t.discount_percent::float8 AS discount
+			FROM (SELECT coalesce(sum(CASE WHEN kind = 'sale' THEN amount_minor ELSE -amount_minor END), 0) AS net
+			      FROM transactions WHERE member_id = m.id AND occurred_at > now() - make_interval(days => $3)) spend
+			JOIN tiers t ON t.min_spend_minor <= spend.net
+			ORDER BY t.min_spend_minor DESC LIMIT 1
+		) t ON true`, n, s.lease(), models.TierWindowDays)
+	br := s.DB.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, nil, fmt.Errorf("claim recipients: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimed, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim recipients: %w", err)
+	}
+	defer rows.Close()
+	var out []claimed
+	members := map[int64]memberInfo{}
+	for rows.Next() {
 		var c claimed
-		err := row.Scan(&c.runID, &c.memberID, &c.email, &c.attempts)
-		return c, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim recipients: %w", err)
+		var m models.Member
+		var tier *string
+		var discount float64
+		var mailable bool
+		if err := rows.Scan(&c.runID, &c.memberID, &c.email, &c.attempts,
+			&m.Card, &m.Name, &m.HomeStore, &m.Language, &tier, &discount, &mailable); err != nil {
+			return nil, nil, fmt.Errorf("claim recipients: %w", err)
+		}
+		m.ID = c.memberID
+		out = append(out, c)
+		members[m.ID] = memberInfo{data: campaigns.NewMemberData(&m, tier, discount), mailable: mailable}
 	}
-	return out, nil
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("claim recipients: %w", err)
+	}
+	return out, members, nil
 }
 
-// round claims one batch and sends it; it returns how many recipients it claimed.
+// round claims recipients and sends them; it returns how many recipients it claimed.
 func (s *Sender) round(ctx context.Context) (int, error) {
 	batch := s.Batch
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
+	claimSize := s.Claim
+	if claimSize <= 0 {
+		claimSize = DefaultClaim
+	}
+	claimSize = max(claimSize, batch)
 	// Wait for the first token before claiming, so that a slow rate does not keep claimed
 	// recipients waiting (and leased) for long.
 	if err := s.limiter.Wait(ctx); err != nil {
 		return 0, nil
 	}
-	recs, err := s.claim(ctx, batch)
+	recs, members, err := s.claim(ctx, claimSize)
 	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
@@ -223,13 +277,9 @@ func (s *Sender) round(ctx context.Context) (int, error) {
 		hb.Wait()
 	}()
 
-	members, err := s.memberData(ctx, recs)
-	if err != nil {
-		s.release(recs)
-		return len(recs), err
-	}
-	// Mails the relay accepted are recorded together when the batch ends (one statement and one
-	// commit per batch rather than per mail); until then they stay held, their lease renewed.
+	// Mails the relay accepted are recorded together, Batch at a time and when the round ends
+	// (one statement and one commit per batch rather than per mail); until then they stay held,
+	// their lease renewed.
 	var sent []sentMail
 	stop := func(back []claimed, err error) (int, error) {
 		if ferr := s.recordSent(context.WithoutCancel(ctx), sent); ferr != nil && err == nil {
@@ -258,6 +308,14 @@ func (s *Sender) round(ctx context.Context) (int, error) {
 		ok, err := s.deliver(ctx, r, state, members[r.memberID])
 		if ok {
 			sent = append(sent, sentMail{claimed: r, at: time.Now()})
+			if len(sent) >= batch && err == nil {
+				if rerr := s.recordSent(context.WithoutCancel(ctx), sent); rerr != nil {
+					// They stay held until their lease ends, then count as in flight.
+					sent = nil
+					return stop(pending, rerr)
+				}
+				sent = sent[:0]
+			}
 		}
 		held := make([]claimed, 0, len(sent)+len(pending))
 		for _, m := range sent {
@@ -297,12 +355,15 @@ func (s *Sender) recordSent(ctx context.Context, mails []sentMail) error {
 		if try > 0 {
 			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
 		}
-		if _, err = s.DB.Pool.Exec(ctx, `
+		b := &pgx.Batch{}
+		b.Queue(asyncCommit)
+		b.Queue(`
 			UPDATE campaign_recipients cr SET status = 'sent', error = NULL, lease_until = NULL,
 				sent_at = u.sent_at, next_attempt_at = NULL
 			FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[]) AS u(run_id, member_id, attempts, sent_at)
 			WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
-			  AND `+stillSending, runs, members, attempts, at); err == nil || ctx.Err() != nil {
+			  AND `+stillSending, runs, members, attempts, at)
+		if err = s.DB.Pool.SendBatch(ctx, b).Close(); err == nil || ctx.Err() != nil {
 			break
 		}
 	}
@@ -373,49 +434,6 @@ func (s *Sender) heartbeat(ctx context.Context, h *holding) {
 type memberInfo struct {
 	data     campaigns.MemberData
 	mailable bool
-}
-
-// memberData loads the template data of a batch's members in one query: the member, its home
-// store and its tier now, and whether it is still mailable (consent withdrawn, erased or
-// suppressed since the snapshot: not mailed).
-func (s *Sender) memberData(ctx context.Context, recs []claimed) (map[int64]memberInfo, error) {
-	ids := make([]int64, len(recs))
-	for i, r := range recs {
-		ids[i] = r.memberID
-	}
-	rows, err := s.DB.Pool.Query(ctx, `
-		SELECT m.id, m.card, m.name, coalesce(st.code, ''), m.language, t.name, coalesce(t.discount, 0),
-			`+segments.Mailable+` AND NOT EXISTS (SELECT 1 FROM email_suppressions es
-				WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL)
-		FROM members m
-		LEFT JOIN stores st ON st.id = m.home_store_id
-		LEFT JOIN LATERAL (
-			SELECT t.name, t.discount_percent::float8 AS discount
-			FROM (SELECT coalesce(sum(CASE WHEN kind = 'sale' THEN amount_minor ELSE -amount_minor END), 0) AS net
-			      FROM transactions WHERE member_id = m.id AND occurred_at > now() - make_interval(days => $2)) spend
-			JOIN tiers t ON t.min_spend_minor <= spend.net
-			ORDER BY t.min_spend_minor DESC LIMIT 1
-		) t ON true
-		WHERE m.id = ANY($1)`, ids, models.TierWindowDays)
-	if err != nil {
-		return nil, fmt.Errorf("load recipients' member data: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[int64]memberInfo, len(recs))
-	for rows.Next() {
-		var m models.Member
-		var tier *string
-		var discount float64
-		var mailable bool
-		if err := rows.Scan(&m.ID, &m.Card, &m.Name, &m.HomeStore, &m.Language, &tier, &discount, &mailable); err != nil {
-			return nil, fmt.Errorf("load recipients' member data: %w", err)
-		}
-		out[m.ID] = memberInfo{data: campaigns.NewMemberData(&m, tier, discount), mailable: mailable}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load recipients' member data: %w", err)
-	}
-	return out, nil
 }
 
 // runState returns run id's status, read from the database at most statusTTL ago.

@@ -8,9 +8,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"html"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -100,15 +100,106 @@ func verify(secret []byte, purpose, token string) (Ref, error) {
 
 func tokenMAC(secret []byte, purpose string, body []byte) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("regulars-track-v1\x00" + purpose + "\x00"))
+	writeMACPrefix(m, purpose)
 	m.Write(body)
 	return m.Sum(nil)[:macLen]
 }
 
-// anchorHref finds the href attribute of every <a> tag: group 1 is everything before the value,
-// group 2 a double-quoted value, group 3 a single-quoted one. html/template output always
-// quotes attribute values; unquoted ones are left alone.
-var anchorHref = regexp.MustCompile(`(?i)(<a\s(?:[^>]*?\s)?href\s*=\s*)(?:"([^"]*)"|'([^']*)')`)
+func newMAC(secret []byte) hash.Hash { return hmac.New(sha256.New, secret) }
+
+// writeMACPrefix writes what precedes a token's body in its HMAC: a version and the purpose.
+func writeMACPrefix(m hash.Hash, purpose string) {
+	switch purpose {
+	case purposeClick:
+		m.Write(clickMACPrefix)
+	case purposeOpen:
+		m.Write(openMACPrefix)
+	default:
+		m.Write([]byte("regulars-track-v1\x00" + purpose + "\x00"))
+	}
+}
+
+var (
+	clickMACPrefix = []byte("regulars-track-v1\x00" + purposeClick + "\x00")
+	openMACPrefix  = []byte("regulars-track-v1\x00" + purposeOpen + "\x00")
+)
+
+// hrefMatch is one href attribute of an <a> tag in an HTML body: body[start:quote] is
+// everything before the value ("<a class=x href="), body[quote] the opening quote, and
+// body[quote+1:end-1] the value.
+type hrefMatch struct{ start, quote, end int }
+
+func (m hrefMatch) value(body string) string { return body[m.quote+1 : m.end-1] }
+
+// isSpace is \s of regexp: the whitespace allowed between a tag's parts.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' }
+
+// nextHref finds the first href attribute of an <a> tag at or after from. It matches exactly
+// what the regular expression
+//
+//	(?i)(<a\s(?:[^>]*?\s)??href\s*=\s*)(?:"([^"]*)"|'([^']*)')
+//
+// matches (leftmost first; scan_test.go checks the two agree), without backtracking: the value
+// is double- or single-quoted (html/template output always quotes attribute values; unquoted
+// ones are left alone), and the attribute is the first "href" in the tag that follows
+// whitespace, as browsers take the first of repeated attributes. It is called for every mail,
+// so it only scans bytes.
+func nextHref(body string, from int) (hrefMatch, bool) {
+	for i := from; i < len(body); i++ {
+		j := strings.IndexByte(body[i:], '<')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i+2 >= len(body) || body[i+1]|0x20 != 'a' || !isSpace(body[i+2]) {
+			continue
+		}
+		for p := i + 2; p < len(body) && body[p] != '>'; p++ {
+			if !isSpace(body[p]) {
+				continue
+			}
+			k := p + 1
+			if k+4 > len(body) || body[k]|0x20 != 'h' || body[k+1]|0x20 != 'r' || body[k+2]|0x20 != 'e' || body[k+3]|0x20 != 'f' {
+				continue
+			}
+			for k += 4; k < len(body) && isSpace(body[k]); k++ {
+			}
+			if k >= len(body) || body[k] != '=' {
+				continue
+			}
+			for k++; k < len(body) && isSpace(body[k]); k++ {
+			}
+			if k >= len(body) || (body[k] != '"' && body[k] != '\'') {
+				continue
+			}
+			if end := strings.IndexByte(body[k+1:], body[k]); end >= 0 {
+				return hrefMatch{start: i, quote: k, end: k + 1 + end + 1}, true
+			}
+		}
+	}
+	return hrefMatch{}, false
+}
+
+// allHrefs returns the href attributes of every <a> tag of body, in order.
+func allHrefs(body string) []hrefMatch {
+	var out []hrefMatch
+	for from := 0; ; {
+		m, ok := nextHref(body, from)
+		if !ok {
+			return out
+		}
+		out = append(out, m)
+		from = m.end
+	}
+}
+
+// unescape is html.UnescapeString without its allocation for values with no entity.
+func unescape(s string) string {
+	if strings.IndexByte(s, '&') < 0 {
+		return s
+	}
+	return html.UnescapeString(s)
+}
 
 // ExtractLinks returns the distinct trackable URLs of the <a href> links in an HTML body, in
 // order of appearance: absolute http(s) URLs, except our own club pages and tracking URLs
@@ -116,8 +207,8 @@ var anchorHref = regexp.MustCompile(`(?i)(<a\s(?:[^>]*?\s)?href\s*=\s*)(?:"([^"]
 func ExtractLinks(body, baseURL string) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, m := range anchorHref.FindAllStringSubmatch(body, -1) {
-		u := html.UnescapeString(m[2] + m[3])
+	for _, m := range allHrefs(body) {
+		u := unescape(m.value(body))
 		if !trackable(u, baseURL) || seen[u] {
 			continue
 		}
@@ -149,16 +240,29 @@ func trackable(raw, baseURL string) bool {
 
 // Rewrite replaces the href of every <a> whose URL (HTML-unescaped) is a key of ids with
 // target(its link id), HTML-escaped. Other links (mailto:, our own pages, URLs not in ids) are
-// kept byte for byte. Rewrite is pure: the dispatcher calls it once per recipient.
+// kept byte for byte. Rewrite is pure.
 func Rewrite(body string, ids map[string]int64, target func(linkID int64) string) string {
-	return anchorHref.ReplaceAllStringFunc(body, func(tag string) string {
-		m := anchorHref.FindStringSubmatch(tag)
-		id, ok := ids[html.UnescapeString(m[2]+m[3])]
+	var b strings.Builder
+	last := 0
+	for _, m := range allHrefs(body) {
+		id, ok := ids[unescape(m.value(body))]
 		if !ok {
-			return tag
+			continue
 		}
-		return m[1] + `"` + html.EscapeString(target(id)) + `"`
-	})
+		if b.Len() == 0 {
+			b.Grow(len(body) + 128)
+		}
+		b.WriteString(body[last:m.quote])
+		b.WriteByte('"')
+		b.WriteString(html.EscapeString(target(id)))
+		b.WriteByte('"')
+		last = m.end
+	}
+	if last == 0 {
+		return body
+	}
+	b.WriteString(body[last:])
+	return b.String()
 }
 
 // LinkIDs returns the ids of a campaign's links, registering the URLs not seen before. It is
@@ -201,14 +305,26 @@ type Tracker struct {
 	campaignID int64
 	trackOpens bool
 
-	mu  sync.Mutex
+	mu  sync.RWMutex
 	ids map[string]int64 // the campaign's links registered so far (cache of campaign_links)
+	// untracked caches URLs found not trackable (mailto:, our own pages), up to maxUntracked:
+	// links built from member data may differ in every mail.
+	untracked map[string]bool
+
+	clickPrefix string    // BaseURL/c/, HTML-escaped: a rewritten href is clickPrefix + token
+	macs        sync.Pool // of hash.Hash: HMAC-SHA256 keyed with secret, reset before each use
 }
+
+// maxUntracked bounds Tracker.untracked.
+const maxUntracked = 1000
 
 // NewTracker reads whether campaignID tracks opens and its links so far. secret and baseURL
 // are REGULARS_SECRET and REGULARS_BASE_URL, as for the preferences and unsubscribe links.
 func NewTracker(ctx context.Context, db *models.DB, secret []byte, baseURL string, campaignID int64) (*Tracker, error) {
-	t := &Tracker{db: db, secret: secret, base: strings.TrimRight(baseURL, "/"), campaignID: campaignID}
+	t := &Tracker{db: db, secret: secret, base: strings.TrimRight(baseURL, "/"), campaignID: campaignID,
+		untracked: map[string]bool{}}
+	t.clickPrefix = html.EscapeString(t.base + "/c/")
+	t.macs.New = func() any { return newMAC(secret) }
 	err := db.Pool.QueryRow(ctx, `SELECT track_opens FROM campaigns WHERE id = $1`, campaignID).Scan(&t.trackOpens)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, models.Errorf(models.ENOTFOUND, "no campaign %d", campaignID)
@@ -227,7 +343,9 @@ func NewTracker(ctx context.Context, db *models.DB, secret []byte, baseURL strin
 		if err := rows.Scan(&u, &id); err != nil {
 			return nil, err
 		}
-		t.ids[u] = id
+		if trackable(u, t.base) { // (a link of our own pages under an earlier base URL is not)
+			t.ids[u] = id
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("links of campaign %d: %w", t.campaignID, err)
@@ -238,46 +356,115 @@ func NewTracker(ctx context.Context, db *models.DB, secret []byte, baseURL strin
 // Apply returns the HTML body of the mail of run runID to memberID with its links rewritten
 // (and the open pixel added when the campaign tracks opens). Links seen for the first time are
 // registered; the database is touched only then, so mails whose links are all known cost no
-// query.
+// query. The output is that of Rewrite with SignClick tokens, built in one pass.
 func (t *Tracker) Apply(ctx context.Context, runID, memberID int64, body string) (string, error) {
 	if body == "" {
 		return body, nil
 	}
-	urls := ExtractLinks(body, t.base)
-	t.mu.Lock()
+	matches := allHrefs(body)
+	ids := make([]int64, len(matches)) // 0: left as it is
 	var missing []string
-	for _, u := range urls {
-		if _, ok := t.ids[u]; !ok && len(t.ids)+len(missing) < MaxLinks {
+	t.mu.RLock()
+	for i, m := range matches {
+		u := unescape(m.value(body))
+		if id, ok := t.ids[u]; ok {
+			ids[i] = id
+		} else if !t.untracked[u] {
 			missing = append(missing, u)
 		}
 	}
-	t.mu.Unlock()
+	t.mu.RUnlock()
 	if len(missing) > 0 {
-		got, err := LinkIDs(ctx, t.db, t.campaignID, missing)
-		if err != nil {
+		if err := t.register(ctx, missing); err != nil {
 			return "", err
 		}
-		t.mu.Lock()
-		for u, id := range got {
-			t.ids[u] = id
+		t.mu.RLock()
+		for i, m := range matches {
+			if ids[i] == 0 {
+				ids[i] = t.ids[unescape(m.value(body))]
+			}
 		}
-		t.mu.Unlock()
+		t.mu.RUnlock()
 	}
-	t.mu.Lock()
-	ids := make(map[string]int64, len(urls))
-	for _, u := range urls {
-		if id, ok := t.ids[u]; ok {
-			ids[u] = id
+	var b strings.Builder
+	b.Grow(len(body) + len(matches)*(len(t.clickPrefix)+48) + 256)
+	last := 0
+	var tok [3*binary.MaxVarintLen64 + macLen]byte
+	var enc [(len(tok)*8 + 5) / 6]byte // tok in unpadded base64
+	for i, m := range matches {
+		if ids[i] == 0 {
+			continue
 		}
+		b.WriteString(body[last:m.quote])
+		b.WriteByte('"')
+		b.WriteString(t.clickPrefix)
+		raw := t.appendToken(tok[:0], purposeClick, Ref{RunID: runID, MemberID: memberID, LinkID: ids[i]})
+		n := base64.RawURLEncoding.EncodedLen(len(raw))
+		base64.RawURLEncoding.Encode(enc[:n], raw)
+		b.Write(enc[:n])
+		b.WriteByte('"')
+		last = m.end
 	}
-	t.mu.Unlock()
-	out := Rewrite(body, ids, func(linkID int64) string {
-		return t.base + "/c/" + SignClick(t.secret, Ref{RunID: runID, MemberID: memberID, LinkID: linkID})
-	})
+	b.WriteString(body[last:])
+	out := b.String()
 	if t.trackOpens {
 		out = addPixel(out, t.base+"/o/"+SignOpen(t.secret, Ref{RunID: runID, MemberID: memberID})+".gif")
 	}
 	return out, nil
+}
+
+// register decides about URLs not seen before: trackable ones are registered in campaign_links
+// (while the campaign has fewer than MaxLinks), others remembered as untracked.
+func (t *Tracker) register(ctx context.Context, urls []string) error {
+	var trackableURLs []string
+	seen := map[string]bool{}
+	t.mu.Lock()
+	for _, u := range urls {
+		if seen[u] {
+			continue
+		}
+		seen[u] = true
+		if !trackable(u, t.base) {
+			if len(t.untracked) < maxUntracked {
+				t.untracked[u] = true
+			}
+			continue
+		}
+		if _, ok := t.ids[u]; !ok && len(t.ids)+len(trackableURLs) < MaxLinks {
+			trackableURLs = append(trackableURLs, u)
+		}
+	}
+	t.mu.Unlock()
+	if len(trackableURLs) == 0 {
+		return nil
+	}
+	got, err := LinkIDs(ctx, t.db, t.campaignID, trackableURLs)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	for u, id := range got {
+		t.ids[u] = id
+	}
+	t.mu.Unlock()
+	return nil
+}
+
+// appendToken appends the raw (not yet base64) token of r to dst, as sign does, with an HMAC
+// from t's pool.
+func (t *Tracker) appendToken(dst []byte, purpose string, r Ref) []byte {
+	dst = binary.AppendUvarint(dst, uint64(r.RunID))
+	dst = binary.AppendUvarint(dst, uint64(r.MemberID))
+	dst = binary.AppendUvarint(dst, uint64(r.LinkID))
+	n := len(dst)
+	mac := t.macs.Get().(hash.Hash)
+	mac.Reset()
+	writeMACPrefix(mac, purpose)
+	mac.Write(dst[:n])
+	var sum [sha256.Size]byte
+	dst = append(dst, mac.Sum(sum[:0])[:macLen]...)
+	t.macs.Put(mac)
+	return dst
 }
 
 // addPixel puts a 1×1 image before </body>, or at the end when there is none.
