@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/demo"
 )
@@ -36,7 +38,39 @@ func (env *environment) demo(ctx context.Context, args []string) error {
 		return err
 	}
 	printSummary(env.stdout, sum)
+	if err := env.demoSnapshots(ctx, db.DB, sum.To); err != nil {
+		return err
+	}
 	fmt.Fprintln(env.stdout, "Make API keys with: regulars apikey create --role admin --name me")
+	return nil
+}
+
+// demoSnapshotMonths is how many monthly metrics snapshots the demo computes before today's,
+// so that the console's charts over time have a history from the first look.
+const demoSnapshotMonths = 6
+
+// demoSnapshots computes the segment metrics as of the first of each of the last
+// demoSnapshotMonths months and as of to, as the nightly job would have.
+func (env *environment) demoSnapshots(ctx context.Context, db *models.DB, to time.Time) error {
+	opts, err := env.cfg.metricsOptions()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	first := time.Date(to.Year(), to.Month(), 1, 0, 0, 0, 0, time.UTC)
+	var dates []time.Time
+	for i := demoSnapshotMonths; i >= 1; i-- {
+		dates = append(dates, first.AddDate(0, -i, 0))
+	}
+	dates = append(dates, to)
+	for _, d := range dates {
+		opts.AsOf = d
+		if _, err := metrics.Compute(ctx, db, opts); err != nil {
+			return fmt.Errorf("demo: metrics as of %s: %w", d.Format(time.DateOnly), err)
+		}
+	}
+	fmt.Fprintf(env.stdout, "Segment metrics computed as of %d dates (%s to %s) in %.1fs.\n", len(dates),
+		dates[0].Format(time.DateOnly), to.Format(time.DateOnly), time.Since(start).Seconds())
 	return nil
 }
 
@@ -52,6 +86,10 @@ func (env *environment) fillDemo(ctx context.Context, db *models.DB, force bool)
 	if err != nil {
 		return err
 	}
+	printSummary(env.stdout, sum)
+	if err := env.demoSnapshots(ctx, db, sum.To); err != nil {
+		return err
+	}
 	admin, err := db.CreateAPIKey(ctx, models.RoleAdmin, "", "demo admin")
 	if err != nil {
 		return fmt.Errorf("demo: create admin key: %w", err)
@@ -65,7 +103,6 @@ func (env *environment) fillDemo(ctx context.Context, db *models.DB, force bool)
 		return fmt.Errorf("demo: create register key: %w", err)
 	}
 	w := env.stdout
-	printSummary(w, sum)
 	fmt.Fprintf(w, `
 Demo API tokens (shown once; make more with: regulars apikey create):
   admin:             %s
@@ -80,7 +117,10 @@ Try it:
          "occurred_at": "%s", "amount": 12950, "currency": "NOK",
          "items": [{"sku": "LP-1001", "qty": 1, "unit_price": 12950}]}'
 
-`, admin, marketer, register, register, env.cfg.BaseURL, sum.To.In(oslo()).Format(time.RFC3339))
+Join the club as a customer: %s/join?store=oslo-1 (mail goes to %s)
+
+`, admin, marketer, register, register, env.cfg.BaseURL, sum.To.In(oslo()).Format(time.RFC3339),
+		env.cfg.BaseURL, mailDestination(env.cfg))
 	return nil
 }
 
@@ -98,4 +138,12 @@ func oslo() *time.Location {
 		return loc
 	}
 	return time.UTC
+}
+
+// mailDestination says where club and campaign mail goes: the SMTP relay or the outbox folder.
+func mailDestination(cfg config) string {
+	if cfg.SMTPURL != "" {
+		return "the SMTP relay of REGULARS_SMTP_URL"
+	}
+	return "the outbox folder " + filepath.Join(cfg.DataDir, "outbox")
 }

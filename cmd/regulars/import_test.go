@@ -45,6 +45,9 @@ func TestDemoAndImportCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Demo data loaded") {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
+	if !strings.Contains(out, "Segment metrics computed as of 7 dates") {
+		t.Errorf("demo did not compute the metrics snapshots:\n%s", out)
+	}
 	good := writeFile(t, "t.csv", "id,store,register,kind,occurred_at,amount,currency,member_card,member_email\n"+
 		"X-1,oslo-1,till-1,sale,2026-01-01T10:00:00+01:00,100,NOK,,\n"+
 		"X-2,oslo-1,till-1,sale,2026-01-01T11:00:00+01:00,200,NOK,,\n")
