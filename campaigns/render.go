@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -210,7 +211,7 @@ func (c *Compiled) execute(member MemberData, links Links) (*Rendered, error) {
 	if out.Subject, err = run(c.subject, &Data{Member: member, Links: links}); err != nil {
 		fe.Add("subject", templateError(err))
 	}
-	out.Subject = strings.Join(strings.Fields(out.Subject), " ") // a header holds one line
+	out.Subject = oneLine(out.Subject) // a header holds one line
 	if c.text != nil {
 		if out.Text, err = run(c.text, &Data{Member: member, Links: links}); err != nil {
 			fe.Add("text", templateError(err))
@@ -237,12 +238,37 @@ type executor interface {
 
 var errTooLong = fmt.Errorf("renders to more than %d bytes", maxRendered)
 
+// buffers are run's output buffers, reused from mail to mail (a campaign sends many).
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func run(t executor, d *Data) (string, error) {
-	var buf bytes.Buffer
-	if err := t.Execute(&limitedWriter{w: &buf, left: maxRendered}, d); err != nil {
+	buf := buffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			buffers.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if err := t.Execute(&limitedWriter{w: buf, left: maxRendered}, d); err != nil {
 		return "", err
 	}
 	return buf.String(), nil
+}
+
+// oneLine is strings.Join(strings.Fields(s), " "), without allocating when s is already so.
+func oneLine(s string) string {
+	clean := len(s) == 0 || (s[0] != ' ' && s[len(s)-1] != ' ')
+	for i := 0; clean && i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || (c <= ' ' && (c != ' ' || s[i+1] == ' ')) {
+			clean = false // a rune strings.Fields may count as space, or two spaces in a row
+		}
+	}
+	if clean {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
 }
 
 type limitedWriter struct {
@@ -263,25 +289,104 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 // always there cannot be forgotten or hidden by a template. It goes before </body> when the HTML
 // is a whole document.
 func addFooter(r *Rendered, lang string, links Links) {
-	reason := templates.T(lang, "mail.footer.reason", nil)
-	prefs := templates.T(lang, "mail.footer.preferences", nil)
-	unsub := templates.T(lang, "mail.footer.unsubscribe", nil)
+	f := footerIn(lang)
 	if r.HTML != "" {
 		esc := htmltemplate.HTMLEscapeString
-		footer := `<div style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;font-size:12px;color:#666;">` +
-			`<p style="margin:0 0 8px 0;">` + esc(reason) + `</p><p style="margin:0;">` +
-			`<a href="` + esc(links.Preferences) + `">` + esc(prefs) + `</a> &middot; ` +
-			`<a href="` + esc(links.Unsubscribe) + `">` + esc(unsub) + `</a></p></div>`
-		if i := strings.LastIndex(strings.ToLower(r.HTML), "</body>"); i >= 0 {
-			r.HTML = r.HTML[:i] + footer + r.HTML[i:]
-		} else {
-			r.HTML += footer
+		prefsURL, unsubURL := esc(links.Preferences), esc(links.Unsubscribe)
+		i := lastIndexFold(r.HTML, "</body>")
+		if i < 0 {
+			i = len(r.HTML)
 		}
+		var b strings.Builder
+		b.Grow(len(r.HTML) + len(footerStart) + len(f.reasonHTML) + len(footerLinks) + len(prefsURL) +
+			len(f.prefsHTML) + len(footerSep) + len(unsubURL) + len(f.unsubHTML) + len(footerEnd) + 8)
+		b.WriteString(r.HTML[:i])
+		b.WriteString(footerStart)
+		b.WriteString(f.reasonHTML)
+		b.WriteString(footerLinks)
+		b.WriteString(prefsURL)
+		b.WriteString(`">`)
+		b.WriteString(f.prefsHTML)
+		b.WriteString(footerSep)
+		b.WriteString(unsubURL)
+		b.WriteString(`">`)
+		b.WriteString(f.unsubHTML)
+		b.WriteString(footerEnd)
+		b.WriteString(r.HTML[i:])
+		r.HTML = b.String()
 	}
 	if r.Text != "" {
-		r.Text = strings.TrimRight(r.Text, "\n") + "\n\n-- \n" + reason + "\n" +
-			prefs + ": " + links.Preferences + "\n" + unsub + ": " + links.Unsubscribe + "\n"
+		r.Text = strings.TrimRight(r.Text, "\n") + "\n\n-- \n" + f.reason + "\n" +
+			f.prefs + ": " + links.Preferences + "\n" + f.unsub + ": " + links.Unsubscribe + "\n"
 	}
+}
+
+// The HTML footer around its texts and links.
+const (
+	footerStart = `<div style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;font-size:12px;color:#666;">` +
+		`<p style="margin:0 0 8px 0;">`
+	footerLinks = `</p><p style="margin:0;">` + `<a href="`
+	footerSep   = `</a> &middot; ` + `<a href="`
+	footerEnd   = `</a></p></div>`
+)
+
+// footerText is the footer's texts in one language, plain and HTML-escaped.
+type footerText struct {
+	reason, prefs, unsub             string
+	reasonHTML, prefsHTML, unsubHTML string
+}
+
+// footers caches footerText by language (the translations do not change while the server
+// runs); it holds at most maxFooters languages.
+var (
+	footersMu sync.RWMutex
+	footers   = map[string]*footerText{}
+)
+
+const maxFooters = 64
+
+func footerIn(lang string) *footerText {
+	footersMu.RLock()
+	f, ok := footers[lang]
+	footersMu.RUnlock()
+	if ok {
+		return f
+	}
+	esc := htmltemplate.HTMLEscapeString
+	f = &footerText{reason: templates.T(lang, "mail.footer.reason", nil),
+		prefs: templates.T(lang, "mail.footer.preferences", nil), unsub: templates.T(lang, "mail.footer.unsubscribe", nil)}
+	f.reasonHTML, f.prefsHTML, f.unsubHTML = esc(f.reason), esc(f.prefs), esc(f.unsub)
+	footersMu.Lock()
+	if len(footers) < maxFooters {
+		footers[lang] = f
+	}
+	footersMu.Unlock()
+	return f
+}
+
+// lastIndexFold is strings.LastIndex(strings.ToLower(s), sub) for a lower-case ASCII sub,
+// without lowering a copy of s. (ToLower keeps the byte offsets of ASCII text; a tag is ASCII.)
+// sub starts with '<', which has no other case.
+func lastIndexFold(s, sub string) int {
+	for end := len(s); ; {
+		i := strings.LastIndexByte(s[:end], sub[0])
+		if i < 0 {
+			return -1
+		}
+		if i+len(sub) <= len(s) && isASCII(s[i:i+len(sub)]) && strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+		end = i
+	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // Recipient is one mail of a run: who it goes to and what its template sees.

@@ -182,3 +182,18 @@ func TestMemberLinksAreSignedForTheMember(t *testing.T) {
 		t.Error("the placeholder token verifies; it must not")
 	}
 }
+
+// TestFooterPlacementAndSubjectMatchTheSimpleForms checks the allocation-free helpers of
+// addFooter and execute against the plain forms they replace.
+func TestFooterPlacementAndSubjectMatchTheSimpleForms(t *testing.T) {
+	for _, s := range []string{"", "</body>", "x</BODY>y</Body>z", "<p>no end", "</bodyx", "<</body", "a</bo", "æ</body>"} {
+		if got, want := lastIndexFold(s, "</body>"), strings.LastIndex(strings.ToLower(s), "</body>"); got != want {
+			t.Errorf("lastIndexFold(%q) = %d, want %d", s, got, want)
+		}
+	}
+	for _, s := range []string{"", " ", "a", "a b", "a  b", " a", "a ", "a\tb", "a\nb", "Hei Kari, nye plater", "å  b", "a\u00a0b", "a\x01b", "a \x85b"} {
+		if got, want := oneLine(s), strings.Join(strings.Fields(s), " "); got != want {
+			t.Errorf("oneLine(%q) = %q, want %q", s, got, want)
+		}
+	}
+}

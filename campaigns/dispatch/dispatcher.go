@@ -20,19 +20,31 @@
 // never through Go. A deterministic share (holdout_percent) of them, chosen by a hash of (run,
 // member), is held out: it gets a row with status held_out and no mail.
 //
-// Sending and the crash rule. A Sender's workers claim small batches of queued recipients by
+// Sending and the crash rule. A Sender's workers claim recipients in chunks (Claim, 50) by
 // setting them to 'sending' with a short lease (30 s, renewed every 10 s while the worker holds
-// them) and send them one by one. A refusal or a temporary failure is recorded at once; the mails
-// the relay accepted are recorded together when the batch ends (or stops early), in one
-// statement — a commit per mail cost more than the mail itself (docs/benchmarks.md, "Campaign
-// sending"). A recipient left in 'sending' after its lease expired was held by a process that
-// died (or lost the database for longer than the lease); it is claimed again. Of those, only the
-// mails each worker had handed to the relay in its current batch went out before the crash, so
-// only those — at most one batch per worker of the dead process (Concurrency × Batch), plus any
-// whose outcome could not be written after three tries — may be mailed twice. Nothing else is
-// ever mailed twice, and nothing is skipped: every queued recipient is eventually sent, failed,
-// or left queued by a cancel. The Message-ID derives from (run, member), so a receiving system can tell such a
-// repeat from a new mail (a test counts repeats as Message-IDs the SMTP sink saw twice).
+// them), loading their members' data in the same statement, and send them one by one. A refusal
+// or a temporary failure is recorded at once; the mails the relay accepted are recorded together,
+// Batch (10) at a time and when the worker stops early, in one statement — a commit per mail cost
+// more than the mail itself (docs/benchmarks.md, "Campaign sending"). A recipient left in
+// 'sending' after its lease expired was held by a process that died (or lost the database for
+// longer than the lease); it is claimed again. Of those, only the mails each worker had handed to
+// the relay since its last recorded batch went out before the crash, so only those — at most one
+// Batch per worker of the dead process (Concurrency × Batch), plus any whose outcome could not be
+// written after three tries — may be mailed twice. Nothing else is ever mailed twice, and nothing
+// is skipped: every queued recipient is eventually sent, failed, or left queued by a cancel. The
+// Message-ID derives from (run, member), so a receiving system can tell such a repeat from a new
+// mail (a test counts repeats as Message-IDs the SMTP sink saw twice).
+//
+// The marks of sent mails commit with synchronous_commit = off (for their own transactions
+// only): their commit does not wait for the WAL flush. A crash of the sending process, or of
+// several, is unaffected — PostgreSQL keeps every commit it acknowledged, so the bound above
+// holds. A crash of PostgreSQL itself or of its machine (not a clean shutdown) may lose the
+// commits of its last moments: at most 3 × wal_writer_delay, 600 ms by default. Marks lost that
+// way leave their recipients in 'sending' under their (durable) claim, so they are claimed again
+// when the lease runs out and sent once more: the mails marked sent in the last ~600 ms before a
+// PostgreSQL crash may go twice, on top of the bound above. None is skipped (a mark is written
+// only after the relay accepted its mail, and failures and claims commit normally), and none
+// goes to a member who may no longer be mailed (that is checked again at every claim).
 //
 // Pause and cancel: workers read their run's status at most 500 ms old before every mail and
 // stop at once when it is no longer sending, putting what they hold back in the queue; so no

@@ -167,21 +167,13 @@ type claimed struct {
 	attempts        int
 }
 
-// asyncCommit makes the statement queued after it in a pgx.Batch commit without waiting for
-// the WAL flush: a pgx.Batch runs as one implicit transaction, so SET LOCAL holds for it alone.
-// The sender's claims and sent marks use it; see the package documentation (the crash rule) for
-// what a crash of PostgreSQL itself may then repeat.
-const asyncCommit = `SET LOCAL synchronous_commit = off`
-
 // claim takes up to n due recipients of sending runs — queued ones whose retry time has come,
 // and ones whose lease expired (in flight when their process died) — and, in the same
 // statement, what rendering needs of their members: the member, its home store and its tier
 // now, and whether it is still mailable (consent withdrawn, erased or suppressed since the
 // snapshot: not mailed).
 func (s *Sender) claim(ctx context.Context, n int) ([]claimed, map[int64]memberInfo, error) {
-	b := &pgx.Batch{}
-	b.Queue(asyncCommit)
-	b.Queue(`
+	rows, err := s.DB.Pool.Query(ctx, `
 		WITH picked AS MATERIALIZED (
 			SELECT cr.run_id, cr.member_id
 			FROM campaign_runs r JOIN campaign_recipients cr ON cr.run_id = r.id
@@ -213,12 +205,6 @@ func (s *Sender) claim(ctx context.Context, n int) ([]claimed, map[int64]memberI
 			JOIN tiers t ON t.min_spend_minor <= spend.net
 			ORDER BY t.min_spend_minor DESC LIMIT 1
 		) t ON true`, n, s.lease(), models.TierWindowDays)
-	br := s.DB.Pool.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, nil, fmt.Errorf("claim recipients: %w", err)
-	}
-	rows, err := br.Query()
 	if err != nil {
 		return nil, nil, fmt.Errorf("claim recipients: %w", err)
 	}
@@ -268,7 +254,7 @@ func (s *Sender) round(ctx context.Context) (int, error) {
 	// While this worker holds recipients, their lease is renewed every third of it, so that a
 	// slow rate or a slow relay never lets another sender take over a mail being sent: only a
 	// process that died (or lost the database) leaves leases to expire.
-	h := &holding{recs: recs, lost: map[key]bool{}}
+	h := &holding{recs: append([]claimed(nil), recs...), lost: map[key]bool{}} // a copy: hold rebuilds it in place
 	hbCtx, stopHeartbeat := context.WithCancel(ctx)
 	var hb sync.WaitGroup
 	hb.Go(func() { s.heartbeat(hbCtx, h) })
@@ -310,18 +296,14 @@ func (s *Sender) round(ctx context.Context) (int, error) {
 			sent = append(sent, sentMail{claimed: r, at: time.Now()})
 			if len(sent) >= batch && err == nil {
 				if rerr := s.recordSent(context.WithoutCancel(ctx), sent); rerr != nil {
-					// They stay held until their lease ends, then count as in flight.
+					// They stay leased until the lease ends, then count as in flight.
 					sent = nil
 					return stop(pending, rerr)
 				}
 				sent = sent[:0]
 			}
 		}
-		held := make([]claimed, 0, len(sent)+len(pending))
-		for _, m := range sent {
-			held = append(held, m.claimed)
-		}
-		h.hold(append(held, pending...))
+		h.hold(sent, pending)
 		if err != nil {
 			if ctx.Err() != nil {
 				return stop(append([]claimed{r}, pending...), nil)
@@ -337,6 +319,15 @@ type sentMail struct {
 	claimed
 	at time.Time
 }
+
+// asyncCommit, queued before a statement in a pgx.Batch, makes that statement commit without
+// waiting for the WAL flush: a batch runs as one implicit transaction, so SET LOCAL holds for it
+// alone. The marks of sent mails use it (waiting for a flush per batch of 10 mails held each
+// worker's connection idle; docs/benchmarks.md, "Campaign sending"). Only a crash of PostgreSQL
+// or of its machine can lose such a commit (the last few hundred milliseconds of them); see the
+// package documentation for what that may repeat. Claims commit normally, so a claim is never
+// lost while its worker goes on sending.
+const asyncCommit = `SET LOCAL synchronous_commit = off`
 
 // recordSent records mails the relay accepted as sent, unless another worker has claimed them
 // since, with three tries like record.
@@ -385,10 +376,16 @@ type holding struct {
 	lost map[key]bool
 }
 
-func (h *holding) hold(recs []claimed) {
+// hold makes the sent but unrecorded mails and the pending ones what h holds (rebuilding
+// h.recs in place: the heartbeat copies it under h.mu).
+func (h *holding) hold(sent []sentMail, pending []claimed) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.recs = recs
+	h.recs = h.recs[:0]
+	for _, m := range sent {
+		h.recs = append(h.recs, m.claimed)
+	}
+	h.recs = append(h.recs, pending...)
 }
 
 func (h *holding) isLost(r claimed) bool {

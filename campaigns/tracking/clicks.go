@@ -307,22 +307,15 @@ type Tracker struct {
 
 	mu  sync.RWMutex
 	ids map[string]int64 // the campaign's links registered so far (cache of campaign_links)
-	// untracked caches URLs found not trackable (mailto:, our own pages), up to maxUntracked:
-	// links built from member data may differ in every mail.
-	untracked map[string]bool
 
 	clickPrefix string    // BaseURL/c/, HTML-escaped: a rewritten href is clickPrefix + token
 	macs        sync.Pool // of hash.Hash: HMAC-SHA256 keyed with secret, reset before each use
 }
 
-// maxUntracked bounds Tracker.untracked.
-const maxUntracked = 1000
-
 // NewTracker reads whether campaignID tracks opens and its links so far. secret and baseURL
 // are REGULARS_SECRET and REGULARS_BASE_URL, as for the preferences and unsubscribe links.
 func NewTracker(ctx context.Context, db *models.DB, secret []byte, baseURL string, campaignID int64) (*Tracker, error) {
-	t := &Tracker{db: db, secret: secret, base: strings.TrimRight(baseURL, "/"), campaignID: campaignID,
-		untracked: map[string]bool{}}
+	t := &Tracker{db: db, secret: secret, base: strings.TrimRight(baseURL, "/"), campaignID: campaignID}
 	t.clickPrefix = html.EscapeString(t.base + "/c/")
 	t.macs.New = func() any { return newMAC(secret) }
 	err := db.Pool.QueryRow(ctx, `SELECT track_opens FROM campaigns WHERE id = $1`, campaignID).Scan(&t.trackOpens)
@@ -363,26 +356,31 @@ func (t *Tracker) Apply(ctx context.Context, runID, memberID int64, body string)
 	}
 	matches := allHrefs(body)
 	ids := make([]int64, len(matches)) // 0: left as it is
-	var missing []string
+	var unknown []int                  // indexes of matches not in t.ids
 	t.mu.RLock()
 	for i, m := range matches {
-		u := unescape(m.value(body))
-		if id, ok := t.ids[u]; ok {
+		if id, ok := t.ids[unescape(m.value(body))]; ok {
 			ids[i] = id
-		} else if !t.untracked[u] {
-			missing = append(missing, u)
+		} else {
+			unknown = append(unknown, i)
 		}
 	}
 	t.mu.RUnlock()
+	// Links not registered are mostly the member's own preferences and unsubscribe links (a
+	// new URL in every mail, never tracked); the others are registered.
+	var missing []string
+	for _, i := range unknown {
+		if u := unescape(matches[i].value(body)); trackable(u, t.base) {
+			missing = append(missing, u)
+		}
+	}
 	if len(missing) > 0 {
 		if err := t.register(ctx, missing); err != nil {
 			return "", err
 		}
 		t.mu.RLock()
-		for i, m := range matches {
-			if ids[i] == 0 {
-				ids[i] = t.ids[unescape(m.value(body))]
-			}
+		for _, i := range unknown {
+			ids[i] = t.ids[unescape(matches[i].value(body))]
 		}
 		t.mu.RUnlock()
 	}
@@ -413,8 +411,8 @@ func (t *Tracker) Apply(ctx context.Context, runID, memberID int64, body string)
 	return out, nil
 }
 
-// register decides about URLs not seen before: trackable ones are registered in campaign_links
-// (while the campaign has fewer than MaxLinks), others remembered as untracked.
+// register registers trackable URLs not seen before in campaign_links, while the campaign has
+// fewer than MaxLinks.
 func (t *Tracker) register(ctx context.Context, urls []string) error {
 	var trackableURLs []string
 	seen := map[string]bool{}
@@ -424,12 +422,6 @@ func (t *Tracker) register(ctx context.Context, urls []string) error {
 			continue
 		}
 		seen[u] = true
-		if !trackable(u, t.base) {
-			if len(t.untracked) < maxUntracked {
-				t.untracked[u] = true
-			}
-			continue
-		}
 		if _, ok := t.ids[u]; !ok && len(t.ids)+len(trackableURLs) < MaxLinks {
 			trackableURLs = append(trackableURLs, u)
 		}

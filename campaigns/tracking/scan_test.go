@@ -94,7 +94,7 @@ func TestApplyMatchesRewrite(t *testing.T) {
 }
 
 func BenchmarkApply(b *testing.B) {
-	tr := &Tracker{base: "https://club.example", ids: map[string]int64{"https://shop.example/new": 7}, untracked: map[string]bool{}}
+	tr := &Tracker{base: "https://club.example", ids: map[string]int64{"https://shop.example/new": 7}}
 	tr.clickPrefix = tr.base + "/c/"
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	tr.macs.New = func() any { return newMAC(secret) }
