@@ -1,16 +1,11 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"image/png"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -569,69 +564,6 @@ func TestConsoleCampaignAccess(t *testing.T) {
 	})
 }
 
-// campChromium finds Debian's chromium; without it the test fails with a clear line unless
-// REGULARS_TEST_SKIP_BROWSER=1 (as the club's browser test).
-func campChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("REGULARS_TEST_SKIP_BROWSER") == "1" {
-		t.Skip("no chromium and REGULARS_TEST_SKIP_BROWSER=1")
-	}
-	t.Fatal("no chromium on PATH: install it (apt-get install chromium) or set REGULARS_TEST_SKIP_BROWSER=1")
-	return ""
-}
-
-// campBrowser starts a headless Chromium with a laptop-sized window.
-func campBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(campChromium(t)),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// campScreenshot saves the whole page as name: into docs/screenshots with
-// REGULARS_UPDATE_SCREENSHOTS=1, else into a temporary folder.
-func campScreenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	dir := t.TempDir()
-	if os.Getenv("REGULARS_UPDATE_SCREENSHOTS") == "1" {
-		dir = filepath.Join("..", "docs", "screenshots")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var buf []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&buf, 100)); err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	img, err := png.Decode(bytes.NewReader(buf))
-	if err != nil {
-		t.Fatalf("screenshot %s is not a PNG: %v", name, err)
-	}
-	if b := img.Bounds(); b.Dx() < 300 || b.Dy() < 300 {
-		t.Fatalf("screenshot %s is %dx%d", name, b.Dx(), b.Dy())
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestConsoleCampaignInABrowser logs in, writes a campaign, previews it for two sample members
 // (the live preview script under the console's CSP), schedules it, lets the dispatcher send it
 // to an in-process SMTP server, and reads its report.
@@ -653,7 +585,7 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 	t.Cleanup(func() { _ = m.Close() })
 	e.Server.SetCampaigns(CampaignOptions{Mail: m, BaseURL: e.URL, From: "Vinyl shop <news@shop.example>"})
 	email := e.createUser(t, "marketer")
-	ctx := campBrowser(t)
+	ctx := newBrowser(t, 1280, 900)
 	run := func(what string, actions ...chromedp.Action) {
 		t.Helper()
 		if err := chromedp.Run(ctx, actions...); err != nil {
@@ -694,7 +626,7 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 		t.Fatalf("flash %q, preview for %s: %q", flash, loaded, srcdoc)
 	}
 	run("show the preview", chromedp.ScrollIntoView(`#camp-preview-frame`, chromedp.ByID), chromedp.Sleep(300*time.Millisecond))
-	campScreenshot(t, ctx, "console-campaign-editor.png")
+	screenshot(t, ctx, "console-campaign-editor.png")
 
 	var subject string
 	run("preview it for another sample member",
@@ -788,5 +720,5 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 	if !strings.Contains(figures, wantSent) {
 		t.Errorf("figures %q lack %q", figures, wantSent)
 	}
-	campScreenshot(t, ctx, "console-campaign-report.png")
+	screenshot(t, ctx, "console-campaign-report.png")
 }

@@ -1,16 +1,11 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"image/png"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -322,8 +317,7 @@ func TestConsoleLoginInBrowser(t *testing.T) {
 	f := newMemFixture(t)
 	email := f.createUser(t, "admin")
 	srv := f.URL
-	ctx := memBrowser(t)
-	dir := memScreenshotDir(t)
+	ctx := newBrowser(t, 1024, 768)
 
 	var errText string
 	if err := chromedp.Run(ctx,
@@ -340,7 +334,7 @@ func TestConsoleLoginInBrowser(t *testing.T) {
 	if !strings.Contains(errText, "email or password is wrong") {
 		t.Fatalf("error shown: %q", errText)
 	}
-	memScreenshot(t, ctx, dir, "console-login.png")
+	screenshot(t, ctx, "console-login.png")
 
 	var heading, location string
 	if err := chromedp.Run(ctx,
@@ -355,7 +349,7 @@ func TestConsoleLoginInBrowser(t *testing.T) {
 	if heading != "Kari Nordmann" || !strings.HasSuffix(location, fmt.Sprintf("/console/members/%d", f.member.ID)) {
 		t.Fatalf("after login: %q at %s", heading, location)
 	}
-	memScreenshot(t, ctx, dir, "console-member.png")
+	screenshot(t, ctx, "console-member.png")
 
 	// The search form works from the keyboard.
 	var found string
@@ -369,70 +363,5 @@ func TestConsoleLoginInBrowser(t *testing.T) {
 	}
 	if !strings.Contains(found, f.member.Card) {
 		t.Fatalf("search result %q", found)
-	}
-}
-
-func memChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("REGULARS_TEST_SKIP_BROWSER") == "1" {
-		t.Skip("no chromium and REGULARS_TEST_SKIP_BROWSER=1")
-	}
-	t.Fatal("no chromium on PATH: install it (apt-get install chromium) or set REGULARS_TEST_SKIP_BROWSER=1")
-	return ""
-}
-
-// memBrowser starts a headless Chromium with a tablet-sized window.
-func memBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(memChromium(t)),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1024, 768),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-func memScreenshotDir(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("REGULARS_UPDATE_SCREENSHOTS") == "1" {
-		dir := filepath.Join("..", "docs", "screenshots")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
-	return t.TempDir()
-}
-
-// memScreenshot saves the whole page as a PNG named name.
-func memScreenshot(t *testing.T, ctx context.Context, dir, name string) {
-	t.Helper()
-	var buf []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&buf, 100)); err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	img, err := png.Decode(bytes.NewReader(buf))
-	if err != nil {
-		t.Fatalf("screenshot %s is not a PNG: %v", name, err)
-	}
-	if b := img.Bounds(); b.Dx() < 300 || b.Dy() < 300 {
-		t.Fatalf("screenshot %s is %dx%d", name, b.Dx(), b.Dy())
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,15 +1,10 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"image/png"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -268,76 +263,13 @@ func TestConsoleSegmentForms(t *testing.T) {
 
 func segItoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// segChromium is the path of a Chromium for the browser tests (skipped only when none is
-// installed and REGULARS_TEST_SKIP_BROWSER=1).
-func segChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("REGULARS_TEST_SKIP_BROWSER") == "1" {
-		t.Skip("no chromium and REGULARS_TEST_SKIP_BROWSER=1")
-	}
-	t.Fatal("no chromium on PATH: install it (apt-get install chromium) or set REGULARS_TEST_SKIP_BROWSER=1")
-	return ""
-}
-
-// segBrowser starts a headless Chromium with a laptop-sized window.
-func segBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(segChromium(t)),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// segScreenshot saves the whole page as docs/screenshots/name when
-// REGULARS_UPDATE_SCREENSHOTS=1 (else in a temporary folder) and checks it is a real picture.
-func segScreenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	dir := t.TempDir()
-	if os.Getenv("REGULARS_UPDATE_SCREENSHOTS") == "1" {
-		dir = filepath.Join("..", "docs", "screenshots")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var buf []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&buf, 100)); err != nil { // quality 100 gives a PNG
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	img, err := png.Decode(bytes.NewReader(buf))
-	if err != nil {
-		t.Fatalf("screenshot %s is not a PNG: %v", name, err)
-	}
-	if b := img.Bounds(); b.Dx() < 300 || b.Dy() < 300 {
-		t.Fatalf("screenshot %s is %dx%d", name, b.Dx(), b.Dy())
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestConsoleBrowserDashboardAndSegmentBuilder logs in with Chromium, looks at the dashboard's
 // charts drawn from real snapshots, and builds a segment with the visual builder, watching its
 // live count.
 func TestConsoleBrowserDashboardAndSegmentBuilder(t *testing.T) {
 	cc, _ := newDashboardConsole(t)
 	email := cc.createUser(t, models.RoleMarketer)
-	ctx := segBrowser(t)
+	ctx := newBrowser(t, 1280, 900)
 
 	var (
 		mu   sync.Mutex
@@ -375,7 +307,7 @@ func TestConsoleBrowserDashboardAndSegmentBuilder(t *testing.T) {
 	if tableRows != 4 || bars == 0 {
 		t.Errorf("the dashboard shows %d store rows and %d bars", tableRows, bars)
 	}
-	segScreenshot(t, ctx, "console-dashboard.png")
+	screenshot(t, ctx, "console-dashboard.png")
 
 	// The builder: a new segment starts with "status is active"; add "home store is oslo-1" and
 	// wait for the live count to be what segments.Count says.
@@ -406,7 +338,7 @@ func TestConsoleBrowserDashboardAndSegmentBuilder(t *testing.T) {
 	if gj, wj := segMustJSON(t, got), segMustJSON(t, wantTree); gj != wj {
 		t.Errorf("the builder wrote %s, want %s", gj, wj)
 	}
-	segScreenshot(t, ctx, "console-segment-builder.png")
+	screenshot(t, ctx, "console-segment-builder.png")
 
 	// A new group starts with a rule without a value: the live preview names the path, and
 	// removing the group clears it.
@@ -437,7 +369,7 @@ func TestConsoleBrowserDashboardAndSegmentBuilder(t *testing.T) {
 	if !strings.Contains(listed, "Active in Oslo") || !strings.Contains(listed, segItoa(want)) {
 		t.Errorf("the list shows %q, want the new segment with %d members", listed, want)
 	}
-	segScreenshot(t, ctx, "console-segments.png")
+	screenshot(t, ctx, "console-segments.png")
 	if errs := jsErrors(); len(errs) > 0 {
 		t.Errorf("JavaScript errors: %v", errs)
 	}
