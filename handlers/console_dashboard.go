@@ -405,6 +405,7 @@ func (cn *console) currency(c echo.Context) (string, error) {
 func (cn *console) runMetricsNow(c echo.Context) error {
 	opts := cn.s.metricsOpts
 	opts.AsOf = cn.s.db.Now().In(cn.timezone())
+	cn.s.allowLongRun(c)
 	_, err := metrics.Compute(c.Request().Context(), cn.s.db, opts)
 	if models.ErrorCode(err) == models.ECONFLICT {
 		return c.Redirect(http.StatusSeeOther, "/console/?busy=1")

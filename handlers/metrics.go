@@ -57,6 +57,7 @@ func (s *Server) runMetrics(c echo.Context) error {
 		}
 		opts.AsOf = d
 	}
+	s.allowLongRun(c)
 	id, err := metrics.Compute(c.Request().Context(), s.db, opts)
 	if err != nil {
 		return err
@@ -205,4 +206,17 @@ func optionalDate(c echo.Context, name string) (*time.Time, error) {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// metricsRunWrite is how long a metrics run started over HTTP may take before it answers. The
+// server's 60 s write timeout suits ordinary requests; a run over a million members takes about
+// a minute on 2 cores (docs/benchmarks.md), and cutting it off would leave the caller without
+// an answer while the run goes on.
+const metricsRunWrite = 30 * time.Minute
+
+// allowLongRun lifts this request's write deadline to metricsRunWrite.
+func (s *Server) allowLongRun(c echo.Context) {
+	if err := http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(metricsRunWrite)); err != nil {
+		s.log.Warn("metrics run: cannot extend the write deadline", "err", err)
+	}
 }
