@@ -15,10 +15,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/regulars/regulars/models"
+	"golang.org/x/time/rate"
 )
 
 const (
@@ -30,8 +34,28 @@ const (
 
 func (cn *console) authRoutes(g *echo.Group) {
 	g.GET("/login", cn.loginForm)
-	g.POST("/login", cn.login)
+	g.POST("/login", cn.login, loginRateLimit())
 	g.POST("/logout", cn.logout)
+}
+
+// loginAttemptsPerMinute is how many login attempts one IP address may make a minute. The
+// per-account lock-out stops guessing one password; this stops one address trying many accounts.
+const loginAttemptsPerMinute = 20
+
+// loginRateLimit limits POST /console/login per client IP (429 with Retry-After).
+func loginRateLimit() echo.MiddlewareFunc {
+	store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+		Rate: rate.Limit(float64(loginAttemptsPerMinute) / 60), Burst: loginAttemptsPerMinute, ExpiresIn: 3 * time.Minute,
+	})
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store:               store,
+		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(60/loginAttemptsPerMinute))
+			return echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts from this address; try again in a minute")
+		},
+		ErrorHandler: func(c echo.Context, err error) error { return err },
+	})
 }
 
 // secureCookies reports whether cookies get the Secure flag: when the server is reached over

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -272,4 +273,26 @@ func setSessionCookie(t *testing.T, cc *consoleClient, client *http.Client, toke
 		t.Fatal(err)
 	}
 	client.Jar.SetCookies(u, []*http.Cookie{{Name: consoleCookie, Value: token, Path: "/console"}})
+}
+
+// One address trying many accounts is slowed down even though no single account locks: once
+// the per-minute allowance is spent, attempts are refused with 429 and Retry-After. (Each
+// attempt takes a bcrypt comparison, so a little of the allowance refills while the test runs.)
+func TestConsoleLoginIsRateLimitedPerAddress(t *testing.T) {
+	cc := newConsole(t)
+	client := cc.newClient(t)
+	for i := 1; i <= loginAttemptsPerMinute+10; i++ {
+		res := cc.login(t, client, fmt.Sprintf("nobody-%d@example.com", i), "not the password")
+		if res.Status != http.StatusTooManyRequests {
+			continue
+		}
+		if i <= loginAttemptsPerMinute {
+			t.Fatalf("attempt %d refused; the allowance is %d a minute", i, loginAttemptsPerMinute)
+		}
+		if res.Header.Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After")
+		}
+		return
+	}
+	t.Errorf("%d attempts from one address in a few seconds, none refused", loginAttemptsPerMinute+10)
 }
