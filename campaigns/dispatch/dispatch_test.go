@@ -585,8 +585,11 @@ func TestRateLimit(t *testing.T) {
 	waitFor(t, "100 mails", 20*time.Second, func() bool { return e.smtp.Count() >= 100 })
 	took := time.Since(began)
 	t.Logf("100 mails at 50/s took %v", took)
-	if want := 1980 * time.Millisecond; took < want*9/10 || took > want*11/10 {
-		t.Errorf("100 mails at 50/s took %v, want %v ± 10 %%", took, want)
+	// Held: never more than 10 % faster than the rate. A slower send is the machine (shared
+	// cores, the race detector), not the limit giving way, so the upper bound only catches a
+	// limiter that waits far too long.
+	if want := 1980 * time.Millisecond; took < want*9/10 || took > want*2 {
+		t.Errorf("100 mails at 50/s took %v, want at least %v (the rate + 10 %%) and well under %v", took, want*9/10, want*2)
 	}
 	waitFor(t, "the campaign to be sent", 10*time.Second, func() bool { return e.campaignStatus(t, id) == "sent" })
 	if e.smtp.Connections() > 4 {
