@@ -125,6 +125,10 @@ func (db *DB) Join(ctx context.Context, in JoinInput, ev ConsentEvidence) (*Join
 	return nil, err
 }
 
+// MaxJoinMailsPerHour is how many mails of one kind (confirmation again, "you are already a
+// member") repeated sign-ups with one address may cause in an hour.
+const MaxJoinMailsPerHour = 3
+
 // join is one validated sign-up.
 type join struct {
 	name, email, lang, textVersion string
@@ -152,8 +156,17 @@ func (db *DB) join(ctx context.Context, j *join) (*JoinResult, error) {
 			if status == StatusPending {
 				kind, res.Outcome = MailConfirm, JoinResentConfirmation
 			}
-			if err := queueMail(ctx, tx, kind, res.MemberID, j.email, j.lang); err != nil {
-				return err
+			// The form answers the same whoever submits, so anyone could make it mail a known
+			// address over and over: a few mails of a kind an hour, then it stays quiet.
+			var recent int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM club_mail WHERE member_id = $1 AND kind = $2
+				AND created_at > now() - interval '1 hour'`, res.MemberID, kind).Scan(&recent); err != nil {
+				return fmt.Errorf("count recent mail: %w", err)
+			}
+			if recent < MaxJoinMailsPerHour {
+				if err := queueMail(ctx, tx, kind, res.MemberID, j.email, j.lang); err != nil {
+					return err
+				}
 			}
 			return countFunnel(ctx, tx, j.day, j.storeID, SourceWeb, "submissions")
 		case !errors.Is(err, pgx.ErrNoRows):

@@ -150,6 +150,31 @@ func TestJoiningTwiceGivesOneMemberAndTheRightMail(t *testing.T) {
 	}
 }
 
+// The join form answers the same for every address, so it must not become a way to flood
+// someone's inbox: repeated sign-ups with one address queue a few mails an hour, then none.
+func TestRepeatedJoinsDoNotFloodTheInbox(t *testing.T) {
+	db, _ := fixture(t)
+	ctx := context.Background()
+	first := mustJoin(t, db, joinInput("busy@example.com"))
+	if _, _, err := db.ConfirmMember(ctx, first.MemberID, webEv); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if res := mustJoin(t, db, joinInput("busy@example.com")); res.Outcome != models.JoinAlreadyMember {
+			t.Fatalf("outcome %s, want already_member", res.Outcome)
+		}
+	}
+	n := 0
+	for _, kind := range queued(t, db, first.MemberID) {
+		if kind == models.MailAlreadyMember {
+			n++
+		}
+	}
+	if n != models.MaxJoinMailsPerHour {
+		t.Errorf("%d \"already a member\" mails queued for 10 sign-ups in a row, want %d", n, models.MaxJoinMailsPerHour)
+	}
+}
+
 func TestConcurrentJoinsWithOneEmailMakeOneMember(t *testing.T) {
 	db, _ := fixture(t)
 	const n = 8
@@ -178,8 +203,9 @@ func TestConcurrentJoinsWithOneEmailMakeOneMember(t *testing.T) {
 	if members := countRows(t, db, `SELECT count(*) FROM members`); members != 1 || created != 1 {
 		t.Errorf("%d members, %d created outcomes; want 1 and 1", members, created)
 	}
-	if mails := countRows(t, db, `SELECT count(*) FROM club_mail WHERE kind = 'confirm'`); mails != n {
-		t.Errorf("%d confirmation mails, want %d (one per submission)", mails, n)
+	// One per submission up to the hourly cap; the member row lock makes the cap exact.
+	if mails := countRows(t, db, `SELECT count(*) FROM club_mail WHERE kind = 'confirm'`); mails != min(n, models.MaxJoinMailsPerHour) {
+		t.Errorf("%d confirmation mails, want %d (one per submission up to the hourly cap)", mails, min(n, models.MaxJoinMailsPerHour))
 	}
 }
 
