@@ -625,7 +625,11 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 	if flash != "Campaign created." || !strings.Contains(srcdoc, "<h1>Hi Kari</h1>") || loaded != strconv.FormatInt(e.members[0], 10) {
 		t.Fatalf("flash %q, preview for %s: %q", flash, loaded, srcdoc)
 	}
-	run("show the preview", chromedp.ScrollIntoView(`#camp-preview-frame`, chromedp.ByID), chromedp.Sleep(300*time.Millisecond))
+	// Scrolled by script: the page's script may have replaced the frame's node since it was
+	// found, and chromedp's ScrollIntoView would hold on to the old one.
+	run("show the preview",
+		chromedp.Evaluate(`document.getElementById('camp-preview-frame').scrollIntoView(), true`, nil),
+		chromedp.Sleep(300*time.Millisecond))
 	screenshot(t, ctx, "console-campaign-editor.png")
 
 	var subject string
