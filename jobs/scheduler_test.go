@@ -42,7 +42,8 @@ func TestSchedulerSurvivesPanicsAndSkipsOverlaps(t *testing.T) {
 	}}))
 	s.Start()
 	deadline := time.Now().Add(10 * time.Second)
-	for panics.Load() < 3 && time.Now().Before(deadline) {
+	// Both jobs fire each second, in no set order: wait for both counts, not just the first.
+	for (panics.Load() < 3 || failures.Load() < 3) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if panics.Load() < 3 || failures.Load() < 3 {
