@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regulars/regulars/handlers/browsertest"
+
 	"github.com/chromedp/chromedp"
 	"github.com/regulars/regulars/campaigns"
 	"github.com/regulars/regulars/campaigns/dispatch"
@@ -585,7 +587,7 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 	t.Cleanup(func() { _ = m.Close() })
 	e.Server.SetCampaigns(CampaignOptions{Mail: m, BaseURL: e.URL, From: "Vinyl shop <news@shop.example>"})
 	email := e.createUser(t, "marketer")
-	ctx := newBrowser(t, 1280, 900)
+	ctx := browsertest.New(t, 1280, 900, "")
 	run := func(what string, actions ...chromedp.Action) {
 		t.Helper()
 		if err := chromedp.Run(ctx, actions...); err != nil {
@@ -630,7 +632,7 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 	run("show the preview",
 		chromedp.Evaluate(`document.getElementById('camp-preview-frame').scrollIntoView(), true`, nil),
 		chromedp.Sleep(300*time.Millisecond))
-	screenshot(t, ctx, "console-campaign-editor.png")
+	browsertest.Screenshot(t, ctx, "console-campaign-editor.png")
 
 	var subject string
 	run("preview it for another sample member",
@@ -724,5 +726,5 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 	if !strings.Contains(figures, wantSent) {
 		t.Errorf("figures %q lack %q", figures, wantSent)
 	}
-	screenshot(t, ctx, "console-campaign-report.png")
+	browsertest.Screenshot(t, ctx, "console-campaign-report.png")
 }

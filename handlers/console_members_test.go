@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regulars/regulars/handlers/browsertest"
+
 	"github.com/chromedp/chromedp"
 	"github.com/regulars/regulars/models"
 )
@@ -317,7 +319,7 @@ func TestConsoleLoginInBrowser(t *testing.T) {
 	f := newMemFixture(t)
 	email := f.createUser(t, "admin")
 	srv := f.URL
-	ctx := newBrowser(t, 1024, 768)
+	ctx := browsertest.New(t, 1024, 768, "")
 
 	var errText string
 	if err := chromedp.Run(ctx,
@@ -334,7 +336,7 @@ func TestConsoleLoginInBrowser(t *testing.T) {
 	if !strings.Contains(errText, "email or password is wrong") {
 		t.Fatalf("error shown: %q", errText)
 	}
-	screenshot(t, ctx, "console-login.png")
+	browsertest.Screenshot(t, ctx, "console-login.png")
 
 	var heading, location string
 	if err := chromedp.Run(ctx,
@@ -349,7 +351,7 @@ func TestConsoleLoginInBrowser(t *testing.T) {
 	if heading != "Kari Nordmann" || !strings.HasSuffix(location, fmt.Sprintf("/console/members/%d", f.member.ID)) {
 		t.Fatalf("after login: %q at %s", heading, location)
 	}
-	screenshot(t, ctx, "console-member.png")
+	browsertest.Screenshot(t, ctx, "console-member.png")
 
 	// The search form works from the keyboard.
 	var found string

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regulars/regulars/handlers/browsertest"
+
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -269,7 +271,7 @@ func segItoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestConsoleBrowserDashboardAndSegmentBuilder(t *testing.T) {
 	cc, _ := newDashboardConsole(t)
 	email := cc.createUser(t, models.RoleMarketer)
-	ctx := newBrowser(t, 1280, 900)
+	ctx := browsertest.New(t, 1280, 900, "")
 
 	var (
 		mu   sync.Mutex
@@ -307,7 +309,7 @@ func TestConsoleBrowserDashboardAndSegmentBuilder(t *testing.T) {
 	if tableRows != 4 || bars == 0 {
 		t.Errorf("the dashboard shows %d store rows and %d bars", tableRows, bars)
 	}
-	screenshot(t, ctx, "console-dashboard.png")
+	browsertest.Screenshot(t, ctx, "console-dashboard.png")
 
 	// The builder: a new segment starts with "status is active"; add "home store is oslo-1" and
 	// wait for the live count to be what segments.Count says.
@@ -338,7 +340,7 @@ func TestConsoleBrowserDashboardAndSegmentBuilder(t *testing.T) {
 	if gj, wj := segMustJSON(t, got), segMustJSON(t, wantTree); gj != wj {
 		t.Errorf("the builder wrote %s, want %s", gj, wj)
 	}
-	screenshot(t, ctx, "console-segment-builder.png")
+	browsertest.Screenshot(t, ctx, "console-segment-builder.png")
 
 	// A new group starts with a rule without a value: the live preview names the path, and
 	// removing the group clears it.
@@ -369,7 +371,7 @@ func TestConsoleBrowserDashboardAndSegmentBuilder(t *testing.T) {
 	if !strings.Contains(listed, "Active in Oslo") || !strings.Contains(listed, segItoa(want)) {
 		t.Errorf("the list shows %q, want the new segment with %d members", listed, want)
 	}
-	screenshot(t, ctx, "console-segments.png")
+	browsertest.Screenshot(t, ctx, "console-segments.png")
 	if errs := jsErrors(); len(errs) > 0 {
 		t.Errorf("JavaScript errors: %v", errs)
 	}

@@ -5,22 +5,19 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"image/png"
 	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/http"
 	"net/mail"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
+	"github.com/regulars/regulars/handlers/browsertest"
+
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
 	"github.com/regulars/regulars/campaigns/mailer/smtptest"
@@ -33,75 +30,6 @@ import (
 //
 // Screenshots of the form, its error state and the welcome page go to a temporary folder, or to
 // docs/screenshots/ with REGULARS_UPDATE_SCREENSHOTS=1 (how the README's pictures are made).
-
-// chromiumPath finds Debian's chromium (installed by .ci/run). A machine without it fails the test
-// with a clear line rather than skipping it silently: the browser test is part of the suite.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("REGULARS_TEST_SKIP_BROWSER") == "1" {
-		t.Skip("no chromium and REGULARS_TEST_SKIP_BROWSER=1")
-	}
-	t.Fatal("no chromium on PATH: install it (apt-get install chromium) or set REGULARS_TEST_SKIP_BROWSER=1")
-	return ""
-}
-
-// newBrowser starts a headless Chromium with a phone-sized window (the form is mobile-first) that
-// asks for pages in lang.
-func newBrowser(t *testing.T, lang string) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("lang", lang),
-		chromedp.WindowSize(412, 915),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	if err := chromedp.Run(ctx, network.Enable(),
-		network.SetExtraHTTPHeaders(network.Headers{"Accept-Language": lang})); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-func screenshotDir(t *testing.T) string {
-	if os.Getenv("REGULARS_UPDATE_SCREENSHOTS") == "1" {
-		dir := filepath.Join("..", "..", "docs", "screenshots")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
-	return t.TempDir()
-}
-
-// screenshot saves the whole page as name and checks it is a real picture of a page.
-func screenshot(t *testing.T, ctx context.Context, dir, name string) {
-	t.Helper()
-	var buf []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&buf, 100)); err != nil { // quality 100 gives a PNG, less a JPEG
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	img, err := png.Decode(bytes.NewReader(buf))
-	if err != nil {
-		t.Fatalf("screenshot %s is not a PNG: %v", name, err)
-	}
-	if b := img.Bounds(); b.Dx() < 300 || b.Dy() < 300 {
-		t.Fatalf("screenshot %s is %dx%d", name, b.Dx(), b.Dy())
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // waitForMail waits for the next message to addr after the first skip ones.
 func waitForMail(t *testing.T, smtp *smtptest.Server, addr string, skip int) smtptest.Message {
@@ -175,7 +103,7 @@ var linkTo = func(path string) *regexp.Regexp {
 }
 
 func TestClubInABrowser(t *testing.T) {
-	chromiumPath(t) // fail or skip before starting anything
+	browsertest.ChromiumPath(t) // fail or skip before starting anything
 	smtp := smtptest.New(t)
 	dbURL := dbtest.URL(t)
 	addr := freeAddr(t)
@@ -199,8 +127,7 @@ func TestClubInABrowser(t *testing.T) {
 		{"name": "Member", "min_spend": 0, "discount_percent": 5},
 		{"name": "Regular", "min_spend": 500000, "discount_percent": 10},
 	}}, http.StatusOK)
-	shots := screenshotDir(t)
-	ctx := newBrowser(t, "en")
+	ctx := browsertest.New(t, 412, 915, "en")
 	const email = "kari.nordmann@example.com"
 
 	t.Run("the form shows its fields with the consent box unticked", func(t *testing.T) {
@@ -228,7 +155,7 @@ func TestClubInABrowser(t *testing.T) {
 		if store != "bergen-1" {
 			t.Errorf("home store preselected %q, want bergen-1 from ?store=", store)
 		}
-		screenshot(t, ctx, shots, "join.png")
+		browsertest.Screenshot(t, ctx, "join.png")
 	})
 
 	t.Run("a wrong email is shown next to the email field", func(t *testing.T) {
@@ -265,7 +192,7 @@ func TestClubInABrowser(t *testing.T) {
 		if name != "Kari Nordmann" {
 			t.Errorf("the name typed was lost: %q", name)
 		}
-		screenshot(t, ctx, shots, "join-error.png")
+		browsertest.Screenshot(t, ctx, "join-error.png")
 	})
 
 	t.Run("a right form sends a confirmation mail", func(t *testing.T) {
@@ -322,7 +249,7 @@ func TestClubInABrowser(t *testing.T) {
 		if !strings.Contains(page, "5") || !strings.Contains(page, "%") {
 			t.Errorf("welcome page does not show the 5%% discount: %q", page)
 		}
-		screenshot(t, ctx, shots, "welcome.png")
+		browsertest.Screenshot(t, ctx, "welcome.png")
 	})
 
 	t.Run("the member is active with confirmed consent", func(t *testing.T) {
@@ -371,11 +298,11 @@ func TestClubInABrowser(t *testing.T) {
 		if got := consentOf(t, dbURL, email); got != "withdrawn" {
 			t.Errorf("marketing consent %q after one click, want withdrawn", got)
 		}
-		screenshot(t, ctx, shots, "unsubscribed.png")
+		browsertest.Screenshot(t, ctx, "unsubscribed.png")
 	})
 
 	t.Run("the form speaks Norwegian to a Norwegian browser", func(t *testing.T) {
-		nb := newBrowser(t, "nb-NO,nb;q=0.9")
+		nb := browsertest.New(t, 412, 915, "nb-NO,nb;q=0.9")
 		var htmlLang, label string
 		err := chromedp.Run(nb,
 			chromedp.Navigate(base+"/join"),
@@ -389,7 +316,7 @@ func TestClubInABrowser(t *testing.T) {
 		if htmlLang != "nb" || !strings.Contains(strings.ToLower(label), "navn") {
 			t.Errorf("html lang %q, name label %q: want nb and \"Navn\"", htmlLang, label)
 		}
-		screenshot(t, nb, shots, "join-nb.png")
+		browsertest.Screenshot(t, nb, "join-nb.png")
 	})
 }
 

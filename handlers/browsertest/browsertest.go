@@ -1,4 +1,6 @@
-package handlers
+// Package browsertest drives the web pages in a real headless Chromium (Debian's chromium,
+// installed by .ci/run) for the tests of handlers and cmd/regulars. It is imported by tests only.
+package browsertest
 
 import (
 	"bytes"
@@ -10,16 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
-// The console's browser tests share these: a headless Debian chromium (installed by .ci/run) and
-// full-page screenshots, written to docs/screenshots with REGULARS_UPDATE_SCREENSHOTS=1 (how the
-// README's pictures are made) and to a temporary folder otherwise.
-
-// chromiumPath finds chromium. Without one the test fails with a clear line, unless
+// ChromiumPath finds chromium. Without one the test fails with a clear line, unless
 // REGULARS_TEST_SKIP_BROWSER=1: the browser tests are part of the suite.
-func chromiumPath(t *testing.T) string {
+func ChromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -33,33 +32,43 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// newBrowser starts a headless Chromium with a width×height window (1280×900 a laptop,
-// 1024×768 a tablet), stopped when the test ends.
-func newBrowser(t *testing.T, width, height int) context.Context {
+// New starts a headless Chromium with a width×height window (412×915 a phone, 1024×768 a
+// tablet, 1280×900 a laptop), stopped when the test ends. A non-empty lang is what the browser
+// asks pages in (Accept-Language).
+func New(t testing.TB, width, height int, lang string) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.ExecPath(ChromiumPath(t)),
 		chromedp.NoSandbox, // CI runs as root
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(width, height),
 	)
+	if lang != "" {
+		opts = append(opts, chromedp.Flag("lang", lang))
+	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	if err := chromedp.Run(ctx); err != nil {
+	var start []chromedp.Action
+	if lang != "" {
+		start = append(start, network.Enable(), network.SetExtraHTTPHeaders(network.Headers{"Accept-Language": lang}))
+	}
+	if err := chromedp.Run(ctx, start...); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
 	return ctx
 }
 
-// screenshot saves the whole page as name and checks it is a real picture of a page.
-func screenshot(t *testing.T, ctx context.Context, name string) {
+// Screenshot saves the whole page as name and checks it is a real picture of a page: into the
+// repository's docs/screenshots with REGULARS_UPDATE_SCREENSHOTS=1 (how the README's pictures are
+// made), into a temporary folder otherwise.
+func Screenshot(t testing.TB, ctx context.Context, name string) {
 	t.Helper()
 	dir := t.TempDir()
 	if os.Getenv("REGULARS_UPDATE_SCREENSHOTS") == "1" {
-		dir = filepath.Join("..", "docs", "screenshots")
+		dir = filepath.Join(moduleRoot(t), "docs", "screenshots")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -77,5 +86,23 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// moduleRoot is the folder of go.mod above the test's working directory (its package folder).
+func moduleRoot(t testing.TB) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's folder")
+		}
+		dir = parent
 	}
 }
