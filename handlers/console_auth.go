@@ -64,12 +64,15 @@ func (cn *console) secureCookies() bool {
 	return strings.HasPrefix(strings.ToLower(cn.s.club.BaseURL), "https://")
 }
 
-// session loads the session from its cookie (if any) into the context and checks the CSRF token
-// of every POST (and other unsafe method). It also renders the errors of console pages as console
-// pages (JSON under /console/api/).
+// session limits the body of every POST (console_limits.go), loads the session from its cookie
+// (if any) into the context and checks the CSRF token of every POST (and other unsafe method). It
+// also renders the errors of console pages as console pages (JSON under /console/api/).
 func (cn *console) session(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		err := cn.loadSession(c, next)
+		err := limitConsoleBody(c) // first: loadSession reads the form's _csrf
+		if err == nil {
+			err = cn.loadSession(c, next)
+		}
 		if err != nil && !c.Response().Committed {
 			cn.renderError(c, err)
 			return nil
