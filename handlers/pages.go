@@ -69,7 +69,8 @@ func (s *Server) pageRoutes() {
 	e.GET("/join", p.joinForm, p.guard, p.csrfCheck)
 	e.POST("/join", p.join, p.guard, p.rateLimit, p.csrfCheck)
 	e.GET("/join/sent", p.joinSent, p.guard)
-	e.GET("/confirm", p.confirm, p.guard)
+	e.GET("/confirm", p.confirmForm, p.guard, p.csrfCheck)
+	e.POST("/confirm", p.confirm, p.guard, p.csrfCheck)
 	e.GET("/card.png", p.cardImage, p.guard)
 	e.GET("/preferences", p.preferencesForm, p.guard, p.csrfCheck)
 	e.POST("/preferences", p.savePreferences, p.guard, p.csrfCheck)
@@ -423,8 +424,20 @@ func (p *pages) erased(c echo.Context, status int) error {
 
 func isNotFound(err error) bool { return models.ErrorCode(err) == models.ENOTFOUND }
 
-// confirm completes the double opt-in and welcomes the member with their card. A second click
-// shows the same page.
+// confirmForm is the page the confirmation link opens: one button that posts the token. Opening
+// it changes nothing, because mail gateways' link scanners open every link in a mail, and a
+// sign-up typed in with someone else's address must not be confirmed by them.
+func (p *pages) confirmForm(c echo.Context) error {
+	if _, ok, err := p.member(c, models.TokenConfirm); !ok {
+		return err
+	}
+	v := p.newView(c, pageLanguage(c))
+	v.Token = c.FormValue("token")
+	return p.render(c, http.StatusOK, "confirm", v)
+}
+
+// confirm completes the double opt-in (the button of confirmForm) and welcomes the member with
+// their card. A second click shows the same page.
 func (p *pages) confirm(c echo.Context) error {
 	id, ok, err := p.member(c, models.TokenConfirm)
 	if !ok {

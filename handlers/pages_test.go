@@ -190,11 +190,22 @@ func joined(t *testing.T, s *site) memberRow {
 	return m
 }
 
+// confirm opens confirmation link tok and presses its button, as a member does; it returns the
+// page after the button.
+func (s *site) confirm(t *testing.T, tok string) page {
+	t.Helper()
+	form := s.get(t, "/confirm?token="+url.QueryEscape(tok))
+	if form.Status != http.StatusOK {
+		t.Fatalf("GET /confirm: %d\n%s", form.Status, form.Body)
+	}
+	return s.post(t, "/confirm", url.Values{"_csrf": {csrf(t, form)}, "token": {tok}, "lang": {"en"}})
+}
+
 // confirmed is Kari after clicking the confirmation link.
 func confirmed(t *testing.T, s *site) memberRow {
 	t.Helper()
 	m := joined(t, s)
-	if p := s.get(t, "/confirm?token="+token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour))); p.Status != http.StatusOK {
+	if p := s.confirm(t, token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour))); p.Status != http.StatusOK {
 		t.Fatalf("confirm: %d\n%s", p.Status, p.Body)
 	}
 	return s.memberByID(t, m.ID)
@@ -376,7 +387,7 @@ func TestJoiningTwiceGivesOneMemberAndTheSameAnswer(t *testing.T) {
 		first := s.join(t, kari())
 		second := s.join(t, kari())
 		m := s.memberByEmail(t, "kari@example.com")
-		s.get(t, "/confirm?token="+token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour)))
+		s.confirm(t, token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour)))
 		third := s.join(t, kari()) // already an active member
 		for i, p := range []page{second, third} {
 			if p.Status != first.Status || p.Header.Get("Location") != first.Header.Get("Location") || p.Body != first.Body {
@@ -396,8 +407,8 @@ func TestJoiningTwiceGivesOneMemberAndTheSameAnswer(t *testing.T) {
 func TestConfirmingShowsTheCardAndActivates(t *testing.T) {
 	s := newSite(t, ClubOptions{})
 	m := joined(t, s)
-	link := "/confirm?token=" + token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour))
-	p := s.get(t, link)
+	link := token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour))
+	p := s.confirm(t, link)
 	if p.Status != http.StatusOK {
 		t.Fatalf("confirm: %d\n%s", p.Status, p.Body)
 	}
@@ -419,11 +430,66 @@ func TestConfirmingShowsTheCardAndActivates(t *testing.T) {
 	if !strings.Contains(p.Body, `href="/preferences?`) {
 		t.Error("the welcome page has no link to the preferences")
 	}
-	again := s.get(t, link)
+	again := s.confirm(t, link)
 	tokens := regexp.MustCompile(`token=[^"&]+`)
 	if again.Status != http.StatusOK || tokens.ReplaceAllString(again.Body, "") != tokens.ReplaceAllString(p.Body, "") {
 		t.Errorf("confirming twice: %d, not the same page", again.Status)
 	}
+}
+
+// A mail gateway's link scanner opens every link in a mail. Had a stranger typed Kari's address
+// into the join form, the scanner would confirm the sign-up (and the consent) for her; the link
+// must only show a button, and the button's POST confirms.
+func TestOpeningTheConfirmationLinkChangesNothing(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	m := joined(t, s)
+	tok := token(models.TokenConfirm, m.ID, time.Now().Add(time.Hour))
+	scanner := newClient()
+
+	t.Run("a scanner's GET shows one button and changes nothing", func(t *testing.T) {
+		for range 3 {
+			p := s.do(t, scanner, http.MethodGet, "/confirm?token="+url.QueryEscape(tok), nil)
+			if p.Status != http.StatusOK || !regexp.MustCompile(`<form method="post" action="/confirm">`).MatchString(p.Body) ||
+				strings.Count(p.Body, "<button") != 1 {
+				t.Fatalf("%d, want a page with one button posting to /confirm:\n%s", p.Status, p.Body)
+			}
+		}
+		if after := s.memberByID(t, m.ID); after.Status != models.StatusPending || after.Consent != models.ConsentPending {
+			t.Errorf("after opening the link: %+v, want still pending", after)
+		}
+		var welcomes int
+		if err := s.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM club_mail WHERE kind = 'welcome'`).Scan(&welcomes); err != nil {
+			t.Fatal(err)
+		}
+		if welcomes != 0 {
+			t.Errorf("%d welcome mails queued by opening the link", welcomes)
+		}
+	})
+
+	t.Run("a POST without the page's CSRF token is refused", func(t *testing.T) {
+		p := s.do(t, newClient(), http.MethodPost, "/confirm", url.Values{"token": {tok}})
+		if p.Status != http.StatusForbidden || s.memberByID(t, m.ID).Status != models.StatusPending {
+			t.Errorf("%d, want 403 and still pending", p.Status)
+		}
+	})
+
+	t.Run("a POST with a bad token is refused", func(t *testing.T) {
+		form := s.get(t, "/confirm?token="+url.QueryEscape(tok))
+		p := s.post(t, "/confirm", url.Values{"_csrf": {csrf(t, form)}, "token": {token(models.TokenPreferences, m.ID, time.Now().Add(time.Hour))}})
+		if p.Status != http.StatusBadRequest || s.memberByID(t, m.ID).Status != models.StatusPending {
+			t.Errorf("%d, want 400 and still pending", p.Status)
+		}
+	})
+
+	t.Run("pressing the button confirms", func(t *testing.T) {
+		p := s.confirm(t, tok)
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "Welcome to the club") {
+			t.Fatalf("%d:\n%s", p.Status, p.Body)
+		}
+		if after := s.memberByID(t, m.ID); after.Status != models.StatusActive || after.Consent != models.ConsentConfirmed {
+			t.Errorf("after the button: %+v, want active with confirmed consent", after)
+		}
+	})
 }
 
 func TestBadLinksChangeNothing(t *testing.T) {

@@ -26,7 +26,8 @@ import (
 
 // The club as a customer meets it, in a real headless Chromium against the real binary: fill the
 // join form (first wrongly, then rightly), read the confirmation mail from an SMTP server, open
-// its link, see the welcome page with the card, then leave in one click from the welcome mail.
+// its link and press its button, see the welcome page with the card, then leave in one click from
+// the welcome mail.
 //
 // Screenshots of the form, its error state and the welcome page go to a temporary folder, or to
 // docs/screenshots/ with REGULARS_UPDATE_SCREENSHOTS=1 (how the README's pictures are made).
@@ -226,12 +227,24 @@ func TestClubInABrowser(t *testing.T) {
 		t.FailNow()
 	}
 
+	t.Run("the link shows one button and changes nothing", func(t *testing.T) {
+		if err := chromedp.Run(ctx,
+			chromedp.Navigate(confirmLink),
+			chromedp.WaitVisible(`form[action="/confirm"] button[type="submit"]`, chromedp.ByQuery),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if got := consentOf(t, dbURL, email); got != "pending" {
+			t.Errorf("opening the confirmation link changed consent to %q before the click", got)
+		}
+	})
+
 	var card string
-	t.Run("the link shows the welcome page with the card", func(t *testing.T) {
+	t.Run("the button shows the welcome page with the card", func(t *testing.T) {
 		var page string
 		var barcodeWidth int
 		err := chromedp.Run(ctx,
-			chromedp.Navigate(confirmLink),
+			chromedp.Click(`form[action="/confirm"] button[type="submit"]`, chromedp.ByQuery),
 			chromedp.WaitVisible(`img`, chromedp.ByQuery),
 			chromedp.Text(`main`, &page, chromedp.ByQuery),
 			chromedp.Evaluate(`document.querySelector('main img').naturalWidth`, &barcodeWidth),
