@@ -29,6 +29,8 @@ type Server struct {
 	campaigns CampaignOptions
 	// tracking configures the campaign statistics (SetTracking).
 	tracking TrackingOptions
+	// security configures client addresses and HSTS (SetSecurity, security.go).
+	security SecurityOptions
 }
 
 // New builds the server's handler. reg receives the HTTP and database-pool metrics and is what
@@ -39,9 +41,10 @@ func New(db *models.DB, log *slog.Logger, reg *prometheus.Registry) *Server {
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError
-	// A client's IP (rate limits, consent evidence) is the peer's, or X-Forwarded-For's only when
-	// the peer is a proxy on loopback or a private network; anyone else could forge the header.
-	s.echo.IPExtractor = echo.ExtractIPFromXFFHeader()
+	// A client's IP (rate limits, consent evidence) is the peer's until SetSecurity names
+	// trusted proxies; never Echo's default, which believes any X-Forwarded-For.
+	s.echo.IPExtractor = clientIP(nil)
+	s.echo.Pre(s.strictTransport) // before routing, so that 404s and 405s get HSTS too
 	s.routes(reg)
 	return s
 }

@@ -131,6 +131,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		ConfirmTTL: env.cfg.confirmTTL(), JoinRate: env.cfg.JoinRate, MailQueued: clubMail.Kick})
 	srv.SetCampaigns(handlers.CampaignOptions{Mail: mailSender, BaseURL: env.cfg.BaseURL, From: env.cfg.MailFrom})
 	srv.SetTracking(handlers.TrackingOptions{AttributionDays: env.cfg.AttributionDays, CostPerMail: env.cfg.CostPerMail})
+	srv.SetSecurity(handlers.SecurityOptions{TrustedProxies: env.cfg.TrustedProxies, HSTS: env.cfg.httpsBaseURL()})
 	clubMailCtx, stopClubMail := context.WithCancel(ctx)
 	clubMailDone := make(chan struct{})
 	go func() {

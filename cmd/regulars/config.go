@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	netmail "net/mail"
 	"os"
 	"path/filepath"
@@ -67,6 +68,10 @@ type config struct {
 	// DKIMKeyFile for the domain of MailFrom's address, published under DKIMSelector.
 	DKIMKeyFile  string
 	DKIMSelector string
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (REGULARS_TRUSTED_PROXIES,
+	// comma-separated CIDRs); none by default, so the peer's address is the client's.
+	TrustedProxies []*net.IPNet
 }
 
 // loadConfig reads the environment through getenv.
@@ -194,7 +199,29 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.MetricsMonthlyDiscountRate = n
 	}
+	proxies, err := parseTrustedProxies(getenv("REGULARS_TRUSTED_PROXIES"))
+	if err != nil {
+		return c, err
+	}
+	c.TrustedProxies = proxies
 	return c, nil
+}
+
+// parseTrustedProxies reads REGULARS_TRUSTED_PROXIES: CIDRs separated by commas, or nothing.
+func parseTrustedProxies(v string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(part)
+		if err != nil {
+			return nil, fmt.Errorf("REGULARS_TRUSTED_PROXIES must be CIDRs separated by commas, such as 10.0.0.0/8 or 192.0.2.7/32, not %q", part)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
 }
 
 // flags registers the flags every command shares; they override the environment.
@@ -318,7 +345,7 @@ func (c *config) confirmTTL() time.Duration {
 // signed links stay valid across restarts.
 func (c *config) ensureSecret() error {
 	if c.Secret != "" {
-		return nil
+		return checkSecret(c.Secret)
 	}
 	path := filepath.Join(c.DataDir, "secret")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
@@ -336,6 +363,30 @@ func (c *config) ensureSecret() error {
 		return err
 	}
 	return os.WriteFile(path, []byte(c.Secret+"\n"), 0o600)
+}
+
+// httpsBaseURL reports whether the server is reached over https: then browsers get HSTS.
+func (c *config) httpsBaseURL() bool {
+	return strings.HasPrefix(strings.ToLower(c.BaseURL), "https://")
+}
+
+// minSecretBytes is the shortest REGULARS_SECRET accepted: with less, the HMAC key of every
+// member link can be guessed offline from one link, and a forged link exports or erases a member.
+const minSecretBytes = 32
+
+// checkSecret refuses a secret that is short or the placeholder of an example configuration.
+func checkSecret(secret string) error {
+	const howTo = "make one with `openssl rand -hex 32`"
+	if len(secret) < minSecretBytes {
+		return fmt.Errorf("REGULARS_SECRET is %d bytes; it must be at least %d random bytes (%s), or unset to generate one in the data dir",
+			len(secret), minSecretBytes, howTo)
+	}
+	if lower := strings.ToLower(secret); strings.Contains(lower, "change-me") || strings.Contains(lower, "changeme") {
+		// The README's compose example once read "change-me-to-32-random-bytes-of-hex": long
+		// enough, and public.
+		return fmt.Errorf("REGULARS_SECRET is an example placeholder; %s", howTo)
+	}
+	return nil
 }
 
 func (c *config) logger(w io.Writer) *slog.Logger {
