@@ -294,29 +294,17 @@ type errorView struct {
 // renderError answers a failed console request: a console page, or the API's JSON error under
 // /console/api/.
 func (cn *console) renderError(c echo.Context, err error) {
-	var (
-		status  = http.StatusInternalServerError
+	// The API's mapping (errors.go), so that a database outage or a statement timeout is a 503
+	// here too.
+	f := failureOf(c.Request().Context(), err)
+	status, message, fields, code := f.status, f.body.Message, f.body.Fields, f.body.Code
+	if f.unexpected {
 		message = "Something went wrong on our side; the request id in the logs has details."
-		fields  map[string]string
-		code    = models.EINTERNAL
-		domain  *models.Error
-		he      *echo.HTTPError
-	)
-	switch {
-	case errors.As(err, &domain):
-		status, message, fields, code = statusOf[domain.Code], domain.Message, domain.Fields, domain.Code
-	case errors.As(err, &he):
-		status, message = he.Code, fmt.Sprint(he.Message)
-		code = codeOf[status]
-		if code == "" {
-			code = strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
-		}
-	default:
 		cn.s.log.ErrorContext(c.Request().Context(), "console request failed", "err", err,
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
-	if status == 0 {
-		status = http.StatusInternalServerError
+	if f.retryAfter != "" {
+		c.Response().Header().Set("Retry-After", f.retryAfter)
 	}
 	if strings.HasPrefix(c.Request().URL.Path, "/console/api/") {
 		_ = c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: message, Fields: fields}})

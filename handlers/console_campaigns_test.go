@@ -20,6 +20,7 @@ import (
 	"github.com/regulars/regulars/campaigns/dispatch"
 	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/campaigns/mailer/smtptest"
+	"github.com/regulars/regulars/campaigns/segments"
 	"github.com/regulars/regulars/models"
 )
 
@@ -57,6 +58,10 @@ func newCampaignConsole(t *testing.T) *campaignConsole {
 	}
 	if err := cc.DB.Pool.QueryRow(ctx, `INSERT INTO segments (name, rules) VALUES ('Everyone', '{"field": "email_domain", "op": "eq", "value": "example.com"}') RETURNING id`).
 		Scan(&e.segmentID); err != nil {
+		t.Fatal(err)
+	}
+	// The editor shows the segment's cached counts, as the counting job leaves them.
+	if _, err := segments.Recount(ctx, cc.DB, e.segmentID, time.Time{}, true); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -48,6 +48,9 @@ type segmentCounts struct {
 	Members  int64                   `json:"members"`
 	Mailable int64                   `json:"mailable"`
 	Sample   []segments.SampleMember `json:"sample"`
+	// Freshness, when set, says these are cached counts rather than live ones ("counted 3 min
+	// ago"): the live count did not finish in time.
+	Freshness string `json:"-"`
 }
 
 // segmentRuleError is a problem of the rules at a JSON path ("rules.all.0.value").
@@ -67,14 +70,40 @@ type segmentFormView struct {
 	RuleErrors []segmentRuleError
 	Message    string
 	Counts     *segmentCounts // the live counts of the shown rules, when they are valid
-	Previewed  bool           // Counts are of unsaved rules (the Preview button)
-	Builder    string         // JSON for the visual builder: fields, store codes, tier names, limits
-	Fields     []segments.Field
+	// Counting says the saved rules are too slow to count live and have no cached counts yet.
+	Counting  bool
+	Previewed bool   // Counts are of unsaved rules (the Preview button)
+	Builder   string // JSON for the visual builder: fields, store codes, tier names, limits
+	Fields    []segments.Field
 }
 
 // segmentListView is the Data of segments.html.
 type segmentListView struct {
-	Segments []segments.Counted
+	Segments []segmentRow
+}
+
+// segmentRow is a saved segment in the list, with its cached counts and how fresh they are.
+type segmentRow struct {
+	segments.Counted
+	// Freshness is "counted 3 min ago", or "counting…" while the rules have no counts yet.
+	Freshness string
+}
+
+// countedAgo says how fresh cached counts are, for a marketer; at nil they are being counted.
+func countedAgo(now time.Time, at *time.Time) string {
+	if at == nil {
+		return "counting…"
+	}
+	switch age := now.Sub(*at); {
+	case age < time.Minute:
+		return "counted just now"
+	case age < time.Hour:
+		return "counted " + strconv.Itoa(int(age/time.Minute)) + " min ago"
+	case age < 48*time.Hour:
+		return "counted " + strconv.Itoa(int(age/time.Hour)) + " h ago"
+	default:
+		return "counted on " + at.Format(time.DateOnly)
+	}
 }
 
 // liveAsOf is the as-of time of live counts: now, in the shop's timezone (as segments.Get uses).
@@ -86,12 +115,20 @@ func (cn *console) liveAsOf() time.Time {
 	return cn.s.db.Now().In(tz)
 }
 
+// segmentList shows the cached counts (segments.List); segments not counted yet show
+// "counting…" and are counted in the background.
 func (cn *console) segmentList(c echo.Context) error {
 	list, err := segments.List(c.Request().Context(), cn.s.db)
 	if err != nil {
 		return err
 	}
-	page := consolePage{Title: "Segments", Nav: "segments", Data: &segmentListView{Segments: list}}
+	cn.s.countUncounted(list)
+	now := cn.s.db.Now()
+	view := &segmentListView{Segments: make([]segmentRow, len(list))}
+	for i, sc := range list {
+		view.Segments[i] = segmentRow{Counted: sc, Freshness: countedAgo(now, sc.CountedAt)}
+	}
+	page := consolePage{Title: "Segments", Nav: "segments", Data: view}
 	switch {
 	case c.QueryParam("deleted") != "":
 		page.Flash = "Segment deleted."
@@ -109,17 +146,44 @@ func (cn *console) segmentEdit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := segments.Get(c.Request().Context(), cn.s.db, id)
+	view, err := cn.savedSegmentView(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
-	view := &segmentFormView{ID: d.ID, Name: d.Name, Description: d.Description, Rules: indentJSON(d.Rules),
-		Counts: &segmentCounts{Members: d.Members, Mailable: d.Mailable, Sample: d.Sample}}
 	flash := ""
 	if c.QueryParam("saved") != "" {
 		flash = "Segment saved."
 	}
 	return cn.renderSegmentForm(c, http.StatusOK, view, flash)
+}
+
+// savedSegmentView is the builder of saved segment id with its live counts and sample. When the
+// rules are too slow to count within half the statement limit, it shows the cached counts
+// instead, so that a slow segment can still be opened, changed and deleted.
+func (cn *console) savedSegmentView(ctx context.Context, id int64) (*segmentFormView, error) {
+	liveCtx, cancel := context.WithTimeout(ctx, cn.s.statementLimit()/2)
+	d, err := segments.Get(liveCtx, cn.s.db, id)
+	cancel()
+	if err == nil {
+		return &segmentFormView{ID: d.ID, Name: d.Name, Description: d.Description, Rules: indentJSON(d.Rules),
+			Counts: &segmentCounts{Members: d.Members, Mailable: d.Mailable, Sample: d.Sample}}, nil
+	}
+	if ctx.Err() != nil || !errors.Is(liveCtx.Err(), context.DeadlineExceeded) {
+		return nil, err
+	}
+	sc, err := segments.FindCounted(ctx, cn.s.db, id)
+	if err != nil {
+		return nil, err
+	}
+	cn.s.countLater([]int64{id}, time.Time{}, false) // a no-op while a count is under way
+	view := &segmentFormView{ID: sc.ID, Name: sc.Name, Description: sc.Description, Rules: indentJSON(sc.Rules)}
+	if sc.CountedAt == nil {
+		view.Counting = true
+		return view, nil
+	}
+	view.Counts = &segmentCounts{Members: *sc.Members, Mailable: *sc.Mailable,
+		Freshness: countedAgo(cn.s.db.Now(), sc.CountedAt)}
+	return view, nil
 }
 
 // segmentFormInput reads the builder's form. action=preview asks for the counts of the posted
@@ -139,6 +203,7 @@ func (cn *console) segmentCreate(c echo.Context) error {
 	if err != nil {
 		return cn.segmentFormError(c, view, err)
 	}
+	cn.s.countSaved(saved.ID, saved.UpdatedAt)
 	return c.Redirect(http.StatusSeeOther, "/console/segments/"+strconv.FormatInt(saved.ID, 10)+"?saved=1")
 }
 
@@ -152,11 +217,12 @@ func (cn *console) segmentUpdate(c echo.Context) error {
 	if preview {
 		return cn.previewSegmentForm(c, view)
 	}
-	_, err = segments.Update(c.Request().Context(), cn.s.db, id, segments.SavedPatch{
+	saved, err := segments.Update(c.Request().Context(), cn.s.db, id, segments.SavedPatch{
 		Name: &view.Name, Description: &view.Description, Rules: json.RawMessage(view.Rules)})
 	if err != nil {
 		return cn.segmentFormError(c, view, err)
 	}
+	cn.s.countSaved(id, saved.UpdatedAt)
 	return c.Redirect(http.StatusSeeOther, "/console/segments/"+strconv.FormatInt(id, 10)+"?saved=1")
 }
 
@@ -168,13 +234,11 @@ func (cn *console) segmentDelete(c echo.Context) error {
 	err = segments.Delete(c.Request().Context(), cn.s.db, id)
 	if models.ErrorCode(err) == models.ECONFLICT {
 		// Used by a campaign: show the segment again with why it stays.
-		d, gerr := segments.Get(c.Request().Context(), cn.s.db, id)
+		view, gerr := cn.savedSegmentView(c.Request().Context(), id)
 		if gerr != nil {
 			return gerr
 		}
-		view := &segmentFormView{ID: d.ID, Name: d.Name, Description: d.Description, Rules: indentJSON(d.Rules),
-			Counts:  &segmentCounts{Members: d.Members, Mailable: d.Mailable, Sample: d.Sample},
-			Message: "This segment is not deleted: a campaign uses it. Change the campaign's segment first."}
+		view.Message = "This segment is not deleted: a campaign uses it. Change the campaign's segment first."
 		return cn.renderSegmentForm(c, http.StatusConflict, view, "")
 	}
 	if err != nil {

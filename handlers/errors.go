@@ -1,13 +1,20 @@
 package handlers
 
 import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"syscall"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 	"github.com/regulars/regulars/models"
 )
@@ -45,35 +52,127 @@ type errorDetail struct {
 	Fields  map[string]string `json:"fields,omitempty"`
 }
 
+// Codes of the failures that are nobody's input error (see failureOf).
+const (
+	codeUnavailable = "unavailable"           // the database cannot be reached (503, Retry-After)
+	codeTimeout     = "timeout"               // the request's statements ran out of time (503)
+	codeClientGone  = "client_closed_request" // nobody reads it; recorded as 499 in the metrics
+)
+
+// unavailableRetryAfter is the Retry-After of a 503 while the database is down, in seconds: a
+// restart or a fail-over takes seconds, and clients should not hammer a recovering server.
+const unavailableRetryAfter = 5
+
+// statusClientClosedRequest is nginx's status for a request whose client left before the
+// answer; it only shows in the logs and metrics.
+const statusClientClosedRequest = 499
+
+// failure is how an error is answered.
+type failure struct {
+	status int
+	body   errorDetail
+	// retryAfter, when set, is the Retry-After header in seconds.
+	retryAfter string
+	// unexpected failures are logged with the error; the client sees only a request id.
+	unexpected bool
+}
+
+// failureOf decides how err is answered: domain errors by their code; an ended request context
+// or a database that cannot be reached by the situation rather than the error text. ctx is the
+// request's context as the handler saw it: inside the statement deadline (the console's error
+// page) it tells a timeout from a client that left; outside, statementDeadline has already
+// wrapped the error as one of them.
+//
+// A request over its statement limit is 503 "timeout", not 504: no gateway is involved, the
+// server itself gave up on its database, and the same request is likely to fail again, so it
+// carries no Retry-After. A database that cannot be reached (refused connection, broken or
+// shut-down connection, no free connection slots) is 503 "unavailable" with Retry-After.
+func failureOf(ctx context.Context, err error) failure {
+	var (
+		domain  *models.Error
+		he      *echo.HTTPError
+		timeout *statementTimeoutError
+		gone    *clientGoneError
+	)
+	switch {
+	case errors.As(err, &domain):
+		status := statusOf[domain.Code]
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+		return failure{status: status, body: errorDetail{Code: domain.Code, Message: domain.Message, Fields: domain.Fields}}
+	case errors.As(err, &he):
+		body := errorDetail{Code: codeOf[he.Code], Message: fmt.Sprint(he.Message)}
+		if body.Code == "" {
+			body.Code = strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_"))
+		}
+		return failure{status: he.Code, body: body}
+	case errors.As(err, &gone), errors.Is(ctx.Err(), context.Canceled):
+		return failure{status: statusClientClosedRequest, body: errorDetail{Code: codeClientGone,
+			Message: "the client closed the request before the answer"}}
+	case errors.As(err, &timeout), errors.Is(ctx.Err(), context.DeadlineExceeded):
+		limit := "its time limit"
+		if timeout != nil {
+			limit = "the " + timeout.limit.String() + " limit"
+		}
+		return failure{status: http.StatusServiceUnavailable, body: errorDetail{Code: codeTimeout,
+			Message: "the request took longer than " + limit + " for database work and was stopped; " +
+				"narrow it (fewer or simpler rules, a smaller page) or try again later"}}
+	case databaseUnavailable(err):
+		return failure{status: http.StatusServiceUnavailable, retryAfter: strconv.Itoa(unavailableRetryAfter),
+			body: errorDetail{Code: codeUnavailable, Message: "the database cannot be reached; try again in a few seconds"}}
+	}
+	return failure{status: http.StatusInternalServerError, unexpected: true,
+		body: errorDetail{Code: models.EINTERNAL, Message: "internal error; the request id in the logs has details"}}
+}
+
+// databaseUnavailable reports whether err says the database cannot be reached, as opposed to a
+// statement that failed on a working database.
+func databaseUnavailable(err error) bool {
+	var (
+		connect *pgconn.ConnectError
+		pgErr   *pgconn.PgError
+		netErr  *net.OpError
+	)
+	switch {
+	case errors.As(err, &connect): // a new connection failed: refused, DNS, authentication at start-up
+		return true
+	case errors.As(err, &pgErr):
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			pgErr.Code == "57P01", // admin_shutdown: the server is stopping
+			pgErr.Code == "57P02", // crash_shutdown
+			pgErr.Code == "57P03", // cannot_connect_now: starting up, or in recovery
+			pgErr.Code == "53300": // too_many_connections
+			return true
+		}
+		return false
+	case errors.As(err, &netErr), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone):
+		return true
+	}
+	return false
+}
+
 // handleError is the one place where errors become HTTP responses, in the contract's format.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	var (
-		status int
-		body   errorDetail
-		domain *models.Error
-		he     *echo.HTTPError
-	)
+	f := failureOf(c.Request().Context(), err)
+	status, body := f.status, f.body
 	switch {
-	case errors.As(err, &domain):
-		status = statusOf[domain.Code]
-		body = errorDetail{Code: domain.Code, Message: domain.Message, Fields: domain.Fields}
-	case errors.As(err, &he):
-		status = he.Code
-		body = errorDetail{Code: codeOf[status], Message: fmt.Sprint(he.Message)}
-		if body.Code == "" {
-			body.Code = strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
-		}
-	default:
-		status = http.StatusInternalServerError
-		body = errorDetail{Code: models.EINTERNAL, Message: "internal error; the request id in the logs has details"}
+	case f.unexpected:
 		s.log.ErrorContext(c.Request().Context(), "request failed", "err", err,
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	case status == http.StatusServiceUnavailable:
+		s.log.WarnContext(c.Request().Context(), "request failed", "code", body.Code, "err", err,
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
-	if status == 0 {
-		status = http.StatusInternalServerError
+	if f.retryAfter != "" {
+		c.Response().Header().Set("Retry-After", f.retryAfter)
 	}
 	if status == http.StatusTooManyRequests && c.Response().Header().Get("Retry-After") == "" {
 		c.Response().Header().Set("Retry-After", "60")

@@ -14,6 +14,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e.Use(middleware.RequestID())
 	e.Use(s.observe) // logs and metrics; renders errors so the status it records is the real one
 	e.Use(middleware.Recover())
+	e.Use(s.statementDeadline) // a time limit for the request's database statements (deadline.go)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)

@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/regulars/regulars/campaigns/segments"
@@ -21,12 +23,55 @@ func segmentID(c echo.Context) (int64, error) {
 	return id, nil
 }
 
+// listSegments shows the cached counts with counted_at; a segment not counted yet has nulls and
+// is counted in the background.
 func (s *Server) listSegments(c echo.Context) error {
 	list, err := segments.List(c.Request().Context(), s.db)
 	if err != nil {
 		return err
 	}
+	s.countUncounted(list)
 	return c.JSON(http.StatusOK, map[string]any{"segments": list})
+}
+
+// countUncounted counts, in the background, the listed segments whose rules have no counts yet
+// (new since the last round, or listed for the first time after an upgrade), so that the next
+// view shows them rather than waiting for the next round of jobs.CountSegments. A segment
+// another request or replica is already counting is skipped at once.
+func (s *Server) countUncounted(list []segments.Counted) {
+	var ids []int64
+	for _, sc := range list {
+		if sc.CountedAt == nil {
+			ids = append(ids, sc.ID)
+		}
+	}
+	if len(ids) > 0 {
+		s.countLater(ids, time.Time{}, false)
+	}
+}
+
+// countLater recounts segments ids in the background, one after the other, each under
+// segments.CountTimeout rather than the request's statement limit: a slow segment gets its
+// counts even though no page may wait for them. notBefore and wait are segments.Recount's.
+func (s *Server) countLater(ids []int64, notBefore time.Time, wait bool) {
+	go func() {
+		for _, id := range ids {
+			ctx, cancel := context.WithTimeout(context.Background(), segments.CountTimeout)
+			_, err := segments.Recount(ctx, s.db, id, notBefore, wait)
+			cancel()
+			if err != nil {
+				s.log.Warn("segment count failed", "segment", id, "err", err)
+			}
+		}
+	}()
+}
+
+// countSaved recounts a segment just saved, in the background: the answer's live count may not
+// finish within the statement limit, and the lists must not show the old rules' counts for
+// long. It waits for a count of the old rules in progress, then counts unless a count at or
+// after the save (the answer's own) is already cached.
+func (s *Server) countSaved(id int64, savedAt time.Time) {
+	s.countLater([]int64{id}, savedAt, true)
 }
 
 // segmentFields is the field registry, for the console's segment builder.
@@ -43,6 +88,7 @@ func (s *Server) createSegment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.countSaved(saved.ID, saved.UpdatedAt)
 	// The answer holds the live counts and sample, as GET does, so the console need not ask again.
 	d, err := segments.Get(c.Request().Context(), s.db, saved.ID)
 	if err != nil {
@@ -72,9 +118,11 @@ func (s *Server) updateSegment(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	if _, err := segments.Update(c.Request().Context(), s.db, id, in); err != nil {
+	saved, err := segments.Update(c.Request().Context(), s.db, id, in)
+	if err != nil {
 		return err
 	}
+	s.countSaved(id, saved.UpdatedAt)
 	d, err := segments.Get(c.Request().Context(), s.db, id)
 	if err != nil {
 		return err

@@ -12,6 +12,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -36,6 +39,10 @@ type DB struct {
 	MaxAmount int64
 	// Timezone is REGULARS_TIMEZONE: the join funnel counts days there. nil means UTC.
 	Timezone *time.Location
+	// StatementTimeout is REGULARS_STATEMENT_TIMEOUT: the time limit of the statements an HTTP
+	// request runs (the handlers set it as the request's deadline). 0 means
+	// DefaultStatementTimeout. Jobs are not limited by it.
+	StatementTimeout time.Duration
 
 	stores *storeCache
 	keys   *keyCache
@@ -50,6 +57,7 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	cancelOnServer(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
@@ -71,6 +79,45 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 		Pool: pool, Gorm: gdb, sql: sqlDB, Now: time.Now, MaxAmount: 100_000_000,
 		stores: newStoreCache(), keys: newKeyCache(),
 	}, nil
+}
+
+// DefaultStatementTimeout is the request statement limit when StatementTimeout is 0.
+const DefaultStatementTimeout = 30 * time.Second
+
+// cancelGrace is how long a query whose context ended may take to stop after the cancel request
+// before its connection is closed. A backend answers a cancel within milliseconds; the grace only
+// matters when the server cannot be reached, and then the request should not hang long.
+const cancelGrace = 3 * time.Second
+
+// clientCheckInterval is how often a backend running a long statement checks that its client is
+// still connected (client_connection_check_interval, PostgreSQL 14+).
+const clientCheckInterval = "5s"
+
+// cancelOnServer makes an ended context stop its statement on the server, not only in Go.
+//
+// pgx's default handler only sets a deadline on the socket: the Go call returns at once and the
+// connection is closed, but the backend keeps running the statement until it next writes to the
+// socket, which for a count(*) or pg_sleep is when it has finished. So a request that timed out,
+// or whose client went away, left its query running. CancelRequestContextWatcherHandler sends
+// PostgreSQL a cancel request at once (the statement fails with 57014 and the connection stays
+// usable), and closes the socket after cancelGrace if the server does not answer.
+//
+// Backstop for when this process dies mid-statement (no cancel request is sent then):
+// client_connection_check_interval makes the backend notice the closed socket and stop.
+// There is deliberately no server-side statement_timeout on the pool: the same pool runs the
+// jobs that must not be cut (the metrics run, imports, the demo fill, campaign dispatch), and
+// the request limit is the context deadline of handlers' statement-deadline middleware, which
+// those jobs never see.
+func cancelOnServer(cfg *pgxpool.Config) {
+	cfg.ConnConfig.BuildContextWatcherHandler = func(conn *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: conn, DeadlineDelay: cancelGrace}
+	}
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		// Best effort: a server without the setting (before 14, or on a platform without the
+		// kernel support) refuses it, and the connection is still good.
+		_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '"+clientCheckInterval+"'")
+		return nil
+	}
 }
 
 // Close releases every connection.

@@ -36,18 +36,22 @@ type Saved struct {
 	UpdatedAt time.Time       `json:"updated_at"`
 }
 
-// Counted is a saved segment with its live counts: every member the rules match, and those a
-// campaign may mail (the rules AND Mailable).
+// Counted is a saved segment with its cached counts (see Recount): every member the rules
+// matched, and those a campaign may mail (the rules AND Mailable), at CountedAt. All three are
+// nil while the segment's current rules have not been counted yet.
 type Counted struct {
 	Saved
-	Members  int64 `json:"members"`
-	Mailable int64 `json:"mailable"`
+	Members   *int64     `json:"members"`
+	Mailable  *int64     `json:"mailable"`
+	CountedAt *time.Time `json:"counted_at"`
 }
 
 // Detail is a saved segment with its live counts and a sample of its lowest-id members.
 type Detail struct {
-	Counted
-	Sample []SampleMember `json:"sample"`
+	Saved
+	Members  int64          `json:"members"`
+	Mailable int64          `json:"mailable"`
+	Sample   []SampleMember `json:"sample"`
 }
 
 // SavedInput creates a saved segment. Rules is the raw JSON tree, read with Parse so that an
@@ -245,68 +249,90 @@ func liveAsOf(db *models.DB) time.Time {
 	return db.Now().In(tz)
 }
 
-// count returns a saved segment's live member and mailable counts in one pass over members.
-func (s *Saved) count(ctx context.Context, db *models.DB, asOf time.Time) (Counted, error) {
-	c := Counted{Saved: *s}
+// count returns a tree's live member and mailable counts in one pass over members.
+func (s *Saved) count(ctx context.Context, q rowQuerier, asOf time.Time) (members, mailable int64, err error) {
 	tree, err := s.tree()
 	if err != nil {
-		return c, err
+		return 0, 0, err
 	}
 	where, args, err := Compile(tree, asOf, 0)
 	if err != nil {
-		return c, fmt.Errorf("stored rules of segment %d: %v", s.ID, err)
+		return 0, 0, fmt.Errorf("stored rules of segment %d: %v", s.ID, err)
 	}
-	err = db.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE `+Mailable+`) FROM members m WHERE `+where,
-		args...).Scan(&c.Members, &c.Mailable)
+	err = q.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE `+Mailable+`) FROM members m WHERE `+where,
+		args...).Scan(&members, &mailable)
 	if err != nil {
-		return c, fmt.Errorf("count members of segment %d: %w", s.ID, err)
+		return 0, 0, fmt.Errorf("count members of segment %d: %w", s.ID, err)
 	}
-	return c, nil
+	return members, mailable, nil
 }
 
-// List returns every saved segment, by name, with its live counts as of now. Each segment costs
-// one count query over members; that is fine for the tens of segments a shop keeps.
+// countedSelect reads segments with their cached counts. Counts of other rules than the
+// segment's current ones are stale: the join leaves them out.
+const countedSelect = `
+	SELECT s.id, s.name, s.description, s.rules, s.created_at, s.updated_at,
+	       sc.members, sc.mailable, sc.counted_at
+	FROM segments s LEFT JOIN segment_counts sc ON sc.segment_id = s.id AND sc.rules = s.rules`
+
+func scanCounted(row pgx.Row) (Counted, error) {
+	var c Counted
+	err := row.Scan(&c.ID, &c.Name, &c.Description, &c.Rules, &c.CreatedAt, &c.UpdatedAt,
+		&c.Members, &c.Mailable, &c.CountedAt)
+	return c, err
+}
+
+// List returns every saved segment, by name, with its cached counts: one query, however many
+// segments there are and however slow their rules. Counting every segment on every view made
+// the lists take 35 s with one 200-rule segment; Recount keeps the cache (after each save, and
+// from jobs.CountSegments every few minutes), and CountedAt says how fresh it is.
 func List(ctx context.Context, db *models.DB) ([]Counted, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT `+savedColumns+` FROM segments ORDER BY lower(name), id`)
+	rows, err := db.Pool.Query(ctx, countedSelect+` ORDER BY lower(s.name), s.id`)
 	if err != nil {
 		return nil, fmt.Errorf("list segments: %w", err)
 	}
-	saved, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Saved, error) { return scanSaved(row) })
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Counted, error) { return scanCounted(row) })
 	if err != nil {
 		return nil, fmt.Errorf("list segments: %w", err)
-	}
-	asOf := liveAsOf(db)
-	out := make([]Counted, 0, len(saved))
-	for i := range saved {
-		c, err := saved[i].count(ctx, db, asOf)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
 	}
 	return out, nil
 }
 
+// FindCounted returns one saved segment with its cached counts, as List shows it: for a page
+// that must not wait for a live count. ENOTFOUND when there is none.
+func FindCounted(ctx context.Context, db *models.DB, id int64) (*Counted, error) {
+	c, err := scanCounted(db.Pool.QueryRow(ctx, countedSelect+` WHERE s.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, models.Errorf(models.ENOTFOUND, "segment %d not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find segment %d: %w", id, err)
+	}
+	return &c, nil
+}
+
 // Get returns a saved segment with its live counts and a sample of SavedSampleSize members.
+// The counts are also cached (Recount), since they were paid for.
 func Get(ctx context.Context, db *models.DB, id int64) (*Detail, error) {
 	s, err := find(ctx, db, id)
 	if err != nil {
 		return nil, err
 	}
 	asOf := liveAsOf(db)
-	c, err := s.count(ctx, db, asOf)
-	if err != nil {
+	d := &Detail{Saved: *s}
+	if d.Members, d.Mailable, err = s.count(ctx, db.Pool, asOf); err != nil {
+		return nil, err
+	}
+	if err := storeCounts(ctx, db.Pool, s, d.Members, d.Mailable, asOf); err != nil {
 		return nil, err
 	}
 	tree, err := s.tree()
 	if err != nil {
 		return nil, err
 	}
-	sample, err := Sample(ctx, db, tree, asOf, SavedSampleSize)
-	if err != nil {
+	if d.Sample, err = Sample(ctx, db, tree, asOf, SavedSampleSize); err != nil {
 		return nil, err
 	}
-	return &Detail{Counted: c, Sample: sample}, nil
+	return d, nil
 }
 
 // Member is a member as a segment's member list shows it: what a marketer needs to recognise

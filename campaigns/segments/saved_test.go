@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -77,7 +78,7 @@ func TestSavedSegmentsLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Run("the list holds live counts by name", func(t *testing.T) {
+	t.Run("the list holds cached counts by name, none before the first count", func(t *testing.T) {
 		list, err := List(ctx, f.db)
 		if err != nil {
 			t.Fatal(err)
@@ -85,12 +86,33 @@ func TestSavedSegmentsLifecycle(t *testing.T) {
 		var got []string
 		for _, c := range list {
 			got = append(got, c.Name)
+			if c.Members != nil || c.Mailable != nil || c.CountedAt != nil {
+				t.Errorf("%s: counts %v/%v at %v before any count, want nil", c.Name, c.Members, c.Mailable, c.CountedAt)
+			}
 		}
 		if !slices.Equal(got, []string{"anyone with email", "Oslo regulars"}) {
 			t.Fatalf("names %v", got)
 		}
-		if list[0].Members != 4 || list[0].Mailable != 2 || list[1].Members != 2 || list[1].Mailable != 1 {
-			t.Errorf("counts %d/%d and %d/%d, want 4/2 and 2/1", list[0].Members, list[0].Mailable, list[1].Members, list[1].Mailable)
+		for _, id := range []int64{emails.ID, created.ID} {
+			if counted, err := Recount(ctx, f.db, id, time.Time{}, false); err != nil || !counted {
+				t.Fatalf("recount %d: %v, %v", id, counted, err)
+			}
+		}
+		list, err = List(ctx, f.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts := func(c Counted) string {
+			if c.Members == nil || c.Mailable == nil || c.CountedAt == nil {
+				return "none"
+			}
+			return fmt.Sprintf("%d/%d", *c.Members, *c.Mailable)
+		}
+		if counts(list[0]) != "4/2" || counts(list[1]) != "2/1" {
+			t.Errorf("counts %s and %s, want 4/2 and 2/1", counts(list[0]), counts(list[1]))
+		}
+		if at := list[0].CountedAt; at == nil || !at.Equal(f.db.Now()) {
+			t.Errorf("counted at %v, want the fixed clock's %v", at, f.db.Now())
 		}
 	})
 	t.Run("get shows the counts and a sample", func(t *testing.T) {

@@ -57,6 +57,7 @@ func (env *environment) openDatabase(ctx context.Context, log *slog.Logger) (*da
 		return nil, err
 	}
 	db.MaxAmount = env.cfg.MaxAmount
+	db.StatementTimeout = env.cfg.StatementTimeout
 	db.Timezone, _ = time.LoadLocation(env.cfg.Timezone) // validated by config; the join funnel counts days there
 	if err := db.Migrate(ctx, log); err != nil {
 		db.Close()
@@ -180,6 +181,11 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := scheduler.Add("@hourly", clubmail.Purge{DB: db.DB, TTL: env.cfg.confirmTTL(), Log: log}); err != nil {
+		return err
+	}
+	// The segment lists show cached counts; every replica schedules the count, and a segment
+	// another replica has just counted is skipped (jobs.CountSegments).
+	if err := scheduler.Add("@every "+jobs.SegmentCountsEvery.String(), jobs.CountSegments{DB: db.DB, Log: log}); err != nil {
 		return err
 	}
 	scheduler.Start()

@@ -40,6 +40,10 @@ type config struct {
 	LogLevel    string
 	PprofAddr   string
 
+	// StatementTimeout limits every database statement run for an HTTP request
+	// (REGULARS_STATEMENT_TIMEOUT); jobs are not limited.
+	StatementTimeout time.Duration
+
 	// The segment metrics job (jobs/metrics): its cron schedule in Timezone and its settings.
 	MetricsSchedule         string
 	MetricsWindowDays       int
@@ -94,6 +98,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		LogLevel:   or(getenv("REGULARS_LOG_LEVEL"), "info"),
 		PprofAddr:  getenv("REGULARS_PPROF_ADDR"),
 
+		StatementTimeout: 30 * time.Second,
+
 		MetricsSchedule:         or(getenv("REGULARS_METRICS_SCHEDULE"), "15 2 * * *"),
 		MetricsWindowDays:       metrics.DefaultWindowDays,
 		MetricsChurnDays:        metrics.DefaultChurnPeriodDays,
@@ -140,6 +146,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("REGULARS_DB_MAX_CONNS must be a positive integer, not %q", v)
 		}
 		c.DBMaxConns = int32(n)
+	}
+	if v := getenv("REGULARS_STATEMENT_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond || d > 24*time.Hour {
+			return c, fmt.Errorf("REGULARS_STATEMENT_TIMEOUT must be a duration from 1ms to 24h such as 30s, not %q", v)
+		}
+		c.StatementTimeout = d
 	}
 	for _, d := range []struct {
 		name string
