@@ -39,7 +39,8 @@ type Campaign struct {
 	ID      int64  `json:"id"`
 	Name    string `json:"name"`
 	Subject string `json:"subject"`
-	// From is the author; empty means the server's default (REGULARS_MAIL_FROM) when sending.
+	// From is the author; empty means the server's sender (REGULARS_MAIL_FROM). It must have
+	// that sender's address (only the name may differ): mail always goes out from it.
 	From string `json:"from"`
 	HTML string `json:"html"`
 	Text string `json:"text"`
@@ -144,11 +145,19 @@ func check(ctx context.Context, q querier, c *Campaign, defaultFrom string) erro
 			fe.Add("segment_id", "no segment "+strconv.FormatInt(*c.SegmentID, 10))
 		}
 	}
+	if c.From != "" && defaultFrom != "" {
+		// Mail goes out signed for the configured sender's domain: a campaign may give it
+		// another name, never another address.
+		if own, err := mail.ParseAddress(c.From); err == nil && !sameAddress(own.Address, defaultFrom) {
+			fe.Add("from", "must be the club's sender address "+senderAddress(defaultFrom)+
+				" (REGULARS_MAIL_FROM); only the name may differ: \"Shop <"+senderAddress(defaultFrom)+">\"")
+		}
+	}
 	if defaultFrom == "" {
 		defaultFrom = validationFrom
 	}
 	var tmplErr *models.Error
-	if err := Validate(c, defaultFrom); errors.As(err, &tmplErr) {
+	if err := Validate(ctx, c, defaultFrom); errors.As(err, &tmplErr) {
 		for field, why := range tmplErr.Fields {
 			fe.Add(field, why)
 		}
@@ -156,6 +165,14 @@ func check(ctx context.Context, q querier, c *Campaign, defaultFrom string) erro
 		return err
 	}
 	return fe.Err("invalid campaign")
+}
+
+// senderAddress is the bare address of from ("Name <address>" or an address).
+func senderAddress(from string) string {
+	if a, err := mail.ParseAddress(from); err == nil {
+		return a.Address
+	}
+	return from
 }
 
 // querier is a pool or a transaction.
@@ -314,7 +331,7 @@ func Preview(ctx context.Context, db *models.DB, cfg Config, id, memberID int64)
 	if err != nil {
 		return nil, err
 	}
-	return compiled.Preview(member, PlaceholderLinks(cfg.BaseURL))
+	return compiled.Preview(ctx, member, PlaceholderLinks(cfg.BaseURL))
 }
 
 // TestPrefix starts the subject of every test send.
@@ -345,7 +362,7 @@ func TestSend(ctx context.Context, db *models.DB, sender mailer.Sender, cfg Conf
 	}
 	sent := 0
 	for i, to := range targets {
-		msg, err := compiled.Render(Recipient{To: to, Member: member, Links: PlaceholderLinks(cfg.BaseURL)})
+		msg, err := compiled.Render(ctx, Recipient{To: to, Member: member, Links: PlaceholderLinks(cfg.BaseURL)})
 		if err != nil {
 			return sent, err
 		}

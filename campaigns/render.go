@@ -5,8 +5,8 @@ package campaigns
 
 import (
 	"bytes"
+	"context"
 	"errors"
-	"fmt"
 	htmltemplate "html/template"
 	"io"
 	"net/mail"
@@ -31,7 +31,13 @@ import (
 //	{{.Barcode}}
 //
 // Only the built-in actions and functions of text/template exist; a template naming any other
-// function fails to parse, so it is refused when the campaign is saved.
+// function fails to parse, so it is refused when the campaign is saved. {{define}}, {{template}}
+// and {{block}} are refused too, and every render runs under a budget (see sandbox.go).
+//
+// .Links are never the member's links: templates see fixed placeholder URLs, and the member's
+// links replace them after rendering, only where one is the whole href of an <a> in the HTML or a
+// word of its own in the text (see memberlinks.go). So no template can put a member's token anywhere
+// else (an <img src>, another URL) or transform it.
 
 // Data is what a campaign template sees.
 type Data struct {
@@ -40,7 +46,8 @@ type Data struct {
 
 	html       bool
 	barcodeCID string
-	used       bool // Barcode was called: the mail carries the barcode image
+	used       bool    // Barcode was called: the mail carries the barcode image
+	budget     *budget // of the render this data is for (see sandbox.go)
 }
 
 // Barcode is the member's card barcode: in the HTML body an <img> of the inline barcode image
@@ -84,10 +91,6 @@ const BarcodeCID = "barcode"
 // PreferencesTTL is how long the preferences link in a campaign mail works; unsubscribe links
 // never expire.
 const PreferencesTTL = 90 * 24 * time.Hour
-
-// maxRendered bounds the output of one template execution. A template is user input and
-// {{range 1000000000}} would otherwise run the server out of memory.
-const maxRendered = 2 << 20
 
 // sampleMember is what templates are executed with when a campaign is saved, so that a field
 // that does not exist is refused then rather than when the campaign goes out.
@@ -145,14 +148,23 @@ type Compiled struct {
 	html    *htmltemplate.Template
 }
 
-// Compile parses c's templates with defaultFrom as the author when c.From is empty. Errors are
-// EINVALID *models.Error naming the field (subject, html, text, from) with the template's line.
+// Compile parses c's templates (see sandbox.go). The mail's From is defaultFrom, the configured
+// sender (REGULARS_MAIL_FROM); c.From counts only when it has the same address (its name may
+// differ) or when no sender is configured, so that no campaign goes out under someone else's
+// address with our DKIM signature (check refuses such a From when the campaign is saved). Errors
+// are EINVALID *models.Error naming the field (subject, html, text, from) with the template's
+// line.
 func Compile(c *Campaign, defaultFrom string) (*Compiled, error) {
 	fe := models.FieldErrors{}
 	out := &Compiled{}
-	out.from = c.From
-	if out.from == "" {
-		out.from = defaultFrom
+	out.from = defaultFrom
+	if c.From != "" {
+		own, err := mail.ParseAddress(c.From)
+		if err != nil {
+			fe.Add("from", "must be an email address, optionally with a name: \"Shop <news@shop.example>\"")
+		} else if defaultFrom == "" || sameAddress(own.Address, defaultFrom) {
+			out.from = c.From
+		}
 	}
 	if out.from == "" {
 		fe.Add("from", "is required: no default sender (REGULARS_MAIL_FROM) is configured")
@@ -163,16 +175,16 @@ func Compile(c *Campaign, defaultFrom string) (*Compiled, error) {
 		out.fromDom = addr.Address[strings.LastIndexByte(addr.Address, '@')+1:]
 	}
 	var err error
-	if out.subject, err = template.New("subject").Option("missingkey=error").Parse(c.Subject); err != nil {
+	if out.subject, err = sandboxText("subject", c.Subject); err != nil {
 		fe.Add("subject", templateError(err))
 	}
 	if c.Text != "" {
-		if out.text, err = template.New("text").Option("missingkey=error").Parse(c.Text); err != nil {
+		if out.text, err = sandboxText("text", c.Text); err != nil {
 			fe.Add("text", templateError(err))
 		}
 	}
 	if c.HTML != "" {
-		if out.html, err = htmltemplate.New("html").Option("missingkey=error").Parse(c.HTML); err != nil {
+		if out.html, err = sandboxHTML("html", c.HTML); err != nil {
 			fe.Add("html", templateError(err))
 		}
 	}
@@ -182,15 +194,23 @@ func Compile(c *Campaign, defaultFrom string) (*Compiled, error) {
 	return out, nil
 }
 
-// Validate parses c's templates and executes them with a sample member, so that syntax errors,
-// unknown functions, fields that do not exist and unsafe HTML contexts are refused when the
-// campaign is saved. Errors name the field and the line.
-func Validate(c *Campaign, defaultFrom string) error {
+// sameAddress tells whether the address of from (a bare address or "Name <address>") is addr,
+// ignoring case.
+func sameAddress(addr, from string) bool {
+	a, err := mail.ParseAddress(from)
+	return err == nil && strings.EqualFold(a.Address, addr)
+}
+
+// Validate parses c's templates and executes them with a sample member under the render budget
+// (and ctx), so that syntax errors, unknown functions, fields that do not exist, unsafe HTML
+// contexts, member links used other than as a whole link, and templates over budget are refused
+// when the campaign is saved. Errors name the field and, where there is one, the line.
+func Validate(ctx context.Context, c *Campaign, defaultFrom string) error {
 	compiled, err := Compile(c, defaultFrom)
 	if err != nil {
 		return err
 	}
-	_, err = compiled.execute(sampleMember, PlaceholderLinks("https://example.invalid"))
+	_, err = compiled.execute(ctx, sampleMember, PlaceholderLinks("https://example.invalid"))
 	return err
 }
 
@@ -203,24 +223,33 @@ type Rendered struct {
 	barcode bool
 }
 
-// execute renders the three parts and adds the footer. Errors are EINVALID naming the field.
-func (c *Compiled) execute(member MemberData, links Links) (*Rendered, error) {
+// execute renders the three parts under one budget (see sandbox.go) and ctx, puts links where
+// the templates have the placeholder links (see memberlinks.go), and adds the footer. Errors are
+// EINVALID naming the field.
+func (c *Compiled) execute(ctx context.Context, member MemberData, links Links) (*Rendered, error) {
 	fe := models.FieldErrors{}
 	out := &Rendered{}
+	b := newBudget(ctx)
 	var err error
-	if out.Subject, err = run(c.subject, &Data{Member: member, Links: links}); err != nil {
+	if out.Subject, err = run(c.subject, &Data{Member: member, Links: templateLinks, budget: b}); err != nil {
 		fe.Add("subject", templateError(err))
+	} else if hasLinkPlaceholder(out.Subject) {
+		fe.Add("subject", errLinkInSubject)
 	}
 	out.Subject = oneLine(out.Subject) // a header holds one line
 	if c.text != nil {
-		if out.Text, err = run(c.text, &Data{Member: member, Links: links}); err != nil {
+		if out.Text, err = run(c.text, &Data{Member: member, Links: templateLinks, budget: b}); err != nil {
 			fe.Add("text", templateError(err))
+		} else if out.Text, err = textLinks(out.Text, links); err != nil {
+			fe.Add("text", err.Error())
 		}
 	}
 	if c.html != nil {
-		d := &Data{Member: member, Links: links, html: true, barcodeCID: BarcodeCID}
+		d := &Data{Member: member, Links: templateLinks, html: true, barcodeCID: BarcodeCID, budget: b}
 		if out.HTML, err = run(c.html, d); err != nil {
 			fe.Add("html", templateError(err))
+		} else if out.HTML, err = htmlLinks(out.HTML, links); err != nil {
+			fe.Add("html", err.Error())
 		}
 		out.barcode = d.used
 	}
@@ -236,8 +265,6 @@ type executor interface {
 	Execute(w io.Writer, data any) error
 }
 
-var errTooLong = fmt.Errorf("renders to more than %d bytes", maxRendered)
-
 // buffers are run's output buffers, reused from mail to mail (a campaign sends many).
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
@@ -250,7 +277,7 @@ func run(t executor, d *Data) (string, error) {
 		}
 	}()
 	buf.Reset()
-	if err := t.Execute(&limitedWriter{w: buf, left: maxRendered}, d); err != nil {
+	if err := t.Execute(&limitedWriter{w: buf, budget: d.budget}, d); err != nil {
 		return "", err
 	}
 	return buf.String(), nil
@@ -271,16 +298,19 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// limitedWriter charges what a template writes to its render's budget: a template is user input,
+// and {{range 1000000000}}x{{end}} would otherwise run the server out of memory.
 type limitedWriter struct {
-	w    io.Writer
-	left int
+	w      io.Writer
+	budget *budget
 }
 
 func (l *limitedWriter) Write(p []byte) (int, error) {
-	if len(p) > l.left {
-		return 0, errTooLong
+	if len(p) > l.budget.left {
+		l.budget.left = 0
+		return 0, errOverSize
 	}
-	l.left -= len(p)
+	l.budget.left -= len(p)
 	return l.w.Write(p)
 }
 
@@ -411,9 +441,10 @@ func MessageID(runID, memberID int64, domain string) string {
 // the HTML shows it, List-Unsubscribe (the unsubscribe link and a mailto to the From address)
 // with List-Unsubscribe-Post for one-click, and the Message-ID of MessageID. With RunID 0
 // (previews, test sends) the Message-ID is left to the mailer, which makes a random one, so that
-// repeated test sends are not taken for duplicates of each other.
-func (c *Compiled) Render(r Recipient) (*mailer.Message, error) {
-	out, err := c.execute(r.Member, r.Links)
+// repeated test sends are not taken for duplicates of each other. The templates run under the
+// render budget and stop when ctx ends; an error is EINVALID naming the part.
+func (c *Compiled) Render(ctx context.Context, r Recipient) (*mailer.Message, error) {
+	out, err := c.execute(ctx, r.Member, r.Links)
 	if err != nil {
 		return nil, err
 	}
@@ -440,9 +471,10 @@ func (c *Compiled) Render(r Recipient) (*mailer.Message, error) {
 	return msg, nil
 }
 
-// Preview renders the parts of a mail for member and links without building a message.
-func (c *Compiled) Preview(member MemberData, links Links) (*Rendered, error) {
-	return c.execute(member, links)
+// Preview renders the parts of a mail for member and links without building a message, under
+// the render budget and ctx.
+func (c *Compiled) Preview(ctx context.Context, member MemberData, links Links) (*Rendered, error) {
+	return c.execute(ctx, member, links)
 }
 
 // templateErrorRE splits the errors of text/template: "template: html:3: unexpected ..." and
@@ -459,8 +491,14 @@ var htmlErrorLineRE = regexp.MustCompile(`^html/template:[^:]*:(\d+)(?::\d+)?: `
 
 // templateError rewrites a template error for people: "line 3: unclosed action".
 func templateError(err error) string {
-	if errors.Is(err, errTooLong) {
-		return errTooLong.Error()
+	for _, e := range []error{errOverTime, errOverSize, errPieceSize, errWidth, errStopped} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	var tc *templateCallError
+	if errors.As(err, &tc) {
+		return tc.Error()
 	}
 	var he *htmltemplate.Error
 	if errors.As(err, &he) {

@@ -1,6 +1,7 @@
 package campaigns
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -39,12 +40,13 @@ func TestValidateReportsFieldAndLine(t *testing.T) {
 		}, "html", "line 2"},
 		{"a template that renders without end is refused", func(c *Campaign) { c.Text = "{{range 1000000000}}xxxxxxxx{{end}}" }, "text", "more than"},
 		{"a malformed From is refused", func(c *Campaign) { c.From = "not an address" }, "from", "email address"},
+		{"assigning $ is refused", func(c *Campaign) { c.Text = "{{$ := 1}}{{printf \"%d\" 2}}" }, "text", "$ cannot be assigned"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base
 			tc.edit(&c)
-			err := Validate(&c, testFrom)
+			err := Validate(context.Background(), &c, testFrom)
 			var me *models.Error
 			if !errors.As(err, &me) || me.Code != models.EINVALID {
 				t.Fatalf("Validate = %v, want an EINVALID *models.Error", err)
@@ -59,7 +61,7 @@ func TestValidateReportsFieldAndLine(t *testing.T) {
 		c.HTML = "<p>{{.Barcode}} {{.Member.Card}} {{.Member.HomeStore}} {{.Member.Tier}} {{.Member.Discount}}</p>" +
 			`<a href="{{.Links.Preferences}}">p</a><a href="{{.Links.Unsubscribe}}">u</a>`
 		c.Text = "{{.Barcode}} {{.Member.Name}} {{with .Member.Discount}}{{.}}% off{{end}}"
-		if err := Validate(&c, testFrom); err != nil {
+		if err := Validate(context.Background(), &c, testFrom); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -73,7 +75,7 @@ func TestRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := compiled.Render(Recipient{RunID: 12, MemberID: 345, To: "kari@example.com", Member: kari(), Links: testLinks})
+	msg, err := compiled.Render(context.Background(), Recipient{RunID: 12, MemberID: 345, To: "kari@example.com", Member: kari(), Links: testLinks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +130,7 @@ func TestRender(t *testing.T) {
 	t.Run("member data is escaped in the HTML", func(t *testing.T) {
 		m := kari()
 		m.Name = `<script>x</script>`
-		out, err := compiled.Preview(m, testLinks)
+		out, err := compiled.Preview(context.Background(), m, testLinks)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +143,7 @@ func TestRender(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg, err := plain.Render(Recipient{To: "kari@example.com", Member: kari(), Links: testLinks})
+		msg, err := plain.Render(context.Background(), Recipient{To: "kari@example.com", Member: kari(), Links: testLinks})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +157,7 @@ func TestRender(t *testing.T) {
 	t.Run("a footer in the member's language", func(t *testing.T) {
 		m := kari()
 		m.Language = "nb"
-		out, err := compiled.Preview(m, testLinks)
+		out, err := compiled.Preview(context.Background(), m, testLinks)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -500,9 +500,13 @@ func (s *Sender) deliver(ctx context.Context, r claimed, st runState, m memberIn
 		}
 		return false, err
 	}
-	msg, err := c.compiled.Render(campaigns.Recipient{RunID: r.runID, MemberID: r.memberID, To: r.email,
+	msg, err := c.compiled.Render(ctx, campaigns.Recipient{RunID: r.runID, MemberID: r.memberID, To: r.email,
 		Member: m.data, Links: campaigns.MemberLinks(s.BaseURL, s.Secret, r.memberID, time.Now())})
 	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err() // shutting down: the render was stopped, not the mail's fault
+		}
+		// Over its budget, or a member link misused: this recipient fails, the run goes on.
 		return false, s.record(ctx, r, "failed", err, 0)
 	}
 	// Links become signed click-tracking redirects (and the open pixel is added when the

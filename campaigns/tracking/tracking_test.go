@@ -379,7 +379,7 @@ func TestApplyToARenderedCampaign(t *testing.T) {
 	kari := f.member(t, "kari")
 	run := f.run(t, f.campaignID, t0)
 	links := campaigns.MemberLinks(base, secret, kari, t0)
-	msg, err := compiled.Render(campaigns.Recipient{RunID: run, MemberID: kari, To: "kari@example.com",
+	msg, err := compiled.Render(ctx, campaigns.Recipient{RunID: run, MemberID: kari, To: "kari@example.com",
 		Member: campaigns.MemberData{Name: "Kari", Card: "7012345678908", Language: "en"}, Links: links})
 	if err != nil {
 		t.Fatal(err)
