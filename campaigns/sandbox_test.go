@@ -142,6 +142,7 @@ func TestSandboxedTemplatesRenderAsBefore(t *testing.T) {
 		{"a link with member data", `<a href="https://shop.example/me?card={{.Member.Card}}&n={{.Member.Name}}">me</a>`},
 		{"html as the last command", `<p>{{html .Member.Name "<&>"}} {{.Member.Name | html}}</p>`},
 		{"urlquery in an href", `<a href="https://shop.example/?q={{urlquery .Member.Name "x y"}}">q</a>`},
+		{"html and urlquery as escapers of attributes", `<p title="{{.Member.Name | html}}">x</p><a href="https://x.example/?q={{.Member.Name | urlquery}}">y</a>`},
 		{"a script", `<script>var n = {{.Member.Name}}; var s = "{{js .Member.Tier}}";</script>`},
 		{"a style", `<p style="color: {{if .Member.Tier}}red{{else}}blue{{end}}">x</p>`},
 		{"a range in a table", `<table>{{range $i := 3}}<tr><td>{{$i}}</td></tr>{{end}}</table>`},
