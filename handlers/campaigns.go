@@ -119,7 +119,7 @@ func (s *Server) testCampaign(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	n, err := campaigns.TestSend(c.Request().Context(), s.db, s.campaigns.Mail, s.campaignConfig(), id, in.Addresses, in.MemberID)
+	n, err := s.testSend(c, apiMarketer(c), id, in.Addresses, in.MemberID)
 	if err != nil {
 		return err
 	}

@@ -493,7 +493,7 @@ func (cn *console) campaignTestSend(c echo.Context) error {
 		d.TestErrors = map[string]string{"addresses": "no mail server is configured on this server, so no test mail can be sent"}
 		return cn.renderEditor(c, http.StatusServiceUnavailable, d)
 	}
-	_, err = campaigns.TestSend(c.Request().Context(), cn.s.db, cn.s.campaigns.Mail, cn.s.campaignConfig(), cp.ID, addresses, sample)
+	_, err = cn.s.testSend(c, consoleMarketer(c), cp.ID, addresses, sample)
 	var me *models.Error
 	switch {
 	case err == nil:
@@ -529,6 +529,9 @@ func (cn *console) campaignTestSend(c echo.Context) error {
 			d.TestErrors["addresses"] = strings.Join(why, "; ")
 		}
 		return cn.renderEditor(c, http.StatusUnprocessableEntity, d)
+	case errors.As(err, &me) && me.Code == models.ERATELIMITED: // Retry-After set by testSend
+		d.TestErrors = map[string]string{"addresses": me.Message}
+		return cn.renderEditor(c, http.StatusTooManyRequests, d)
 	}
 	return cn.campaignFail(c, err)
 }
