@@ -50,8 +50,9 @@ func linkFor(v string, links Links) (string, bool) {
 // can only refuse more.)
 var rawTextElements = []string{"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext"}
 
-// htmlLinks replaces each placeholder link that is the whole, quoted value of the first href of
-// an <a> start tag with its link of links (HTML-escaped), and fails when any placeholder is left.
+// htmlLinks replaces each placeholder link that is the whole value of the first href of an <a>
+// start tag with its link of links (HTML-escaped; an unquoted value is quoted), and fails when
+// any placeholder is left.
 // It walks the tags of body as html/template does when it escapes (text, comments, tags with
 // quoted and unquoted attribute values, raw-text elements), so that an "<a href=" inside another
 // tag's attribute value (<img src='https://elsewhere/<a href="…">'>) is not taken for a link.
@@ -103,7 +104,13 @@ func htmlLinks(body string, links Links) (string, error) {
 					b.Grow(len(body) + 2*len(link))
 				}
 				b.WriteString(body[last:tag.hrefStart])
+				if tag.unquoted {
+					b.WriteByte('"')
+				}
 				b.WriteString(htmltemplate.HTMLEscapeString(link))
+				if tag.unquoted {
+					b.WriteByte('"')
+				}
 				last = tag.hrefEnd
 				done++
 			}
@@ -131,7 +138,8 @@ type tagScan struct {
 	closing   bool
 	end       int
 	hrefStart int
-	hrefEnd   int // body[hrefStart:hrefEnd] is the quoted value of the first href; hrefEnd 0: none
+	hrefEnd   int  // body[hrefStart:hrefEnd] is the value of the first href; hrefEnd 0: none
+	unquoted  bool // that value has no quotes
 	ping      bool
 	sawHref   bool
 }
@@ -182,16 +190,16 @@ func scanTag(body string, i int) (t tagScan, ok bool) {
 				valueStart, valueEnd, quoted = k+1, k+1+e, true
 				k = valueEnd + 1
 			} else {
-				for k < len(body) && !isSpace(body[k]) && body[k] != '>' {
-					k++
+				for valueStart = k; k < len(body) && !isSpace(body[k]) && body[k] != '>'; k++ {
 				}
+				valueEnd = k
 			}
 		}
 		switch {
 		case strings.EqualFold(name, "href") && !t.sawHref:
 			t.sawHref = true
-			if quoted {
-				t.hrefStart, t.hrefEnd = valueStart, valueEnd
+			if valueEnd > valueStart {
+				t.hrefStart, t.hrefEnd, t.unquoted = valueStart, valueEnd, !quoted
 			}
 		case strings.EqualFold(name, "ping"):
 			t.ping = true

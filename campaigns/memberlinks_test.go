@@ -60,7 +60,8 @@ func TestMemberLinksReachOnlyWholeLinks(t *testing.T) {
 	}
 
 	t.Run("whole links and words get the member's links", func(t *testing.T) {
-		c := Campaign{Subject: "Hi", HTML: `<p><a href="{{.Links.Preferences}}">p</a> <A class="x" HREF='{{.Links.Unsubscribe}}'>u</A></p>` +
+		c := Campaign{Subject: "Hi", HTML: `<p><a href="{{.Links.Preferences}}">p</a> <A class="x" HREF='{{.Links.Unsubscribe}}'>u</A>` +
+			`<a href={{.Links.Preferences}}>p2</a></p>` +
 			`<p title='<a href="x">'>{{printf "%x" .Links.Preferences}}</p>`,
 			Text: "Preferences: {{.Links.Preferences}}\nUnsubscribe <{{.Links.Unsubscribe}}>"}
 		if err := Validate(context.Background(), &c, testFrom); err != nil {
@@ -74,7 +75,8 @@ func TestMemberLinksReachOnlyWholeLinks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{`<a href="` + links.Preferences + `">p</a>`, `HREF='` + links.Unsubscribe + `'>u</A>`} {
+		for _, want := range []string{`<a href="` + links.Preferences + `">p</a>`, `HREF='` + links.Unsubscribe + `'>u</A>`,
+			`<a href="` + links.Preferences + `">p2</a>`} {
 			if !strings.Contains(msg.HTML, want) {
 				t.Errorf("the HTML lacks %s:\n%s", want, msg.HTML)
 			}
@@ -84,7 +86,7 @@ func TestMemberLinksReachOnlyWholeLinks(t *testing.T) {
 		}
 		// printf "%x" shows the placeholder's bytes, never the member's.
 		if strings.Contains(msg.HTML, hex.EncodeToString([]byte(links.Preferences))) ||
-			strings.Count(msg.HTML, token) != 2 { // the template's link and the footer's
+			strings.Count(msg.HTML, token) != 3 { // the template's two links and the footer's
 			t.Errorf("the member's token is somewhere else than in the links:\n%s", msg.HTML)
 		}
 	})
