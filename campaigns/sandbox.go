@@ -32,7 +32,8 @@ import (
 //   - Output goes through a writer that charges the same budget.
 //
 // {{define}}, {{template}} and {{block}} are refused: recursion through template calls goes
-// 100,000 frames deep before text/template stops it. The budget reaches the functions through $
+// 100,000 frames deep before text/template stops it. So are ranges nested more than
+// maxRangeDepth deep, whose escaping at save time (outside any budget) doubles per level. The budget reaches the functions through $
 // because the compiled templates are shared by concurrent senders: a Clone per mail to bind
 // per-mail functions would cost more than the render.
 
@@ -49,6 +50,10 @@ const (
 	maxPiece = 64 << 10
 	// maxWidth is the largest printf width or precision.
 	maxWidth = 1000
+	// maxRangeDepth is how deep ranges may nest. html/template escapes a range's body again for
+	// each range around it, so its work at save time doubles with every level: 18 empty nested
+	// ranges took a second, before any budget could apply.
+	maxRangeDepth = 4
 )
 
 // Errors of a render that broke its budget. templateError gives them to marketers as they are.
@@ -326,10 +331,14 @@ func (e *templateCallError) Error() string {
 	return errTemplateCalls
 }
 
-// checkCalls refuses template definitions (more than one template in the set) and calls, and
-// declarations of $ (the budgeted functions get $ as their data).
+// checkCalls refuses template definitions (more than one template in the set) and calls,
+// declarations of $ (the budgeted functions get $ as their data), and ranges nested deeper than
+// maxRangeDepth.
 func checkCalls(tree *parse.Tree, templates int) error {
 	var err error
+	if line := deepRange(tree.Root, 0); line > 0 {
+		return fmt.Errorf("line %d: {{range}} may be nested at most %d deep", line, maxRangeDepth)
+	}
 	walk(tree.Root, func(n parse.Node) {
 		if err != nil {
 			return
@@ -349,6 +358,39 @@ func checkCalls(tree *parse.Tree, templates int) error {
 		err = &templateCallError{}
 	}
 	return err
+}
+
+// deepRange returns the line of a range nested deeper than maxRangeDepth under n (depth ranges
+// around it), 0 when there is none.
+func deepRange(n parse.Node, depth int) int {
+	var lists []*parse.ListNode
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return 0
+		}
+		for _, c := range n.Nodes {
+			if line := deepRange(c, depth); line > 0 {
+				return line
+			}
+		}
+		return 0
+	case *parse.IfNode:
+		lists = []*parse.ListNode{n.List, n.ElseList}
+	case *parse.WithNode:
+		lists = []*parse.ListNode{n.List, n.ElseList}
+	case *parse.RangeNode:
+		if depth++; depth > maxRangeDepth {
+			return n.Line
+		}
+		lists = []*parse.ListNode{n.List, n.ElseList}
+	}
+	for _, l := range lists {
+		if line := deepRange(l, depth); line > 0 {
+			return line
+		}
+	}
+	return 0
 }
 
 // walk calls f for n and every node under it.

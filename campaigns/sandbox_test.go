@@ -54,6 +54,9 @@ func TestTemplateBombsAreRefusedAtSave(t *testing.T) {
 			c.HTML = `{{$x := "0123456789abcdef"}}{{range 11}}{{$x = print $x $x}}{{end}}<p>{{html ` + bomb("$x ", 3000) + `}}</p>`
 		}, "html", "more than", 0},
 		{"output without end", func(c *Campaign) { c.HTML = `{{range 1000000000}}<p>xxxxxxxxxxxxxxxx</p>{{end}}` }, "html", "more than", 0},
+		{"ranges nested 30 deep (html/template's escaping doubles per level)", func(c *Campaign) {
+			c.HTML = bomb("{{range 1}}<p>", 30) + bomb("</p>{{end}}", 30)
+		}, "html", "nested at most 4 deep", 0},
 		{"a template definition", func(c *Campaign) { c.Text = `{{define "x"}}{{template "x"}}{{end}}{{template "x"}}` }, "text", "{{define}}", 0},
 		{"a recursive block", func(c *Campaign) { c.HTML = "<p>\n{{block \"b\" .}}{{template \"b\" .}}{{end}}</p>" }, "html", "{{block}}", 0},
 		{"a template call", func(c *Campaign) { c.Subject = `{{template "subject" .}}` }, "subject", "not allowed", 0},
