@@ -126,8 +126,8 @@ func TestAdminExportsAndErasesAMember(t *testing.T) {
 func TestJoinFunnelAPI(t *testing.T) {
 	tl := newTill(t)
 	ctx := context.Background()
-	for range 4 {
-		if err := tl.db.CountJoinView(ctx, "oslo-1"); err != nil {
+	for i := range 4 { // four visitors
+		if err := tl.db.CountJoinView(ctx, "oslo-1", fmt.Sprintf("192.0.2.%d", i+1), "Firefox"); err != nil {
 			t.Fatal(err)
 		}
 	}

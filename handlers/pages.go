@@ -344,7 +344,7 @@ func consentVersion(lang string) string { return templates.T(lang, "join.consent
 func (p *pages) joinForm(c echo.Context) error {
 	lang := pageLanguage(c)
 	store := c.QueryParam("store")
-	if err := p.s.db.CountJoinView(c.Request().Context(), store); err != nil {
+	if err := p.s.db.CountJoinView(c.Request().Context(), store, c.RealIP(), c.Request().UserAgent()); err != nil {
 		return err
 	}
 	return p.renderJoin(c, http.StatusOK, p.newView(c, lang), formValues{HomeStore: store})

@@ -691,8 +691,10 @@ func (db *DB) PurgeUnconfirmed(ctx context.Context, cutoff time.Time) (int64, er
 }
 
 // CountJoinView counts one view of the join form (store: the ?store= code it was opened with,
-// "" for none; unknown codes count as none).
-func (db *DB) CountJoinView(ctx context.Context, store string) error {
+// "" for none; unknown codes count as none) by a client (its IP address and user agent). A client
+// counts once a day per store, so that its reloads do not lower the conversion rate
+// (join_views.go).
+func (db *DB) CountJoinView(ctx context.Context, store, ip, userAgent string) error {
 	var storeID *int64
 	if store != "" {
 		if s, err := db.FindStoreByCode(ctx, store); err == nil {
@@ -701,7 +703,7 @@ func (db *DB) CountJoinView(ctx context.Context, store string) error {
 			return err
 		}
 	}
-	return countFunnel(ctx, db.Pool, db.clubDay(), storeID, SourceWeb, "views")
+	return db.countJoinViewOnce(ctx, db.clubDay(), storeID, ip, userAgent)
 }
 
 // FunnelRow is one day of the join funnel for one store ("" = no store) and source.

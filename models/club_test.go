@@ -550,12 +550,12 @@ func TestPurgeRemovesOnlyOldPendingSignUps(t *testing.T) {
 func TestJoinFunnelRates(t *testing.T) {
 	db, p := fixture(t)
 	ctx := context.Background()
-	for range 4 {
-		if err := db.CountJoinView(ctx, "oslo-1"); err != nil {
+	for i := range 4 { // four visitors
+		if err := db.CountJoinView(ctx, "oslo-1", fmt.Sprintf("192.0.2.%d", i+1), "Firefox"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := db.CountJoinView(ctx, "no-such-store"); err != nil {
+	if err := db.CountJoinView(ctx, "no-such-store", "192.0.2.1", "Firefox"); err != nil {
 		t.Fatal(err)
 	}
 	a := mustJoin(t, db, joinInput("a@example.com"))
@@ -606,7 +606,7 @@ func TestFunnelDaysAreInTheConfiguredTimezone(t *testing.T) {
 	}
 	db.Timezone = tz
 	db.Now = func() time.Time { return time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC) }
-	if err := db.CountJoinView(context.Background(), ""); err != nil {
+	if err := db.CountJoinView(context.Background(), "", "192.0.2.1", "Firefox"); err != nil {
 		t.Fatal(err)
 	}
 	day := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
