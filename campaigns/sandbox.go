@@ -33,9 +33,11 @@ import (
 //
 // {{define}}, {{template}} and {{block}} are refused: recursion through template calls goes
 // 100,000 frames deep before text/template stops it. So are ranges nested more than
-// maxRangeDepth deep, whose escaping at save time (outside any budget) doubles per level. The budget reaches the functions through $
-// because the compiled templates are shared by concurrent senders: a Clone per mail to bind
-// per-mail functions would cost more than the render.
+// maxRangeDepth deep, whose escaping at save time (outside any budget) doubles per level.
+//
+// The budget reaches the functions through $ because the compiled templates are shared by
+// concurrent senders: a Clone per mail to bind per-mail functions would cost more than the
+// render.
 
 // Budget of one mail's render.
 const (
