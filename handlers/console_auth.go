@@ -296,7 +296,7 @@ type errorView struct {
 func (cn *console) renderError(c echo.Context, err error) {
 	// The API's mapping (errors.go), so that a database outage or a statement timeout is a 503
 	// here too.
-	f := failureOf(c.Request().Context(), err)
+	f := cn.s.failure(c.Request().Context(), err)
 	status, message, fields, code := f.status, f.body.Message, f.body.Fields, f.body.Code
 	if f.unexpected {
 		message = "Something went wrong on our side; the request id in the logs has details."

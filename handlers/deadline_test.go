@@ -244,9 +244,27 @@ func TestDatabaseDownAnswers503WithRetryAfter(t *testing.T) {
 	if res, body, err := d.get(ctx, "/api/v1/segments"); err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("with the database up: %v %s", err, body)
 	}
+	// A console user logged in before the outage.
+	cc := &consoleClient{URL: d.srv.URL, DB: db}
+	console, _ := cc.loginAs(t, models.RoleMarketer)
+	console.Timeout = time.Minute
+
+	// A request in flight when the database shuts down (its backend is terminated, 57P01).
+	inFlight := make(chan *http.Response, 1)
+	go func() {
+		res, _, err := d.get(ctx, "/api/v1/test/sleep")
+		if err != nil {
+			t.Error(err)
+		}
+		inFlight <- res
+	}()
+	waitRunning(t, db, "deadline test", func(n int) bool { return n == 1 }, "before the shutdown")
 
 	if err := cluster.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	if res := <-inFlight; res == nil || res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") != "5" {
+		t.Errorf("the request in flight during the shutdown: %+v; want 503 with Retry-After 5", res)
 	}
 	// Twice: the first request may meet pooled connections the shutdown broke, the second
 	// needs a new connection and is refused.
@@ -270,5 +288,11 @@ func TestDatabaseDownAnswers503WithRetryAfter(t *testing.T) {
 		!strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("page: status %d, Retry-After %q, type %q; want an HTML 503 with Retry-After 5\n%s",
 			res.StatusCode, res.Header.Get("Retry-After"), res.Header.Get("Content-Type"), body)
+	}
+	page := cc.get(t, console, "/console/segments")
+	if page.Status != http.StatusServiceUnavailable || page.Header.Get("Retry-After") != "5" ||
+		!strings.Contains(page.Body, "database cannot be reached") {
+		t.Errorf("console page: status %d, Retry-After %q; want the console's 503 page with Retry-After 5\n%s",
+			page.Status, page.Header.Get("Retry-After"), page.Body)
 	}
 }

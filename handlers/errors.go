@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
@@ -119,11 +120,30 @@ func failureOf(ctx context.Context, err error) failure {
 			Message: "the request took longer than " + limit + " for database work and was stopped; " +
 				"narrow it (fewer or simpler rules, a smaller page) or try again later"}}
 	case databaseUnavailable(err):
-		return failure{status: http.StatusServiceUnavailable, retryAfter: strconv.Itoa(unavailableRetryAfter),
-			body: errorDetail{Code: codeUnavailable, Message: "the database cannot be reached; try again in a few seconds"}}
+		return unavailable
 	}
 	return failure{status: http.StatusInternalServerError, unexpected: true,
 		body: errorDetail{Code: models.EINTERNAL, Message: "internal error; the request id in the logs has details"}}
+}
+
+// unavailable is the answer while the database cannot be reached.
+var unavailable = failure{status: http.StatusServiceUnavailable, retryAfter: strconv.Itoa(unavailableRetryAfter),
+	body: errorDetail{Code: codeUnavailable, Message: "the database cannot be reached; try again in a few seconds"}}
+
+// failure is failureOf, plus a check of the database when the error is not one it knows: a
+// connection the server dropped mid-statement (a crashed backend) fails with an unexpected EOF
+// that has no type of its own, but then the database does not answer a ping either.
+func (s *Server) failure(ctx context.Context, err error) failure {
+	f := failureOf(ctx, err)
+	if !f.unexpected {
+		return f
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if perr := s.db.Ping(pctx); perr != nil && (databaseUnavailable(perr) || errors.Is(perr, context.DeadlineExceeded)) {
+		return unavailable
+	}
+	return f
 }
 
 // databaseUnavailable reports whether err says the database cannot be reached, as opposed to a
@@ -161,7 +181,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	f := failureOf(c.Request().Context(), err)
+	f := s.failure(c.Request().Context(), err)
 	status, body := f.status, f.body
 	switch {
 	case f.unexpected:

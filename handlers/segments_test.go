@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regulars/regulars/campaigns/segments"
 )
 
 // segmentShop is a till with three members inserted directly (their consent and status set
@@ -188,4 +190,37 @@ func TestSavedSegmentsThroughTheAPI(t *testing.T) {
 		}
 		wantError(t, tl.do(t, "GET", path, tl.marketer, nil), 404, "")
 	})
+}
+
+// The rule tree is bounded (segments.MaxRules, MaxDepth, MaxListValues): a bigger one is 422
+// naming the field, before anything is counted.
+func TestSegmentRuleTreeLimits(t *testing.T) {
+	tl := newTill(t)
+	rule := map[string]any{"field": "orders_365d", "op": "gt", "value": 1}
+	rules := make([]any, segments.MaxRules+1)
+	for i := range rules {
+		rules[i] = rule
+	}
+	deep := any(rule)
+	for range segments.MaxDepth {
+		deep = map[string]any{"not": deep}
+	}
+	list := make([]any, segments.MaxListValues+1)
+	for i := range list {
+		list[i] = "oslo-1"
+	}
+	for _, tc := range []struct {
+		name  string
+		rules any
+		field string
+	}{
+		{"more than 200 rules", map[string]any{"any": rules}, "rules"},
+		{"nested more than 10 deep", deep, "rules" + strings.Repeat(".not", segments.MaxDepth)},
+		{"an in list over 1000 values", map[string]any{"field": "home_store", "op": "in", "value": list}, "rules.value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := tl.do(t, "POST", "/api/v1/segments", tl.marketer, map[string]any{"name": "too big", "rules": tc.rules})
+			wantError(t, res, 422, tc.field)
+		})
+	}
 }
