@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+
+	"github.com/regulars/regulars/campaigns/mailer"
+	"github.com/regulars/regulars/campaigns/mailer/smtptest"
 )
 
 // TestMemberLinksReachOnlyWholeLinks renders templates that try to send a member's links
@@ -139,6 +142,30 @@ func TestCampaignsSendFromTheConfiguredSender(t *testing.T) {
 		}
 		if msg.From != from {
 			t.Errorf("From %q, want %q", msg.From, from)
+		}
+	})
+	t.Run("a test send of a stored campaign with another address comes from the configured sender", func(t *testing.T) {
+		var id int64
+		if err := f.db.Pool.QueryRow(ctx, `INSERT INTO campaigns (name, subject, from_addr, html, text)
+			VALUES ('Old', 'Hi', 'Security <security@bigbank.example>', '', 'Hello') RETURNING id`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		srv := smtptest.New(t)
+		sender, err := mailer.New(srv.URL(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sender.Close() })
+		cfg := Config{BaseURL: "https://club.example", DefaultFrom: testFrom}
+		if _, err := TestSend(ctx, f.db, sender, cfg, id, []string{"kari@example.com"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		msgs := srv.Messages()
+		if len(msgs) != 1 || msgs[0].Header.Get("From") != `"Vinyl shop" <news@shop.example>` || msgs[0].From != "news@shop.example" {
+			for _, m := range msgs {
+				t.Logf("From %q, envelope %q", m.Header.Get("From"), m.From)
+			}
+			t.Errorf("the test send is not from the configured sender")
 		}
 	})
 	t.Run("a stored campaign with another address goes out from the configured sender", func(t *testing.T) {
