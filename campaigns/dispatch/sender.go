@@ -472,8 +472,13 @@ func (s *Sender) compile(ctx context.Context, st runState) (*compiledCampaign, e
 	out := &compiledCampaign{updatedAt: camp.UpdatedAt}
 	out.compiled, out.err = campaigns.Compile(camp, s.DefaultFrom)
 	if out.err == nil {
-		if out.tracker, err = tracking.NewTracker(ctx, s.DB, s.Secret, s.BaseURL, camp.ID); err != nil {
-			return nil, err
+		// The tracked links are the template's own, seen in renders for two sample members.
+		var a, b string
+		if a, b, out.err = out.compiled.SampleHTML(ctx, s.BaseURL); out.err == nil {
+			links := tracking.CommonLinks(s.BaseURL, a, b)
+			if out.tracker, err = tracking.NewTracker(ctx, s.DB, s.Secret, s.BaseURL, camp.ID, links); err != nil {
+				return nil, err
+			}
 		}
 	}
 	s.mu.Lock()
@@ -511,9 +516,7 @@ func (s *Sender) deliver(ctx context.Context, r claimed, st runState, m memberIn
 	}
 	// Links become signed click-tracking redirects (and the open pixel is added when the
 	// campaign tracks opens); the club links in the footer stay as they are.
-	if msg.HTML, err = c.tracker.Apply(ctx, r.runID, r.memberID, msg.HTML); err != nil {
-		return false, err
-	}
+	msg.HTML = c.tracker.Apply(r.runID, r.memberID, msg.HTML)
 	err = s.Mail.Send(ctx, msg)
 	switch {
 	case err == nil:

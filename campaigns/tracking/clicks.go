@@ -28,9 +28,8 @@ const (
 // enough for a link.
 const macLen = 16
 
-// MaxLinks is how many distinct tracked links one campaign may have. Links built from member
-// data (…?card={{.Member.Card}}) would otherwise add a row per recipient; beyond the limit new
-// links are left as they are, untracked.
+// MaxLinks is how many distinct tracked links one campaign template may have; beyond it links
+// are left as they are, untracked.
 const MaxLinks = 500
 
 // ErrBadToken is a click or open token that is malformed, tampered with or of another purpose.
@@ -218,6 +217,30 @@ func ExtractLinks(body, baseURL string) []string {
 	return out
 }
 
+// CommonLinks returns the trackable links (as ExtractLinks) that every one of bodies has, in
+// the order of the first: the links of a template rendered for different sample members, less
+// those built from member data.
+func CommonLinks(baseURL string, bodies ...string) []string {
+	if len(bodies) == 0 {
+		return nil
+	}
+	out := ExtractLinks(bodies[0], baseURL)
+	for _, body := range bodies[1:] {
+		in := map[string]bool{}
+		for _, u := range ExtractLinks(body, baseURL) {
+			in[u] = true
+		}
+		kept := out[:0]
+		for _, u := range out {
+			if in[u] {
+				kept = append(kept, u)
+			}
+		}
+		out = kept
+	}
+	return out
+}
+
 // ownPaths are the pages of our server whose links are never rewritten.
 var ownPaths = []string{"/preferences", "/unsubscribe", "/confirm", "/c/", "/o/"}
 
@@ -296,26 +319,28 @@ func LinkIDs(ctx context.Context, db *models.DB, campaignID int64, urls []string
 
 // Tracker rewrites the mails of one campaign: links become BaseURL/c/<token>, and when the
 // campaign tracks opens an <img> of BaseURL/o/<token>.gif is added at the end of the body. Build
-// one per campaign (and again after the campaign changed, as track_opens may have) with
-// NewTracker; Apply is safe for concurrent use by the senders.
+// one per campaign (and again after the campaign changed, as its links or track_opens may have)
+// with NewTracker; Apply is safe for concurrent use by the senders.
+//
+// Only the links of the campaign's template are tracked, registered once when the tracker is
+// built: a URL that differs from mail to mail (one built from member data) is never registered,
+// so no per-member URL reaches campaign_links, the stats or the console.
 type Tracker struct {
-	db         *models.DB
 	secret     []byte
 	base       string
-	campaignID int64
 	trackOpens bool
-
-	mu  sync.RWMutex
-	ids map[string]int64 // the campaign's links registered so far (cache of campaign_links)
+	ids        map[string]int64 // the template's tracked links; read-only after NewTracker
 
 	clickPrefix string    // BaseURL/c/, HTML-escaped: a rewritten href is clickPrefix + token
 	macs        sync.Pool // of hash.Hash: HMAC-SHA256 keyed with secret, reset before each use
 }
 
-// NewTracker reads whether campaignID tracks opens and its links so far. secret and baseURL
-// are REGULARS_SECRET and REGULARS_BASE_URL, as for the preferences and unsubscribe links.
-func NewTracker(ctx context.Context, db *models.DB, secret []byte, baseURL string, campaignID int64) (*Tracker, error) {
-	t := &Tracker{db: db, secret: secret, base: strings.TrimRight(baseURL, "/"), campaignID: campaignID}
+// NewTracker reads whether campaignID tracks opens and registers links, the URLs of the
+// campaign's template (see campaigns.Compiled.Links): the trackable ones, at most MaxLinks, get
+// a campaign_links row if they have none. secret and baseURL are REGULARS_SECRET and
+// REGULARS_BASE_URL, as for the preferences and unsubscribe links.
+func NewTracker(ctx context.Context, db *models.DB, secret []byte, baseURL string, campaignID int64, links []string) (*Tracker, error) {
+	t := &Tracker{secret: secret, base: strings.TrimRight(baseURL, "/")}
 	t.clickPrefix = html.EscapeString(t.base + "/c/")
 	t.macs.New = func() any { return newMAC(secret) }
 	err := db.Pool.QueryRow(ctx, `SELECT track_opens FROM campaigns WHERE id = $1`, campaignID).Scan(&t.trackOpens)
@@ -325,78 +350,43 @@ func NewTracker(ctx context.Context, db *models.DB, secret []byte, baseURL strin
 	if err != nil {
 		return nil, fmt.Errorf("tracker for campaign %d: %w", campaignID, err)
 	}
-	rows, err := db.Pool.Query(ctx, `SELECT url, id FROM campaign_links WHERE campaign_id = $1`, t.campaignID)
-	if err != nil {
-		return nil, fmt.Errorf("links of campaign %d: %w", t.campaignID, err)
-	}
-	t.ids = map[string]int64{}
-	for rows.Next() {
-		var u string
-		var id int64
-		if err := rows.Scan(&u, &id); err != nil {
-			return nil, err
-		}
-		if trackable(u, t.base) { // (a link of our own pages under an earlier base URL is not)
-			t.ids[u] = id
+	var urls []string
+	seen := map[string]bool{}
+	for _, u := range links {
+		if !seen[u] && trackable(u, t.base) && len(urls) < MaxLinks {
+			seen[u] = true
+			urls = append(urls, u)
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("links of campaign %d: %w", t.campaignID, err)
+	if t.ids, err = LinkIDs(ctx, db, campaignID, urls); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
-// Apply returns the HTML body of the mail of run runID to memberID with its links rewritten
-// (and the open pixel added when the campaign tracks opens). Links seen for the first time are
-// registered; the database is touched only then, so mails whose links are all known cost no
-// query. The output is that of Rewrite with SignClick tokens, built in one pass.
-func (t *Tracker) Apply(ctx context.Context, runID, memberID int64, body string) (string, error) {
+// Apply returns the HTML body of the mail of run runID to memberID with the template's links
+// rewritten (and the open pixel added when the campaign tracks opens); every other link is kept
+// byte for byte. It touches no database. The output is that of Rewrite with SignClick tokens,
+// built in one pass.
+func (t *Tracker) Apply(runID, memberID int64, body string) string {
 	if body == "" {
-		return body, nil
+		return body
 	}
 	matches := allHrefs(body)
-	ids := make([]int64, len(matches)) // 0: left as it is
-	var unknown []int                  // indexes of matches not in t.ids
-	t.mu.RLock()
-	for i, m := range matches {
-		if id, ok := t.ids[unescape(m.value(body))]; ok {
-			ids[i] = id
-		} else {
-			unknown = append(unknown, i)
-		}
-	}
-	t.mu.RUnlock()
-	// Links not registered are mostly the member's own preferences and unsubscribe links (a
-	// new URL in every mail, never tracked); the others are registered.
-	var missing []string
-	for _, i := range unknown {
-		if u := unescape(matches[i].value(body)); trackable(u, t.base) {
-			missing = append(missing, u)
-		}
-	}
-	if len(missing) > 0 {
-		if err := t.register(ctx, missing); err != nil {
-			return "", err
-		}
-		t.mu.RLock()
-		for _, i := range unknown {
-			ids[i] = t.ids[unescape(matches[i].value(body))]
-		}
-		t.mu.RUnlock()
-	}
 	var b strings.Builder
 	b.Grow(len(body) + len(matches)*(len(t.clickPrefix)+48) + 256)
 	last := 0
 	var tok [3*binary.MaxVarintLen64 + macLen]byte
 	var enc [(len(tok)*8 + 5) / 6]byte // tok in unpadded base64
-	for i, m := range matches {
-		if ids[i] == 0 {
+	for _, m := range matches {
+		id, ok := t.ids[unescape(m.value(body))]
+		if !ok {
 			continue
 		}
 		b.WriteString(body[last:m.quote])
 		b.WriteByte('"')
 		b.WriteString(t.clickPrefix)
-		raw := t.appendToken(tok[:0], purposeClick, Ref{RunID: runID, MemberID: memberID, LinkID: ids[i]})
+		raw := t.appendToken(tok[:0], purposeClick, Ref{RunID: runID, MemberID: memberID, LinkID: id})
 		n := base64.RawURLEncoding.EncodedLen(len(raw))
 		base64.RawURLEncoding.Encode(enc[:n], raw)
 		b.Write(enc[:n])
@@ -408,38 +398,7 @@ func (t *Tracker) Apply(ctx context.Context, runID, memberID int64, body string)
 	if t.trackOpens {
 		out = addPixel(out, t.base+"/o/"+SignOpen(t.secret, Ref{RunID: runID, MemberID: memberID})+".gif")
 	}
-	return out, nil
-}
-
-// register registers trackable URLs not seen before in campaign_links, while the campaign has
-// fewer than MaxLinks.
-func (t *Tracker) register(ctx context.Context, urls []string) error {
-	var trackableURLs []string
-	seen := map[string]bool{}
-	t.mu.Lock()
-	for _, u := range urls {
-		if seen[u] {
-			continue
-		}
-		seen[u] = true
-		if _, ok := t.ids[u]; !ok && len(t.ids)+len(trackableURLs) < MaxLinks {
-			trackableURLs = append(trackableURLs, u)
-		}
-	}
-	t.mu.Unlock()
-	if len(trackableURLs) == 0 {
-		return nil
-	}
-	got, err := LinkIDs(ctx, t.db, t.campaignID, trackableURLs)
-	if err != nil {
-		return err
-	}
-	t.mu.Lock()
-	for u, id := range got {
-		t.ids[u] = id
-	}
-	t.mu.Unlock()
-	return nil
+	return out
 }
 
 // appendToken appends the raw (not yet base64) token of r to dst, as sign does, with an HMAC

@@ -284,14 +284,11 @@ func TestTrackerAndClicks(t *testing.T) {
 	kari := f.member(t, "kari")
 	body := `<html><body><a href="https://shop.example.com/a">A</a> <a href="mailto:x@example.com">m</a></body></html>`
 
-	tr, err := NewTracker(ctx, f.db, secret, base, f.campaignID)
+	tr, err := NewTracker(ctx, f.db, secret, base, f.campaignID, ExtractLinks(body, base))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tr.Apply(ctx, run, kari, body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := tr.Apply(run, kari, body)
 	links := ExtractLinks(out, "")
 	if len(links) != 1 || len(links[0]) <= len(base+"/c/") || links[0][:len(base+"/c/")] != base+"/c/" {
 		t.Fatalf("rewritten links %q in %s", links, out)
@@ -300,7 +297,7 @@ func TestTrackerAndClicks(t *testing.T) {
 	if err != nil || ref.RunID != run || ref.MemberID != kari {
 		t.Fatalf("token names %+v (%v)", ref, err)
 	}
-	if out2, _ := tr.Apply(ctx, run, kari, body); out2 != out {
+	if out2 := tr.Apply(run, kari, body); out2 != out {
 		t.Error("a second mail to the same member differs")
 	}
 	t.Run("without track_opens no pixel is added", func(t *testing.T) {
@@ -339,14 +336,11 @@ func TestTrackerAndClicks(t *testing.T) {
 	t.Run("with track_opens the pixel is added and opens are recorded", func(t *testing.T) {
 		c := f.campaign(t, true)
 		r := f.run(t, c, t0)
-		tr, err := NewTracker(ctx, f.db, secret, base, c)
+		tr, err := NewTracker(ctx, f.db, secret, base, c, ExtractLinks(body, base))
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := tr.Apply(ctx, r, kari, body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		out := tr.Apply(r, kari, body)
 		if !containsPixel(out) {
 			t.Fatalf("no pixel in %s", out)
 		}
@@ -384,14 +378,15 @@ func TestApplyToARenderedCampaign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := NewTracker(ctx, f.db, secret, base, f.campaignID)
+	a, b, err := compiled.SampleHTML(ctx, base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tr.Apply(ctx, run, kari, msg.HTML)
+	tr, err := NewTracker(ctx, f.db, secret, base, f.campaignID, CommonLinks(base, a, b))
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := tr.Apply(run, kari, msg.HTML)
 	got := ExtractLinks(out, "")
 	var tracked, prefs, unsub bool
 	for _, u := range got {
@@ -410,5 +405,58 @@ func TestApplyToARenderedCampaign(t *testing.T) {
 	}
 	if !tracked || !prefs || !unsub || !strings.Contains(out, `href="mailto:shop@example.com"`) {
 		t.Errorf("tracked %v, preferences kept %v, unsubscribe kept %v in\n%s", tracked, prefs, unsub, out)
+	}
+}
+
+// TestLinksBuiltFromMemberDataAreNotTracked: the tracker knows only the links common to the
+// template's sample renders; a URL made for one member is left as it is and never stored.
+func TestLinksBuiltFromMemberDataAreNotTracked(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	base := "https://club.example.com"
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	compiled, err := campaigns.Compile(&campaigns.Campaign{Subject: "Hi", HTML: `<p>
+<a href="https://shop.example.com/records">Records</a>
+<a href="https://shop.example.com/me?card={{.Member.Card}}">Your card</a>
+<a href="https://shop.example.com/{{.Member.HomeStore}}">Your store</a></p>`}, "Shop <news@shop.example.com>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, err := compiled.SampleHTML(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := CommonLinks(base, a, b)
+	if len(links) != 1 || links[0] != "https://shop.example.com/records" {
+		t.Fatalf("template links %q, want only the fixed one", links)
+	}
+	tr, err := NewTracker(ctx, f.db, secret, base, f.campaignID, links)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := f.run(t, f.campaignID, t0)
+	for _, name := range []string{"kari", "ola", "per"} {
+		id := f.member(t, name)
+		msg, err := compiled.Render(ctx, campaigns.Recipient{RunID: run, MemberID: id, To: name + "@example.com",
+			Member: campaigns.MemberData{Name: name, Card: fmt.Sprintf("70000000000%02d", id), HomeStore: name + "-1"},
+			Links:  campaigns.MemberLinks(base, secret, id, t0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := tr.Apply(run, id, msg.HTML)
+		if !strings.Contains(out, fmt.Sprintf(`href="https://shop.example.com/me?card=70000000000%02d"`, id)) ||
+			!strings.Contains(out, `href="https://shop.example.com/`+name+`-1"`) {
+			t.Errorf("the member's own links were changed:\n%s", out)
+		}
+		if strings.Contains(out, `"https://shop.example.com/records"`) {
+			t.Errorf("the template's link was not tracked:\n%s", out)
+		}
+	}
+	var n int
+	if err := f.db.Pool.QueryRow(ctx, `SELECT count(*) FROM campaign_links WHERE campaign_id = $1`, f.campaignID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d links stored, want 1", n)
 	}
 }
