@@ -409,3 +409,69 @@ func segMustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// A saved segment too slow to count while the page waits still opens, with its cached counts
+// and how old they are, or "counting…" before the first count, so it can be changed or deleted.
+func TestConsoleSlowSegmentOpensWithCachedCounts(t *testing.T) {
+	cc := newSegmentsConsole(t)
+	cc.DB.StatementTimeout = time.Second // the live count gets half of it
+	fixed := time.Now()
+	cc.DB.Now = func() time.Time { return fixed } // so the counts are "counted just now" however slow the machine
+	client, _ := cc.loginAs(t, models.RoleMarketer)
+	client.Timeout = time.Minute // generous: only a page that hangs fails on it
+	ctx := context.Background()
+	counted, err := segments.Create(ctx, cc.DB, segments.SavedInput{Name: "Counted", Rules: json.RawMessage(segOsloRules)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := segments.Recount(ctx, cc.DB, counted.ID, time.Time{}, true); err != nil {
+		t.Fatal(err)
+	}
+	uncounted, err := segments.Create(ctx, cc.DB, segments.SavedInput{Name: "Uncounted", Rules: json.RawMessage(segOsloRules)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, _ := segCountRules(t, cc.DB, segOsloRules)
+	// Counting reads members; holding them makes every live count too slow.
+	tx, err := cc.DB.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE members IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+
+	res := cc.get(t, client, "/console/segments/"+strconv.FormatInt(counted.ID, 10))
+	want := `<span id="segment-count" class="count">` + strconv.FormatInt(members, 10) + `</span>`
+	if res.Status != http.StatusOK || !strings.Contains(res.Body, want) || !strings.Contains(res.Body, "counted just now") {
+		t.Errorf("counted segment: status %d, want 200 with %s and how fresh\n%s", res.Status, want, res.Body)
+	}
+	res = cc.get(t, client, "/console/segments/"+strconv.FormatInt(uncounted.ID, 10))
+	if res.Status != http.StatusOK || !strings.Contains(res.Body, "counting…") {
+		t.Errorf("uncounted segment: status %d, want 200 with counting…\n%s", res.Status, res.Body)
+	}
+	list := cc.get(t, client, "/console/segments")
+	if list.Status != http.StatusOK || !strings.Contains(list.Body, "counted just now") || !strings.Contains(list.Body, "counting…") {
+		t.Errorf("list: status %d, want both segments, one counted and one counting\n%s", list.Status, list.Body)
+	}
+}
+
+func TestCountedAgo(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { t := now.Add(-d); return &t }
+	for _, tc := range []struct {
+		at   *time.Time
+		want string
+	}{
+		{nil, "counting…"},
+		{at(20 * time.Second), "counted just now"},
+		{at(3*time.Minute + 10*time.Second), "counted 3 min ago"},
+		{at(5 * time.Hour), "counted 5 h ago"},
+		{at(72 * time.Hour), "counted on 2026-12-03"},
+	} {
+		if got := countedAgo(now, tc.at); got != tc.want {
+			t.Errorf("countedAgo(%v) = %q, want %q", tc.at, got, tc.want)
+		}
+	}
+}
