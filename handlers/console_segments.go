@@ -175,7 +175,7 @@ func (cn *console) savedSegmentView(ctx context.Context, id int64) (*segmentForm
 	if err != nil {
 		return nil, err
 	}
-	cn.s.countLater([]int64{id}, time.Time{}, false) // a no-op while a count is under way
+	cn.s.countLater([]int64{id}, time.Unix(0, 0), false) // unless counted, or a count is under way
 	view := &segmentFormView{ID: sc.ID, Name: sc.Name, Description: sc.Description, Rules: indentJSON(sc.Rules)}
 	if sc.CountedAt == nil {
 		view.Counting = true

@@ -46,15 +46,30 @@ func (s *Server) countUncounted(list []segments.Counted) {
 		}
 	}
 	if len(ids) > 0 {
-		s.countLater(ids, time.Time{}, false)
+		// Any count of the current rules will do: another view may have had them counted since.
+		s.countLater(ids, time.Unix(0, 0), false)
 	}
 }
 
 // countLater recounts segments ids in the background, one after the other, each under
 // segments.CountTimeout rather than the request's statement limit: a slow segment gets its
-// counts even though no page may wait for them. notBefore and wait are segments.Recount's.
+// counts even though no page may wait for them. notBefore and wait are segments.Recount's. One
+// background count runs at a time in the process (countSlot): with wait the count queues for
+// its turn, without it the count is left to a later view or to jobs.CountSegments when another
+// is running, so that page views never hold more than one connection with counts.
 func (s *Server) countLater(ids []int64, notBefore time.Time, wait bool) {
+	if !wait {
+		select {
+		case s.countSlot <- struct{}{}:
+		default:
+			return
+		}
+	}
 	go func() {
+		if wait {
+			s.countSlot <- struct{}{}
+		}
+		defer func() { <-s.countSlot }()
 		for _, id := range ids {
 			ctx, cancel := context.WithTimeout(context.Background(), segments.CountTimeout)
 			_, err := segments.Recount(ctx, s.db, id, notBefore, wait)

@@ -224,3 +224,42 @@ func TestSegmentRuleTreeLimits(t *testing.T) {
 		})
 	}
 }
+
+// A segment never counted (saved before the counts were cached, or by another replica a moment
+// ago) lists with null counts, and the view has it counted in the background.
+func TestSegmentListCountsTheUncountedInTheBackground(t *testing.T) {
+	tl, _ := segmentShop(t)
+	var id int64
+	if err := tl.db.Pool.QueryRow(context.Background(),
+		`INSERT INTO segments (name, rules) VALUES ('Oslo', '{"field": "home_store", "op": "eq", "value": "oslo-1"}') RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	type listed struct {
+		Segments []struct {
+			Members   *int64     `json:"members"`
+			Mailable  *int64     `json:"mailable"`
+			CountedAt *time.Time `json:"counted_at"`
+		}
+	}
+	var first listed
+	res := tl.do(t, "GET", "/api/v1/segments", tl.marketer, nil)
+	mustUnmarshal(t, res.Body, &first)
+	if res.Status != 200 || len(first.Segments) != 1 || first.Segments[0].CountedAt != nil || first.Segments[0].Members != nil {
+		t.Fatalf("first view: %d %s; want null counts", res.Status, res.Body)
+	}
+	deadline := time.Now().Add(time.Minute) // generous: the count takes milliseconds
+	for {
+		var out listed
+		mustUnmarshal(t, tl.do(t, "GET", "/api/v1/segments", tl.marketer, nil).Body, &out)
+		if s := out.Segments[0]; s.CountedAt != nil {
+			if *s.Members != 2 || *s.Mailable != 1 {
+				t.Errorf("counted %d/%d, want 2/1", *s.Members, *s.Mailable)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not counted a minute after the first view")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

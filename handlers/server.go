@@ -31,12 +31,15 @@ type Server struct {
 	tracking TrackingOptions
 	// security configures client addresses and HSTS (SetSecurity, security.go).
 	security SecurityOptions
+	// countSlot lets one background segment count run at a time in this process (segments.go),
+	// so that page views cannot fill the pool with slow counts.
+	countSlot chan struct{}
 }
 
 // New builds the server's handler. reg receives the HTTP and database-pool metrics and is what
 // /metrics exposes.
 func New(db *models.DB, log *slog.Logger, reg *prometheus.Registry) *Server {
-	s := &Server{db: db, log: log, metrics: newHTTPMetrics(reg), echo: echo.New()}
+	s := &Server{db: db, log: log, metrics: newHTTPMetrics(reg), echo: echo.New(), countSlot: make(chan struct{}, 1)}
 	reg.MustRegister(newPoolCollector(db))
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
