@@ -3,6 +3,13 @@ package handlers
 // The public club pages: the join form, the double opt-in link, the member's preferences (with
 // data download and erasure) and unsubscribing. Server-rendered from templates/pages, in the
 // visitor's language, without JavaScript. Handlers parse and render; the rules live in models.
+//
+// Two kinds of member link reach these pages (models/member_links.go). The preferences and
+// unsubscribe links are in every campaign mail, whose HTML a marketer writes, so they are low
+// privilege: show the page, change name, language and home store, withdraw consent, unsubscribe.
+// Downloading the data, erasing the membership and granting consent again take a link the member
+// asks for here and gets by mail, valid an hour and once. Every link a mail carries opens a page
+// with one button; only the button's POST changes anything, because link scanners open links.
 
 import (
 	"bytes"
@@ -45,6 +52,7 @@ const (
 	sourceConfirm     = "confirm"
 	sourcePreferences = "preferences"
 	sourceUnsubscribe = "unsubscribe"
+	sourceEmailLink   = "email_link" // consent granted with a link mailed on request
 )
 
 // pages holds what the page handlers need beyond the Server. It is set up on the first request,
@@ -74,9 +82,13 @@ func (s *Server) pageRoutes() {
 	e.GET("/card.png", p.cardImage, p.guard)
 	e.GET("/preferences", p.preferencesForm, p.guard, p.csrfCheck)
 	e.POST("/preferences", p.savePreferences, p.guard, p.csrfCheck)
-	e.GET("/preferences/export", p.export, p.guard)
+	e.POST("/preferences/request", p.requestLink, p.guard, p.csrfCheck)
+	e.GET("/preferences/export", p.exportForm, p.guard, p.csrfCheck)
+	e.POST("/preferences/export", p.export, p.guard, p.csrfCheck)
 	e.GET("/preferences/erase", p.eraseForm, p.guard, p.csrfCheck)
 	e.POST("/preferences/erase", p.erase, p.guard, p.csrfCheck)
+	e.GET("/preferences/consent", p.consentForm, p.guard, p.csrfCheck)
+	e.POST("/preferences/consent", p.grantConsent, p.guard, p.csrfCheck)
 	e.GET("/unsubscribe", p.unsubscribeForm, p.guard)
 	e.POST("/unsubscribe", p.unsubscribe, p.guard)
 	e.GET("/static/:file", p.static)
@@ -210,6 +222,7 @@ type view struct {
 	Stores          []option
 	LanguageOptions []option
 	ConsentPending  bool
+	NoEmail         bool // the member has no address to mail a link to
 
 	MemberName   string
 	CardNumber   string
@@ -217,9 +230,9 @@ type view struct {
 	Discount     float64
 	DiscountText string
 
-	JoinURL, PrefsURL, CardURL, ExportURL, EraseURL, UnsubscribeURL string
+	JoinURL, PrefsURL, CardURL, UnsubscribeURL string
 
-	Title, Message string // the error page
+	Title, Message string // the error and link pages; Message also a note on a saved page
 }
 
 type langLink struct{ Lang, Name, URL string }
@@ -519,8 +532,7 @@ func (p *pages) preferencesForm(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	f := formValues{Name: m.Name, HomeStore: m.HomeStore, Language: m.Language,
-		Consent: m.MarketingConsent == models.ConsentPending || m.MarketingConsent == models.ConsentConfirmed}
+	f := formValues{Name: m.Name, HomeStore: m.HomeStore, Language: m.Language, Consent: hasConsent(m)}
 	return p.renderPreferences(c, http.StatusOK, p.newView(c, pageLanguage(c)), m, f)
 }
 
@@ -532,15 +544,22 @@ func (p *pages) renderPreferences(c echo.Context, status int, v *view, m *models
 	token := c.FormValue("token")
 	v.Form, v.Stores, v.Token, v.CardNumber = f, stores, token, m.Card
 	v.ConsentPending = m.MarketingConsent == models.ConsentPending
+	v.NoEmail = m.Email == nil || *m.Email == ""
 	for _, l := range templates.Languages() {
 		v.LanguageOptions = append(v.LanguageOptions, option{Value: l, Name: templates.T(l, "lang.name", nil), Selected: l == f.Language})
 	}
-	v.ExportURL = "/preferences/export?" + url.Values{"token": {token}}.Encode()
-	v.EraseURL = tokenURL("/preferences/erase", v.Lang, token)
 	return p.render(c, status, "preferences", v)
 }
 
-// savePreferences saves the whole form: every field is on it, so each is set.
+// hasConsent reports whether m's marketing consent is given (confirmed, or waiting for its
+// confirmation).
+func hasConsent(m *models.Member) bool {
+	return m.MarketingConsent == models.ConsentPending || m.MarketingConsent == models.ConsentConfirmed
+}
+
+// savePreferences saves the whole form: every field is on it, so each is set. Unticking the
+// consent box withdraws consent at once; ticking it while consent is withdrawn or was never given
+// grants nothing (this page's link is low privilege) but mails the member a consent link.
 func (p *pages) savePreferences(c echo.Context) error {
 	m, ok, err := p.preferencesMember(c)
 	if !ok {
@@ -553,8 +572,21 @@ func (p *pages) savePreferences(c echo.Context) error {
 		Language:  c.FormValue("language"),
 		Consent:   c.FormValue("marketing_consent") != "",
 	}
-	_, err = p.s.db.UpdatePreferences(c.Request().Context(), m.ID, models.PreferencesInput{
-		Name: &f.Name, HomeStore: &f.HomeStore, Language: &f.Language, MarketingConsent: &f.Consent,
+	var consent *bool // nil: unchanged
+	askConsent := f.Consent && !hasConsent(m)
+	if !f.Consent && hasConsent(m) {
+		consent = &f.Consent
+	}
+	if askConsent && (m.Email == nil || *m.Email == "") {
+		v := p.newView(c, lang)
+		msg := templates.T(lang, "error.consent_no_email", nil)
+		v.Errors["marketing_consent"] = msg
+		v.ErrorList = append(v.ErrorList, fieldError{Field: "marketing_consent", Message: msg})
+		return p.renderPreferences(c, http.StatusUnprocessableEntity, v, m, f)
+	}
+	ctx := c.Request().Context()
+	_, err = p.s.db.UpdatePreferences(ctx, m.ID, models.PreferencesInput{
+		Name: &f.Name, HomeStore: &f.HomeStore, Language: &f.Language, MarketingConsent: consent,
 		ConsentTextVersion: consentVersion(lang),
 	}, evidence(c, sourcePreferences))
 	if err != nil {
@@ -573,47 +605,194 @@ func (p *pages) savePreferences(c echo.Context) error {
 	v := p.newView(c, lang)
 	v.Lang = lang
 	v.PrefsURL = tokenURL("/preferences", lang, c.FormValue("token"))
+	if askConsent {
+		if err := p.mailLink(c, m.ID, models.LinkConsent, lang); err != nil {
+			return err
+		}
+		v.Message = templates.T(lang, "link_sent.consent", nil)
+	}
 	return p.render(c, http.StatusOK, "preferences_saved", v)
 }
 
-// export sends everything held about the member as a JSON download.
-func (p *pages) export(c echo.Context) error {
+// mailLink queues a link for action to member id's own address (nothing beyond the mailbox's
+// hourly cap, which the visitor is not told).
+func (p *pages) mailLink(c echo.Context, id int64, action, lang string) error {
+	req, err := p.s.db.RequestMemberLink(c.Request().Context(), id, action, lang)
+	if err != nil {
+		return err
+	}
+	if req.Queued && p.s.club.MailQueued != nil {
+		p.s.club.MailQueued()
+	}
+	return nil
+}
+
+// requestLink is the preferences page's "Download my data" and "Erase my membership": it mails
+// the member a link that does it, and says so.
+func (p *pages) requestLink(c echo.Context) error {
 	m, ok, err := p.preferencesMember(c)
 	if !ok {
 		return err
 	}
-	x, err := p.s.db.ExportMember(c.Request().Context(), m.ID)
-	if err != nil {
+	action := c.FormValue("action")
+	if action != models.LinkExport && action != models.LinkErase {
+		return echo.NewHTTPError(http.StatusBadRequest, "no such request")
+	}
+	lang := pageLanguage(c)
+	v := p.newView(c, lang)
+	v.PrefsURL = tokenURL("/preferences", lang, c.FormValue("token"))
+	err = p.mailLink(c, m.ID, action, lang)
+	switch {
+	case models.ErrorCode(err) == models.EINVALID: // no email address
+		return p.render(c, http.StatusUnprocessableEntity, "link_no_email", v)
+	case isNotFound(err):
+		return p.erased(c, http.StatusGone)
+	case err != nil:
 		return err
+	}
+	v.Message = templates.T(lang, "link_sent."+action, nil)
+	return p.render(c, http.StatusOK, "link_sent", v)
+}
+
+// memberLink verifies the request's token as a mailed link for action, and that the link is still
+// unused and fresh. On a bad link it renders the page that says so and returns ok false; the
+// caller then returns err (nil once the page is written). Only the POST that uses the link makes
+// it used: the check here is for the page with the button.
+func (p *pages) memberLink(c echo.Context, action string) (l *models.MemberLink, ok bool, err error) {
+	now := p.s.db.Now()
+	id, verr := models.VerifyToken(p.secret, models.LinkTokenPurpose(action), c.FormValue("token"), now)
+	switch {
+	case errors.Is(verr, models.ErrTokenExpired):
+		return nil, false, p.linkGone(c, models.ErrTokenExpired)
+	case verr != nil:
+		return nil, false, p.linkInvalid(c)
+	}
+	l, err = p.s.db.FindMemberLink(c.Request().Context(), id)
+	switch {
+	case isNotFound(err):
+		return nil, false, p.linkInvalid(c)
+	case err != nil:
+		return nil, false, err
+	case l.Action != action:
+		return nil, false, p.linkInvalid(c)
+	}
+	if err := l.Usable(now); err != nil {
+		return nil, false, p.linkGone(c, err)
+	}
+	m, err := p.s.db.GetMember(c.Request().Context(), l.MemberID)
+	switch {
+	case isNotFound(err):
+		return nil, false, p.linkInvalid(c)
+	case err != nil:
+		return nil, false, err
+	case m.Status == models.StatusErased:
+		return nil, false, p.erased(c, http.StatusGone)
+	}
+	return l, true, nil
+}
+
+// linkGone is the page for a mailed link that is used (models.ErrLinkUsed) or expired.
+func (p *pages) linkGone(c echo.Context, why error) error {
+	v := p.newView(c, pageLanguage(c))
+	key := "link_gone.expired"
+	if errors.Is(why, models.ErrLinkUsed) {
+		key = "link_gone.used"
+	}
+	v.Title, v.Message = templates.T(v.Lang, key+".title", nil), templates.T(v.Lang, key+".text", nil)
+	return p.render(c, http.StatusGone, "link_gone", v)
+}
+
+// linkUseFailed renders the page for a link that could not be used; for other errors it returns
+// them.
+func (p *pages) linkUseFailed(c echo.Context, err error) error {
+	switch {
+	case errors.Is(err, models.ErrLinkUsed), errors.Is(err, models.ErrTokenExpired):
+		return p.linkGone(c, err)
+	case isNotFound(err): // the member was erased meanwhile
+		return p.erased(c, http.StatusGone)
+	}
+	return err
+}
+
+// linkPage renders the one-button page of a mailed link. Its way back to the preferences is a
+// fresh preferences link: the member has just shown they read their own mail.
+func (p *pages) linkPage(c echo.Context, l *models.MemberLink, name string) error {
+	lang := pageLanguage(c)
+	v := p.newView(c, lang)
+	v.Token = c.FormValue("token")
+	v.PrefsURL = tokenURL("/preferences", lang, models.SignToken(p.secret, models.TokenPreferences, l.MemberID, p.s.db.Now().Add(preferencesTTL)))
+	return p.render(c, http.StatusOK, name, v)
+}
+
+func (p *pages) exportForm(c echo.Context) error {
+	l, ok, err := p.memberLink(c, models.LinkExport)
+	if !ok {
+		return err
+	}
+	return p.linkPage(c, l, "link_export")
+}
+
+// export sends everything held about the member as a JSON download, using the link.
+func (p *pages) export(c echo.Context) error {
+	l, ok, err := p.memberLink(c, models.LinkExport)
+	if !ok {
+		return err
+	}
+	x, err := p.s.db.ExportMemberByLink(c.Request().Context(), l.ID)
+	if err != nil {
+		return p.linkUseFailed(c, err)
 	}
 	body, err := json.MarshalIndent(x, "", "  ")
 	if err != nil {
-		return fmt.Errorf("export member %d: %w", m.ID, err)
+		return fmt.Errorf("export member %d: %w", l.MemberID, err)
 	}
-	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="regulars-membership-`+m.Card+`.json"`)
+	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="regulars-membership-`+x.Member.Card+`.json"`)
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 }
 
 func (p *pages) eraseForm(c echo.Context) error {
-	if _, ok, err := p.preferencesMember(c); !ok {
-		return err
-	}
-	lang := pageLanguage(c)
-	v := p.newView(c, lang)
-	v.Token = c.FormValue("token")
-	v.PrefsURL = tokenURL("/preferences", lang, v.Token)
-	return p.render(c, http.StatusOK, "erase", v)
-}
-
-func (p *pages) erase(c echo.Context) error {
-	m, ok, err := p.preferencesMember(c)
+	l, ok, err := p.memberLink(c, models.LinkErase)
 	if !ok {
 		return err
 	}
-	if err := p.s.db.EraseMember(c.Request().Context(), m.ID); err != nil && !isNotFound(err) {
+	return p.linkPage(c, l, "erase")
+}
+
+func (p *pages) erase(c echo.Context) error {
+	l, ok, err := p.memberLink(c, models.LinkErase)
+	if !ok {
 		return err
 	}
+	if err := p.s.db.EraseMemberByLink(c.Request().Context(), l.ID); err != nil {
+		return p.linkUseFailed(c, err)
+	}
 	return p.erased(c, http.StatusOK)
+}
+
+func (p *pages) consentForm(c echo.Context) error {
+	l, ok, err := p.memberLink(c, models.LinkConsent)
+	if !ok {
+		return err
+	}
+	return p.linkPage(c, l, "link_consent")
+}
+
+// grantConsent records marketing consent as the member's own act: they asked for the link on
+// the preferences page, opened it from their mailbox and pressed the button next to the wording.
+func (p *pages) grantConsent(c echo.Context) error {
+	l, ok, err := p.memberLink(c, models.LinkConsent)
+	if !ok {
+		return err
+	}
+	lang := pageLanguage(c)
+	_, err = p.s.db.GrantConsentByLink(c.Request().Context(), l.ID, consentVersion(lang), evidence(c, sourceEmailLink))
+	if err != nil {
+		if models.ErrorCode(err) == models.EINVALID { // the address was removed meanwhile
+			return p.render(c, http.StatusUnprocessableEntity, "link_no_email", p.newView(c, lang))
+		}
+		return p.linkUseFailed(c, err)
+	}
+	return p.linkPage(c, l, "consent_given")
 }
 
 // unsubscribeForm is the one-button page; opening it changes nothing (link checkers and mail

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"html"
 	"io"
 	"log/slog"
@@ -12,9 +13,11 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
@@ -33,7 +36,17 @@ type site struct {
 
 func newSite(t *testing.T, o ClubOptions) *site {
 	t.Helper()
+	return newSiteAt(t, o, nil)
+}
+
+// newSiteAt is newSite with the database's clock set to now (nil: the real one) before the server
+// starts.
+func newSiteAt(t *testing.T, o ClubOptions, now func() time.Time) *site {
+	t.Helper()
 	db := dbtest.New(t)
+	if now != nil {
+		db.Now = now
+	}
 	s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if o.Secret == nil {
 		o.Secret = testSecret
@@ -580,7 +593,7 @@ func TestUnsubscribing(t *testing.T) {
 	})
 }
 
-func TestPreferencesSaveExportAndErase(t *testing.T) {
+func TestPreferencesSaveAndWithdraw(t *testing.T) {
 	s := newSite(t, ClubOptions{})
 	m := confirmed(t, s)
 	tok := token(models.TokenPreferences, m.ID, time.Now().Add(time.Hour))
@@ -612,11 +625,196 @@ func TestPreferencesSaveExportAndErase(t *testing.T) {
 		}
 	})
 
-	t.Run("the data downloads as JSON", func(t *testing.T) {
-		p := s.get(t, "/preferences/export?token="+url.QueryEscape(tok))
+	t.Run("the data and erase buttons ask for a link by mail", func(t *testing.T) {
+		form := s.get(t, "/preferences?token="+url.QueryEscape(tok))
+		for _, action := range []string{"export", "erase"} {
+			if !regexp.MustCompile(`(?s)<form method="post" action="/preferences/request">.*?name="action" value="` + action + `"`).MatchString(form.Body) {
+				t.Errorf("no button posting action %s to /preferences/request:\n%s", action, form.Body)
+			}
+		}
+		if strings.Contains(form.Body, "/preferences/export?") || strings.Contains(form.Body, "/preferences/erase?") {
+			t.Errorf("the page links straight to export or erase:\n%s", form.Body)
+		}
+	})
+}
+
+// requestLink presses a button of the preferences page of tok: "export" or "erase".
+func (s *site) requestLink(t *testing.T, tok, action string, headers ...string) page {
+	t.Helper()
+	form := s.get(t, "/preferences?token="+url.QueryEscape(tok))
+	if form.Status != http.StatusOK {
+		t.Fatalf("preferences: %d\n%s", form.Status, form.Body)
+	}
+	return s.post(t, "/preferences/request", url.Values{"_csrf": {csrf(t, form)}, "token": {tok}, "lang": {"en"}, "action": {action}}, headers...)
+}
+
+// lastLink is the token of member id's newest link for action, signed as the mail signs it, or ""
+// when there is none.
+func (s *site) lastLink(t *testing.T, id int64, action string) string {
+	t.Helper()
+	var linkID int64
+	var expires time.Time
+	err := s.db.Pool.QueryRow(context.Background(), `SELECT id, expires_at FROM member_links
+		WHERE member_id = $1 AND action = $2 ORDER BY id DESC LIMIT 1`, id, action).Scan(&linkID, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token(models.LinkTokenPurpose(action), linkID, expires)
+}
+
+// ageMail makes the mail queued so far an hour old, out of the hourly cap, for tests that ask for
+// more links than it allows.
+func (s *site) ageMail(t *testing.T) {
+	t.Helper()
+	if _, err := s.db.Pool.Exec(context.Background(), `UPDATE club_mail SET created_at = created_at - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// queuedMail counts the club mail of kind queued for member id.
+func (s *site) queuedMail(t *testing.T, id int64, kind string) int {
+	t.Helper()
+	var n int
+	if err := s.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM club_mail WHERE member_id = $1 AND kind = $2`,
+		id, kind).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// useLink opens a mailed link (path?token=tok) and presses its one button.
+func (s *site) useLink(t *testing.T, path, tok string) page {
+	t.Helper()
+	form := s.get(t, path+"?token="+url.QueryEscape(tok))
+	if form.Status != http.StatusOK {
+		t.Fatalf("GET %s: %d\n%s", path, form.Status, form.Body)
+	}
+	if n := strings.Count(form.Body, "<button"); n != 1 {
+		t.Errorf("GET %s shows %d buttons, want one", path, n)
+	}
+	return s.post(t, path, url.Values{"_csrf": {csrf(t, form)}, "token": {tok}, "lang": {"en"}})
+}
+
+// A preferences link is in every campaign mail, whose HTML a marketer writes, and can leak to
+// the marketer (click stats) or anyone the template sends it to. With it alone nobody may download
+// the member's data, erase them, or turn their withdrawn consent back into a confirmed one.
+func TestAPreferencesLinkCannotExportEraseOrGrantConsent(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	m := confirmed(t, s)
+	tok := token(models.TokenPreferences, m.ID, time.Now().Add(time.Hour))
+	attacker := newClient()
+	form := s.do(t, attacker, http.MethodGet, "/preferences?token="+url.QueryEscape(tok), nil)
+	if form.Status != http.StatusOK {
+		t.Fatalf("preferences: %d", form.Status)
+	}
+	post := func(path string, f url.Values) page {
+		f.Set("_csrf", csrf(t, form))
+		f.Set("token", tok)
+		return s.do(t, attacker, http.MethodPost, path, f)
+	}
+
+	t.Run("export refuses it", func(t *testing.T) {
+		for _, p := range []page{
+			s.do(t, attacker, http.MethodGet, "/preferences/export?token="+url.QueryEscape(tok), nil),
+			post("/preferences/export", url.Values{}),
+		} {
+			if p.Status != http.StatusBadRequest || strings.Contains(p.Body, m.Card) || strings.Contains(p.Body, "kari@example.com") {
+				t.Errorf("%d %s, want 400 without the member's data:\n%s", p.Status, p.Header.Get("Content-Type"), p.Body)
+			}
+		}
+	})
+
+	t.Run("erase refuses it", func(t *testing.T) {
+		for _, p := range []page{
+			s.do(t, attacker, http.MethodGet, "/preferences/erase?token="+url.QueryEscape(tok), nil),
+			post("/preferences/erase", url.Values{}),
+		} {
+			if p.Status != http.StatusBadRequest {
+				t.Errorf("%d, want 400:\n%s", p.Status, p.Body)
+			}
+		}
+		if got := s.memberByID(t, m.ID).Status; got != models.StatusActive {
+			t.Errorf("status %q, want active", got)
+		}
+	})
+
+	t.Run("ticking the box on a withdrawn consent grants nothing and mails the member a link", func(t *testing.T) {
+		if _, err := s.db.Unsubscribe(context.Background(), m.ID, models.ConsentEvidence{}); err != nil {
+			t.Fatal(err)
+		}
+		p := post("/preferences", url.Values{"lang": {"en"}, "name": {"Kari Nordmann"}, "home_store": {"oslo-1"},
+			"language": {"en"}, "marketing_consent": {"yes"}})
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "We have sent you a link") {
+			t.Fatalf("%d, want the saved page saying a link was sent:\n%s", p.Status, p.Body)
+		}
+		if got := s.memberByID(t, m.ID).Consent; got != models.ConsentWithdrawn {
+			t.Errorf("consent %q after ticking the box with a preferences link, want still withdrawn", got)
+		}
+		if n := s.queuedMail(t, m.ID, models.MailLinkConsent); n != 1 {
+			t.Errorf("%d consent link mails queued, want 1", n)
+		}
+		var grants int
+		if err := s.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM consents WHERE member_id = $1 AND granted
+			AND recorded_at > now() - interval '1 minute' AND source = 'preferences'`, m.ID).Scan(&grants); err != nil {
+			t.Fatal(err)
+		}
+		if grants != 0 {
+			t.Errorf("%d consent grants recorded from the preferences page", grants)
+		}
+	})
+
+	t.Run("the link may still rename and unsubscribe", func(t *testing.T) {
+		if p := post("/preferences", url.Values{"lang": {"en"}, "name": {"Kari N."}, "language": {"en"}}); p.Status != http.StatusOK {
+			t.Fatalf("%d:\n%s", p.Status, p.Body)
+		}
+		if got := s.memberByID(t, m.ID).Name; got != "Kari N." {
+			t.Errorf("name %q, want Kari N.", got)
+		}
+	})
+
+	t.Run("the card image shows only the barcode", func(t *testing.T) {
+		p := s.do(t, attacker, http.MethodGet, "/card.png?token="+url.QueryEscape(tok), nil)
+		if p.Status != http.StatusOK || p.Header.Get("Content-Type") != "image/png" {
+			t.Errorf("%d %s", p.Status, p.Header.Get("Content-Type"))
+		}
+	})
+}
+
+// The links a member asks for on the preferences page are mailed to them and work once, for an
+// hour; only the button on the page a link opens uses it.
+func TestMailedLinksWorkOnceAndForAnHour(t *testing.T) {
+	var clock atomic.Int64
+	start := time.Now()
+	clock.Store(start.UnixNano())
+	s := newSiteAt(t, ClubOptions{}, func() time.Time { return time.Unix(0, clock.Load()) })
+	m := confirmed(t, s)
+	prefs := token(models.TokenPreferences, m.ID, time.Now().Add(time.Hour))
+
+	t.Run("asking for the data says a link was sent and queues it", func(t *testing.T) {
+		p := s.requestLink(t, prefs, models.LinkExport, "Accept-Language", "nb")
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "We have sent you a link to download your data") {
+			t.Fatalf("%d:\n%s", p.Status, p.Body)
+		}
+		if n := s.queuedMail(t, m.ID, models.MailLinkExport); n != 1 {
+			t.Errorf("%d export link mails queued, want 1", n)
+		}
+	})
+
+	t.Run("the export link downloads once", func(t *testing.T) {
+		tok := s.lastLink(t, m.ID, models.LinkExport)
+		for range 2 { // a scanner opens the link first
+			if p := s.do(t, newClient(), http.MethodGet, "/preferences/export?token="+url.QueryEscape(tok), nil); p.Status != http.StatusOK ||
+				strings.Contains(p.Body, m.Card) {
+				t.Fatalf("GET: %d, want the page with the button, without data:\n%s", p.Status, p.Body)
+			}
+		}
+		p := s.useLink(t, "/preferences/export", tok)
 		if p.Status != http.StatusOK || !strings.HasPrefix(p.Header.Get("Content-Type"), "application/json") ||
 			!strings.HasPrefix(p.Header.Get("Content-Disposition"), "attachment") {
-			t.Fatalf("%d %s %s", p.Status, p.Header.Get("Content-Type"), p.Header.Get("Content-Disposition"))
+			t.Fatalf("%d %s %s\n%s", p.Status, p.Header.Get("Content-Type"), p.Header.Get("Content-Disposition"), p.Body)
 		}
 		var x models.MemberExport
 		if err := json.Unmarshal([]byte(p.Body), &x); err != nil {
@@ -625,24 +823,156 @@ func TestPreferencesSaveExportAndErase(t *testing.T) {
 		if x.Member.Card != m.Card || len(x.Consents) == 0 {
 			t.Errorf("export: card %q, %d consents; want %q and the consent history", x.Member.Card, len(x.Consents), m.Card)
 		}
+		form := s.get(t, "/preferences?token="+url.QueryEscape(prefs))
+		again := s.post(t, "/preferences/export", url.Values{"_csrf": {csrf(t, form)}, "token": {tok}})
+		if again.Status != http.StatusGone || !strings.Contains(again.Body, "This link has been used") {
+			t.Errorf("a second use: %d, want 410 saying it was used:\n%s", again.Status, again.Body)
+		}
+		if reopened := s.get(t, "/preferences/export?token="+url.QueryEscape(tok)); reopened.Status != http.StatusGone {
+			t.Errorf("opening a used link: %d, want 410", reopened.Status)
+		}
 	})
 
-	t.Run("erasing asks first, then erases", func(t *testing.T) {
-		ask := s.get(t, "/preferences/erase?token="+url.QueryEscape(tok))
-		if ask.Status != http.StatusOK || s.memberByID(t, m.ID).Status == models.StatusErased {
-			t.Fatalf("the confirmation page: %d, or it erased at once", ask.Status)
+	t.Run("a link for one action does not do another", func(t *testing.T) {
+		s.ageMail(t)
+		s.requestLink(t, prefs, models.LinkExport)
+		tok := s.lastLink(t, m.ID, models.LinkExport)
+		if p := s.get(t, "/preferences/erase?token="+url.QueryEscape(tok)); p.Status != http.StatusBadRequest {
+			t.Errorf("an export link on the erase page: %d, want 400", p.Status)
 		}
-		p := s.post(t, "/preferences/erase", url.Values{"_csrf": {csrf(t, ask)}, "token": {tok}, "lang": {"en"}})
+	})
+
+	t.Run("an erase link expires after an hour", func(t *testing.T) {
+		s.ageMail(t)
+		s.requestLink(t, prefs, models.LinkErase)
+		tok := s.lastLink(t, m.ID, models.LinkErase)
+		form := s.get(t, "/preferences/erase?token="+url.QueryEscape(tok))
+		if form.Status != http.StatusOK {
+			t.Fatalf("GET: %d\n%s", form.Status, form.Body)
+		}
+		clock.Add(int64(time.Hour + time.Second))
+		defer clock.Store(start.UnixNano())
+		p := s.post(t, "/preferences/erase", url.Values{"_csrf": {csrf(t, form)}, "token": {tok}})
+		if p.Status != http.StatusGone || !strings.Contains(p.Body, "This link has expired") {
+			t.Errorf("%d, want 410 saying it expired:\n%s", p.Status, p.Body)
+		}
+		if got := s.memberByID(t, m.ID).Status; got != models.StatusActive {
+			t.Errorf("status %q after an expired erase link, want active", got)
+		}
+	})
+
+	t.Run("the consent link records consent from the member's mailbox", func(t *testing.T) {
+		if _, err := s.db.Unsubscribe(context.Background(), m.ID, models.ConsentEvidence{}); err != nil {
+			t.Fatal(err)
+		}
+		s.ageMail(t)
+		if _, err := s.db.RequestMemberLink(context.Background(), m.ID, models.LinkConsent, "en"); err != nil {
+			t.Fatal(err)
+		}
+		tok := s.lastLink(t, m.ID, models.LinkConsent)
+		s.do(t, newClient(), http.MethodGet, "/preferences/consent?token="+url.QueryEscape(tok), nil) // a scanner
+		if got := s.memberByID(t, m.ID).Consent; got != models.ConsentWithdrawn {
+			t.Fatalf("consent %q after opening the link, want withdrawn", got)
+		}
+		p := s.useLink(t, "/preferences/consent", tok)
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "You will get our offers") {
+			t.Fatalf("%d:\n%s", p.Status, p.Body)
+		}
+		if got := s.memberByID(t, m.ID).Consent; got != models.ConsentConfirmed {
+			t.Errorf("consent %q, want confirmed", got)
+		}
+		var source, version string
+		if err := s.db.Pool.QueryRow(context.Background(), `SELECT source, text_version FROM consents
+			WHERE member_id = $1 AND granted ORDER BY id DESC LIMIT 1`, m.ID).Scan(&source, &version); err != nil {
+			t.Fatal(err)
+		}
+		if source != "email_link" || version != templates.T("en", "join.consent.version", nil) {
+			t.Errorf("consent recorded with source %q, version %q; want email_link and the page's version", source, version)
+		}
+	})
+
+	t.Run("an erase link asks first, then erases", func(t *testing.T) {
+		s.ageMail(t)
+		s.requestLink(t, prefs, models.LinkErase)
+		tok := s.lastLink(t, m.ID, models.LinkErase)
+		p := s.useLink(t, "/preferences/erase", tok)
 		if p.Status != http.StatusOK || !strings.Contains(p.Body, "Your membership is erased") {
 			t.Fatalf("%d:\n%s", p.Status, p.Body)
 		}
-		after := s.memberByID(t, m.ID)
-		if after.Status != models.StatusErased || after.Name == "Kari N." {
+		if after := s.memberByID(t, m.ID); after.Status != models.StatusErased || after.Name != "" {
 			t.Errorf("after erasing: %+v", after)
 		}
-		again := s.get(t, "/preferences?token="+url.QueryEscape(tok))
-		if again.Status != http.StatusGone || !strings.Contains(again.Body, "Your membership is erased") {
-			t.Errorf("the link after erasing: %d\n%s", again.Status, again.Body)
+		if again := s.get(t, "/preferences?token="+url.QueryEscape(prefs)); again.Status != http.StatusGone {
+			t.Errorf("the preferences link after erasing: %d, want 410", again.Status)
+		}
+	})
+}
+
+func TestAMemberWithoutAnEmailAddressCannotAskForALink(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	m := confirmed(t, s)
+	if _, err := s.db.Pool.Exec(context.Background(), `UPDATE members SET email = NULL WHERE id = $1`, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	tok := token(models.TokenPreferences, m.ID, time.Now().Add(time.Hour))
+	if form := s.get(t, "/preferences?token="+url.QueryEscape(tok)); !strings.Contains(form.Body, "We have no email address for you") ||
+		strings.Contains(form.Body, `value="export"`) {
+		t.Errorf("the page offers a link it cannot send:\n%s", form.Body)
+	}
+	p := s.requestLink(t, tok, models.LinkExport)
+	if p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, "We have no email address for you") {
+		t.Errorf("%d:\n%s", p.Status, p.Body)
+	}
+	if n := s.queuedMail(t, m.ID, models.MailLinkExport); n != 0 {
+		t.Errorf("%d mails queued without an address", n)
+	}
+}
+
+// The join form and the link requests answer the same whoever is asked about, so without a cap
+// anyone could flood a mailbox through them, and name+1@, name+2@ … reach one mailbox.
+func TestPublicMailToOneMailboxIsCappedCountingPlusAddressesAsOne(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	var first page
+	for i, email := range []string{"kari+1@example.com", "Kari+news@Example.com", "kari@example.com", "kari+4@example.com", "KARI+5@example.com"} {
+		f := kari()
+		f.Set("email", email)
+		p := s.join(t, f)
+		if i == 0 {
+			first = p
+		}
+		if p.Status != first.Status || p.Header.Get("Location") != first.Header.Get("Location") {
+			t.Errorf("join %d (%s): %d %q, the first %d %q: the cap must not show", i+1, email, p.Status,
+				p.Header.Get("Location"), first.Status, first.Header.Get("Location"))
+		}
+	}
+	var mails int
+	if err := s.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM club_mail WHERE lower(to_addr) LIKE 'kari%@example.com'`).Scan(&mails); err != nil {
+		t.Fatal(err)
+	}
+	if mails != models.MaxJoinMailsPerHour {
+		t.Errorf("%d mails queued to one mailbox, want %d", mails, models.MaxJoinMailsPerHour)
+	}
+
+	t.Run("link requests share the cap", func(t *testing.T) {
+		m := s.memberByEmail(t, "kari@example.com")
+		if _, err := s.db.Pool.Exec(context.Background(), `UPDATE members SET status = 'active' WHERE id = $1`, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		p := s.requestLink(t, token(models.TokenPreferences, m.ID, time.Now().Add(time.Hour)), models.LinkExport)
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "We have sent you a link") {
+			t.Errorf("%d, want the same page as under the cap:\n%s", p.Status, p.Body)
+		}
+		if n := s.queuedMail(t, m.ID, models.MailLinkExport); n != 0 {
+			t.Errorf("%d link mails queued beyond the cap", n)
+		}
+	})
+
+	t.Run("another mailbox is not affected", func(t *testing.T) {
+		f := kari()
+		f.Set("email", "ola@example.com")
+		s.join(t, f)
+		if m := s.memberByEmail(t, "ola@example.com"); s.queuedMail(t, m.ID, models.MailConfirm) != 1 {
+			t.Error("no confirmation mail queued for another mailbox")
 		}
 	})
 }

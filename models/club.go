@@ -125,8 +125,9 @@ func (db *DB) Join(ctx context.Context, in JoinInput, ev ConsentEvidence) (*Join
 	return nil, err
 }
 
-// MaxJoinMailsPerHour is how many mails of one kind (confirmation again, "you are already a
-// member") repeated sign-ups with one address may cause in an hour.
+// MaxJoinMailsPerHour is how many mails the public may make us send to one mailbox in an hour:
+// the join form's (confirmation, "you are already a member") and requested member links
+// together, name+tag@domain counting as name@domain (MailboxKey).
 const MaxJoinMailsPerHour = 3
 
 // join is one validated sign-up.
@@ -156,17 +157,8 @@ func (db *DB) join(ctx context.Context, j *join) (*JoinResult, error) {
 			if status == StatusPending {
 				kind, res.Outcome = MailConfirm, JoinResentConfirmation
 			}
-			// The form answers the same whoever submits, so anyone could make it mail a known
-			// address over and over: a few mails of a kind an hour, then it stays quiet.
-			var recent int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM club_mail WHERE member_id = $1 AND kind = $2
-				AND created_at > now() - interval '1 hour'`, res.MemberID, kind).Scan(&recent); err != nil {
-				return fmt.Errorf("count recent mail: %w", err)
-			}
-			if recent < MaxJoinMailsPerHour {
-				if err := queueMail(ctx, tx, kind, res.MemberID, j.email, j.lang); err != nil {
-					return err
-				}
+			if err := j.queueCapped(ctx, tx, kind, res.MemberID); err != nil {
+				return err
 			}
 			return countFunnel(ctx, tx, j.day, j.storeID, SourceWeb, "submissions")
 		case !errors.Is(err, pgx.ErrNoRows):
@@ -199,7 +191,7 @@ func (db *DB) join(ctx context.Context, j *join) (*JoinResult, error) {
 				return err
 			}
 		}
-		if err := queueMail(ctx, tx, MailConfirm, res.MemberID, j.email, j.lang); err != nil {
+		if err := j.queueCapped(ctx, tx, MailConfirm, res.MemberID); err != nil {
 			return err
 		}
 		return countFunnel(ctx, tx, j.day, j.storeID, SourceWeb, "submissions")
@@ -208,6 +200,18 @@ func (db *DB) join(ctx context.Context, j *join) (*JoinResult, error) {
 		return nil, err
 	}
 	return &res, nil
+}
+
+// queueCapped queues the sign-up's mail unless its mailbox has had its hourly share of public
+// mail. The form answers the same whoever submits, so anyone could make it mail an address over
+// and over, or name+1@, name+2@ … of one mailbox: a few mails an hour, then it stays quiet. A new
+// sign-up beyond the cap is kept without mail; joining again later sends its link.
+func (j *join) queueCapped(ctx context.Context, tx pgx.Tx, kind string, memberID int64) error {
+	ok, err := mayMailPublicly(ctx, tx, MailboxKey(j.email))
+	if err != nil || !ok {
+		return err
+	}
+	return queueMail(ctx, tx, kind, memberID, j.email, j.lang)
 }
 
 // isMemberUniqueViolation reports whether err is a clash on the members' card, email or phone.
@@ -246,8 +250,8 @@ func (db *DB) clubDay() string {
 
 // queueMail queues one club mail inside tx.
 func queueMail(ctx context.Context, tx pgx.Tx, kind string, memberID int64, to, lang string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO club_mail (kind, member_id, to_addr, language) VALUES ($1, $2, $3, $4)`,
-		kind, memberID, to, lang)
+	_, err := tx.Exec(ctx, `INSERT INTO club_mail (kind, member_id, to_addr, language, mailbox) VALUES ($1, $2, $3, $4, $5)`,
+		kind, memberID, to, lang, MailboxKey(to))
 	if err != nil {
 		return fmt.Errorf("queue %s mail for member %d: %w", kind, memberID, err)
 	}
@@ -406,9 +410,9 @@ type PreferencesInput struct {
 }
 
 // UpdatePreferences changes member id (EINVALID with field names; ENOTFOUND for erased or
-// missing). Giving marketing consent from the preferences page counts as confirmed (the member
-// reached it from a link in their own mailbox) and is recorded with ev; taking it back is recorded
-// as a withdrawal. An empty home_store clears it; the name may be at most 200 characters.
+// missing). Giving marketing consent counts as confirmed and is recorded with ev; taking it back
+// is recorded as a withdrawal. The preferences page never gives it through here: its link is low
+// privilege, so it mails a consent link instead (RequestMemberLink, GrantConsentByLink). An empty home_store clears it; the name may be at most 200 characters.
 func (db *DB) UpdatePreferences(ctx context.Context, id int64, in PreferencesInput, ev ConsentEvidence) (*Member, error) {
 	fe := FieldErrors{}
 	var name *string
@@ -553,18 +557,35 @@ type ExportItem struct {
 
 // ExportMember gathers member id's data; ENOTFOUND for missing or erased members.
 func (db *DB) ExportMember(ctx context.Context, id int64) (*MemberExport, error) {
-	m, err := db.GetMember(ctx, id)
+	tier, discount, err := db.MemberTier(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if m.Status == StatusErased {
+	return db.exportMember(ctx, db.Pool, id, tier, discount)
+}
+
+// exportQuerier is a pool or a transaction: ExportMemberByLink gathers the data in the
+// transaction that uses the link.
+type exportQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (db *DB) exportMember(ctx context.Context, q exportQuerier, id int64, tier *string, discount float64) (*MemberExport, error) {
+	var m Member
+	err := scanMember(q.QueryRow(ctx, `SELECT `+memberColumns+`
+		FROM members m LEFT JOIN stores s ON s.id = m.home_store_id WHERE m.id = $1`, id), &m)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, Errorf(ENOTFOUND, "no member %d", id)
+	case err != nil:
+		return nil, fmt.Errorf("export member %d: %w", id, err)
+	case m.Status == StatusErased:
 		return nil, Errorf(ENOTFOUND, "no member %d", id)
 	}
-	out := &MemberExport{Member: *m, ExportedAt: db.Now().UTC(), Consents: []ConsentRecord{}, Transactions: []ExportTransaction{}}
-	if out.Tier, out.Discount, err = db.MemberTier(ctx, id); err != nil {
-		return nil, err
-	}
-	rows, err := db.Pool.Query(ctx, `
+	out := &MemberExport{Member: m, Tier: tier, Discount: discount, ExportedAt: db.Now().UTC(),
+		Consents: []ConsentRecord{}, Transactions: []ExportTransaction{}}
+	rows, err := q.Query(ctx, `
 		SELECT purpose, granted, source, text_version, coalesce(host(ip), ''), user_agent, recorded_at
 		FROM consents WHERE member_id = $1 ORDER BY recorded_at, id`, id)
 	if err != nil {
@@ -578,7 +599,7 @@ func (db *DB) ExportMember(ctx context.Context, id int64) (*MemberExport, error)
 	if err != nil {
 		return nil, fmt.Errorf("export consents of member %d: %w", id, err)
 	}
-	rows, err = db.Pool.Query(ctx, `
+	rows, err = q.Query(ctx, `
 		SELECT t.txn_id, s.code, s.timezone, t.kind, t.occurred_at, t.amount_minor, t.currency,
 		       coalesce(array_agg(i.sku ORDER BY i.line) FILTER (WHERE i.line IS NOT NULL), '{}'),
 		       coalesce(array_agg(i.qty ORDER BY i.line) FILTER (WHERE i.line IS NOT NULL), '{}'),
@@ -623,33 +644,35 @@ func (db *DB) ExportMember(ctx context.Context, id int64) (*MemberExport, error)
 // live consent is withdrawn and the withdrawal recorded. The card number stays (it is unique and
 // required) but nothing finds an erased member by it, and new sales are not linked to one.
 func (db *DB) EraseMember(ctx context.Context, id int64) error {
-	return pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		lm, err := lockMember(ctx, tx, id)
-		if err != nil {
+	return pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error { return eraseMember(ctx, tx, id) })
+}
+
+func eraseMember(ctx context.Context, tx pgx.Tx, id int64) error {
+	lm, err := lockMember(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if lm.status == StatusErased {
+		return nil
+	}
+	if lm.consent == ConsentPending || lm.consent == ConsentConfirmed {
+		if err := recordConsent(ctx, tx, id, false, "", ConsentEvidence{Source: "erase"}); err != nil {
 			return err
 		}
-		if lm.status == StatusErased {
-			return nil
+	}
+	for _, q := range []string{
+		`UPDATE consents SET ip = NULL, user_agent = '' WHERE member_id = $1`,
+		`DELETE FROM club_mail WHERE member_id = $1`,
+		`UPDATE transactions SET member_card = NULL, member_email = NULL, member_phone = NULL WHERE member_id = $1`,
+		`UPDATE members SET name = '', email = NULL, phone = NULL, status = 'erased',
+		        marketing_consent = 'withdrawn', erased_at = now(), updated_at = now()
+		 WHERE id = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, id); err != nil {
+			return fmt.Errorf("erase member %d: %w", id, err)
 		}
-		if lm.consent == ConsentPending || lm.consent == ConsentConfirmed {
-			if err := recordConsent(ctx, tx, id, false, "", ConsentEvidence{Source: "erase"}); err != nil {
-				return err
-			}
-		}
-		for _, q := range []string{
-			`UPDATE consents SET ip = NULL, user_agent = '' WHERE member_id = $1`,
-			`DELETE FROM club_mail WHERE member_id = $1`,
-			`UPDATE transactions SET member_card = NULL, member_email = NULL, member_phone = NULL WHERE member_id = $1`,
-			`UPDATE members SET name = '', email = NULL, phone = NULL, status = 'erased',
-			        marketing_consent = 'withdrawn', erased_at = now(), updated_at = now()
-			 WHERE id = $1`,
-		} {
-			if _, err := tx.Exec(ctx, q, id); err != nil {
-				return fmt.Errorf("erase member %d: %w", id, err)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // PurgeUnconfirmed deletes web sign-ups still pending that joined before cutoff (their
@@ -814,6 +837,8 @@ type ClubMail struct {
 	To       string
 	Language string
 	Attempts int // including the one this claim is for
+	// LinkID is the member_links row whose link the mail carries (the MailLink* kinds), else 0.
+	LinkID int64
 }
 
 // ClaimClubMail takes up to limit due mails for sending (FOR UPDATE SKIP LOCKED, so replicas
@@ -831,13 +856,13 @@ func (db *DB) ClaimClubMail(ctx context.Context, limit int, lease time.Duration)
 			ORDER BY next_attempt_at, id
 			LIMIT $1
 			FOR UPDATE SKIP LOCKED)
-		RETURNING id, kind, member_id, to_addr, language, attempts`, limit, lease.Seconds())
+		RETURNING id, kind, member_id, to_addr, language, attempts, coalesce(link_id, 0)`, limit, lease.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim club mail: %w", err)
 	}
 	mails, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClubMail, error) {
 		var m ClubMail
-		err := r.Scan(&m.ID, &m.Kind, &m.MemberID, &m.To, &m.Language, &m.Attempts)
+		err := r.Scan(&m.ID, &m.Kind, &m.MemberID, &m.To, &m.Language, &m.Attempts, &m.LinkID)
 		return m, err
 	})
 	if err != nil {

@@ -14,8 +14,13 @@ import (
 // another, so a confirmation link cannot be replayed as an unsubscribe and the other way round.
 const (
 	TokenConfirm     = "confirm"     // /confirm: double opt-in
-	TokenPreferences = "preferences" // /preferences: change, export, erase
+	TokenPreferences = "preferences" // /preferences: the low-privilege page (see member_links.go)
 	TokenUnsubscribe = "unsubscribe" // /unsubscribe and the RFC 8058 one-click POST
+
+	// Links a member asks for and gets by mail; their tokens name a member_links row, not a member.
+	TokenLinkExport  = "link-export"  // /preferences/export
+	TokenLinkErase   = "link-erase"   // /preferences/erase
+	TokenLinkConsent = "link-consent" // /preferences/consent
 )
 
 var (
@@ -25,8 +30,9 @@ var (
 	ErrTokenExpired = errors.New("expired link")
 )
 
-// SignToken returns a URL-safe token naming memberID for purpose until expires (zero: never).
-// Form: <member id>.<expiry unix seconds, base 36>.<HMAC-SHA256 of purpose, id and expiry>.
+// SignToken returns a URL-safe token naming memberID (for the TokenLink purposes: a member_links
+// row) for purpose until expires (zero: never).
+// Form: <id>.<expiry unix seconds, base 36>.<HMAC-SHA256 of purpose, id and expiry>.
 func SignToken(secret []byte, purpose string, memberID int64, expires time.Time) string {
 	var exp int64
 	if !expires.IsZero() {

@@ -1,5 +1,5 @@
 // Package clubmail delivers the discount club's own mail (confirm your address, you are already a
-// member, welcome) from the club_mail queue: claim due mail, render it from templates in the
+// member, welcome, the links a member asks for on the preferences page) from the club_mail queue: claim due mail, render it from templates in the
 // member's language with freshly signed links, send it, and record the outcome. Temporary
 // failures are retried with a growing backoff; several replicas may drain the same queue.
 package clubmail
@@ -49,6 +49,10 @@ const MaxAttempts = len(retryDelays) + 1
 
 // errMemberGone gives up mail whose member was erased or purged after it was queued.
 var errMemberGone = errors.New("member erased or purged: mail dropped unsent")
+
+// errLinkGone gives up mail whose requested link was used or expired before it could be sent:
+// a link that no longer works is no use to anyone.
+var errLinkGone = errors.New("requested link used or expired: mail dropped unsent")
 
 // Sender drains the club mail queue. Set the fields, then call Run (or RunOnce / Drain).
 type Sender struct {
@@ -162,8 +166,8 @@ func (s *Sender) deliver(ctx context.Context, cm models.ClubMail) (sent bool, er
 	log := s.log().With("mail_id", cm.ID, "kind", cm.Kind, "member_id", cm.MemberID, "attempt", cm.Attempts)
 	msg, err := s.compose(ctx, cm)
 	if err != nil {
-		if errors.Is(err, errMemberGone) {
-			log.Info("club mail dropped: member gone")
+		if errors.Is(err, errMemberGone) || errors.Is(err, errLinkGone) {
+			log.Info("club mail dropped", "reason", err)
 			return false, s.record(ctx, cm, err, nil)
 		}
 		if ctx.Err() != nil {
@@ -225,6 +229,7 @@ type mailData struct {
 	Card           string
 	ConfirmURL     string
 	ExpiresOn      string
+	LinkURL        string // the requested link of the link_* kinds
 	PreferencesURL string
 	UnsubscribeURL string
 	BarcodeCID     string
@@ -273,6 +278,10 @@ func (s *Sender) compose(ctx context.Context, cm models.ClubMail) (*mailer.Messa
 		data.ConfirmURL = s.link("confirm", models.TokenConfirm, member.ID, expires)
 		data.ExpiresOn = expires.In(s.location()).Format(templates.T(lang, "mail.date_layout", nil))
 	case models.MailAlreadyMember:
+	case models.MailLinkExport, models.MailLinkErase, models.MailLinkConsent:
+		if data.LinkURL, err = s.memberLink(ctx, cm, now); err != nil {
+			return nil, err
+		}
 	case models.MailWelcome:
 		tier, discount, err := s.DB.MemberTier(ctx, member.ID)
 		if err != nil {
@@ -310,9 +319,28 @@ func (s *Sender) compose(ctx context.Context, cm models.ClubMail) (*mailer.Messa
 	return msg, nil
 }
 
+// memberLink is the link that mail cm carries: its token names the member_links row, for the
+// row's action, until the row expires. errLinkGone when it no longer works.
+func (s *Sender) memberLink(ctx context.Context, cm models.ClubMail, now time.Time) (string, error) {
+	l, err := s.DB.FindMemberLink(ctx, cm.LinkID)
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return "", errLinkGone
+	}
+	if err != nil {
+		return "", fmt.Errorf("member link %d: %w", cm.LinkID, err)
+	}
+	if l.MemberID != cm.MemberID || "link_"+l.Action != cm.Kind {
+		return "", fmt.Errorf("member link %d is not for mail %d", l.ID, cm.ID)
+	}
+	if l.Usable(now) != nil {
+		return "", errLinkGone
+	}
+	return s.link("preferences/"+l.Action, models.LinkTokenPurpose(l.Action), l.ID, l.ExpiresAt), nil
+}
+
 // link is an absolute link to page with a token for purpose (expires zero: never).
-func (s *Sender) link(page, purpose string, memberID int64, expires time.Time) string {
-	token := models.SignToken(s.Secret, purpose, memberID, expires)
+func (s *Sender) link(page, purpose string, id int64, expires time.Time) string {
+	token := models.SignToken(s.Secret, purpose, id, expires)
 	return strings.TrimRight(s.BaseURL, "/") + "/" + page + "?token=" + url.QueryEscape(token)
 }
 

@@ -365,6 +365,77 @@ func TestAlreadyMemberMail(t *testing.T) {
 	}
 }
 
+// The links for exporting, erasing and granting consent go only to the member's own address, and
+// name a single-use request that works for an hour (models/member_links.go).
+func TestRequestedLinkMail(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	srv := smtptest.New(t)
+	s := newSender(t, db, srv)
+	id := join(t, db, "kari@example.com", "nb")
+	if _, _, err := db.ConfirmMember(ctx, id, models.ConsentEvidence{}); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, s)
+	for _, c := range []struct{ action, subject string }{
+		{models.LinkExport, "Lenken din for å laste ned dataene dine fra Regulars-klubben"},
+		{models.LinkErase, "Lenken din for å slette medlemskapet i Regulars-klubben"},
+	} {
+		t.Run(c.action, func(t *testing.T) {
+			req, err := db.RequestMemberLink(ctx, id, c.action, "nb")
+			if err != nil || !req.Queued {
+				t.Fatalf("request: %+v, %v", req, err)
+			}
+			if n := drain(t, s); n != 1 {
+				t.Fatalf("sent %d, want the link mail", n)
+			}
+			msgs := byRecipient(srv, "kari@example.com")
+			r := parse(t, msgs[len(msgs)-1])
+			if got, err := new(mime.WordDecoder).DecodeHeader(r.header.Get("Subject")); err != nil || got != c.subject {
+				t.Errorf("subject %q, want %q", got, c.subject)
+			}
+			for part, body := range map[string]string{"text": r.text, "html": r.html} {
+				tok := token(t, body, "preferences/"+c.action)
+				got, err := models.VerifyToken(secret, models.LinkTokenPurpose(c.action), tok, time.Now())
+				if err != nil || got != req.LinkID {
+					t.Errorf("%s part: link token gives %d, %v; want link %d", part, got, err, req.LinkID)
+				}
+				if _, err := models.VerifyToken(secret, models.TokenPreferences, tok, time.Now()); err == nil {
+					t.Errorf("%s part: the link token works as a preferences token", part)
+				}
+				if _, err := models.VerifyToken(secret, models.LinkTokenPurpose(c.action), tok, time.Now().Add(models.MemberLinkTTL+time.Minute)); !errors.Is(err, models.ErrTokenExpired) {
+					t.Errorf("%s part: link token after an hour gives %v, want expired", part, err)
+				}
+			}
+			if !strings.Contains(r.text, "én time") {
+				t.Errorf("text does not say the link works for an hour:\n%s", r.text)
+			}
+		})
+	}
+
+	t.Run("a link that expired in the queue is not sent", func(t *testing.T) {
+		if _, err := db.Pool.Exec(ctx, `UPDATE club_mail SET created_at = created_at - interval '2 hours'`); err != nil {
+			t.Fatal(err) // out of the hourly cap
+		}
+		if _, err := db.RequestMemberLink(ctx, id, models.LinkConsent, "nb"); err != nil {
+			t.Fatal(err)
+		}
+		before := srv.Count()
+		late := newSender(t, db, srv)
+		late.Now = func() time.Time { return time.Now().Add(models.MemberLinkTTL + time.Minute) }
+		if n := drain(t, late); n != 0 || srv.Count() != before {
+			t.Errorf("sent %d mails with an expired link", n)
+		}
+		var givenUp bool
+		if err := db.Pool.QueryRow(ctx, `SELECT given_up_at IS NOT NULL FROM club_mail WHERE kind = 'link_consent'`).Scan(&givenUp); err != nil {
+			t.Fatal(err)
+		}
+		if !givenUp {
+			t.Error("the mail with an expired link is still queued")
+		}
+	})
+}
+
 // queueRow is the state of member id's queued mail.
 func queueRow(t *testing.T, db *models.DB, memberID int64) (attempts int, sent, givenUp bool, lastError string, due bool) {
 	t.Helper()
@@ -577,11 +648,12 @@ func TestPurgeDeletesOnlyOldUnconfirmedSignUps(t *testing.T) {
 // TestEveryMailRendersInEveryLanguage catches a catalogue id missing in one language (shown as
 // [id]) and a template that does not parse.
 func TestEveryMailRendersInEveryLanguage(t *testing.T) {
-	data := mailData{Name: "Kari", Card: "2000000000008", ConfirmURL: baseURL + "/confirm?token=c",
+	data := mailData{Name: "Kari", Card: "2000000000008", ConfirmURL: baseURL + "/confirm?token=c", LinkURL: baseURL + "/preferences/export?token=l",
 		ExpiresOn: "1 Jan 2027", PreferencesURL: baseURL + "/preferences?token=p",
 		UnsubscribeURL: baseURL + "/unsubscribe?token=u", BarcodeCID: barcodeCID, Tier: "Gold", Discount: "10", HasDiscount: true}
 	for _, lang := range templates.Languages() {
-		for _, kind := range []string{models.MailConfirm, models.MailConsentConfirm, models.MailAlreadyMember, models.MailWelcome} {
+		for _, kind := range []string{models.MailConfirm, models.MailConsentConfirm, models.MailAlreadyMember, models.MailWelcome,
+			models.MailLinkExport, models.MailLinkErase, models.MailLinkConsent} {
 			t.Run(lang+" "+kind, func(t *testing.T) {
 				m, err := templates.RenderMail(kind, lang, data)
 				if err != nil {
