@@ -11,7 +11,7 @@ import (
 // src="https://elsewhere/?p={{.Links.Preferences}}">, a link that wraps them, printf "%x" to
 // disguise them). So templates see only templateLinks, fixed URLs under linkMarker, and after
 // rendering the member's links replace them where one is the whole href of an <a> tag of the
-// HTML, or a word of its own (optionally in <…>) of the text. A placeholder anywhere else is an
+// HTML, or start a word of the text. A placeholder anywhere else is an
 // error: at save time a 422 naming the field, while sending that recipient's failure. A
 // template that shows the placeholder in some disguise shows only a constant.
 
@@ -26,7 +26,7 @@ var templateLinks = Links{Preferences: "https://" + linkMarker + "/preferences",
 var (
 	errLinkHTML = errors.New(`{{.Links.Preferences}} and {{.Links.Unsubscribe}} may only be used as a whole link: ` +
 		`<a href="{{.Links.Preferences}}"> (an <a> without a ping attribute)`)
-	errLinkText = errors.New(`{{.Links.Preferences}} and {{.Links.Unsubscribe}} may only be used as a word of their own: ` +
+	errLinkText = errors.New(`{{.Links.Preferences}} and {{.Links.Unsubscribe}} may only start a word of their own: ` +
 		`"Preferences: {{.Links.Preferences}}"`)
 )
 
@@ -224,9 +224,10 @@ func endTag(body string, from int, name string) int {
 	}
 }
 
-// textLinks replaces each placeholder link that is a word of its own of text (between
-// whitespace, optionally in <…>) with its link of links, and fails when a placeholder is
-// anywhere else.
+// textLinks replaces each placeholder link that starts a word of text (after whitespace or an
+// opening bracket or quote) with its link of links, and fails when a placeholder is anywhere
+// else. What follows the placeholder may be punctuation ("…{{.Links.Preferences}}."): text
+// after a link cannot send its token elsewhere, text before it can (a URL that wraps it).
 func textLinks(text string, links Links) (string, error) {
 	if !strings.Contains(text, linkMarker) {
 		return text, nil
@@ -238,19 +239,20 @@ func textLinks(text string, links Links) (string, error) {
 		if j < 0 {
 			break
 		}
-		start, end := i+j, i+j
-		for start > 0 && !isSpace(text[start-1]) {
-			start--
+		start := i + j - len("https://")
+		if start < 0 || (start > 0 && !isSpace(text[start-1]) && !strings.ContainsRune(`<([{"'`, rune(text[start-1]))) {
+			return "", errLinkText
 		}
-		for end < len(text) && !isSpace(text[end]) {
-			end++
+		var link, placeholder string
+		for _, l := range []struct{ placeholder, link string }{
+			{templateLinks.Preferences, links.Preferences}, {templateLinks.Unsubscribe, links.Unsubscribe},
+		} {
+			if strings.HasPrefix(text[start:], l.placeholder) {
+				link, placeholder = l.link, l.placeholder
+			}
 		}
-		word := text[start:end]
-		if len(word) > 2 && word[0] == '<' && word[len(word)-1] == '>' {
-			start, end, word = start+1, end-1, word[1:len(word)-1]
-		}
-		link, ok := linkFor(word, links)
-		if !ok {
+		end := start + len(placeholder)
+		if placeholder == "" || (end < len(text) && (isLetter(text[end]) || text[end] >= '0' && text[end] <= '9')) {
 			return "", errLinkText
 		}
 		b.WriteString(text[last:start])

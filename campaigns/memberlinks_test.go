@@ -37,7 +37,8 @@ func TestMemberLinksReachOnlyWholeLinks(t *testing.T) {
 		{"a textarea", "html", Campaign{HTML: `<textarea><a href="{{.Links.Preferences}}">x</a></textarea>`}},
 		{"the subject", "subject", Campaign{Subject: `Hi {{.Links.Unsubscribe}}`}},
 		{"inside a word of the text", "text", Campaign{Text: `https://elsewhere.example/?p={{.Links.Preferences}}`}},
-		{"a text word with more", "text", Campaign{Text: `Here: {{.Links.Preferences}}.`}},
+		{"a text word with more before it", "text", Campaign{Text: `Here:{{.Links.Preferences}}`}},
+		{"a text word with letters after it", "text", Campaign{Text: `{{.Links.Preferences}}x`}},
 		{"a text word built by printf", "text", Campaign{Text: `{{printf "%s%s" .Links.Preferences .Links.Unsubscribe}}`}},
 	}
 	for _, tc := range refused {
@@ -66,7 +67,7 @@ func TestMemberLinksReachOnlyWholeLinks(t *testing.T) {
 		c := Campaign{Subject: "Hi", HTML: `<p><a href="{{.Links.Preferences}}">p</a> <A class="x" HREF='{{.Links.Unsubscribe}}'>u</A>` +
 			`<a href={{.Links.Preferences}}>p2</a></p>` +
 			`<p title='<a href="x">'>{{printf "%x" .Links.Preferences}}</p>`,
-			Text: "Preferences: {{.Links.Preferences}}\nUnsubscribe <{{.Links.Unsubscribe}}>"}
+			Text: "Preferences: {{.Links.Preferences}}\nUnsubscribe <{{.Links.Unsubscribe}}>\n({{.Links.Preferences}})."}
 		if err := Validate(context.Background(), &c, testFrom); err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +85,7 @@ func TestMemberLinksReachOnlyWholeLinks(t *testing.T) {
 				t.Errorf("the HTML lacks %s:\n%s", want, msg.HTML)
 			}
 		}
-		if !strings.HasPrefix(msg.Text, "Preferences: "+links.Preferences+"\nUnsubscribe <"+links.Unsubscribe+">") {
+		if !strings.HasPrefix(msg.Text, "Preferences: "+links.Preferences+"\nUnsubscribe <"+links.Unsubscribe+">\n("+links.Preferences+").") {
 			t.Errorf("text %q", msg.Text)
 		}
 		// printf "%x" shows the placeholder's bytes, never the member's.
