@@ -26,8 +26,9 @@ import (
 
 // The club as a customer meets it, in a real headless Chromium against the real binary: fill the
 // join form (first wrongly, then rightly), read the confirmation mail from an SMTP server, open
-// its link and press its button, see the welcome page with the card, then leave in one click from
-// the welcome mail.
+// its link and press its button, see the welcome page with the card, leave in one click from the
+// welcome mail, come back with a consent link asked for on the preferences page, and erase the
+// membership with another.
 //
 // Screenshots of the form, its error state and the welcome page go to a temporary folder, or to
 // docs/screenshots/ with REGULARS_UPDATE_SCREENSHOTS=1 (how the README's pictures are made).
@@ -312,6 +313,94 @@ func TestClubInABrowser(t *testing.T) {
 			t.Errorf("marketing consent %q after one click, want withdrawn", got)
 		}
 		browsertest.Screenshot(t, ctx, "unsubscribed.png")
+	})
+
+	// The preferences link is in every campaign mail, so it cannot grant consent or erase: those
+	// take a link mailed to the member on request, whose page has one button.
+	var prefsLink string
+	t.Run("ticking the box again mails a consent link; its button subscribes", func(t *testing.T) {
+		prefsLink = linkTo("/preferences").FindString(textPart(t, waitForMail(t, smtp, email, 1)))
+		if prefsLink == "" {
+			t.Fatal("welcome mail has no preferences link")
+		}
+		var page string
+		if err := chromedp.Run(ctx,
+			chromedp.Navigate(prefsLink),
+			chromedp.WaitVisible(`#marketing_consent`, chromedp.ByQuery),
+			chromedp.Click(`#marketing_consent`, chromedp.ByQuery),
+			chromedp.Click(`form[action="/preferences"] button[type="submit"]`, chromedp.ByQuery),
+			chromedp.WaitNotPresent(`#marketing_consent`, chromedp.ByQuery),
+			chromedp.Text(`main`, &page, chromedp.ByQuery),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(page, "We have sent you a link") {
+			t.Errorf("after saving the page says %q, want that a link was sent", page)
+		}
+		if got := consentOf(t, dbURL, email); got != "withdrawn" {
+			t.Fatalf("consent %q after ticking the box with the preferences link, want still withdrawn", got)
+		}
+		link := linkTo("/preferences/consent").FindString(textPart(t, waitForMail(t, smtp, email, 2)))
+		if link == "" {
+			t.Fatal("no consent link mailed")
+		}
+		if err := chromedp.Run(ctx,
+			chromedp.Navigate(link),
+			chromedp.WaitVisible(`form[action="/preferences/consent"] button[type="submit"]`, chromedp.ByQuery),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if got := consentOf(t, dbURL, email); got != "withdrawn" {
+			t.Fatalf("opening the consent link changed consent to %q before the click", got)
+		}
+		if err := chromedp.Run(ctx,
+			chromedp.Click(`form[action="/preferences/consent"] button[type="submit"]`, chromedp.ByQuery),
+			chromedp.WaitNotPresent(`form[action="/preferences/consent"]`, chromedp.ByQuery),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if got := consentOf(t, dbURL, email); got != "confirmed" {
+			t.Errorf("consent %q after the consent link's button, want confirmed", got)
+		}
+	})
+
+	t.Run("erasing takes a mailed link and a button", func(t *testing.T) {
+		if prefsLink == "" {
+			t.Skip("no preferences link")
+		}
+		var page string
+		if err := chromedp.Run(ctx,
+			chromedp.Navigate(prefsLink),
+			chromedp.WaitVisible(`button[value="erase"]`, chromedp.ByQuery),
+			chromedp.Click(`button[value="erase"]`, chromedp.ByQuery),
+			chromedp.WaitNotPresent(`button[value="erase"]`, chromedp.ByQuery),
+			chromedp.Text(`main`, &page, chromedp.ByQuery),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(page, "We have sent you a link to erase your membership") {
+			t.Errorf("after asking the page says %q", page)
+		}
+		link := linkTo("/preferences/erase").FindString(textPart(t, waitForMail(t, smtp, email, 3)))
+		if link == "" {
+			t.Fatal("no erase link mailed")
+		}
+		if err := chromedp.Run(ctx,
+			chromedp.Navigate(link),
+			chromedp.WaitVisible(`form[action="/preferences/erase"] button[type="submit"]`, chromedp.ByQuery),
+			chromedp.Click(`form[action="/preferences/erase"] button[type="submit"]`, chromedp.ByQuery),
+			chromedp.WaitNotPresent(`form[action="/preferences/erase"]`, chromedp.ByQuery),
+			chromedp.Text(`main`, &page, chromedp.ByQuery),
+		); err != nil {
+			t.Fatal(err)
+		}
+		var erased int
+		if err := queryRow(dbURL, `SELECT count(*) FROM members WHERE status = 'erased' AND email IS NULL`, nil, &erased); err != nil {
+			t.Fatal(err)
+		}
+		if erased != 1 || !strings.Contains(page, "erased") {
+			t.Errorf("%d erased members, page %q; want the member erased", erased, page)
+		}
 	})
 
 	t.Run("the form speaks Norwegian to a Norwegian browser", func(t *testing.T) {
