@@ -843,7 +843,7 @@ func (p *pages) static(c echo.Context) error {
 
 // pageStatusIDs are the statuses with their own error text; others show as 500's.
 var pageStatusIDs = map[int]string{400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
-	413: "error.413", 429: "error.429", 500: "error.500"}
+	413: "error.413", 429: "error.429", 500: "error.500", 503: "error.503"}
 
 // renderPageError shows an error on a page path as an HTML page in the visitor's language. It
 // reports false for API paths, which keep the JSON errors.

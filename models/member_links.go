@@ -286,3 +286,14 @@ func (db *DB) GrantConsentByLink(ctx context.Context, id int64, textVersion stri
 	}
 	return db.GetMember(ctx, memberID)
 }
+
+// PurgeMemberLinks deletes the requested links that expired before cutoff, with the mail that
+// carried them, and returns how many. Past its hour a row only tells the member the link
+// expired; nothing needs it for long.
+func (db *DB) PurgeMemberLinks(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := db.Pool.Exec(ctx, `DELETE FROM member_links WHERE expires_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("purge member links: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -645,6 +645,35 @@ func TestPurgeDeletesOnlyOldUnconfirmedSignUps(t *testing.T) {
 	}
 }
 
+func TestPurgeDeletesMemberLinksADayAfterTheyExpired(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	id := join(t, db, "kari@example.com", "en")
+	if _, _, err := db.ConfirmMember(ctx, id, models.ConsentEvidence{}); err != nil {
+		t.Fatal(err)
+	}
+	req, err := db.RequestMemberLink(ctx, id, models.LinkExport, "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		after time.Duration
+		kept  bool
+	}{{models.MemberLinkTTL + time.Hour, true}, {models.MemberLinkTTL + 25*time.Hour, false}} {
+		later := func() time.Time { return time.Now().Add(c.after) }
+		if err := (Purge{DB: db, Now: later}).Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := db.FindMemberLink(ctx, req.LinkID)
+		if kept := err == nil; kept != c.kept {
+			t.Errorf("%v after the request: kept %v (%v), want %v", c.after, kept, err, c.kept)
+		}
+	}
+	if _, err := db.GetMember(ctx, id); err != nil {
+		t.Errorf("the member went with the link: %v", err)
+	}
+}
+
 // TestEveryMailRendersInEveryLanguage catches a catalogue id missing in one language (shown as
 // [id]) and a template that does not parse.
 func TestEveryMailRendersInEveryLanguage(t *testing.T) {
