@@ -285,7 +285,7 @@ func TestDatabaseDownAnswers503WithRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") != "5" ||
-		!strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		!strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "try again in a few seconds") {
 		t.Errorf("page: status %d, Retry-After %q, type %q; want an HTML 503 with Retry-After 5\n%s",
 			res.StatusCode, res.Header.Get("Retry-After"), res.Header.Get("Content-Type"), body)
 	}
