@@ -222,6 +222,7 @@ type view struct {
 	Stores          []option
 	LanguageOptions []option
 	ConsentPending  bool
+	ConsentByMail   bool // ticking the box mails a consent link rather than granting
 	NoEmail         bool // the member has no address to mail a link to
 
 	MemberName   string
@@ -545,6 +546,7 @@ func (p *pages) renderPreferences(c echo.Context, status int, v *view, m *models
 	v.Form, v.Stores, v.Token, v.CardNumber = f, stores, token, m.Card
 	v.ConsentPending = m.MarketingConsent == models.ConsentPending
 	v.NoEmail = m.Email == nil || *m.Email == ""
+	v.ConsentByMail = !hasConsent(m) && !v.NoEmail
 	for _, l := range templates.Languages() {
 		v.LanguageOptions = append(v.LanguageOptions, option{Value: l, Name: templates.T(l, "lang.name", nil), Selected: l == f.Language})
 	}

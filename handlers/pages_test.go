@@ -745,6 +745,9 @@ func TestAPreferencesLinkCannotExportEraseOrGrantConsent(t *testing.T) {
 		if _, err := s.db.Unsubscribe(context.Background(), m.ID, models.ConsentEvidence{}); err != nil {
 			t.Fatal(err)
 		}
+		if page := s.get(t, "/preferences?token="+url.QueryEscape(tok)); !strings.Contains(page.Body, "we send you a link to confirm it") {
+			t.Errorf("the page does not say that ticking the box mails a link:\n%s", page.Body)
+		}
 		p := post("/preferences", url.Values{"lang": {"en"}, "name": {"Kari Nordmann"}, "home_store": {"oslo-1"},
 			"language": {"en"}, "marketing_consent": {"yes"}})
 		if p.Status != http.StatusOK || !strings.Contains(p.Body, "We have sent you a link") {
@@ -992,7 +995,9 @@ func TestPageErrorsAreHTMLAndTheAPIsStayJSON(t *testing.T) {
 // The handlers name some catalogue ids in Go (field errors, error pages, language names); the
 // templates' own ids are checked in package templates.
 func TestEveryIDTheHandlersUseExistsInEveryLanguage(t *testing.T) {
-	ids := []string{"lang.name", "unsubscribed.one_click", "error.other", "join.consent.version"}
+	ids := []string{"lang.name", "unsubscribed.one_click", "error.other", "join.consent.version", "error.consent_no_email",
+		"link_sent.export", "link_sent.erase", "link_sent.consent",
+		"link_gone.used.title", "link_gone.used.text", "link_gone.expired.title", "link_gone.expired.text"}
 	for _, id := range fieldMessageIDs {
 		ids = append(ids, id)
 	}
