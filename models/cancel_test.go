@@ -3,6 +3,8 @@ package models_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -50,4 +52,75 @@ func TestEndedContextCancelsTheStatementAndKeepsTheConnection(t *testing.T) {
 	if sleeping != 0 {
 		t.Errorf("%d backends still run the cancelled statement", sleeping)
 	}
+}
+
+// Backstop for a process that dies mid-statement (it sends no cancel): every connection asks its
+// backend to check the client socket during long statements.
+func TestConnectionsCheckTheirClient(t *testing.T) {
+	db := dbtest.New(t)
+	var interval string
+	if err := db.Pool.QueryRow(context.Background(), `SHOW client_connection_check_interval`).Scan(&interval); err != nil {
+		t.Fatal(err)
+	}
+	if interval != "5s" {
+		t.Errorf("client_connection_check_interval %q, want 5s", interval)
+	}
+}
+
+// A process killed mid-statement sends no cancel; its backend notices the closed socket
+// (client_connection_check_interval) and stops, instead of running the statement to its end.
+func TestStatementOfAKilledProcessStops(t *testing.T) {
+	if os.Getenv("REGULARS_SLEEPER_URL") != "" {
+		t.Skip("this is the child process's test")
+	}
+	url := dbtest.URL(t)
+	child := exec.Command(os.Args[0], "-test.run=^TestSleeperChild$")
+	child.Env = append(os.Environ(), "REGULARS_SLEEPER_URL="+url)
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	db, err := models.Open(context.Background(), url, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sleeping := func() int {
+		var n int
+		if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'
+			  AND strpos(query, 'sleeper child') > 0`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Generous bounds: the child needs a moment to start; the check runs every 5 s.
+	waitFor := func(want int, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); sleeping() != want; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d backends run the child's statement after a minute, want %d", what, sleeping(), want)
+			}
+		}
+	}
+	waitFor(1, "before the kill")
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	waitFor(0, "after the kill")
+}
+
+// TestSleeperChild is the process TestStatementOfAKilledProcessStops kills: it runs a long
+// statement through a pool as serve opens it.
+func TestSleeperChild(t *testing.T) {
+	url := os.Getenv("REGULARS_SLEEPER_URL")
+	if url == "" {
+		t.Skip("run by TestStatementOfAKilledProcessStops")
+	}
+	db, err := models.Open(context.Background(), url, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = db.Pool.Exec(context.Background(), `SELECT pg_sleep(600) /* sleeper child */`)
 }
