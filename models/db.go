@@ -95,15 +95,17 @@ const clientCheckInterval = "5s"
 
 // cancelOnServer makes an ended context stop its statement on the server, not only in Go.
 //
-// pgx's default handler only sets a deadline on the socket: the Go call returns at once and the
-// connection is closed, but the backend keeps running the statement until it next writes to the
-// socket, which for a count(*) or pg_sleep is when it has finished. So a request that timed out,
-// or whose client went away, left its query running. CancelRequestContextWatcherHandler sends
-// PostgreSQL a cancel request at once (the statement fails with 57014 and the connection stays
-// usable), and closes the socket after cancelGrace if the server does not answer.
+// pgx's default handler (v5.12) only sets a deadline on the socket: the Go call returns at once,
+// the connection is closed, and a goroutine then sends a cancel request, best effort. Meanwhile
+// the pool counts the slot free and may open a new connection, a new backend, beside the one
+// still running the statement, and every timeout costs a reconnect. With
+// CancelRequestContextWatcherHandler the cancel request goes first and the call returns when
+// PostgreSQL has stopped the statement (57014), on a connection that stays usable; the socket is
+// closed only if the server has not answered within cancelGrace.
 //
 // Backstop for when this process dies mid-statement (no cancel request is sent then):
-// client_connection_check_interval makes the backend notice the closed socket and stop.
+// client_connection_check_interval makes the backend notice the closed socket and stop. (A
+// network that fails between the two, so that neither arrives, is left to TCP keepalives.)
 // There is deliberately no server-side statement_timeout on the pool: the same pool runs the
 // jobs that must not be cut (the metrics run, imports, the demo fill, campaign dispatch), and
 // the request limit is the context deadline of handlers' statement-deadline middleware, which
