@@ -608,13 +608,12 @@ func (cn *console) renderEditorFlash(c echo.Context, status int, d *campaignEdit
 			d.Schedule = cn.scheduleDefaults(cp)
 		}
 		if cp.SegmentID != nil {
-			seg, err := segments.Get(ctx, cn.s.db, *cp.SegmentID)
+			// The sample only: counting the segment is the lists' job (cached).
+			sample, err := segments.SavedSample(ctx, cn.s.db, *cp.SegmentID, segments.SavedSampleSize)
 			if err != nil && models.ErrorCode(err) != models.ENOTFOUND {
 				return cn.campaignFail(c, err)
 			}
-			if seg != nil {
-				d.Sample = seg.Sample
-			}
+			d.Sample = sample
 		}
 		if d.SampleMemberID == 0 && len(d.Sample) > 0 {
 			d.SampleMemberID = d.Sample[0].ID

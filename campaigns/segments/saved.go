@@ -335,6 +335,21 @@ func Get(ctx context.Context, db *models.DB, id int64) (*Detail, error) {
 	return d, nil
 }
 
+// SavedSample returns up to limit of saved segment id's lowest-id members, live as of now,
+// without counting them: for pages that show examples, where a count of a slow segment would
+// cost the whole statement limit. ENOTFOUND when there is no segment id.
+func SavedSample(ctx context.Context, db *models.DB, id int64, limit int) ([]SampleMember, error) {
+	s, err := find(ctx, db, id)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := s.tree()
+	if err != nil {
+		return nil, err
+	}
+	return Sample(ctx, db, tree, liveAsOf(db), limit)
+}
+
 // Member is a member as a segment's member list shows it: what a marketer needs to recognise
 // who is in a segment, and no contact details (the sender reads those itself).
 type Member struct {

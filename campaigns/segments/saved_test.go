@@ -124,6 +124,15 @@ func TestSavedSegmentsLifecycle(t *testing.T) {
 			t.Errorf("got %+v", d)
 		}
 	})
+	t.Run("a sample alone, without counting", func(t *testing.T) {
+		sample, err := SavedSample(ctx, f.db, created.ID, SavedSampleSize)
+		if err != nil || len(sample) != 2 || sample[0].Name != "ada" || sample[1].Name != "ben" {
+			t.Errorf("got %+v, %v; want ada and ben", sample, err)
+		}
+		if _, err := SavedSample(ctx, f.db, 1<<40, 1); models.ErrorCode(err) != models.ENOTFOUND {
+			t.Errorf("no such segment: %v, want ENOTFOUND", err)
+		}
+	})
 	t.Run("members are paged by id with a cursor", func(t *testing.T) {
 		var names []string
 		after, pages := int64(0), 0
