@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -104,12 +105,34 @@ func (s *Server) createSegment(c echo.Context) error {
 		return err
 	}
 	s.countSaved(saved.ID, saved.UpdatedAt)
-	// The answer holds the live counts and sample, as GET does, so the console need not ask again.
-	d, err := segments.Get(c.Request().Context(), s.db, saved.ID)
-	if err != nil {
-		return err
+	return s.savedSegment(c, http.StatusCreated, saved)
+}
+
+// uncountedDetail is a segment just saved whose rules took too long to count while the request
+// waited: null counts and no sample (they are counted in the background; see GET /segments).
+type uncountedDetail struct {
+	segments.Saved
+	Members  *int64                  `json:"members"`
+	Mailable *int64                  `json:"mailable"`
+	Sample   []segments.SampleMember `json:"sample"`
+}
+
+// savedSegment answers a save with the segment's live counts and sample, as GET does, so the
+// console need not ask again. The save has happened, so a count that takes more than half the
+// statement limit must not turn the answer into an error (a client would retry and meet its
+// own segment's name): the answer then has null counts.
+func (s *Server) savedSegment(c echo.Context, status int, saved *segments.Saved) error {
+	ctx := c.Request().Context()
+	liveCtx, cancel := context.WithTimeout(ctx, s.statementLimit()/2)
+	d, err := segments.Get(liveCtx, s.db, saved.ID)
+	cancel()
+	switch {
+	case err == nil:
+		return c.JSON(status, d)
+	case ctx.Err() == nil && errors.Is(liveCtx.Err(), context.DeadlineExceeded):
+		return c.JSON(status, uncountedDetail{Saved: *saved, Sample: []segments.SampleMember{}})
 	}
-	return c.JSON(http.StatusCreated, d)
+	return err
 }
 
 func (s *Server) getSegment(c echo.Context) error {
@@ -138,11 +161,7 @@ func (s *Server) updateSegment(c echo.Context) error {
 		return err
 	}
 	s.countSaved(id, saved.UpdatedAt)
-	d, err := segments.Get(c.Request().Context(), s.db, id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, d)
+	return s.savedSegment(c, http.StatusOK, saved)
 }
 
 func (s *Server) deleteSegment(c echo.Context) error {

@@ -263,3 +263,55 @@ func TestSegmentListCountsTheUncountedInTheBackground(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A save whose rules are too slow to count while the request waits is still a success: the
+// segment is stored, the answer has null counts, and the background count fills them in.
+func TestSlowSegmentSaveAnswersWithoutCounts(t *testing.T) {
+	tl, _ := segmentShop(t)
+	tl.db.StatementTimeout = time.Second // the live count gets half of it
+	ctx := context.Background()
+	tx, err := tl.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	// Counting reads members; holding them makes the live count too slow.
+	if _, err := tx.Exec(ctx, `LOCK TABLE members IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"name": "Oslo", "rules": map[string]any{"field": "home_store", "op": "eq", "value": "oslo-1"}}
+	res := tl.do(t, "POST", "/api/v1/segments", tl.marketer, body)
+	var created struct {
+		ID       int64           `json:"id"`
+		Members  *int64          `json:"members"`
+		Mailable *int64          `json:"mailable"`
+		Sample   json.RawMessage `json:"sample"`
+	}
+	mustUnmarshal(t, res.Body, &created)
+	if res.Status != 201 || created.ID == 0 || created.Members != nil || created.Mailable != nil || string(created.Sample) != "[]" {
+		t.Fatalf("create: %d %s; want 201 with null counts and an empty sample", res.Status, res.Body)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute) // generous: once members are free the count takes milliseconds
+	for {
+		var out struct {
+			Segments []struct {
+				Members   *int64     `json:"members"`
+				CountedAt *time.Time `json:"counted_at"`
+			}
+		}
+		mustUnmarshal(t, tl.do(t, "GET", "/api/v1/segments", tl.marketer, nil).Body, &out)
+		if len(out.Segments) == 1 && out.Segments[0].CountedAt != nil {
+			if *out.Segments[0].Members != 2 {
+				t.Errorf("counted %d members, want 2", *out.Segments[0].Members)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the saved segment was not counted a minute after the lock was released")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
