@@ -214,6 +214,16 @@ func TestMetricsRunIsExemptFromTheStatementLimit(t *testing.T) {
 	if len(deadlines) != 3 || deadlines[0] || deadlines[1] || !deadlines[2] {
 		t.Errorf("deadlines %v, want none for the two metrics runs and one for the rest", deadlines)
 	}
+	// The exemptions name real routes: a renamed route would otherwise lose its exemption silently.
+	routes := map[string]bool{}
+	for _, r := range s.echo.Routes() {
+		routes[r.Method+" "+r.Path] = true
+	}
+	for route := range longRunning {
+		if !routes[route] {
+			t.Errorf("exempt route %q is not in the route table", route)
+		}
+	}
 }
 
 // While the database is down, the API answers 503 "unavailable" with Retry-After in the
