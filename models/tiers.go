@@ -126,7 +126,7 @@ func memberTier(ctx context.Context, db *DB, memberID int64) (*string, float64, 
 	var discount float64
 	err := db.Pool.QueryRow(ctx, `
 		WITH spend AS (
-			SELECT coalesce(sum(CASE WHEN kind = 'sale' THEN amount_minor ELSE -amount_minor END), 0) AS net
+			SELECT coalesce(sum(net_amount(kind, amount_minor)), 0) AS net
 			FROM transactions
 			WHERE member_id = $1 AND occurred_at > now() - make_interval(days => $2)
 		)

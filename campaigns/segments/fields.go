@@ -213,7 +213,7 @@ func orders365d(c *compiler) string {
 // spend365d is net: sales minus refunds in [as-of − 365 days, as-of), 0 without any. Amounts of
 // stores in different currencies are added as they are (minor units).
 func spend365d(c *compiler) string {
-	return `(SELECT coalesce(sum(CASE WHEN t.kind = 'sale' THEN t.amount_minor ELSE -t.amount_minor END), 0)::bigint
+	return `(SELECT coalesce(sum(net_amount(t.kind, t.amount_minor)), 0)::bigint
         FROM transactions t
         WHERE t.member_id = m.id
           AND t.occurred_at >= ` + c.windowStartArg() + ` AND t.occurred_at < ` + c.asOfArg() + `)`

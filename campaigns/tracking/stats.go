@@ -352,7 +352,7 @@ func readRevenue(ctx context.Context, db *models.DB, campaignID int64, days int,
 		           OR (r.held_out AND run.started_at IS NOT NULL))),
 		buys AS MATERIALIZED (
 		    SELECT rec.run_id, rec.member_id, t.currency, count(*) AS n,
-		           sum(CASE t.kind WHEN 'sale' THEN t.amount_minor ELSE -t.amount_minor END) AS net
+		           sum(net_amount(t.kind, t.amount_minor)) AS net
 		    FROM rec JOIN transactions t ON t.member_id = rec.member_id
 		     AND t.occurred_at > rec.since AND t.occurred_at <= rec.since + make_interval(days => $2)
 		    GROUP BY rec.run_id, rec.member_id, t.currency),

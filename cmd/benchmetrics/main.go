@@ -33,7 +33,7 @@ const perMember = `
 WITH pm AS (
     SELECT member_id,
            count(*) FILTER (WHERE kind = 'sale') AS orders,
-           sum(CASE kind WHEN 'sale' THEN amount_minor ELSE -amount_minor END) AS net
+           sum(net_amount(kind, amount_minor)) AS net
     FROM transactions
     WHERE member_id IS NOT NULL AND occurred_at >= $1 AND occurred_at < $2
     GROUP BY member_id

@@ -241,7 +241,7 @@ per_member AS (
     -- the sale it refunds when recorded), so net revenue may be negative.
     SELECT t.member_id,
            count(*) FILTER (WHERE t.kind = 'sale' AND t.occurred_at >= $3) AS orders,
-           coalesce(sum(CASE t.kind WHEN 'sale' THEN t.amount_minor ELSE -t.amount_minor END)
+           coalesce(sum(net_amount(t.kind, t.amount_minor))
                     FILTER (WHERE t.occurred_at >= $3), 0) AS net_revenue,
            bool_or(t.kind = 'sale' AND t.occurred_at >= $4 AND t.occurred_at < $5) AS bought_before,
            bool_or(t.kind = 'sale' AND t.occurred_at >= $5) AS bought_recently

@@ -53,8 +53,7 @@ WITH days AS (
     SELECT t.member_id,
            (t.occurred_at AT TIME ZONE $1::text)::date AS day,
            count(*) FILTER (WHERE t.kind = 'sale') AS sales_n,
-           coalesce(sum(t.amount_minor) FILTER (WHERE t.kind = 'sale'), 0)
-             - coalesce(sum(t.amount_minor) FILTER (WHERE t.kind = 'refund'), 0) AS net
+           sum(net_amount(t.kind, t.amount_minor)) AS net
     FROM transactions t
     WHERE t.member_id IS NOT NULL AND t.occurred_at < $2
     GROUP BY 1, 2

@@ -105,7 +105,7 @@ WITH window_members AS (
     SELECT t.member_id,
            $4::date - max((t.occurred_at AT TIME ZONE $1::text)::date) FILTER (WHERE t.kind = 'sale') AS recency_days,
            count(*) FILTER (WHERE t.kind = 'sale') AS purchases,
-           sum(CASE t.kind WHEN 'sale' THEN t.amount_minor ELSE -t.amount_minor END) AS net_spend
+           sum(net_amount(t.kind, t.amount_minor)) AS net_spend
     FROM transactions t
     WHERE t.member_id IS NOT NULL AND t.occurred_at >= $3 AND t.occurred_at < $2
     GROUP BY t.member_id

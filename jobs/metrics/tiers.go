@@ -20,7 +20,7 @@ func tierFamily() Family {
 				FROM members m
 				LEFT JOIN (
 					SELECT tr.member_id,
-					       sum(CASE tr.kind WHEN 'sale' THEN tr.amount_minor ELSE -tr.amount_minor END) AS net
+					       sum(net_amount(tr.kind, tr.amount_minor)) AS net
 					FROM transactions tr, params p
 					WHERE tr.member_id IS NOT NULL
 					  AND tr.occurred_at >= p.as_of - make_interval(days => ` + strconv.Itoa(models.TierWindowDays) + `)
