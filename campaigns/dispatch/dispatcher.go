@@ -1,8 +1,8 @@
 // Package dispatch sends campaigns: Schedule, Pause, Resume and Cancel change a campaign's
 // state (schedule.go); the Dispatcher turns due schedules into runs and snapshots each run's
-// recipients (dispatcher.go); Senders mail the recipients (sender.go). Every `regulars serve`
-// process runs one Dispatcher and one Sender on the same database; they coordinate through
-// PostgreSQL only.
+// recipients (dispatcher.go); Senders mail the recipients (sender.go), claiming them from a
+// Queue (queue.go: PostgresQueue holds the sender's SQL). Every `regulars serve` process runs
+// one Dispatcher and one Sender on the same database; they coordinate through PostgreSQL only.
 //
 // Runs. A one-off campaign has one run, for its send_at. A recurring campaign has one run per
 // cron occurrence, computed in the campaign's time zone (so "0 9 * * *" in Europe/Oslo is 09:00

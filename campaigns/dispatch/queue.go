@@ -1,0 +1,322 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regulars/regulars/campaigns"
+	"github.com/regulars/regulars/campaigns/segments"
+	"github.com/regulars/regulars/campaigns/tracking"
+	"github.com/regulars/regulars/models"
+)
+
+// Queue is all a Sender reads and writes of storage: the recipients of sending runs (claimed,
+// leased, marked), the status of their runs and the campaigns they mail. PostgresQueue is the
+// one in use; the sender's unit tests use one in memory. A Sender calls it once per claim, batch
+// of sent mails, failure, renewal and status read, never once per sent mail.
+//
+// Leases and retry delays are durations, measured on the queue's own clock: for PostgresQueue
+// the database's now(), so that every process compares leases on the same clock whatever the
+// skew between their machines.
+type Queue interface {
+	// Claim takes up to n due recipients of sending runs (queued ones whose retry time has come,
+	// and ones whose lease expired), leases them for lease and counts an attempt for each.
+	// members holds what rendering needs of their members, by member id.
+	Claim(ctx context.Context, n int, lease time.Duration) (recs []Claimed, members map[int64]ClaimedMember, err error)
+	// MarkSent records mails the relay accepted as sent at their time, except those another
+	// worker has claimed since.
+	MarkSent(ctx context.Context, mails []SentMail) error
+	// Record stores one recipient's outcome, status "failed" or "queued" (due again retryIn
+	// from now) with cause as its error, unless another worker has claimed it since.
+	Record(ctx context.Context, r Claimed, status string, cause error, retryIn time.Duration) error
+	// Release puts claimed recipients back in the queue, as if never claimed.
+	Release(ctx context.Context, recs []Claimed) error
+	// Renew extends by lease the lease of those of recs still held under their claim, and
+	// returns which ones are.
+	Renew(ctx context.Context, recs []Claimed, lease time.Duration) (kept map[Key]bool, err error)
+	// RunStatus reads run id's status and its campaign's id and updated_at.
+	RunStatus(ctx context.Context, id int64) (RunStatus, error)
+	// Campaign reads campaign id.
+	Campaign(ctx context.Context, id int64) (*campaigns.Campaign, error)
+	// Tracker registers links, the campaign's template links, and returns what rewrites its
+	// mails to track them (tracking.NewTracker, signing with secret for baseURL).
+	Tracker(ctx context.Context, campaignID int64, secret []byte, baseURL string, links []string) (LinkTracker, error)
+}
+
+// Claimed is one recipient a worker holds: its claim is (RunID, MemberID, Attempts).
+type Claimed struct {
+	RunID, MemberID int64
+	Email           string
+	// Attempts counts this one.
+	Attempts int
+}
+
+// Key identifies a recipient.
+type Key struct{ Run, Member int64 }
+
+// ClaimedMember is what rendering needs of a claimed recipient's member, and whether it may
+// still be mailed (consent withdrawn, erased or suppressed since the snapshot: not mailed).
+type ClaimedMember struct {
+	Data     campaigns.MemberData
+	Mailable bool
+}
+
+// SentMail is a mail the relay accepted at At whose outcome is not recorded yet.
+type SentMail struct {
+	Claimed
+	At time.Time
+}
+
+// RunStatus is a run's status ("sending", "paused", ...) with its campaign's id and updated_at
+// (to notice an edit made while paused).
+type RunStatus struct {
+	Status     string
+	CampaignID int64
+	UpdatedAt  time.Time
+}
+
+// LinkTracker rewrites the HTML of the mail of run runID to memberID for click (and open)
+// tracking; *tracking.Tracker is one.
+type LinkTracker interface {
+	Apply(runID, memberID int64, html string) string
+}
+
+// PostgresQueue is the Queue in campaign_runs and campaign_recipients. A Sender without a Queue
+// uses one on its DB.
+type PostgresQueue struct {
+	DB *models.DB
+}
+
+// Claim takes up to n due recipients of sending runs — queued ones whose retry time has come,
+// and ones whose lease expired (in flight when their process died) — and, in the same
+// statement, what rendering needs of their members: the member, its home store and its tier
+// now, and whether it is still mailable (consent withdrawn, erased or suppressed since the
+// snapshot: not mailed).
+func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) ([]Claimed, map[int64]ClaimedMember, error) {
+	rows, err := q.DB.Pool.Query(ctx, `
+		WITH picked AS MATERIALIZED (
+			SELECT cr.run_id, cr.member_id
+			FROM campaign_runs r JOIN campaign_recipients cr ON cr.run_id = r.id
+			WHERE r.status = 'sending'
+			  AND cr.status IN ('queued', 'sending')
+			  AND ((cr.status = 'queued' AND (cr.next_attempt_at IS NULL OR cr.next_attempt_at <= now()))
+			    OR (cr.status = 'sending' AND cr.lease_until < now()))
+			LIMIT $1
+			FOR UPDATE OF cr SKIP LOCKED
+		), got AS (
+			UPDATE campaign_recipients cr
+			SET status = 'sending', lease_until = now() + $2::interval, attempts = cr.attempts + 1
+			FROM picked p
+			WHERE cr.run_id = p.run_id AND cr.member_id = p.member_id
+			RETURNING cr.run_id, cr.member_id, cr.email, cr.attempts
+		)
+		SELECT got.run_id, got.member_id, got.email, got.attempts,
+			coalesce(m.card, ''), coalesce(m.name, ''), coalesce(st.code, ''), coalesce(m.language, ''),
+			t.name, coalesce(t.discount, 0),
+			coalesce(`+segments.Mailable+` AND NOT EXISTS (SELECT 1 FROM email_suppressions es
+				WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL), false)
+		FROM got
+		LEFT JOIN members m ON m.id = got.member_id
+		LEFT JOIN stores st ON st.id = m.home_store_id
+		LEFT JOIN LATERAL (
+			SELECT t.name, t.discount_percent::float8 AS discount
+			FROM (SELECT coalesce(sum(CASE WHEN kind = 'sale' THEN amount_minor ELSE -amount_minor END), 0) AS net
+			      FROM transactions WHERE member_id = m.id AND occurred_at > now() - make_interval(days => $3)) spend
+			JOIN tiers t ON t.min_spend_minor <= spend.net
+			ORDER BY t.min_spend_minor DESC LIMIT 1
+		) t ON true`, n, lease, models.TierWindowDays)
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim recipients: %w", err)
+	}
+	defer rows.Close()
+	var out []Claimed
+	members := map[int64]ClaimedMember{}
+	for rows.Next() {
+		var c Claimed
+		var m models.Member
+		var tier *string
+		var discount float64
+		var mailable bool
+		if err := rows.Scan(&c.RunID, &c.MemberID, &c.Email, &c.Attempts,
+			&m.Card, &m.Name, &m.HomeStore, &m.Language, &tier, &discount, &mailable); err != nil {
+			return nil, nil, fmt.Errorf("claim recipients: %w", err)
+		}
+		m.ID = c.MemberID
+		out = append(out, c)
+		members[m.ID] = ClaimedMember{Data: campaigns.NewMemberData(&m, tier, discount), Mailable: mailable}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("claim recipients: %w", err)
+	}
+	return out, members, nil
+}
+
+// asyncCommit, queued before a statement in a pgx.Batch, makes that statement commit without
+// waiting for the WAL flush: a batch runs as one implicit transaction, so SET LOCAL holds for it
+// alone. The marks of sent mails use it (waiting for a flush per batch of 10 mails held each
+// worker's connection idle; docs/benchmarks.md, "Campaign sending"). Only a crash of PostgreSQL
+// or of its machine can lose such a commit (the last few hundred milliseconds of them); see the
+// package documentation for what that may repeat. Claims commit normally, so a claim is never
+// lost while its worker goes on sending.
+const asyncCommit = `SET LOCAL synchronous_commit = off`
+
+// stillSending is "the row is still claimed", written so that it does not imply the predicate
+// of the partial index campaign_recipients_open (run_id) WHERE status IN ('queued', 'sending'):
+// with a plain status = 'sending', PostgreSQL's generic plan for these one-row updates used that
+// index with run_id alone and filtered every open row of the run for the member, which made a
+// run quadratic (0.7 ms per recorded mail at 10,000 recipients, growing with the run; see
+// docs/benchmarks.md, "Campaign sending"). Written this way only the primary key fits.
+const stillSending = `(cr.status || '') = 'sending'`
+
+// MarkSent writes the marks in one statement, committed asynchronously, with three tries.
+func (q *PostgresQueue) MarkSent(ctx context.Context, mails []SentMail) error {
+	if len(mails) == 0 {
+		return nil
+	}
+	runs := make([]int64, len(mails))
+	members := make([]int64, len(mails))
+	attempts := make([]int32, len(mails))
+	at := make([]time.Time, len(mails))
+	for i, m := range mails {
+		runs[i], members[i], attempts[i], at[i] = m.RunID, m.MemberID, int32(m.Attempts), m.At
+	}
+	err := tryThrice(ctx, func() error {
+		b := &pgx.Batch{}
+		b.Queue(asyncCommit)
+		b.Queue(`
+			UPDATE campaign_recipients cr SET status = 'sent', error = NULL, lease_until = NULL,
+				sent_at = u.sent_at, next_attempt_at = NULL
+			FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[]) AS u(run_id, member_id, attempts, sent_at)
+			WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
+			  AND `+stillSending, runs, members, attempts, at)
+		return q.DB.Pool.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		// Sent mails whose outcome is lost are claimed again after their lease: they count
+		// as in flight (see the package documentation).
+		return fmt.Errorf("record %d sent campaign mails: %w", len(mails), err)
+	}
+	return nil
+}
+
+// Record writes the outcome, its cause cut to 1,000 bytes of valid UTF-8, with three tries.
+func (q *PostgresQueue) Record(ctx context.Context, r Claimed, status string, cause error, retryIn time.Duration) error {
+	var msg *string
+	if cause != nil {
+		text := cause.Error()
+		if len(text) > 1000 {
+			text = text[:1000]
+		}
+		text = strings.ToValidUTF8(text, "?")
+		msg = &text
+	}
+	err := tryThrice(ctx, func() error {
+		_, err := q.DB.Pool.Exec(ctx, `
+			UPDATE campaign_recipients cr SET status = $4, error = $5, lease_until = NULL,
+				sent_at = CASE WHEN $4 = 'sent' THEN now() END,
+				next_attempt_at = CASE WHEN $4 = 'queued' THEN now() + $6::interval END
+			WHERE run_id = $1 AND member_id = $2 AND `+stillSending+` AND attempts = $3`,
+			r.RunID, r.MemberID, r.Attempts, status, msg, retryIn)
+		return err
+	})
+	if err != nil {
+		// A sent mail whose outcome is lost is claimed again after its lease: it counts as
+		// in flight (see the package documentation).
+		return fmt.Errorf("record outcome of run %d member %d: %w", r.RunID, r.MemberID, err)
+	}
+	return nil
+}
+
+// tryThrice calls write up to three times, 200 ms and then 400 ms apart, until it succeeds or
+// ctx ends, so that a short outage of the database does not lose an outcome.
+func tryThrice(ctx context.Context, write func() error) error {
+	var err error
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+		}
+		if err = write(); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	return err
+}
+
+// Release undoes the claims: the recipients are queued again with the attempt uncounted.
+func (q *PostgresQueue) Release(ctx context.Context, recs []Claimed) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	runs, members, attempts := columns(recs)
+	if _, err := q.DB.Pool.Exec(ctx, `
+		UPDATE campaign_recipients cr SET status = 'queued', lease_until = NULL, attempts = cr.attempts - 1
+		FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS u(run_id, member_id, attempts)
+		WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
+		  AND `+stillSending, runs, members, attempts); err != nil {
+		return fmt.Errorf("release %d claimed campaign recipients: %w", len(recs), err)
+	}
+	return nil
+}
+
+// Renew extends the leases in one statement.
+func (q *PostgresQueue) Renew(ctx context.Context, recs []Claimed, lease time.Duration) (map[Key]bool, error) {
+	runs, members, attempts := columns(recs)
+	rows, err := q.DB.Pool.Query(ctx, `
+		UPDATE campaign_recipients cr SET lease_until = now() + $4::interval
+		FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS u(run_id, member_id, attempts)
+		WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
+		  AND `+stillSending+`
+		RETURNING cr.run_id, cr.member_id`, runs, members, attempts, lease)
+	if err != nil {
+		return nil, fmt.Errorf("renew lease: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Key])
+	if err != nil {
+		return nil, fmt.Errorf("renew lease: %w", err)
+	}
+	kept := make(map[Key]bool, len(ids))
+	for _, id := range ids {
+		kept[id] = true
+	}
+	return kept, nil
+}
+
+func columns(recs []Claimed) (runs, members []int64, attempts []int32) {
+	for _, r := range recs {
+		runs = append(runs, r.RunID)
+		members = append(members, r.MemberID)
+		attempts = append(attempts, int32(r.Attempts))
+	}
+	return runs, members, attempts
+}
+
+// RunStatus reads the run and its campaign's updated_at.
+func (q *PostgresQueue) RunStatus(ctx context.Context, id int64) (RunStatus, error) {
+	var st RunStatus
+	err := q.DB.Pool.QueryRow(ctx, `
+		SELECT r.status, r.campaign_id, c.updated_at
+		FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id WHERE r.id = $1`, id).
+		Scan(&st.Status, &st.CampaignID, &st.UpdatedAt)
+	if err != nil {
+		return RunStatus{}, fmt.Errorf("read status of run %d: %w", id, err)
+	}
+	return st, nil
+}
+
+// Campaign reads the campaign (campaigns.Get).
+func (q *PostgresQueue) Campaign(ctx context.Context, id int64) (*campaigns.Campaign, error) {
+	return campaigns.Get(ctx, q.DB, id)
+}
+
+// Tracker builds a tracking.Tracker, which registers the links in campaign_links.
+func (q *PostgresQueue) Tracker(ctx context.Context, campaignID int64, secret []byte, baseURL string, links []string) (LinkTracker, error) {
+	t, err := tracking.NewTracker(ctx, q.DB, secret, baseURL, campaignID, links)
+	if err != nil {
+		return nil, err // not a nil *tracking.Tracker in a non-nil LinkTracker
+	}
+	return t, nil
+}
