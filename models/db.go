@@ -48,6 +48,14 @@ type DB struct {
 	keys   *keyCache
 }
 
+// location is REGULARS_TIMEZONE, UTC when it is not set.
+func (db *DB) location() *time.Location {
+	if db.Timezone == nil {
+		return time.UTC
+	}
+	return db.Timezone
+}
+
 // Open connects to the database at url. maxConns 0 keeps pgx's default.
 func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)

@@ -30,7 +30,9 @@ type TierInput struct {
 	DiscountPercent *float64 `json:"discount_percent"`
 }
 
-// TierWindowDays is the trailing period whose net spend places a member on the ladder.
+// TierWindowDays is the trailing period whose net spend places a member on the ladder. The rule
+// itself lives in SQL (in_trailing_year and member_tier, migrations/00017_tier_rule.sql); this is
+// the same number for Go code that needs it.
 const TierWindowDays = 365
 
 // FindTiers returns the ladder, lowest threshold first.
@@ -113,26 +115,22 @@ func (db *DB) ReplaceTiers(ctx context.Context, in []TierInput) ([]Tier, error) 
 	return db.FindTiers(ctx)
 }
 
-// memberTier finds the tier and discount of one member from their net spend over the trailing
-// TierWindowDays, read through the transactions_member index. Being computed at lookup time,
-// it reflects a purchase or refund as soon as it is stored, with no work added to recording it.
 // MemberTier is member id's tier (nil when below every threshold or no ladder) and discount.
 func (db *DB) MemberTier(ctx context.Context, id int64) (*string, float64, error) {
 	return memberTier(ctx, db, id)
 }
 
+// memberTier finds the tier and discount of one member as of now with the SQL function
+// member_tier (migrations/00017_tier_rule.sql, the rule's one home): net spend over
+// [now − 365 days, now) in REGULARS_TIMEZONE, read through the transactions_member index. Being
+// computed at lookup time, it reflects a purchase or refund as soon as it is stored, with no work
+// added to recording it.
 func memberTier(ctx context.Context, db *DB, memberID int64) (*string, float64, error) {
 	var name *string
 	var discount float64
 	err := db.Pool.QueryRow(ctx, `
-		WITH spend AS (
-			SELECT coalesce(sum(net_amount(kind, amount_minor)), 0) AS net
-			FROM transactions
-			WHERE member_id = $1 AND occurred_at > now() - make_interval(days => $2)
-		)
-		SELECT t.name, t.discount_percent::float8
-		FROM spend JOIN tiers t ON t.min_spend_minor <= spend.net
-		ORDER BY t.min_spend_minor DESC LIMIT 1`, memberID, TierWindowDays).Scan(&name, &discount)
+		SELECT name, discount_percent::float8 FROM member_tier($1, now(), $2)`,
+		memberID, db.location().String()).Scan(&name, &discount)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, 0, nil // below every threshold, or no tiers configured
 	}

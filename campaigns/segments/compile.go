@@ -23,7 +23,8 @@ const maxTextValue = 200
 //
 // asOf is the instant the computed purchase figures are measured at (only transactions before it
 // count), and its location is the shop's timezone: a YYYY-MM-DD value means that whole day there,
-// and the 365-day window starts 365 calendar days earlier there. Pass a fixed asOf in tests.
+// and the 365-day window starts 365 calendar days earlier there (in_trailing_year, a SQL function
+// from models/migrations/00017_tier_rule.sql). Pass a fixed asOf in tests.
 func Compile(tree *Node, asOf time.Time, argOffset int) (where string, args []any, err error) {
 	if asOf.IsZero() {
 		return "", nil, errors.New("compile segment: as-of time not set")
@@ -50,8 +51,8 @@ type compiler struct {
 	args   []any
 	fe     models.FieldErrors
 	rules  int
-	// The as-of instant and the window start are shared by all computed figures of a tree.
-	asOfRef, windowStartRef string
+	// The as-of instant and its time zone are shared by all computed figures of a tree.
+	asOfRef, zoneRef string
 }
 
 // arg adds an argument and returns its placeholder, cast so PostgreSQL knows its type.
@@ -67,11 +68,18 @@ func (c *compiler) asOfArg() string {
 	return c.asOfRef
 }
 
-func (c *compiler) windowStartArg() string {
-	if c.windowStartRef == "" {
-		c.windowStartRef = c.arg(c.asOf.AddDate(0, 0, -365), "timestamptz")
+// zoneArg is the name of the as-of time's zone, in which the SQL rules (in_trailing_year,
+// member_tier) count calendar days. A time in Go's Local zone has no name PostgreSQL knows; it
+// counts in UTC (callers pass the shop's named zone, see liveAsOf).
+func (c *compiler) zoneArg() string {
+	if c.zoneRef == "" {
+		name := c.asOf.Location().String()
+		if name == "Local" || name == "" {
+			name = "UTC"
+		}
+		c.zoneRef = c.arg(name, "text")
 	}
-	return c.windowStartRef
+	return c.zoneRef
 }
 
 func (c *compiler) node(n *Node, path string, depth int) string {

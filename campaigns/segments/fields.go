@@ -203,32 +203,30 @@ func daysSinceLastPurchase(c *compiler) string {
         WHERE t.member_id = m.id AND t.kind = 'sale' AND t.occurred_at < ` + asOf + `)) / 86400)::bigint`
 }
 
-// orders365d counts sales in [as-of − 365 days, as-of).
+// orders365d counts sales in [as-of − 365 days, as-of): in_trailing_year, the window of the club
+// tier (models/migrations/00017_tier_rule.sql), inlined by the planner into the two bounds of an
+// index range scan.
 func orders365d(c *compiler) string {
 	return `(SELECT count(*) FROM transactions t
         WHERE t.member_id = m.id AND t.kind = 'sale'
-          AND t.occurred_at >= ` + c.windowStartArg() + ` AND t.occurred_at < ` + c.asOfArg() + `)`
+          AND in_trailing_year(t.occurred_at, ` + c.asOfArg() + `, ` + c.zoneArg() + `))`
 }
 
-// spend365d is net: sales minus refunds in [as-of − 365 days, as-of), 0 without any. Amounts of
-// stores in different currencies are added as they are (minor units).
+// spend365d is net (net_amount: sales minus refunds) in [as-of − 365 days, as-of), 0 without
+// any. Amounts of stores in different currencies are added as they are (minor units).
 func spend365d(c *compiler) string {
 	return `(SELECT coalesce(sum(net_amount(t.kind, t.amount_minor)), 0)::bigint
         FROM transactions t
         WHERE t.member_id = m.id
-          AND t.occurred_at >= ` + c.windowStartArg() + ` AND t.occurred_at < ` + c.asOfArg() + `)`
+          AND in_trailing_year(t.occurred_at, ` + c.asOfArg() + `, ` + c.zoneArg() + `))`
 }
 
-// tier is the club tier as models.MemberTier finds it at a till — the tier with the highest
-// min_spend_minor at or below the member's net spend — but over spend_365d's window ending at the
-// as-of time: [as-of − 365 calendar days, as-of), where a till lookup uses the 365 × 24 hours
-// before now. The two differ only for a transaction at the very edge of the window. The tiers
-// are a handful of rows; the spend is one index probe per member (see spend365d), computed
-// once per member in the LATERAL-like derived table rather than once per tier.
+// tier is the club tier as a till lookup finds it (models.MemberTier), as of the segment's as-of
+// time: the SQL function member_tier, the rule's one home (models/migrations/00017_tier_rule.sql),
+// over spend_365d's window. The planner inlines it: one index probe per member for the spend and
+// a join against the handful of tiers.
 func tier(c *compiler) string {
-	return `(SELECT tt.name FROM (SELECT ` + spend365d(c) + ` AS net) sp
-        JOIN tiers tt ON tt.min_spend_minor <= sp.net
-        ORDER BY tt.min_spend_minor DESC LIMIT 1)`
+	return `(SELECT mt.name FROM member_tier(m.id, ` + c.asOfArg() + `, ` + c.zoneArg() + `) mt)`
 }
 
 // homeStoreLeaf matches the member's home_store_id against the ids of the stores whose code
