@@ -124,7 +124,7 @@ func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) (
 		LEFT JOIN stores st ON st.id = m.home_store_id
 		LEFT JOIN LATERAL (
 			SELECT t.name, t.discount_percent::float8 AS discount
-			FROM (SELECT coalesce(sum(CASE WHEN kind = 'sale' THEN amount_minor ELSE -amount_minor END), 0) AS net
+			FROM (SELECT coalesce(sum(net_amount(kind, amount_minor)), 0) AS net
 			      FROM transactions WHERE member_id = m.id AND occurred_at > now() - make_interval(days => $3)) spend
 			JOIN tiers t ON t.min_spend_minor <= spend.net
 			ORDER BY t.min_spend_minor DESC LIMIT 1
