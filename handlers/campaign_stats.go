@@ -15,9 +15,6 @@ type TrackingOptions struct {
 	CostPerMail int64
 }
 
-// SetTracking configures the campaign statistics.
-func (s *Server) SetTracking(o TrackingOptions) { s.tracking = o }
-
 func (s *Server) campaignStats(c echo.Context) error {
 	id, err := campaignID(c)
 	if err != nil {

@@ -21,9 +21,6 @@ type CampaignOptions struct {
 	From string
 }
 
-// SetCampaigns configures the campaign routes.
-func (s *Server) SetCampaigns(o CampaignOptions) { s.campaigns = o }
-
 func (s *Server) campaignConfig() campaigns.Config {
 	return campaigns.Config{BaseURL: s.campaigns.BaseURL, DefaultFrom: s.campaigns.From}
 }

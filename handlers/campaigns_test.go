@@ -29,7 +29,9 @@ func newCampaignAPI(t *testing.T) *campaignAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sender.Close() })
-	tl.srv.SetCampaigns(CampaignOptions{Mail: sender, BaseURL: "https://club.example", From: "Vinyl shop <news@shop.example>"})
+	tl.srv.reconfigure(t, func(c *Config) {
+		c.Campaigns = CampaignOptions{Mail: sender, BaseURL: "https://club.example", From: "Vinyl shop <news@shop.example>"}
+	})
 	res := tl.do(t, "POST", "/api/v1/members", tl.oslo, map[string]any{"card": goodCard, "name": "Kari Nordmann",
 		"email": "kari@example.com", "marketing_consent": false})
 	if res.Status != 201 {

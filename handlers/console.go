@@ -1,9 +1,9 @@
 package handlers
 
 // The marketers' console under /console/: server-rendered pages from templates/console, behind a
-// login with server-side sessions. Each area registers its own routes from its own file:
-// console_auth.go (login, logout, sessions, roles), console_dashboard.go, console_segments.go,
-// console_campaigns.go, console_members.go.
+// login with server-side sessions. Its routes are in routes.go; each area's handlers are in its
+// own file: console_auth.go (login, logout, sessions, roles), console_dashboard.go,
+// console_segments.go, console_campaigns.go, console_members.go.
 
 import (
 	"net/http"
@@ -33,18 +33,6 @@ type consoleUser struct {
 	ID    int64
 	Email string
 	Role  string // admin or marketer
-}
-
-// consoleRoutes registers the console. g's middleware (cn.session, from console_auth.go) loads
-// the session, if any, and checks the CSRF token of every POST; each page adds cn.require(roles).
-func (s *Server) consoleRoutes() {
-	cn := &console{s: s}
-	g := s.echo.Group("/console", cn.session)
-	cn.authRoutes(g)
-	cn.dashboardRoutes(g)
-	cn.segmentRoutes(g)
-	cn.campaignRoutes(g)
-	cn.memberRoutes(g)
 }
 
 // render writes a console page with status.

@@ -32,12 +32,6 @@ const (
 	ctxConsoleExpired  = "console.expired"        // bool: the cookie named a session that ended
 )
 
-func (cn *console) authRoutes(g *echo.Group) {
-	g.GET("/login", cn.loginForm)
-	g.POST("/login", cn.login, loginRateLimit())
-	g.POST("/logout", cn.logout)
-}
-
 // loginAttemptsPerMinute is how many login attempts one IP address may make a minute. The
 // per-account lock-out stops guessing one password; this stops one address trying many accounts.
 const loginAttemptsPerMinute = 20

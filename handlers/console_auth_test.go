@@ -218,7 +218,7 @@ func TestConsoleSessions(t *testing.T) {
 
 func TestConsoleSecureCookieOverHTTPS(t *testing.T) {
 	cc := newConsole(t)
-	cc.Server.SetClub(ClubOptions{BaseURL: "https://club.example"})
+	cc.Server.reconfigure(t, func(c *Config) { c.Club.BaseURL = "https://club.example" })
 	email := cc.createUser(t, "admin")
 	res := cc.login(t, cc.newClient(t), email, consolePassword)
 	if ck := sessionCookie(res); ck == nil || !ck.Secure {

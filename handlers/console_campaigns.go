@@ -23,23 +23,6 @@ import (
 	"github.com/regulars/regulars/models"
 )
 
-func (cn *console) campaignRoutes(g *echo.Group) {
-	staff := cn.require(models.RoleAdmin, models.RoleMarketer)
-	g.GET("/campaigns", cn.campaignList, staff)
-	g.GET("/campaigns/new", cn.campaignNew, staff)
-	g.POST("/campaigns", cn.campaignCreate, staff)
-	g.GET("/campaigns/:id", cn.campaignEdit, staff)
-	g.POST("/campaigns/:id", cn.campaignUpdate, staff)
-	g.POST("/campaigns/:id/preview", cn.campaignPreviewForm, staff)
-	g.POST("/campaigns/:id/schedule", cn.campaignSchedule, staff)
-	g.POST("/campaigns/:id/pause", cn.campaignStateForm(dispatch.Pause, "paused"), staff)
-	g.POST("/campaigns/:id/resume", cn.campaignStateForm(dispatch.Resume, "resumed"), staff)
-	g.POST("/campaigns/:id/cancel", cn.campaignStateForm(dispatch.Cancel, "cancelled"), staff)
-	g.POST("/campaigns/:id/test", cn.campaignTestSend, staff)
-	g.GET("/campaigns/:id/report", cn.campaignReport, staff)
-	g.GET("/api/campaigns/:id/preview", cn.campaignPreviewJSON, staff)
-}
-
 // campaignNotices are the one-line notices after a redirect, by the done= code the redirect
 // carries (a code, never the text, so that a link cannot put words on the page).
 var campaignNotices = map[string]string{
@@ -62,23 +45,11 @@ var commonZones = []string{
 	"Asia/Kolkata", "Asia/Singapore", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland",
 }
 
-// zone is the server's time zone (REGULARS_TIMEZONE): the default of schedules and the zone
-// times are shown in.
-func (cn *console) zone() *time.Location {
-	if z := cn.s.metricsOpts.Timezone; z != nil {
-		return z
-	}
-	if z := cn.s.db.Timezone; z != nil {
-		return z
-	}
-	return time.UTC
-}
-
 // zones are the time zones the schedule forms offer: the common ones, the server's and the
 // campaign's own when they are not among them.
 func (cn *console) zones(extra ...string) []string {
 	out := append([]string(nil), commonZones...)
-	for _, z := range append([]string{cn.zone().String()}, extra...) {
+	for _, z := range append([]string{cn.s.tz.String()}, extra...) {
 		found := z == "" || z == "Local"
 		for _, have := range out {
 			found = found || have == z
@@ -119,7 +90,7 @@ func (cn *console) campaignList(c echo.Context) error {
 		return cn.campaignFail(c, err)
 	}
 	now := cn.s.db.Now()
-	data := campaignListData{Rows: make([]campaignRow, 0, len(list)), Zone: cn.zone()}
+	data := campaignListData{Rows: make([]campaignRow, 0, len(list)), Zone: cn.s.tz}
 	for _, cp := range list {
 		row := campaignRow{Campaign: cp}
 		if cp.SegmentID != nil {
@@ -556,7 +527,7 @@ func (cn *console) campaignReport(c echo.Context) error {
 	if err != nil {
 		return cn.campaignFail(c, err)
 	}
-	d := campaignReportData{Campaign: cp, Stats: st, Zone: cn.zone(), Recurring: cp.Cron != nil || len(st.Runs) > 1,
+	d := campaignReportData{Campaign: cp, Stats: st, Zone: cn.s.tz, Recurring: cp.Cron != nil || len(st.Runs) > 1,
 		Sending: cp.Status == campaigns.StatusSending}
 	for _, r := range st.Runs {
 		d.Sending = d.Sending || r.Status == "sending"
@@ -583,7 +554,7 @@ func (cn *console) renderEditorFlash(c echo.Context, status int, d *campaignEdit
 	if d.Segments, err = segments.List(ctx, cn.s.db); err != nil {
 		return cn.campaignFail(c, err)
 	}
-	d.Zone = cn.zone()
+	d.Zone = cn.s.tz
 	d.Editable = true
 	title := "New campaign"
 	if cp := d.Campaign; cp != nil {
@@ -625,7 +596,7 @@ func (cn *console) renderEditorFlash(c echo.Context, status int, d *campaignEdit
 // scheduleDefaults fills the schedule forms from cp's schedule, or with tomorrow at 09:00 in the
 // server's zone.
 func (cn *console) scheduleDefaults(cp *campaigns.Campaign) scheduleForm {
-	zone := cn.zone()
+	zone := cn.s.tz
 	f := scheduleForm{Mode: "once", Timezone: zone.String(), CronTimezone: zone.String(), Cron: "0 9 * * 1"}
 	at := cn.s.db.Now().In(zone).AddDate(0, 0, 1)
 	at = time.Date(at.Year(), at.Month(), at.Day(), 9, 0, 0, 0, zone)

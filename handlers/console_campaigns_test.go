@@ -393,7 +393,9 @@ func TestConsoleCampaignTestSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	e.Server.SetCampaigns(CampaignOptions{Mail: m, BaseURL: "https://club.example", From: "Shop <news@shop.example>"})
+	e.Server.reconfigure(t, func(c *Config) {
+		c.Campaigns = CampaignOptions{Mail: m, BaseURL: "https://club.example", From: "Shop <news@shop.example>"}
+	})
 
 	t.Run("a bad address is named next to the field and nothing is sent", func(t *testing.T) {
 		res := e.postForm(t, e.client, e.path(id, "/test"), e.csrf, url.Values{"addresses": {"me@example.com, not-an-address"}})
@@ -590,7 +592,9 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	e.Server.SetCampaigns(CampaignOptions{Mail: m, BaseURL: e.URL, From: "Vinyl shop <news@shop.example>"})
+	e.Server.reconfigure(t, func(c *Config) {
+		c.Campaigns = CampaignOptions{Mail: m, BaseURL: e.URL, From: "Vinyl shop <news@shop.example>"}
+	})
 	email := e.createUser(t, "marketer")
 	ctx := browsertest.New(t, 1280, 900, "")
 	run := func(what string, actions ...chromedp.Action) {

@@ -23,11 +23,6 @@ import (
 	"github.com/regulars/regulars/templates/svgchart"
 )
 
-func (cn *console) dashboardRoutes(g *echo.Group) {
-	g.GET("/", cn.dashboard, cn.require(models.RoleAdmin, models.RoleMarketer))
-	g.POST("/metrics/run", cn.runMetricsNow, cn.require(models.RoleAdmin))
-}
-
 // seriesYears is how far back the line charts reach from the snapshot's date.
 const seriesYears = 2
 
@@ -208,7 +203,7 @@ func (cn *console) dashboard(c echo.Context) error {
 		return err
 	}
 	view.AsOf = snap.Run.AsOf.Format(time.DateOnly)
-	view.Finished = snap.Run.FinishedAt.In(cn.timezone()).Format("2006-01-02 15:04 MST")
+	view.Finished = snap.Run.FinishedAt.In(cn.s.tz).Format("2006-01-02 15:04 MST")
 	view.Window, view.Churn = snap.Run.WindowDays, snap.Run.ChurnPeriodDays
 	if view.Currency, err = cn.currency(c); err != nil {
 		return err
@@ -375,14 +370,6 @@ func (cn *console) dashLines(c echo.Context, asOf time.Time, segment, label, cur
 	return out, nil
 }
 
-// timezone is the shop's timezone (REGULARS_TIMEZONE), as the metrics runs use it.
-func (cn *console) timezone() *time.Location {
-	if tz := cn.s.metricsOpts.Timezone; tz != nil {
-		return tz
-	}
-	return time.UTC
-}
-
 // currency is the shops' currency when they all share one (metrics add up amounts across
 // stores, so that is the currency of every figure); "" otherwise.
 func (cn *console) currency(c echo.Context) (string, error) {
@@ -404,7 +391,7 @@ func (cn *console) currency(c echo.Context) (string, error) {
 // to the dashboard. A run already in progress (ECONFLICT) is said so rather than failed.
 func (cn *console) runMetricsNow(c echo.Context) error {
 	opts := cn.s.metricsOpts
-	opts.AsOf = cn.s.db.Now().In(cn.timezone())
+	opts.AsOf = cn.s.db.Now().In(cn.s.tz)
 	cn.s.allowLongRun(c)
 	_, err := metrics.Compute(c.Request().Context(), cn.s.db, opts)
 	if models.ErrorCode(err) == models.ECONFLICT {

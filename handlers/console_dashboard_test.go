@@ -36,7 +36,7 @@ func newDashboardConsole(t *testing.T) (*consoleClient, *metrics.Snapshot) {
 	cc := newConsole(t)
 	ctx := context.Background()
 	loc := dashOslo(t)
-	cc.Server.SetMetricsOptions(metrics.Options{Timezone: loc})
+	cc.Server.reconfigure(t, func(c *Config) { c.Timezone = loc })
 	if _, err := demo.Fill(ctx, cc.DB, demo.Options{Members: 1000, Days: 500}); err != nil {
 		t.Fatalf("demo: %v", err)
 	}
@@ -217,7 +217,7 @@ func TestConsoleDashboard(t *testing.T) {
 
 func TestConsoleDashboardEmptyAndRun(t *testing.T) {
 	cc := newConsole(t)
-	cc.Server.SetMetricsOptions(metrics.Options{Timezone: dashOslo(t)})
+	cc.Server.reconfigure(t, func(c *Config) { c.Timezone = dashOslo(t) })
 	admin, csrf := cc.loginAs(t, models.RoleAdmin)
 	marketer, mcsrf := cc.loginAs(t, models.RoleMarketer)
 

@@ -21,18 +21,6 @@ const memberPurchasesShown = 50
 // blankTierRows are the empty rows the tier editor offers for new tiers.
 const blankTierRows = 2
 
-func (cn *console) memberRoutes(g *echo.Group) {
-	read := cn.require(models.RoleAdmin, models.RoleMarketer)
-	admin := cn.require(models.RoleAdmin)
-	g.GET("/members", cn.members, read)
-	g.GET("/members/:id", cn.member, read)
-	g.GET("/members/:id/export", cn.exportMember, admin)
-	g.GET("/members/:id/erase", cn.eraseMemberForm, admin)
-	g.POST("/members/:id/erase", cn.eraseMember, admin)
-	g.GET("/tiers", cn.tiers, read)
-	g.POST("/tiers", cn.saveTiers, admin)
-}
-
 // membersView is the search page's data.
 type membersView struct {
 	Query   string

@@ -22,17 +22,6 @@ import (
 	"github.com/regulars/regulars/models"
 )
 
-func (cn *console) segmentRoutes(g *echo.Group) {
-	staff := cn.require(models.RoleAdmin, models.RoleMarketer)
-	g.GET("/segments", cn.segmentList, staff)
-	g.GET("/segments/new", cn.segmentNew, staff)
-	g.GET("/segments/:id", cn.segmentEdit, staff)
-	g.POST("/segments", cn.segmentCreate, staff)
-	g.POST("/segments/:id", cn.segmentUpdate, staff)
-	g.POST("/segments/:id/delete", cn.segmentDelete, staff)
-	g.GET("/api/segments/preview", cn.segmentPreview, staff)
-}
-
 // segmentPreviewSize is how many members the builder shows as a sample.
 const segmentPreviewSize = 10
 
@@ -108,11 +97,7 @@ func countedAgo(now time.Time, at *time.Time) string {
 
 // liveAsOf is the as-of time of live counts: now, in the shop's timezone (as segments.Get uses).
 func (cn *console) liveAsOf() time.Time {
-	tz := cn.s.db.Timezone
-	if tz == nil {
-		tz = time.UTC
-	}
-	return cn.s.db.Now().In(tz)
+	return cn.s.db.Now().In(cn.s.tz)
 }
 
 // segmentList shows the cached counts (segments.List); segments not counted yet show
@@ -161,7 +146,7 @@ func (cn *console) segmentEdit(c echo.Context) error {
 // rules are too slow to count within half the statement limit, it shows the cached counts
 // instead, so that a slow segment can still be opened, changed and deleted.
 func (cn *console) savedSegmentView(ctx context.Context, id int64) (*segmentFormView, error) {
-	liveCtx, cancel := context.WithTimeout(ctx, cn.s.statementLimit()/2)
+	liveCtx, cancel := context.WithTimeout(ctx, cn.s.statementLimit/2)
 	d, err := segments.Get(liveCtx, cn.s.db, id)
 	cancel()
 	if err == nil {

@@ -7,7 +7,7 @@ package handlers
 //	res := cc.get(t, client, "/console/members")            // status, headers, body (redirects NOT followed)
 //	res = cc.postForm(t, client, "/console/tiers", csrf, url.Values{"name.0": {"Gold"}})
 //	res.Status, res.Header.Get("Location"), res.Body (string)
-//	cc.DB (*models.DB), cc.URL (the base URL, no trailing slash), cc.Server (*Server)
+//	cc.DB (*models.DB), cc.URL (the base URL, no trailing slash), cc.Server (*testServer)
 //
 // Clients from loginAs keep their cookies in a jar and do not follow redirects, so a test sees
 // each 303 and its Location. csrf is the session's token for the _csrf form field or the
@@ -20,17 +20,14 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
 	"golang.org/x/crypto/bcrypt"
@@ -43,7 +40,7 @@ const consolePassword = "correct horse battery"
 type consoleClient struct {
 	URL    string
 	DB     *models.DB
-	Server *Server
+	Server *testServer
 	users  atomic.Int64
 }
 
@@ -51,10 +48,8 @@ type consoleClient struct {
 func newConsole(t *testing.T) *consoleClient {
 	t.Helper()
 	db := dbtest.New(t)
-	s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return &consoleClient{URL: ts.URL, DB: db, Server: s}
+	ts := newTestServer(t, db)
+	return &consoleClient{URL: ts.URL, DB: db, Server: ts}
 }
 
 // newClient is a browser without a session: a cookie jar, redirects not followed.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/regulars/regulars/models"
 )
 
 // longRunning are the routes exempt from the statement limit, by method and route path: they
@@ -22,14 +21,6 @@ var longRunning = map[string]bool{
 	http.MethodPost + " /console/metrics/run": true,
 }
 
-// statementLimit is the time limit of a request's database statements.
-func (s *Server) statementLimit() time.Duration {
-	if s.db.StatementTimeout > 0 {
-		return s.db.StatementTimeout
-	}
-	return models.DefaultStatementTimeout
-}
-
 // statementDeadline gives every request a context deadline of the statement limit
 // (REGULARS_STATEMENT_TIMEOUT). Every statement runs with the request's context, and the pool
 // sends PostgreSQL a cancel request when that context ends (models.cancelOnServer), so a slow
@@ -41,7 +32,7 @@ func (s *Server) statementDeadline(next echo.HandlerFunc) echo.HandlerFunc {
 		if longRunning[c.Request().Method+" "+c.Path()] {
 			return next(c)
 		}
-		limit := s.statementLimit()
+		limit := s.statementLimit
 		parent := c.Request().Context()
 		ctx, cancel := context.WithTimeout(parent, limit)
 		defer cancel()

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
 	"github.com/regulars/regulars/models/embeddedpg"
@@ -31,8 +30,9 @@ type deadlineServer struct {
 
 func newDeadlineServer(t *testing.T, db *models.DB, limit time.Duration) *deadlineServer {
 	t.Helper()
-	db.StatementTimeout = limit
-	s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	cfg := testConfig(db)
+	cfg.StatementTimeout = limit
+	s := mustNew(t, cfg)
 	// A request that runs one slow statement, to show the limit applies to any statement.
 	s.echo.GET("/api/v1/test/sleep", func(c echo.Context) error {
 		_, err := db.Pool.Exec(c.Request().Context(), `SELECT pg_sleep(600) /* deadline test */`)
@@ -152,7 +152,7 @@ func TestStatementDeadlineStopsTheQueryOnTheServer(t *testing.T) {
 // The console's pages run under the same limit.
 func TestConsolePagesHaveTheStatementLimit(t *testing.T) {
 	cc := newConsole(t)
-	cc.DB.StatementTimeout = 500 * time.Millisecond
+	cc.Server.reconfigure(t, func(c *Config) { c.StatementTimeout = 500 * time.Millisecond })
 	client, _ := cc.loginAs(t, models.RoleMarketer)
 	client.Timeout = time.Minute // generous: only a page that hangs fails on it
 	lockSegments(t, cc.DB)
@@ -194,8 +194,9 @@ func TestClientThatLeavesCancelsItsQuery(t *testing.T) {
 // The metrics run may take minutes by design: it is exempt from the statement limit.
 func TestMetricsRunIsExemptFromTheStatementLimit(t *testing.T) {
 	db := dbtest.New(t)
-	db.StatementTimeout = time.Millisecond
-	s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	cfg := testConfig(db)
+	cfg.StatementTimeout = time.Millisecond
+	s := mustNew(t, cfg)
 	var deadlines []bool
 	probe := func(c echo.Context) error {
 		_, has := c.Request().Context().Deadline()

@@ -14,11 +14,7 @@ const funnelDefaultDays = 30
 // joinFunnel shows the join funnel per day, store and source, with totals. to defaults to
 // today in REGULARS_TIMEZONE, from to the 30 days ending at to.
 func (s *Server) joinFunnel(c echo.Context) error {
-	tz := s.db.Timezone
-	if tz == nil {
-		tz = time.UTC
-	}
-	y, m, d := s.db.Now().In(tz).Date()
+	y, m, d := s.db.Now().In(s.tz).Date()
 	to := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	fe := models.FieldErrors{}
 	if v := c.QueryParam("to"); v != "" {

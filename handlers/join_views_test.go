@@ -2,12 +2,10 @@ package handlers
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
 )
@@ -20,8 +18,7 @@ func TestJoinFormViewsCountEachClientOnce(t *testing.T) {
 	if _, err := db.CreateStore(ctx, models.StoreInput{Code: "oslo-1", Name: "Oslo", Timezone: "Europe/Oslo", Currency: "NOK"}); err != nil {
 		t.Fatal(err)
 	}
-	s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	s.SetClub(ClubOptions{Secret: testSecret})
+	s := mustNew(t, testConfig(db))
 	open := func(client *http.Client, userAgent, xff string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, "http://club.example/join?store=oslo-1", nil)

@@ -2,21 +2,19 @@ package handlers
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/models/dbtest"
 )
 
 // A metrics run started over HTTP may outlast the server's write timeout: allowLongRun lifts it
 // for that request, through Echo's response and the observing middleware.
 func TestAllowLongRunOutlastsTheWriteTimeout(t *testing.T) {
-	s := New(dbtest.New(t), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	s := mustNew(t, testConfig(dbtest.New(t)))
 	slow := func(extend bool) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if extend {

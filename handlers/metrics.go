@@ -10,11 +10,6 @@ import (
 	"github.com/regulars/regulars/models"
 )
 
-// SetMetricsOptions sets what runs started by POST /metrics/run use (time zone, window, churn
-// period, lifespan cap, prediction horizon, discount rate): the same settings as the nightly job, so that both give the same
-// figures. Call it before serving; the zero value means UTC and the contract's defaults.
-func (s *Server) SetMetricsOptions(o metrics.Options) { s.metricsOpts = o }
-
 // metricsRunView is a run as the API shows it: the as-of date as YYYY-MM-DD, not as a time.
 type metricsRunView struct {
 	ID               int64     `json:"id"`
@@ -44,12 +39,8 @@ func (s *Server) runMetrics(c echo.Context) error {
 		}
 	}
 	opts := s.metricsOpts
-	tz := opts.Timezone
-	if tz == nil {
-		tz = time.UTC
-	}
 	// Fix the date here rather than in Compute so the answer can name it.
-	opts.AsOf = s.db.Now().In(tz)
+	opts.AsOf = s.db.Now().In(s.tz)
 	if in.AsOf != nil {
 		d, err := parseDate("as_of", *in.AsOf)
 		if err != nil {
@@ -134,11 +125,7 @@ func (s *Server) metricsSeries(c echo.Context) error {
 	if metric == "" {
 		fe.Add("metric", "is required, e.g. clv_historic")
 	}
-	tz := s.metricsOpts.Timezone
-	if tz == nil {
-		tz = time.UTC
-	}
-	y, m, d := s.db.Now().In(tz).Date()
+	y, m, d := s.db.Now().In(s.tz).Date()
 	to := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	if v := c.QueryParam("to"); v != "" {
 		var err error

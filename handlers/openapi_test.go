@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
 )
@@ -59,7 +57,7 @@ func loadSpec(t testing.TB) (*openapi3.T, routers.Router) {
 // api is a real server (real Echo stack, real PostgreSQL) and a client whose every exchange is
 // checked against openapi.yaml.
 type api struct {
-	srv *Server
+	srv *testServer
 	ts  *httptest.Server
 	db  *models.DB
 }
@@ -68,10 +66,8 @@ func newAPI(t *testing.T) *api {
 	t.Helper()
 	loadSpec(t)
 	db := dbtest.New(t)
-	s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return &api{srv: s, ts: ts, db: db}
+	ts := newTestServer(t, db)
+	return &api{srv: ts, ts: ts.Server, db: db}
 }
 
 // response is one answer of the server, body read.
@@ -262,7 +258,7 @@ var echoParam = regexp.MustCompile(`:([A-Za-z_][A-Za-z0-9_]*)`)
 
 func TestEveryRouteIsDocumentedAndEveryDocumentedRouteExists(t *testing.T) {
 	doc, _ := loadSpec(t)
-	s := New(dbtest.New(t), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	s := mustNew(t, testConfig(dbtest.New(t)))
 	var served []string
 	for _, r := range s.echo.Routes() {
 		if strings.HasPrefix(r.Method, "echo_") { // Echo's own not-found routes

@@ -13,7 +13,6 @@ package handlers
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +22,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -43,9 +41,6 @@ const preferencesTTL = 90 * 24 * time.Hour
 // pageBodyLimit caps a page form's body: the forms are a few short fields.
 const pageBodyLimit = 64 << 10
 
-// defaultJoinRate is join submissions per IP per minute when ClubOptions.JoinRate is 0.
-const defaultJoinRate = 10
-
 // Evidence sources recorded with consent answers given on the pages.
 const (
 	sourceJoin        = "join"
@@ -55,72 +50,36 @@ const (
 	sourceEmailLink   = "email_link" // consent granted with a link mailed on request
 )
 
-// pages holds what the page handlers need beyond the Server. It is set up on the first request,
-// because SetClub is called after New has registered the routes.
+// pages holds what the page handlers need beyond the Server: the link secret and the
+// middleware of the forms (routes.go).
 type pages struct {
-	s    *Server
-	once sync.Once
-
-	secret     []byte
-	limiter    echo.MiddlewareFunc
-	csrf       echo.MiddlewareFunc
-	retryAfter string // seconds until one more join submission is allowed
+	s      *Server
+	secret []byte
+	// rateLimit limits POST /join per client IP (ClubOptions.JoinRate a minute, 429 beyond).
+	rateLimit echo.MiddlewareFunc
+	// csrfCheck protects the forms: a token in a cookie and in the form, equal.
+	csrfCheck echo.MiddlewareFunc
 }
 
-// pageRoutes registers the club pages. Every route gets p.guard (headers, body limit, form
-// parsing); the forms get CSRF protection; POST /join is rate-limited per IP. POST /unsubscribe
-// has no CSRF check: it is the RFC 8058 one-click target, called by mail providers, and its
-// signed token is the proof.
-func (s *Server) pageRoutes() {
-	p := &pages{s: s}
-	e := s.echo
-	e.GET("/join", p.joinForm, p.guard, p.csrfCheck)
-	e.POST("/join", p.join, p.guard, p.rateLimit, p.csrfCheck)
-	e.GET("/join/sent", p.joinSent, p.guard)
-	e.GET("/confirm", p.confirmForm, p.guard, p.csrfCheck)
-	e.POST("/confirm", p.confirm, p.guard, p.csrfCheck)
-	e.GET("/card.png", p.cardImage, p.guard)
-	e.GET("/preferences", p.preferencesForm, p.guard, p.csrfCheck)
-	e.POST("/preferences", p.savePreferences, p.guard, p.csrfCheck)
-	e.POST("/preferences/request", p.requestLink, p.guard, p.csrfCheck)
-	e.GET("/preferences/export", p.exportForm, p.guard, p.csrfCheck)
-	e.POST("/preferences/export", p.export, p.guard, p.csrfCheck)
-	e.GET("/preferences/erase", p.eraseForm, p.guard, p.csrfCheck)
-	e.POST("/preferences/erase", p.erase, p.guard, p.csrfCheck)
-	e.GET("/preferences/consent", p.consentForm, p.guard, p.csrfCheck)
-	e.POST("/preferences/consent", p.grantConsent, p.guard, p.csrfCheck)
-	e.GET("/unsubscribe", p.unsubscribeForm, p.guard)
-	e.POST("/unsubscribe", p.unsubscribe, p.guard)
-	e.GET("/static/:file", p.static)
-}
-
-// setup reads the club options once.
-func (p *pages) setup() {
-	p.once.Do(func() {
-		o := p.s.club
-		p.secret = o.Secret
-		if len(p.secret) == 0 { // tests of the API alone: links only need to work within this process
-			p.secret = make([]byte, 32)
-			_, _ = rand.Read(p.secret)
-		}
-		perMinute := o.JoinRate
-		if perMinute <= 0 {
-			perMinute = defaultJoinRate
-		}
-		p.retryAfter = strconv.Itoa(int(math.Ceil(60 / float64(perMinute))))
-		store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
-			Rate: rate.Limit(float64(perMinute) / 60), Burst: perMinute, ExpiresIn: 3 * time.Minute,
-		})
-		p.limiter = middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+// newPages builds the club pages' middleware from the server's club options.
+func newPages(s *Server) *pages {
+	o := s.club
+	perMinute := o.JoinRate
+	retryAfter := strconv.Itoa(int(math.Ceil(60 / float64(perMinute)))) // seconds until one more is allowed
+	store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+		Rate: rate.Limit(float64(perMinute) / 60), Burst: perMinute, ExpiresIn: 3 * time.Minute,
+	})
+	return &pages{s: s, secret: o.Secret,
+		rateLimit: middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 			Store:               store,
 			IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
 			DenyHandler: func(c echo.Context, _ string, _ error) error {
-				c.Response().Header().Set("Retry-After", p.retryAfter)
+				c.Response().Header().Set("Retry-After", retryAfter)
 				return echo.NewHTTPError(http.StatusTooManyRequests, "too many join attempts")
 			},
 			ErrorHandler: func(c echo.Context, err error) error { return err },
-		})
-		p.csrf = middleware.CSRFWithConfig(middleware.CSRFConfig{
+		}),
+		csrfCheck: middleware.CSRFWithConfig(middleware.CSRFConfig{
 			TokenLookup:    "form:_csrf",
 			CookieName:     "_csrf",
 			CookiePath:     "/",
@@ -131,15 +90,22 @@ func (p *pages) setup() {
 			ErrorHandler: func(err error, c echo.Context) error {
 				return echo.NewHTTPError(http.StatusForbidden, "invalid csrf token").SetInternal(err)
 			},
-		})
-	})
+		}),
+	}
+}
+
+// verifyToken returns the member a link's token names; without a secret no token is valid.
+func (p *pages) verifyToken(purpose, token string, now time.Time) (int64, error) {
+	if len(p.secret) == 0 {
+		return 0, models.ErrTokenInvalid
+	}
+	return models.VerifyToken(p.secret, purpose, token, now)
 }
 
 // guard sets the headers every page needs, limits the body and parses a posted form, so that
 // the language of an error page can be read from it.
 func (p *pages) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		p.setup()
 		pageHeaders(c.Response().Header())
 		r := c.Request()
 		if r.Method == http.MethodPost {
@@ -160,18 +126,6 @@ func (p *pages) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
-}
-
-// rateLimit and csrfCheck wrap with the middleware setup built. Echo wraps a route's handler on
-// every request (outermost first), so setup runs here, before guard's body does.
-func (p *pages) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
-	p.setup()
-	return p.limiter(next)
-}
-
-func (p *pages) csrfCheck(next echo.HandlerFunc) echo.HandlerFunc {
-	p.setup()
-	return p.csrf(next)
 }
 
 // pageHeaders: no scripts, no framing, and no Referer, because page addresses carry tokens;
@@ -412,7 +366,7 @@ func (p *pages) joinSent(c echo.Context) error {
 // member verifies the request's token for purpose. On a bad token it renders the page that says
 // so and returns ok false; the caller then returns err (nil once the page is written).
 func (p *pages) member(c echo.Context, purpose string) (id int64, ok bool, err error) {
-	id, verr := models.VerifyToken(p.secret, purpose, c.FormValue("token"), time.Now())
+	id, verr := p.verifyToken(purpose, c.FormValue("token"), time.Now())
 	switch {
 	case verr == nil:
 		return id, true, nil
@@ -662,7 +616,7 @@ func (p *pages) requestLink(c echo.Context) error {
 // it used: the check here is for the page with the button.
 func (p *pages) memberLink(c echo.Context, action string) (l *models.MemberLink, ok bool, err error) {
 	now := p.s.db.Now()
-	id, verr := models.VerifyToken(p.secret, models.LinkTokenPurpose(action), c.FormValue("token"), now)
+	id, verr := p.verifyToken(models.LinkTokenPurpose(action), c.FormValue("token"), now)
 	switch {
 	case errors.Is(verr, models.ErrTokenExpired):
 		return nil, false, p.linkGone(c, models.ErrTokenExpired)

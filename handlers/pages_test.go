@@ -6,7 +6,6 @@ import (
 	"errors"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
 	"github.com/regulars/regulars/templates"
@@ -47,17 +45,14 @@ func newSiteAt(t *testing.T, o ClubOptions, now func() time.Time) *site {
 	if now != nil {
 		db.Now = now
 	}
-	s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if o.Secret == nil {
 		o.Secret = testSecret
 	}
-	s.SetClub(o)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
+	ts := newTestServer(t, db, func(c *Config) { c.Club = o })
 	if _, err := db.CreateStore(context.Background(), models.StoreInput{Code: "oslo-1", Name: "Oslo Grünerløkka", Timezone: "Europe/Oslo", Currency: "NOK"}); err != nil {
 		t.Fatal(err)
 	}
-	return &site{db: db, ts: ts, client: newClient()}
+	return &site{db: db, ts: ts.Server, client: newClient()}
 }
 
 func newClient() *http.Client {

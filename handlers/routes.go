@@ -5,12 +5,17 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/regulars/regulars/campaigns/dispatch"
 	"github.com/regulars/regulars/models"
 )
 
-// routes is the whole route table.
+// routes is the whole route table: every route and group with its middleware. The handlers are
+// in the file of their resource.
 func (s *Server) routes(reg *prometheus.Registry) {
 	e := s.echo
+	if s.security.HSTS {
+		e.Pre(strictTransport) // before routing, so that 404s and 405s get HSTS too (security.go)
+	}
 	e.Use(middleware.RequestID())
 	e.Use(s.observe) // logs and metrics; renders errors so the status it records is the real one
 	e.Use(middleware.Recover())
@@ -21,46 +26,117 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	e.GET("/api/docs", s.apiDocs)
 
+	// The API (JSON under /api/v1, auth.go): each route names the roles that may call it.
+	admin := s.auth(models.RoleAdmin)
+	register := s.auth(models.RoleRegister)
+	staff := s.auth(models.RoleMarketer, models.RoleAdmin)
 	api := e.Group("/api/v1")
-	api.POST("/stores", s.createStore, s.auth(models.RoleAdmin))
+	api.POST("/stores", s.createStore, admin)
 	api.GET("/stores", s.listStores, s.auth(models.RoleAdmin, models.RoleMarketer, models.RoleRegister))
-	api.POST("/transactions", s.createTransaction, s.auth(models.RoleRegister))
-	api.POST("/transactions/batch", s.createTransactionBatch, s.auth(models.RoleRegister))
+	api.POST("/transactions", s.createTransaction, register)
+	api.POST("/transactions/batch", s.createTransactionBatch, register)
 	api.POST("/members", s.createMember, s.auth(models.RoleRegister, models.RoleAdmin))
-	api.GET("/members/lookup", s.lookupMember, s.auth(models.RoleRegister))
-	api.GET("/members/:id", s.getMember, s.auth(models.RoleAdmin))
-	api.PATCH("/members/:id", s.updateMember, s.auth(models.RoleAdmin))
-	api.DELETE("/members/:id", s.eraseMember, s.auth(models.RoleAdmin))
-	api.GET("/members/:id/export", s.exportMember, s.auth(models.RoleAdmin))
-	api.GET("/club/funnel", s.joinFunnel, s.auth(models.RoleMarketer, models.RoleAdmin))
+	api.GET("/members/lookup", s.lookupMember, register)
+	api.GET("/members/:id", s.getMember, admin)
+	api.PATCH("/members/:id", s.updateMember, admin)
+	api.DELETE("/members/:id", s.eraseMember, admin)
+	api.GET("/members/:id/export", s.exportMember, admin)
+	api.GET("/club/funnel", s.joinFunnel, staff)
 	api.GET("/tiers", s.listTiers, s.auth(models.RoleAdmin, models.RoleMarketer))
-	api.PUT("/tiers", s.replaceTiers, s.auth(models.RoleAdmin))
-	api.POST("/metrics/run", s.runMetrics, s.auth(models.RoleAdmin))
-	api.GET("/metrics/segments", s.metricsSegments, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.GET("/metrics/model", s.metricsModel, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.GET("/metrics/series", s.metricsSeries, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.GET("/campaigns", s.listCampaigns, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.POST("/campaigns", s.createCampaign, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.GET("/campaigns/:id", s.getCampaign, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.PATCH("/campaigns/:id", s.updateCampaign, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.POST("/campaigns/:id/preview", s.previewCampaign, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.POST("/campaigns/:id/test", s.testCampaign, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.POST("/campaigns/:id/schedule", s.scheduleCampaign, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.POST("/campaigns/:id/pause", s.pauseCampaign, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.POST("/campaigns/:id/resume", s.resumeCampaign, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.POST("/campaigns/:id/cancel", s.cancelCampaign, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.GET("/segments", s.listSegments, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.POST("/segments", s.createSegment, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.GET("/segments/fields", s.segmentFields, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.GET("/segments/:id", s.getSegment, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.PATCH("/segments/:id", s.updateSegment, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.DELETE("/segments/:id", s.deleteSegment, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.GET("/segments/:id/members", s.segmentMembers, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.GET("/campaigns/:id/stats", s.campaignStats, s.auth(models.RoleMarketer, models.RoleAdmin))
-	api.POST("/webhooks/bounce", s.bounceWebhook, s.auth(models.RoleAdmin))
-	e.GET("/c/:token", s.click) // tracked campaign links (clicks.go)
-	e.GET("/o/:file", s.open)   // the open-tracking pixel <token>.gif
+	api.PUT("/tiers", s.replaceTiers, admin)
+	api.POST("/metrics/run", s.runMetrics, admin)
+	api.GET("/metrics/segments", s.metricsSegments, staff)
+	api.GET("/metrics/model", s.metricsModel, staff)
+	api.GET("/metrics/series", s.metricsSeries, staff)
+	api.GET("/campaigns", s.listCampaigns, staff)
+	api.POST("/campaigns", s.createCampaign, staff)
+	api.GET("/campaigns/:id", s.getCampaign, staff)
+	api.PATCH("/campaigns/:id", s.updateCampaign, staff)
+	api.POST("/campaigns/:id/preview", s.previewCampaign, staff)
+	api.POST("/campaigns/:id/test", s.testCampaign, staff)
+	api.POST("/campaigns/:id/schedule", s.scheduleCampaign, staff)
+	api.POST("/campaigns/:id/pause", s.pauseCampaign, staff)
+	api.POST("/campaigns/:id/resume", s.resumeCampaign, staff)
+	api.POST("/campaigns/:id/cancel", s.cancelCampaign, staff)
+	api.GET("/segments", s.listSegments, staff)
+	api.POST("/segments", s.createSegment, staff)
+	api.GET("/segments/fields", s.segmentFields, staff)
+	api.GET("/segments/:id", s.getSegment, staff)
+	api.PATCH("/segments/:id", s.updateSegment, staff)
+	api.DELETE("/segments/:id", s.deleteSegment, staff)
+	api.GET("/segments/:id/members", s.segmentMembers, staff)
+	api.GET("/campaigns/:id/stats", s.campaignStats, staff)
+	api.POST("/webhooks/bounce", s.bounceWebhook, admin)
 
-	s.pageRoutes()    // the public club pages (pages.go)
-	s.consoleRoutes() // the marketers' console (console*.go)
+	// Tracked links of campaign mail (clicks.go).
+	e.GET("/c/:token", s.click)
+	e.GET("/o/:file", s.open) // the open-tracking pixel <token>.gif
+
+	// The public club pages (pages.go). Every route gets p.guard (headers, body limit, form
+	// parsing); the forms get CSRF protection; POST /join is rate-limited per IP. POST
+	// /unsubscribe has no CSRF check: it is the RFC 8058 one-click target, called by mail
+	// providers, and its signed token is the proof.
+	p := newPages(s)
+	e.GET("/join", p.joinForm, p.guard, p.csrfCheck)
+	e.POST("/join", p.join, p.guard, p.rateLimit, p.csrfCheck)
+	e.GET("/join/sent", p.joinSent, p.guard)
+	e.GET("/confirm", p.confirmForm, p.guard, p.csrfCheck)
+	e.POST("/confirm", p.confirm, p.guard, p.csrfCheck)
+	e.GET("/card.png", p.cardImage, p.guard)
+	e.GET("/preferences", p.preferencesForm, p.guard, p.csrfCheck)
+	e.POST("/preferences", p.savePreferences, p.guard, p.csrfCheck)
+	e.POST("/preferences/request", p.requestLink, p.guard, p.csrfCheck)
+	e.GET("/preferences/export", p.exportForm, p.guard, p.csrfCheck)
+	e.POST("/preferences/export", p.export, p.guard, p.csrfCheck)
+	e.GET("/preferences/erase", p.eraseForm, p.guard, p.csrfCheck)
+	e.POST("/preferences/erase", p.erase, p.guard, p.csrfCheck)
+	e.GET("/preferences/consent", p.consentForm, p.guard, p.csrfCheck)
+	e.POST("/preferences/consent", p.grantConsent, p.guard, p.csrfCheck)
+	e.GET("/unsubscribe", p.unsubscribeForm, p.guard)
+	e.POST("/unsubscribe", p.unsubscribe, p.guard)
+	e.GET("/static/:file", p.static)
+
+	// The marketers' console (console*.go). cn.session (console_auth.go) limits the body, loads
+	// the session, if any, and checks the CSRF token of every POST; each page adds the roles it
+	// needs (cn.require).
+	cn := &console{s: s}
+	con := e.Group("/console", cn.session)
+	consoleStaff := cn.require(models.RoleAdmin, models.RoleMarketer)
+	consoleAdmin := cn.require(models.RoleAdmin)
+	con.GET("/login", cn.loginForm)
+	con.POST("/login", cn.login, loginRateLimit())
+	con.POST("/logout", cn.logout)
+
+	con.GET("/", cn.dashboard, consoleStaff)
+	con.POST("/metrics/run", cn.runMetricsNow, consoleAdmin)
+
+	con.GET("/segments", cn.segmentList, consoleStaff)
+	con.GET("/segments/new", cn.segmentNew, consoleStaff)
+	con.GET("/segments/:id", cn.segmentEdit, consoleStaff)
+	con.POST("/segments", cn.segmentCreate, consoleStaff)
+	con.POST("/segments/:id", cn.segmentUpdate, consoleStaff)
+	con.POST("/segments/:id/delete", cn.segmentDelete, consoleStaff)
+	con.GET("/api/segments/preview", cn.segmentPreview, consoleStaff)
+
+	con.GET("/campaigns", cn.campaignList, consoleStaff)
+	con.GET("/campaigns/new", cn.campaignNew, consoleStaff)
+	con.POST("/campaigns", cn.campaignCreate, consoleStaff)
+	con.GET("/campaigns/:id", cn.campaignEdit, consoleStaff)
+	con.POST("/campaigns/:id", cn.campaignUpdate, consoleStaff)
+	con.POST("/campaigns/:id/preview", cn.campaignPreviewForm, consoleStaff)
+	con.POST("/campaigns/:id/schedule", cn.campaignSchedule, consoleStaff)
+	con.POST("/campaigns/:id/pause", cn.campaignStateForm(dispatch.Pause, "paused"), consoleStaff)
+	con.POST("/campaigns/:id/resume", cn.campaignStateForm(dispatch.Resume, "resumed"), consoleStaff)
+	con.POST("/campaigns/:id/cancel", cn.campaignStateForm(dispatch.Cancel, "cancelled"), consoleStaff)
+	con.POST("/campaigns/:id/test", cn.campaignTestSend, consoleStaff)
+	con.GET("/campaigns/:id/report", cn.campaignReport, consoleStaff)
+	con.GET("/api/campaigns/:id/preview", cn.campaignPreviewJSON, consoleStaff)
+
+	con.GET("/members", cn.members, consoleStaff)
+	con.GET("/members/:id", cn.member, consoleStaff)
+	con.GET("/members/:id/export", cn.exportMember, consoleAdmin)
+	con.GET("/members/:id/erase", cn.eraseMemberForm, consoleAdmin)
+	con.POST("/members/:id/erase", cn.eraseMember, consoleAdmin)
+	con.GET("/tiers", cn.tiers, consoleStaff)
+	con.POST("/tiers", cn.saveTiers, consoleAdmin)
 }

@@ -21,12 +21,6 @@ type SecurityOptions struct {
 // hstsValue is a year, for the subdomains too, as browsers' preload lists ask.
 const hstsValue = "max-age=31536000; includeSubDomains"
 
-// SetSecurity configures client addresses and HSTS. Call it before serving.
-func (s *Server) SetSecurity(o SecurityOptions) {
-	s.security = o
-	s.echo.IPExtractor = clientIP(o.TrustedProxies)
-}
-
 // clientIP is the client's address: the peer's, or with trusted proxies the nearest address in
 // X-Forwarded-For that is not one of them. Echo's own defaults trust loopback and private
 // networks, where an attacker on the same network could forge the header, so every one is off.
@@ -41,13 +35,11 @@ func clientIP(trusted []*net.IPNet) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// strictTransport adds HSTS to every response, errors and unknown paths included, when the
-// server is reached over https.
-func (s *Server) strictTransport(next echo.HandlerFunc) echo.HandlerFunc {
+// strictTransport adds HSTS to every response, errors and unknown paths included; routes.go
+// uses it when the server is reached over https.
+func strictTransport(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.security.HSTS {
-			c.Response().Header().Set("Strict-Transport-Security", hstsValue)
-		}
+		c.Response().Header().Set("Strict-Transport-Security", hstsValue)
 		return next(c)
 	}
 }

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
 )
@@ -108,8 +106,8 @@ func TestXForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
 		t.Fatal(err)
 	}
 	newServer := func(trusted ...string) *Server {
-		s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-		s.SetClub(ClubOptions{Secret: testSecret, JoinRate: 2})
+		cfg := testConfig(db)
+		cfg.Club.JoinRate = 2
 		var nets []*net.IPNet
 		for _, c := range trusted {
 			_, n, err := net.ParseCIDR(c)
@@ -118,8 +116,8 @@ func TestXForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
 			}
 			nets = append(nets, n)
 		}
-		s.SetSecurity(SecurityOptions{TrustedProxies: nets})
-		return s
+		cfg.Security.TrustedProxies = nets
+		return mustNew(t, cfg)
 	}
 	empty := url.Values{} // 422, still counted by the limit
 
@@ -181,9 +179,9 @@ func TestXForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
 func TestHSTSWhenTheBaseURLIsHTTPS(t *testing.T) {
 	db := dbtest.New(t)
 	for _, hsts := range []bool{true, false} {
-		s := New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-		s.SetClub(ClubOptions{Secret: testSecret})
-		s.SetSecurity(SecurityOptions{HSTS: hsts})
+		cfg := testConfig(db)
+		cfg.Security.HSTS = hsts
+		s := mustNew(t, cfg)
 		client := peerClient(s, "198.51.100.7")
 		for _, r := range []struct{ method, path string }{
 			{http.MethodGet, "/healthz"},

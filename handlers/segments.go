@@ -123,7 +123,7 @@ type uncountedDetail struct {
 // own segment's name): the answer then has null counts.
 func (s *Server) savedSegment(c echo.Context, status int, saved *segments.Saved) error {
 	ctx := c.Request().Context()
-	liveCtx, cancel := context.WithTimeout(ctx, s.statementLimit()/2)
+	liveCtx, cancel := context.WithTimeout(ctx, s.statementLimit/2)
 	d, err := segments.Get(liveCtx, s.db, saved.ID)
 	cancel()
 	switch {

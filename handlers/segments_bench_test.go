@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/campaigns/segments"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
@@ -55,7 +53,7 @@ func BenchmarkSegmentListWith200RuleSegment(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(New(db, slog.New(slog.DiscardHandler), prometheus.NewRegistry()))
+	srv := httptest.NewServer(mustNew(b, testConfig(db)))
 	defer srv.Close()
 	tok, err := db.CreateAPIKey(ctx, models.RoleMarketer, "", "bench")
 	if err != nil {

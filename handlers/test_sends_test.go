@@ -3,16 +3,13 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/campaigns/mailer/smtptest"
 	"github.com/regulars/regulars/models"
@@ -77,16 +74,15 @@ func TestTestSendsAreLimited(t *testing.T) {
 	})
 
 	t.Run("another replica counts the same allowance", func(t *testing.T) {
-		other := New(ca.db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 		m, err := mailer.New(smtptest.New(t).URL(), "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = m.Close() })
-		other.SetCampaigns(CampaignOptions{Mail: m, BaseURL: "https://club.example", From: "Vinyl shop <news@shop.example>"})
-		ts := httptest.NewServer(other)
-		t.Cleanup(ts.Close)
-		replica := &api{srv: other, ts: ts, db: ca.db}
+		other := newTestServer(t, ca.db, func(c *Config) {
+			c.Campaigns = CampaignOptions{Mail: m, BaseURL: "https://club.example", From: "Vinyl shop <news@shop.example>"}
+		})
+		replica := &api{srv: other, ts: other.Server, db: ca.db}
 		if res := send(replica, ca.marketer, someAddresses("replica", 1)); res.Status != http.StatusTooManyRequests {
 			t.Errorf("the other replica: %d %s, want 429", res.Status, res.Body)
 		}
@@ -121,7 +117,9 @@ func TestConsoleTestSendsAreLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	e.Server.SetCampaigns(CampaignOptions{Mail: m, BaseURL: "https://club.example", From: "Vinyl shop <news@shop.example>"})
+	e.Server.reconfigure(t, func(c *Config) {
+		c.Campaigns = CampaignOptions{Mail: m, BaseURL: "https://club.example", From: "Vinyl shop <news@shop.example>"}
+	})
 	send := func(addresses []string) *consoleResponse {
 		t.Helper()
 		return e.postForm(t, e.client, e.path(id, "/test"), e.csrf, url.Values{"addresses": {strings.Join(addresses, ", ")}})

@@ -27,7 +27,7 @@ type trackingShop struct {
 func newTrackingShop(t *testing.T, trackOpens bool) *trackingShop {
 	t.Helper()
 	tl := newTill(t)
-	tl.srv.SetClub(ClubOptions{Secret: trackingSecret, BaseURL: "https://club.example"})
+	tl.srv.reconfigure(t, func(c *Config) { c.Club = ClubOptions{Secret: trackingSecret, BaseURL: "https://club.example"} })
 	ts := &trackingShop{till: tl, startedAt: time.Now().Add(-24 * time.Hour).Truncate(time.Second)}
 	ts.campaignID = ts.id(t, `WITH s AS (INSERT INTO segments (name, rules) VALUES ('Everyone', '{"all": []}') RETURNING id)
 		INSERT INTO campaigns (name, subject, html, segment_id, holdout_percent, status, track_opens)
@@ -218,8 +218,8 @@ func TestClickRedirect(t *testing.T) {
 		})
 	}
 	t.Run("without a configured secret no token is accepted", func(t *testing.T) {
-		ts.srv.SetClub(ClubOptions{})
-		defer ts.srv.SetClub(ClubOptions{Secret: trackingSecret})
+		ts.srv.reconfigure(t, func(c *Config) { c.Club = ClubOptions{} })
+		defer ts.srv.reconfigure(t, func(c *Config) { c.Club = ClubOptions{Secret: trackingSecret} })
 		if res := ts.get(t, "/c/"+tracking.SignClick(nil, ref)); res.Status != http.StatusNotFound {
 			t.Errorf("a token signed with an empty key: %d", res.Status)
 		}
@@ -251,7 +251,7 @@ func TestOpenPixel(t *testing.T) {
 
 func TestCampaignStatsAPI(t *testing.T) {
 	ts := newTrackingShop(t, true)
-	ts.srv.SetTracking(TrackingOptions{AttributionDays: 7, CostPerMail: 500})
+	ts.srv.reconfigure(t, func(c *Config) { c.Tracking = TrackingOptions{AttributionDays: 7, CostPerMail: 500} })
 	path := fmt.Sprintf("/api/v1/campaigns/%d/stats", ts.campaignID)
 	// Mailed: 3000 and 0 (mean 1500). Held out: 1000, 0 and a sale after the window (mean 1000/3).
 	ada := ts.recipient(t, "ada", "sent")

@@ -57,7 +57,6 @@ func (env *environment) openDatabase(ctx context.Context, log *slog.Logger) (*da
 		return nil, err
 	}
 	db.MaxAmount = env.cfg.MaxAmount
-	db.StatementTimeout = env.cfg.StatementTimeout
 	db.Timezone, _ = time.LoadLocation(env.cfg.Timezone) // validated by config; the join funnel counts days there
 	if err := db.Migrate(ctx, log); err != nil {
 		db.Close()
@@ -110,14 +109,10 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		defer stopPprof()
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := handlers.New(db.DB, log, reg)
 	metricsOpts, err := env.cfg.metricsOptions()
 	if err != nil {
 		return err
 	}
-	srv.SetMetricsOptions(metricsOpts)
 
 	// Club mail: queued by the club pages in the same transaction as the change that calls for
 	// it, sent from here; every replica drains the queue (the claim skips rows others hold).
@@ -128,11 +123,6 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	defer mailSender.Close()
 	clubMail := &clubmail.Sender{DB: db.DB, Mail: mailSender, From: env.cfg.MailFrom, BaseURL: env.cfg.BaseURL,
 		Secret: []byte(env.cfg.Secret), ConfirmTTL: env.cfg.confirmTTL(), Location: metricsOpts.Timezone, Log: log}
-	srv.SetClub(handlers.ClubOptions{Secret: []byte(env.cfg.Secret), BaseURL: env.cfg.BaseURL,
-		ConfirmTTL: env.cfg.confirmTTL(), JoinRate: env.cfg.JoinRate, MailQueued: clubMail.Kick})
-	srv.SetCampaigns(handlers.CampaignOptions{Mail: mailSender, BaseURL: env.cfg.BaseURL, From: env.cfg.MailFrom})
-	srv.SetTracking(handlers.TrackingOptions{AttributionDays: env.cfg.AttributionDays, CostPerMail: env.cfg.CostPerMail})
-	srv.SetSecurity(handlers.SecurityOptions{TrustedProxies: env.cfg.TrustedProxies, HSTS: env.cfg.httpsBaseURL()})
 	clubMailCtx, stopClubMail := context.WithCancel(ctx)
 	clubMailDone := make(chan struct{})
 	go func() {
@@ -191,6 +181,20 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	scheduler.Start()
 	defer scheduler.Stop()
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := handlers.New(handlers.Config{
+		DB: db.DB, Log: log, Registry: reg,
+		Timezone: metricsOpts.Timezone, StatementTimeout: env.cfg.StatementTimeout, Metrics: metricsOpts,
+		Club: handlers.ClubOptions{Secret: []byte(env.cfg.Secret), BaseURL: env.cfg.BaseURL,
+			ConfirmTTL: env.cfg.confirmTTL(), JoinRate: env.cfg.JoinRate, MailQueued: clubMail.Kick},
+		Campaigns: handlers.CampaignOptions{Mail: mailSender, BaseURL: env.cfg.BaseURL, From: env.cfg.MailFrom},
+		Tracking:  handlers.TrackingOptions{AttributionDays: env.cfg.AttributionDays, CostPerMail: env.cfg.CostPerMail},
+		Security:  handlers.SecurityOptions{TrustedProxies: env.cfg.TrustedProxies, HSTS: env.cfg.httpsBaseURL()},
+	})
+	if err != nil {
+		return err
+	}
 	return handlers.Serve(ctx, env.cfg.HTTPAddr, srv, 30*time.Second, log, func(addr string) {
 		log.Info("regulars listening", "addr", addr, "base_url", env.cfg.BaseURL)
 	})

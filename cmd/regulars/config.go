@@ -20,6 +20,7 @@ import (
 	"github.com/regulars/regulars/campaigns/dispatch"
 	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/campaigns/tracking"
+	"github.com/regulars/regulars/handlers"
 	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/robfig/cron/v3"
 )
@@ -109,7 +110,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MetricsMonthlyDiscountRate: metrics.DefaultMonthlyDiscountRate,
 
 		ConfirmDays: 7,
-		JoinRate:    10,
+		JoinRate:    handlers.DefaultJoinRate,
 
 		AttributionDays: tracking.DefaultAttributionDays,
 
