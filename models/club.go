@@ -216,15 +216,7 @@ func (j *join) queueCapped(ctx context.Context, tx pgx.Tx, kind string, memberID
 
 // isMemberUniqueViolation reports whether err is a clash on the members' card, email or phone.
 func isMemberUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
-		return false
-	}
-	switch pgErr.ConstraintName {
-	case "members_card_key", "members_email_key", "members_phone_key":
-		return true
-	}
-	return false
+	return IsUniqueViolation(err, "members_card_key", "members_email_key", "members_phone_key")
 }
 
 var languageRE = regexp.MustCompile(`^[a-z]{2,8}$`)

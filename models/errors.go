@@ -3,8 +3,11 @@ package models
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Error codes. The HTTP layer maps each to one status in exactly one place.
@@ -79,4 +82,26 @@ func (f FieldErrors) Err(message string) error {
 		return nil
 	}
 	return &Error{Code: EINVALID, Message: message, Fields: f}
+}
+
+// sqlstateUniqueViolation is PostgreSQL's error code for a row refused by a unique constraint or
+// unique index. IsUniqueViolation is the one place that knows it.
+const sqlstateUniqueViolation = "23505"
+
+// IsUniqueViolation reports whether err is, or wraps, PostgreSQL refusing a row for a unique
+// constraint or index; given constraint names, only for one of those. Name the constraints a
+// caller expects, so that a clash on another one is not mistaken for it.
+func IsUniqueViolation(err error, constraints ...string) bool {
+	constraint, ok := uniqueViolation(err)
+	return ok && (len(constraints) == 0 || slices.Contains(constraints, constraint))
+}
+
+// uniqueViolation returns the name of the constraint or index a unique violation broke, and
+// whether err is one.
+func uniqueViolation(err error) (constraint string, ok bool) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != sqlstateUniqueViolation {
+		return "", false
+	}
+	return pgErr.ConstraintName, true
 }

@@ -175,7 +175,7 @@ func (db *DB) importDirect(ctx context.Context, src TransactionSource) (*ImportR
 		}
 		// Checked before bad lines: the server may have stopped the copy before the whole file
 		// was read, and the staging path reads it all again.
-		if isUniqueViolation(copyErr) {
+		if IsUniqueViolation(copyErr, "transactions_store_id_txn_id_key") {
 			return errNotFresh
 		}
 		if err := imp.bad.err(EINVALID); err != nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Member statuses.
@@ -168,11 +167,11 @@ func (db *DB) CreateMember(ctx context.Context, p *Principal, in MemberInput, ev
 
 // memberConflict names the field a unique violation on members is about.
 func memberConflict(err error) error {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+	constraint, ok := uniqueViolation(err)
+	if !ok {
 		return fmt.Errorf("create member: %w", err)
 	}
-	field := map[string]string{"members_card_key": "card", "members_email_key": "email", "members_phone_key": "phone"}[pgErr.ConstraintName]
+	field := map[string]string{"members_card_key": "card", "members_email_key": "email", "members_phone_key": "phone"}[constraint]
 	if field == "" {
 		field = "member"
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-playground/validator/v10"
-	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 )
 
@@ -90,7 +89,7 @@ func (db *DB) CreateStore(ctx context.Context, in StoreInput) (*Store, error) {
 	}
 	s := &Store{Code: in.Code, Name: in.Name, Timezone: in.Timezone, Currency: in.Currency}
 	if err := db.Gorm.WithContext(ctx).Create(s).Error; err != nil {
-		if isUniqueViolation(err) {
+		if IsUniqueViolation(err, "stores_code_key") {
 			return nil, &Error{Code: ECONFLICT, Message: "a store with this code exists", Fields: map[string]string{"code": "is taken"}}
 		}
 		return nil, err
@@ -177,11 +176,6 @@ func (c *storeCache) put(s *Store) {
 	defer c.mu.Unlock()
 	c.byCode[s.Code] = s
 	c.ids[s.ID] = s
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // jsonName is the JSON name of a struct field, so that errors name fields as clients send them.

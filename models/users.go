@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -114,8 +113,7 @@ func (db *DB) CreateUser(ctx context.Context, email, role, password string) (*Co
 	u := ConsoleUser{Email: email, Role: role}
 	err = db.Pool.QueryRow(ctx, `INSERT INTO console_users (email, role, password_hash, created_at)
 		VALUES ($1, $2, $3, $4) RETURNING id, created_at`, email, role, string(hash), db.Now()).Scan(&u.ID, &u.CreatedAt)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" {
+	if IsUniqueViolation(err, "console_users_email_key") {
 		return nil, &Error{Code: ECONFLICT, Message: "a console user with this email exists",
 			Fields: map[string]string{"email": "is taken"}}
 	}

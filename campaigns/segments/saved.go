@@ -125,8 +125,7 @@ func checkRules(fe models.FieldErrors, raw json.RawMessage) []byte {
 
 // nameTaken turns the unique index on lower(name) into ECONFLICT.
 func nameTaken(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "segments_name_key" {
+	if models.IsUniqueViolation(err, "segments_name_key") {
 		return &models.Error{Code: models.ECONFLICT, Message: "a segment with this name exists",
 			Fields: map[string]string{"name": "already used by another segment (names ignore case)"}}
 	}
