@@ -7,6 +7,7 @@ package handlers
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/regulars/regulars/templates"
@@ -57,4 +58,54 @@ func consoleHeaders(h http.Header) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
+}
+
+// Messages of the console's error pages where the API's own would not do.
+const (
+	consoleInternalMessage  = "Something went wrong on our side; the request id in the logs has details."
+	consoleNotFoundMessage  = "There is no such page in the console."
+	campaignNotFoundMessage = "There is no such campaign."
+)
+
+// errorView is the console error page's data.
+type errorView struct {
+	Status  int
+	Heading string
+	Message string
+}
+
+// campaignErrorData is the campaign pages' error page's data.
+type campaignErrorData struct {
+	Status  int
+	Message string
+}
+
+// renderFailure shows a failed console request as a console page, in the layout of the user's
+// session when there is one; the campaign pages have an error page of their own that leads
+// back to the campaigns.
+func (cn *console) renderFailure(c echo.Context, f failure) error {
+	if c.Request().Method == http.MethodHead {
+		consoleHeaders(c.Response().Header())
+		return c.NoContent(f.status)
+	}
+	status, message := f.status, f.body.Message
+	if f.unexpected {
+		message = consoleInternalMessage
+	}
+	if strings.HasPrefix(c.Path(), "/console/campaigns") {
+		if status == http.StatusNotFound {
+			message = campaignNotFoundMessage
+		}
+		return cn.render(c, status, "campaign_error", consolePage{Title: http.StatusText(status), Nav: "campaigns",
+			Data: campaignErrorData{Status: status, Message: message}})
+	}
+	heading := http.StatusText(status)
+	switch status {
+	case http.StatusNotFound:
+		message = consoleNotFoundMessage
+	case http.StatusForbidden:
+		heading = "Not allowed"
+	}
+	return cn.render(c, status, "error", consolePage{Title: heading,
+		Data: errorView{Status: status, Heading: heading, Message: message}})
 }

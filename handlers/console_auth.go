@@ -59,19 +59,14 @@ func (cn *console) secureCookies() bool {
 }
 
 // session limits the body of every POST (console_limits.go), loads the session from its cookie
-// (if any) into the context and checks the CSRF token of every POST (and other unsafe method). It
-// also renders the errors of console pages as console pages (JSON under /console/api/).
+// (if any) into the context and checks the CSRF token of every POST (and other unsafe method).
+// The session stays in the context for the error page (console.renderFailure).
 func (cn *console) session(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		err := limitConsoleBody(c) // first: loadSession reads the form's _csrf
-		if err == nil {
-			err = cn.loadSession(c, next)
+		if err := limitConsoleBody(c); err != nil { // first: loadSession reads the form's _csrf
+			return err
 		}
-		if err != nil && !c.Response().Committed {
-			cn.renderError(c, err)
-			return nil
-		}
-		return err
+		return cn.loadSession(c, next)
 	}
 }
 
@@ -276,49 +271,4 @@ func (cn *console) logout(c echo.Context) error {
 func (cn *console) clearCookie(c echo.Context, name, path string) {
 	c.SetCookie(&http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: cn.secureCookies()})
-}
-
-// errorView is the console error page's data.
-type errorView struct {
-	Status  int
-	Heading string
-	Message string
-}
-
-// renderError answers a failed console request: a console page, or the API's JSON error under
-// /console/api/.
-func (cn *console) renderError(c echo.Context, err error) {
-	// The API's mapping (errors.go), so that a database outage or a statement timeout is a 503
-	// here too.
-	f := cn.s.failure(c.Request().Context(), err)
-	status, message, fields, code := f.status, f.body.Message, f.body.Fields, f.body.Code
-	if f.unexpected {
-		message = "Something went wrong on our side; the request id in the logs has details."
-		cn.s.log.ErrorContext(c.Request().Context(), "console request failed", "err", err,
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-	}
-	if f.retryAfter != "" {
-		c.Response().Header().Set("Retry-After", f.retryAfter)
-	}
-	if strings.HasPrefix(c.Request().URL.Path, "/console/api/") {
-		_ = c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: message, Fields: fields}})
-		return
-	}
-	if c.Request().Method == http.MethodHead {
-		consoleHeaders(c.Response().Header())
-		_ = c.NoContent(status)
-		return
-	}
-	heading := http.StatusText(status)
-	switch status {
-	case http.StatusNotFound:
-		message = "There is no such page in the console."
-	case http.StatusForbidden:
-		heading = "Not allowed"
-	}
-	if err := cn.render(c, status, "error", consolePage{Title: heading,
-		Data: errorView{Status: status, Heading: heading, Message: message}}); err != nil {
-		cn.s.log.ErrorContext(c.Request().Context(), "render console error page", "err", err)
-		_ = c.String(status, message)
-	}
 }

@@ -79,15 +79,15 @@ func (cn *console) campaignList(c echo.Context) error {
 	ctx := c.Request().Context()
 	list, err := campaigns.List(ctx, cn.s.db)
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	progress, err := dispatch.FindProgress(ctx, cn.s.db)
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	names, err := segments.Names(c.Request().Context(), cn.s.db)
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	now := cn.s.db.Now()
 	data := campaignListData{Rows: make([]campaignRow, 0, len(list)), Zone: cn.s.tz}
@@ -105,7 +105,7 @@ func (cn *console) campaignList(c echo.Context) error {
 			// each, which is fine for the tens of campaigns a shop sends.
 			st, err := tracking.FindCampaignStats(ctx, cn.s.db, cp.ID, cn.statsOptions())
 			if err != nil {
-				return cn.campaignFail(c, err)
+				return err
 			}
 			row.Revenue = &st.Total.Revenue
 		}
@@ -225,7 +225,7 @@ func (cn *console) campaignCreate(c echo.Context) error {
 			return cn.renderEditor(c, http.StatusUnprocessableEntity, &campaignEditData{Form: form, Errors: me.Fields,
 				Problem: "The campaign was not saved: see the fields marked below."})
 		}
-		return cn.campaignFail(c, err)
+		return err
 	}
 	return cn.campaignRedirect(c, cp.ID, "", "created")
 }
@@ -242,7 +242,7 @@ func (cn *console) loadCampaign(c echo.Context) (*campaigns.Campaign, error) {
 func (cn *console) campaignEdit(c echo.Context) error {
 	cp, err := cn.loadCampaign(c)
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	d := &campaignEditData{Campaign: cp}
 	if id, err := strconv.ParseInt(c.QueryParam("member_id"), 10, 64); err == nil && id > 0 {
@@ -254,7 +254,7 @@ func (cn *console) campaignEdit(c echo.Context) error {
 func (cn *console) campaignUpdate(c echo.Context) error {
 	cp, err := cn.loadCampaign(c)
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	form := readCampaignForm(c)
 	fe := models.FieldErrors{}
@@ -277,7 +277,7 @@ func (cn *console) campaignUpdate(c echo.Context) error {
 		d.Problem = "The campaign was not saved: it is " + cp.Status + ", and only a draft or a paused campaign may be changed."
 		return cn.renderEditor(c, http.StatusConflict, d)
 	}
-	return cn.campaignFail(c, err)
+	return err
 }
 
 // campaignPreviewForm renders the editor with the saved campaign previewed for a member chosen
@@ -286,7 +286,7 @@ func (cn *console) campaignPreviewForm(c echo.Context) error {
 	ctx := c.Request().Context()
 	cp, err := cn.loadCampaign(c)
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	d := &campaignEditData{Campaign: cp, PreviewCard: strings.TrimSpace(c.FormValue("card"))}
 	fe := models.FieldErrors{}
@@ -301,7 +301,7 @@ func (cn *console) campaignPreviewForm(c echo.Context) error {
 		case code == models.EINVALID:
 			fe.Add("card", "must be a 13-digit club card number")
 		default:
-			return cn.campaignFail(c, err)
+			return err
 		}
 	} else if id, err := strconv.ParseInt(c.FormValue("member_id"), 10, 64); err == nil && id > 0 {
 		memberID = id
@@ -318,7 +318,7 @@ func (cn *console) campaignPreviewForm(c echo.Context) error {
 				fe.Add(k, v)
 			}
 		} else if err != nil {
-			return cn.campaignFail(c, err)
+			return err
 		}
 	}
 	status := http.StatusOK
@@ -332,35 +332,25 @@ func (cn *console) campaignPreviewForm(c echo.Context) error {
 func (cn *console) campaignPreviewJSON(c echo.Context) error {
 	id, err := campaignID(c)
 	if err != nil {
-		return cn.jsonFail(c, err)
+		return err
 	}
 	memberID, err := strconv.ParseInt(c.QueryParam("member_id"), 10, 64)
 	if err != nil || memberID <= 0 {
-		return cn.jsonFail(c, &models.Error{Code: models.EINVALID, Message: "invalid preview",
-			Fields: map[string]string{"member_id": "is required: a member's id"}})
+		return &models.Error{Code: models.EINVALID, Message: "invalid preview",
+			Fields: map[string]string{"member_id": "is required: a member's id"}}
 	}
 	out, err := campaigns.Preview(c.Request().Context(), cn.s.db, cn.s.campaignConfig(), id, memberID)
 	if err != nil {
-		return cn.jsonFail(c, err)
+		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, out)
 }
 
-// jsonFail answers a console API call with the API's JSON error.
-func (cn *console) jsonFail(c echo.Context, err error) error {
-	var me *models.Error
-	if !errors.As(err, &me) || me.Code == models.EINTERNAL {
-		cn.s.log.ErrorContext(c.Request().Context(), "console request failed", "err", err)
-		me = &models.Error{Code: models.EINTERNAL, Message: "internal error; the request id in the logs has details"}
-	}
-	return c.JSON(statusOf[me.Code], errorBody{Error: errorDetail{Code: me.Code, Message: me.Message, Fields: me.Fields}})
-}
-
 func (cn *console) campaignSchedule(c echo.Context) error {
 	cp, err := cn.loadCampaign(c)
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	sf := scheduleForm{Mode: c.FormValue("mode"), Date: c.FormValue("date"), Time: c.FormValue("time"),
 		Timezone: c.FormValue("timezone"), Cron: strings.TrimSpace(c.FormValue("cron")),
@@ -399,7 +389,7 @@ func (cn *console) campaignSchedule(c echo.Context) error {
 			d.Problem = "Not scheduled: " + conflictReason(cp.Status, "scheduled")
 			return cn.renderEditor(c, http.StatusConflict, d)
 		default:
-			return cn.campaignFail(c, err)
+			return err
 		}
 	}
 	d.ScheduleErrors = fe
@@ -431,7 +421,7 @@ func (cn *console) campaignStateForm(change func(ctx context.Context, db *models
 	return func(c echo.Context) error {
 		cp, err := cn.loadCampaign(c)
 		if err != nil {
-			return cn.campaignFail(c, err)
+			return err
 		}
 		if _, err := change(c.Request().Context(), cn.s.db, cp.ID); err != nil {
 			if models.ErrorCode(err) == models.ECONFLICT {
@@ -439,7 +429,7 @@ func (cn *console) campaignStateForm(change func(ctx context.Context, db *models
 				return cn.renderEditor(c, http.StatusConflict, &campaignEditData{Campaign: cp,
 					Problem: "Not " + verb + ": " + conflictReason(cp.Status, done)})
 			}
-			return cn.campaignFail(c, err)
+			return err
 		}
 		back := ""
 		if c.FormValue("back") == "report" {
@@ -452,7 +442,7 @@ func (cn *console) campaignStateForm(change func(ctx context.Context, db *models
 func (cn *console) campaignTestSend(c echo.Context) error {
 	cp, err := cn.loadCampaign(c)
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	d := &campaignEditData{Campaign: cp, TestAddresses: c.FormValue("addresses")}
 	addresses := strings.FieldsFunc(d.TestAddresses, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
@@ -504,7 +494,7 @@ func (cn *console) campaignTestSend(c echo.Context) error {
 		d.TestErrors = map[string]string{"addresses": me.Message}
 		return cn.renderEditor(c, http.StatusTooManyRequests, d)
 	}
-	return cn.campaignFail(c, err)
+	return err
 }
 
 // campaignReportData is what the report page shows.
@@ -521,11 +511,11 @@ type campaignReportData struct {
 func (cn *console) campaignReport(c echo.Context) error {
 	cp, err := cn.loadCampaign(c)
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	st, err := tracking.FindCampaignStats(c.Request().Context(), cn.s.db, cp.ID, cn.statsOptions())
 	if err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	d := campaignReportData{Campaign: cp, Stats: st, Zone: cn.s.tz, Recurring: cp.Cron != nil || len(st.Runs) > 1,
 		Sending: cp.Status == campaigns.StatusSending}
@@ -535,7 +525,7 @@ func (cn *console) campaignReport(c echo.Context) error {
 	if cp.SegmentID != nil {
 		names, err := segments.Names(c.Request().Context(), cn.s.db)
 		if err != nil {
-			return cn.campaignFail(c, err)
+			return err
 		}
 		d.Segment = names[*cp.SegmentID]
 	}
@@ -552,7 +542,7 @@ func (cn *console) renderEditorFlash(c echo.Context, status int, d *campaignEdit
 	ctx := c.Request().Context()
 	var err error
 	if d.Segments, err = segments.List(ctx, cn.s.db); err != nil {
-		return cn.campaignFail(c, err)
+		return err
 	}
 	d.Zone = cn.s.tz
 	d.Editable = true
@@ -582,7 +572,7 @@ func (cn *console) renderEditorFlash(c echo.Context, status int, d *campaignEdit
 			// The sample only: counting the segment is the lists' job (cached).
 			sample, err := segments.SavedSample(ctx, cn.s.db, *cp.SegmentID, segments.SavedSampleSize)
 			if err != nil && models.ErrorCode(err) != models.ENOTFOUND {
-				return cn.campaignFail(c, err)
+				return err
 			}
 			d.Sample = sample
 		}
@@ -619,29 +609,4 @@ func (cn *console) campaignRedirect(c echo.Context, id int64, suffix, done strin
 func (cn *console) campaignRedirectQuery(c echo.Context, id int64, suffix, done string, q url.Values) error {
 	q.Set("done", done)
 	return c.Redirect(http.StatusSeeOther, "/console/campaigns/"+strconv.FormatInt(id, 10)+suffix+"?"+q.Encode())
-}
-
-// campaignErrorData is the page of a request that failed as a whole.
-type campaignErrorData struct {
-	Status  int
-	Message string
-}
-
-// campaignFail renders a failure as a console page: not found, or an internal error logged
-// with the request id.
-func (cn *console) campaignFail(c echo.Context, err error) error {
-	status, msg := http.StatusInternalServerError, "Something went wrong on the server; the request id in the logs has details."
-	var me *models.Error
-	if errors.As(err, &me) && me.Code != models.EINTERNAL {
-		status, msg = statusOf[me.Code], me.Message
-	}
-	if status == http.StatusNotFound {
-		msg = "There is no such campaign."
-	}
-	if status == http.StatusInternalServerError {
-		cn.s.log.ErrorContext(c.Request().Context(), "console request failed", "err", err,
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-	}
-	return cn.render(c, status, "campaign_error", consolePage{Title: http.StatusText(status), Nav: "campaigns",
-		Data: campaignErrorData{Status: status, Message: msg}})
 }

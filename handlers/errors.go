@@ -80,9 +80,8 @@ type failure struct {
 
 // failureOf decides how err is answered: domain errors by their code; an ended request context
 // or a database that cannot be reached by the situation rather than the error text. ctx is the
-// request's context as the handler saw it: inside the statement deadline (the console's error
-// page) it tells a timeout from a client that left; outside, statementDeadline has already
-// wrapped the error as one of them.
+// request's context: statementDeadline has already marked a timeout or a client that left, and
+// ctx tells the same for the routes exempt from the limit.
 //
 // A request over its statement limit is 503 "timeout", not 504: no gateway is involved, the
 // server itself gave up on its database, and the same request is likely to fail again, so it
@@ -176,35 +175,58 @@ func databaseUnavailable(err error) bool {
 	return false
 }
 
-// handleError is the one place where errors become HTTP responses, in the contract's format.
+// handleError is the one place where errors become HTTP responses, as WTF Dial's http.Error:
+// one mapping from the error to a status, code and message (failure), one log line with the
+// request id, and a renderer chosen by the request's area (renderFailure). Handlers and
+// middleware just return their errors.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	f := s.failure(c.Request().Context(), err)
-	status, body := f.status, f.body
+	ctx := c.Request().Context()
+	f := s.failure(ctx, err)
+	requestID := c.Response().Header().Get(echo.HeaderXRequestID)
 	switch {
 	case f.unexpected:
-		s.log.ErrorContext(c.Request().Context(), "request failed", "err", err,
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-	case status == http.StatusServiceUnavailable:
-		s.log.WarnContext(c.Request().Context(), "request failed", "code", body.Code, "err", err,
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		s.log.ErrorContext(ctx, "request failed", "err", err, "request_id", requestID)
+	case f.status == http.StatusServiceUnavailable:
+		s.log.WarnContext(ctx, "request failed", "code", f.body.Code, "err", err, "request_id", requestID)
 	}
+	h := c.Response().Header()
 	if f.retryAfter != "" {
-		c.Response().Header().Set("Retry-After", f.retryAfter)
+		h.Set("Retry-After", f.retryAfter)
 	}
-	if status == http.StatusTooManyRequests && c.Response().Header().Get("Retry-After") == "" {
-		c.Response().Header().Set("Retry-After", "60")
+	if f.status == http.StatusTooManyRequests && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", "60")
 	}
-	if s.renderPageError(status, c) { // the public pages answer in HTML (pages.go)
-		return
+	if rerr := s.renderFailure(c, f); rerr != nil && !c.Response().Committed {
+		s.log.ErrorContext(ctx, "render error page", "err", rerr, "request_id", requestID)
+		_ = c.String(f.status, f.body.Message)
 	}
+}
+
+// renderFailure answers f in the format of the request's area: the console's JSON under
+// /console/api/, console pages under /console/, the API's JSON under /api/ and on the
+// operational endpoints, and the club's HTML pages everywhere else (unknown paths included).
+func (s *Server) renderFailure(c echo.Context, f failure) error {
+	path := c.Request().URL.Path
+	switch {
+	case path == "/console/api" || strings.HasPrefix(path, "/console/api/"):
+		return renderJSONFailure(c, f)
+	case path == "/console" || strings.HasPrefix(path, "/console/"):
+		return (&console{s: s}).renderFailure(c, f)
+	case isPagePath(path):
+		return renderPageFailure(c, f)
+	}
+	return renderJSONFailure(c, f)
+}
+
+// renderJSONFailure writes the contract's JSON error.
+func renderJSONFailure(c echo.Context, f failure) error {
 	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status)
-		return
+		return c.NoContent(f.status)
 	}
-	_ = c.JSON(status, errorBody{Error: body})
+	return c.JSON(f.status, errorBody{Error: f.body})
 }
 
 // decodeJSON reads the request body into v. Bodies over 1 MiB are ETOOLARGE, unreadable JSON is

@@ -801,23 +801,15 @@ func (p *pages) static(c echo.Context) error {
 var pageStatusIDs = map[int]string{400: "error.400", 403: "error.403", 404: "error.404", 405: "error.405",
 	413: "error.413", 429: "error.429", 500: "error.500", 503: "error.503"}
 
-// renderPageError shows an error on a page path as an HTML page in the visitor's language. It
-// reports false for API paths, which keep the JSON errors.
-func (s *Server) renderPageError(status int, c echo.Context) bool {
-	if !isPagePath(c.Request().URL.Path) {
-		return false
-	}
+// renderPageFailure shows a failed request as an HTML page in the visitor's language.
+func renderPageFailure(c echo.Context, f failure) error {
 	h := c.Response().Header()
 	pageHeaders(h)
-	if status == http.StatusTooManyRequests && h.Get("Retry-After") == "" {
-		h.Set("Retry-After", "60")
-	}
 	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status)
-		return true
+		return c.NoContent(f.status)
 	}
 	lang := pageLanguage(c)
-	id, ok := pageStatusIDs[status]
+	id, ok := pageStatusIDs[f.status]
 	if !ok {
 		id = pageStatusIDs[http.StatusInternalServerError]
 	}
@@ -826,10 +818,7 @@ func (s *Server) renderPageError(status int, c echo.Context) bool {
 		JoinURL: pageURL("/join", lang, nil)}
 	var buf bytes.Buffer
 	if err := templates.Page(&buf, "error", lang, v); err != nil {
-		s.log.ErrorContext(c.Request().Context(), "render error page", "err", err)
-		_ = c.String(status, http.StatusText(status))
-		return true
+		return err
 	}
-	_ = c.HTMLBlob(status, buf.Bytes())
-	return true
+	return c.HTMLBlob(f.status, buf.Bytes())
 }

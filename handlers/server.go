@@ -1,5 +1,6 @@
-// Package handlers is the HTTP layer: the route table, thin handlers (bind, call models,
-// respond), authentication, and the one place where domain errors become the API's JSON errors.
+// Package handlers is the HTTP layer: the route table (routes.go), thin handlers (bind, call
+// models, respond), authentication, and the one place where errors become responses
+// (handleError, errors.go): the API's JSON errors, the club's and the console's error pages.
 // Echo's types stay inside this package so that moving to another Echo version is mechanical.
 package handlers
 
