@@ -1,6 +1,25 @@
-// Package models is the storage layer: rows, the rules that guard them, and every database call,
-// named by intent. GORM handles plain rows; hand-written SQL (commented) takes the paths where
-// set-based work or a single round trip matters: recording transactions, imports, linking.
+// Package models is the storage layer of the core tables (stores, API keys, members and their
+// consents, transactions, tiers, the club's mail queue and join funnel, console users, member
+// links): rows, the rules that guard them, and their database calls, named by intent.
+//
+// Where SQL lives: in the package that owns the tables, never in handlers or cmd. Here for the
+// core tables; campaigns, campaigns/segments, campaigns/dispatch and campaigns/tracking for
+// campaigns, segments, the send queue and tracking; jobs/metrics for the metrics snapshots (the
+// cmd/bench* tools and models/demo write their own, for measuring and demo data). A business
+// rule that more than one query applies has one home, never a copy: an inlined SQL function
+// from migrations/ (net_amount for net spend, in_trailing_year, tier_for_spend and member_tier
+// for the club tier; 00016 and 00017 say how to keep them inlined) or one Go fragment that every
+// query uses (segments.Mailable). A unique violation is recognised by IsUniqueViolation, by
+// constraint name, and nowhere else. The schema is versioned .sql migrations embedded here.
+//
+// What GORM is for: single-row create and read of plain rows that carry no SQL rule (stores and
+// API keys). Everything else is hand-written SQL through the pgx pool (Pool), which GORM shares,
+// commented where the planner's choice matters: recording transactions, imports, linking, the
+// club flows, set-based work.
+//
+// Input is checked in Go by the function that stores it and reported as FieldErrors (EINVALID
+// with the fields). validator v10 supplies format checks only (validate.go): email addresses,
+// ISO 4217 codes and StoreInput's struct tags.
 package models
 
 import (

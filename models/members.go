@@ -259,3 +259,27 @@ func (db *DB) LookupMember(ctx context.Context, card, email, phone string) (*Mem
 	}
 	return &out, nil
 }
+
+// memberColumns and scanMember read a Member; the query joins stores as s.
+const memberColumns = `m.id, m.card, m.email, m.phone, m.name, coalesce(s.code, ''), m.status,
+	m.marketing_consent, m.source, m.language, m.joined_at`
+
+func scanMember(row pgx.Row, m *Member) error {
+	return row.Scan(&m.ID, &m.Card, &m.Email, &m.Phone, &m.Name, &m.HomeStore, &m.Status,
+		&m.MarketingConsent, &m.Source, &m.Language, &m.JoinedAt)
+}
+
+// GetMember returns member id with its home store code and language; ENOTFOUND when there is
+// none. An erased member is returned with status "erased" and no personal data.
+func (db *DB) GetMember(ctx context.Context, id int64) (*Member, error) {
+	var m Member
+	err := scanMember(db.Pool.QueryRow(ctx, `SELECT `+memberColumns+`
+		FROM members m LEFT JOIN stores s ON s.id = m.home_store_id WHERE m.id = $1`, id), &m)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Errorf(ENOTFOUND, "no member %d", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get member %d: %w", id, err)
+	}
+	return &m, nil
+}

@@ -3,13 +3,11 @@ package models
 import (
 	"context"
 	"errors"
-	"reflect"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-playground/validator/v10"
 	"gorm.io/gorm"
 )
 
@@ -34,50 +32,6 @@ type StoreInput struct {
 }
 
 var storeCodeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-
-// validate is the one validator; it is safe for concurrent use and caches struct metadata.
-var validate = func() *validator.Validate {
-	v := validator.New(validator.WithRequiredStructEnabled())
-	v.RegisterTagNameFunc(jsonName)
-	_ = v.RegisterValidation("storecode", func(fl validator.FieldLevel) bool { return storeCodeRE.MatchString(fl.Field().String()) })
-	return v
-}()
-
-// validateStruct runs the struct tags and turns failures into field errors.
-func validateStruct(s any, fe FieldErrors) {
-	err := validate.Struct(s)
-	var verrs validator.ValidationErrors
-	if !errors.As(err, &verrs) {
-		return
-	}
-	for _, v := range verrs {
-		ns := v.Namespace()
-		if i := strings.IndexByte(ns, '.'); i >= 0 {
-			ns = ns[i+1:]
-		}
-		fe.Add(ns, describe(v))
-	}
-}
-
-func describe(v validator.FieldError) string {
-	switch v.Tag() {
-	case "required":
-		return "is required"
-	case "max":
-		return "must be at most " + v.Param() + " characters"
-	case "email":
-		return "must be an email address"
-	case "timezone":
-		return "must be an IANA time zone such as Europe/Oslo"
-	case "iso4217":
-		return "must be an ISO 4217 currency code such as NOK"
-	case "storecode":
-		return "must be 1-32 lowercase letters, digits or dashes, starting with a letter or digit"
-	case "oneof":
-		return "must be one of: " + v.Param()
-	}
-	return "is invalid (" + v.Tag() + ")"
-}
 
 // CreateStore validates in and stores a new store.
 func (db *DB) CreateStore(ctx context.Context, in StoreInput) (*Store, error) {
@@ -176,16 +130,4 @@ func (c *storeCache) put(s *Store) {
 	defer c.mu.Unlock()
 	c.byCode[s.Code] = s
 	c.ids[s.ID] = s
-}
-
-// jsonName is the JSON name of a struct field, so that errors name fields as clients send them.
-func jsonName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-	if name == "-" {
-		return ""
-	}
-	if name == "" {
-		return f.Name
-	}
-	return name
 }
