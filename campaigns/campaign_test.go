@@ -73,6 +73,7 @@ func validInput(segmentID int64) Input {
 }
 
 func TestCreateValidates(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	cases := []struct {
@@ -118,6 +119,7 @@ func TestCreateValidates(t *testing.T) {
 }
 
 func TestUpdate(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	c, err := Create(ctx, f.db, testFrom, validInput(f.segmentID))
@@ -183,6 +185,7 @@ func TestUpdate(t *testing.T) {
 }
 
 func TestPreviewUsesTheMembersData(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	in := validInput(f.segmentID)
@@ -208,6 +211,7 @@ func TestPreviewUsesTheMembersData(t *testing.T) {
 }
 
 func TestTestSend(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	in := validInput(f.segmentID)

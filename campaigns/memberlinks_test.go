@@ -16,6 +16,7 @@ import (
 // rendering for a member; the member's token never appears in what is refused or rendered apart
 // from whole links. Whole links in <a href> and words of the text get the member's links.
 func TestMemberLinksReachOnlyWholeLinks(t *testing.T) {
+	t.Parallel()
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	links := MemberLinks("https://club.example", secret, 42, testNow)
 	token := links.Preferences[strings.Index(links.Preferences, "token=")+len("token="):]
@@ -116,6 +117,7 @@ func TestMemberLinksReachOnlyWholeLinks(t *testing.T) {
 // with another name, never another address; one stored before that rule goes out from the
 // configured sender anyway.
 func TestCampaignsSendFromTheConfiguredSender(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	name, subject, text := "From", "Hi", "Hello"

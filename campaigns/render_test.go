@@ -21,6 +21,7 @@ var testLinks = Links{Preferences: "https://club.example/preferences?token=p1",
 	Unsubscribe: "https://club.example/unsubscribe?token=u1"}
 
 func TestValidateReportsFieldAndLine(t *testing.T) {
+	t.Parallel()
 	base := Campaign{Subject: "Hi {{.Member.FirstName}}, new records are in", HTML: "<p>Hi</p>", Text: "Hi"}
 	cases := []struct {
 		name  string
@@ -68,6 +69,7 @@ func TestValidateReportsFieldAndLine(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
+	t.Parallel()
 	c := &Campaign{From: testFrom, Subject: "Hi {{.Member.FirstName}}, new records are in",
 		HTML: "<html><body><p>Hello {{.Member.Name}} &amp; co</p><p>{{.Barcode}}</p></body></html>",
 		Text: "Hello {{.Member.Name}}, card {{.Barcode}}"}
@@ -169,6 +171,7 @@ func TestRender(t *testing.T) {
 }
 
 func TestMemberLinksAreSignedForTheMember(t *testing.T) {
+	t.Parallel()
 	secret := []byte("s3cret")
 	links := MemberLinks("https://club.example/", secret, 42, testNow)
 	for purpose, link := range map[string]string{models.TokenPreferences: links.Preferences, models.TokenUnsubscribe: links.Unsubscribe} {
@@ -188,6 +191,7 @@ func TestMemberLinksAreSignedForTheMember(t *testing.T) {
 // TestFooterPlacementAndSubjectMatchTheSimpleForms checks the allocation-free helpers of
 // addFooter and execute against the plain forms they replace.
 func TestFooterPlacementAndSubjectMatchTheSimpleForms(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"", "</body>", "x</BODY>y</Body>z", "<p>no end", "</bodyx", "<</body", "a</bo", "æ</body>"} {
 		if got, want := lastIndexFold(s, "</body>"), strings.LastIndex(strings.ToLower(s), "</body>"); got != want {
 			t.Errorf("lastIndexFold(%q) = %d, want %d", s, got, want)

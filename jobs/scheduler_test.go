@@ -18,6 +18,7 @@ func (j funcJob) Name() string                  { return j.name }
 func (j funcJob) Run(ctx context.Context) error { return j.run(ctx) }
 
 func TestSchedulerSurvivesPanicsAndSkipsOverlaps(t *testing.T) {
+	t.Parallel()
 	s, err := NewScheduler(slog.New(slog.DiscardHandler), "Europe/Oslo")
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +65,7 @@ func TestSchedulerSurvivesPanicsAndSkipsOverlaps(t *testing.T) {
 }
 
 func TestSchedulerRefusesBadSpecsAndZones(t *testing.T) {
+	t.Parallel()
 	if _, err := NewScheduler(slog.New(slog.DiscardHandler), "Mars/Olympus"); err == nil {
 		t.Fatal("an unknown time zone was accepted")
 	}

@@ -31,6 +31,7 @@ func (h countedLog) WithGroup(string) slog.Handler      { return h }
 // Replicas that run the counting round at the same time count each segment once between them;
 // a round right after counts nothing, and new rules are counted in the next round.
 func TestCountSegmentsOnceAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	db := dbtest.New(t)
 	ctx := context.Background()
 	var ids []int64

@@ -7,6 +7,7 @@ import (
 )
 
 func TestBarcodePNG(t *testing.T) {
+	t.Parallel()
 	b, err := BarcodePNG("7012345678908", 400, 160)
 	if err != nil {
 		t.Fatal(err)

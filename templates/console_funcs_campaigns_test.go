@@ -6,6 +6,7 @@ import (
 )
 
 func TestCampaignFuncs(t *testing.T) {
+	t.Parallel()
 	nok := "NOK"
 	cases := []struct{ name, got, want string }{
 		{"money groups thousands and keeps two decimals", campMoney(123456789, &nok), "1 234 567.89 NOK"},
@@ -26,6 +27,7 @@ func TestCampaignFuncs(t *testing.T) {
 }
 
 func TestCampLiftBar(t *testing.T) {
+	t.Parallel()
 	f := func(v float64) *float64 { return &v }
 	t.Run("an interval above zero lies right of the zero line", func(t *testing.T) {
 		b := campLiftBar(50, f(20), f(80))

@@ -103,6 +103,7 @@ func usedIDs(t *testing.T, dir string) map[string][]string {
 }
 
 func TestEveryIDATemplateUsesExistsInEveryLanguage(t *testing.T) {
+	t.Parallel()
 	ids := catalogue(t)
 	for _, dir := range []string{"pages", "mail"} {
 		used := usedIDs(t, dir)
@@ -120,6 +121,7 @@ func TestEveryIDATemplateUsesExistsInEveryLanguage(t *testing.T) {
 }
 
 func TestEveryMailHasASubjectInEveryLanguage(t *testing.T) {
+	t.Parallel()
 	ids := catalogue(t)
 	txt, err := fs.Glob(files, "mail/*.txt")
 	if err != nil {
@@ -136,6 +138,7 @@ func TestEveryMailHasASubjectInEveryLanguage(t *testing.T) {
 }
 
 func TestEveryLanguageHasTheSameIDs(t *testing.T) {
+	t.Parallel()
 	ids := catalogue(t)
 	if len(ids) < 2 {
 		t.Fatalf("catalogue has languages %v, want at least en and nb", Languages())
@@ -165,6 +168,7 @@ func TestEveryLanguageHasTheSameIDs(t *testing.T) {
 }
 
 func TestTheScanFindsIDsInEveryFormOfAction(t *testing.T) {
+	t.Parallel()
 	src := `{{t "a.b"}} {{- t "c.d" .}} {{if x}}{{printf "%s" (t "e.f")}}{{end}} {{template "t" .}} {{.t}}`
 	var got []string
 	for _, a := range action.FindAllStringSubmatch(src, -1) {
@@ -178,6 +182,7 @@ func TestTheScanFindsIDsInEveryFormOfAction(t *testing.T) {
 }
 
 func TestMatchAndLanguageOfPages(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ accept, want string }{
 		{"nb-NO,nb;q=0.9,en;q=0.8", "nb"},
 		{"no", "nb"},

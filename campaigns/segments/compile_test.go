@@ -27,6 +27,7 @@ func mustParse(t *testing.T, src string) *Node {
 var placeholderRE = regexp.MustCompile(`\$(\d+)`)
 
 func TestCompileNumbersPlaceholdersFromTheOffsetAndKeepsValuesOutOfTheSQL(t *testing.T) {
+	t.Parallel()
 	asOf := time.Date(2026, 6, 10, 0, 0, 0, 0, time.UTC)
 	tree := mustParse(t, `{"all": [
 		{"field": "home_store", "op": "eq", "value": "oslo-1' OR 1=1 --"},
@@ -72,6 +73,7 @@ func TestCompileNumbersPlaceholdersFromTheOffsetAndKeepsValuesOutOfTheSQL(t *tes
 }
 
 func TestCompileLeavesTheWindowArgumentsOutWhenNoFigureNeedsThem(t *testing.T) {
+	t.Parallel()
 	where, args, err := Compile(mustParse(t, `{"field": "status", "op": "eq", "value": "active"}`), time.Now(), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -82,12 +84,14 @@ func TestCompileLeavesTheWindowArgumentsOutWhenNoFigureNeedsThem(t *testing.T) {
 }
 
 func TestCompileRefusesAZeroAsOfTime(t *testing.T) {
+	t.Parallel()
 	if _, _, err := Compile(mustParse(t, `{"field": "status", "op": "eq", "value": "active"}`), time.Time{}, 0); err == nil {
 		t.Fatal("compiled without an as-of time")
 	}
 }
 
 func TestInvalidTreesNameTheBadPath(t *testing.T) {
+	t.Parallel()
 	deep := `{"field": "status", "op": "eq", "value": "active"}`
 	for range MaxDepth {
 		deep = `{"not": ` + deep + `}`
@@ -189,6 +193,7 @@ func TestInvalidTreesNameTheBadPath(t *testing.T) {
 }
 
 func TestValidateChecksTreesBuiltInGo(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		tree *Node
@@ -221,6 +226,7 @@ func TestValidateChecksTreesBuiltInGo(t *testing.T) {
 }
 
 func TestANodeSurvivesAJSONRoundTrip(t *testing.T) {
+	t.Parallel()
 	src := `{"all":[{"field":"home_store","op":"eq","value":"oslo-1"},{"any":[{"field":"days_since_last_purchase","op":"gt","value":60},{"not":{"field":"home_store","op":"is_null"}}]}]}`
 	var n Node
 	if err := json.Unmarshal([]byte(src), &n); err != nil {
@@ -236,6 +242,7 @@ func TestANodeSurvivesAJSONRoundTrip(t *testing.T) {
 }
 
 func TestFieldsListsEveryFieldWithItsOperators(t *testing.T) {
+	t.Parallel()
 	got := map[string]Field{}
 	for _, f := range Fields() {
 		got[f.Name] = f
@@ -267,6 +274,7 @@ func containsOp(ops []Op, op Op) bool {
 }
 
 func TestTierSharesTheWindowWithSpendAndKeepsItsValueOut(t *testing.T) {
+	t.Parallel()
 	tree := mustParse(t, `{"all": [{"field": "tier", "op": "in", "value": ["Gold'; DROP TABLE tiers; --"]},
 		{"field": "spend_365d", "op": "gt", "value": 0}, {"field": "birthday_month", "op": "eq", "value": 12}]}`)
 	where, args, err := Compile(tree, time.Date(2026, 6, 10, 0, 0, 0, 0, time.UTC), 9)

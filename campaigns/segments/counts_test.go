@@ -26,6 +26,7 @@ func jsonInts(a, b int64) string {
 }
 
 func TestSegmentCountsAreCachedPerRules(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	fixedClock(f)
 	ctx := context.Background()

@@ -48,6 +48,7 @@ func seedMemberMetrics(t *testing.T, f *fixture) {
 func num(v float64) *float64 { return &v }
 
 func TestModelFiguresSelectTheExpectedMembers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	seedMemberMetrics(t, f)
 	tests := []struct {
@@ -82,6 +83,7 @@ func TestModelFiguresSelectTheExpectedMembers(t *testing.T) {
 }
 
 func TestModelFiguresWithoutAnyRunAreNull(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	for _, tt := range []struct{ name, tree, want string }{
 		{"no member matches a comparison", `{"field": "p_alive", "op": "lt", "value": 1}`, ""},

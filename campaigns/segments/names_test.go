@@ -7,6 +7,7 @@ import (
 )
 
 func TestNames(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	s, err := Create(ctx, f.db, SavedInput{Name: "Bergen", Rules: json.RawMessage(`{"field": "home_store", "op": "eq", "value": "bergen-1"}`)})

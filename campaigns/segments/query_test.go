@@ -141,6 +141,7 @@ func (f *fixture) members(t *testing.T, tree *Node) []string {
 }
 
 func TestRulesSelectTheExpectedMembers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	tests := []struct {
 		name, tree, want string
@@ -240,6 +241,7 @@ func TestRulesSelectTheExpectedMembers(t *testing.T) {
 }
 
 func TestCompiledSQLEmbedsAfterTheCallersArguments(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	tree := mustParse(t, `{"all": [{"field": "home_store", "op": "eq", "value": "oslo-1"}, {"field": "spend_365d", "op": "gt", "value": 0}]}`)
 	where, args, err := Compile(tree, f.asOf, 1)
@@ -260,6 +262,7 @@ func TestCompiledSQLEmbedsAfterTheCallersArguments(t *testing.T) {
 // A member without confirmed marketing consent is never mailable, even in a segment that asks for
 // them by name: of the fixture, only ada and eva (active, confirmed, with an email) are.
 func TestOnlyConfirmedConsentIsMailable(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -282,6 +285,7 @@ func TestOnlyConfirmedConsentIsMailable(t *testing.T) {
 }
 
 func TestCountAndSampleShowALiveSegment(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	tree := mustParse(t, `{"field": "status", "op": "eq", "value": "active"}`)
@@ -337,6 +341,7 @@ func TestCountAndSampleShowALiveSegment(t *testing.T) {
 //	eva   3000    Bronze  1970-01-01 (exactly the Bronze threshold; with her sale after as-of she would be Copper)
 //	fil   0       NULL    (none)
 func TestTierAndBirthdayMonthSelectTheExpectedMembers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	if _, err := f.db.Pool.Exec(ctx, `INSERT INTO tiers (name, min_spend_minor, discount_percent)

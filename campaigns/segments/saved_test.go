@@ -20,6 +20,7 @@ func fixedClock(f *fixture) {
 }
 
 func TestSavedSegmentsLifecycle(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	fixedClock(f)
 	ctx := context.Background()
@@ -259,6 +260,7 @@ func TestSavedSegmentsLifecycle(t *testing.T) {
 // A stored tree that no longer validates (a field left the registry) is the server's problem:
 // Trees skips it, and reading it is an internal error, not a 422 for the caller.
 func TestAStoredTreeThatNoLongerParsesIsSkippedNotBlamedOnTheCaller(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	var id int64

@@ -10,6 +10,7 @@ import (
 // from one client. The raw totals count every one, but the rates count each recipient once: one
 // of two delivered mails clicked (however often) is a click-through rate of 1/2.
 func TestRepeatedClicksAndOpensCountOnceInRates(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	c := f.campaign(t, true)

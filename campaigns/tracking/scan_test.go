@@ -18,6 +18,7 @@ var anchorHrefRE = regexp.MustCompile(`(?i)(<a\s(?:[^>]*?\s)??href\s*=\s*)(?:"([
 // TestNextHrefMatchesTheRegexp compares the byte scanner with the regular expression on
 // hand-written cases and on random strings built from the characters that matter.
 func TestNextHrefMatchesTheRegexp(t *testing.T) {
+	t.Parallel()
 	cases := []string{
 		``, `<a`, `<a `, `<a href="x">`, `<A HREF='x'>`, `<a  href = "x" >`, `<a\thref=\n"x">`,
 		`<a class="y" href="x">`, `<a data-href="y" href="x">`, `<a href=x>`, `<a name="n">t</a><a href="x">`,
@@ -55,6 +56,7 @@ func TestNextHrefMatchesTheRegexp(t *testing.T) {
 // TestApplyMatchesRewrite checks that Tracker.Apply's one-pass rewrite gives what Rewrite with
 // SignClick tokens gives.
 func TestApplyMatchesRewrite(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	secret := []byte("0123456789abcdef0123456789abcdef")

@@ -26,6 +26,7 @@ import (
 //
 // Run 2 (started t0 + 20 days, no holdout): bo sent, sale 1500 a day later; ROI 0.5.
 func TestCampaignStats(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	day := 24 * time.Hour
@@ -188,6 +189,7 @@ func TestCampaignStats(t *testing.T) {
 }
 
 func TestCampaignStatsWithoutRuns(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	st, err := FindCampaignStats(context.Background(), f.db, f.campaignID, StatsOptions{CostPerMail: 100})
 	if err != nil {
@@ -200,6 +202,7 @@ func TestCampaignStatsWithoutRuns(t *testing.T) {
 }
 
 func TestWelchInterval(t *testing.T) {
+	t.Parallel()
 	// Unequal groups, checked against the formula step by step: a = [1 2 3 4] (mean 2.5,
 	// s² 5/3), b = [10 20] (mean 15, s² 50). se² = 5/12 + 25, df = se⁴ / ((5/12)²/3 + 25²/1).
 	a := group{n: 4, sum: 10, sumSquares: 30}

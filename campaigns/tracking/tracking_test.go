@@ -134,6 +134,7 @@ func wantInvalid(t *testing.T, err error, field string) {
 }
 
 func TestRecordBounce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	now := t0
@@ -216,6 +217,7 @@ func TestRecordBounce(t *testing.T) {
 }
 
 func TestTokens(t *testing.T) {
+	t.Parallel()
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	ref := Ref{RunID: 12, MemberID: 3456789, LinkID: 7}
 	tok := SignClick(secret, ref)
@@ -246,6 +248,7 @@ func TestTokens(t *testing.T) {
 }
 
 func TestRewrite(t *testing.T) {
+	t.Parallel()
 	base := "https://club.example.com"
 	body := `<p><a href="https://shop.example.com/vinyl?a=1&amp;b=2">Vinyl</a>
 <a class="x" href='http://shop.example.com/cd'>CD</a>
@@ -276,6 +279,7 @@ func TestRewrite(t *testing.T) {
 }
 
 func TestTrackerAndClicks(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	secret := []byte("0123456789abcdef0123456789abcdef")
@@ -360,6 +364,7 @@ func containsPixel(s string) bool {
 // TestApplyToARenderedCampaign runs a real rendered mail through the tracker: the campaign's
 // links are tracked, the footer's preferences and unsubscribe links reach the member untouched.
 func TestApplyToARenderedCampaign(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	base := "https://club.example.com"
@@ -411,6 +416,7 @@ func TestApplyToARenderedCampaign(t *testing.T) {
 // TestLinksBuiltFromMemberDataAreNotTracked: the tracker knows only the links common to the
 // template's sample renders; a URL made for one member is left as it is and never stored.
 func TestLinksBuiltFromMemberDataAreNotTracked(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	base := "https://club.example.com"

@@ -18,6 +18,7 @@ import (
 // campaign scheduled through the API goes out within 10 seconds of its time (the contract's
 // bound) to each mailable member of its segment once, at REGULARS_SEND_RATE.
 func TestServeSendsScheduledCampaigns(t *testing.T) {
+	t.Parallel()
 	smtp := smtptest.New(t)
 	dbURL := dbtest.URL(t)
 	env := []string{"REGULARS_DATABASE_URL=" + dbURL, "REGULARS_DATA_DIR=" + t.TempDir(),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/regulars/regulars/handlers/browsertest"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
 	"github.com/regulars/regulars/campaigns/mailer/smtptest"
@@ -105,6 +106,7 @@ var linkTo = func(path string) *regexp.Regexp {
 }
 
 func TestClubInABrowser(t *testing.T) {
+	t.Parallel()
 	browsertest.ChromiumPath(t) // fail or skip before starting anything
 	smtp := smtptest.New(t)
 	dbURL := dbtest.URL(t)
@@ -248,7 +250,13 @@ func TestClubInABrowser(t *testing.T) {
 			chromedp.Click(`form[action="/confirm"] button[type="submit"]`, chromedp.ByQuery),
 			chromedp.WaitVisible(`img`, chromedp.ByQuery),
 			chromedp.Text(`main`, &page, chromedp.ByQuery),
-			chromedp.Evaluate(`document.querySelector('main img').naturalWidth`, &barcodeWidth),
+			// The barcode's width once it has loaded (0 if it fails): awaited, not read at once.
+			chromedp.Evaluate(`new Promise(resolve => {
+				const img = document.querySelector('main img');
+				if (img.complete) { resolve(img.naturalWidth); return; }
+				img.addEventListener('load', () => resolve(img.naturalWidth));
+				img.addEventListener('error', () => resolve(0));
+			})`, &barcodeWidth, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }),
 		)
 		if err != nil {
 			t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 // the "confirm you want offers" mail through REGULARS_SMTP_URL, with links to REGULARS_BASE_URL,
 // and serve still stops cleanly on SIGTERM.
 func TestServeSendsClubMail(t *testing.T) {
+	t.Parallel()
 	smtp := smtptest.New(t)
 	env := []string{"REGULARS_DATABASE_URL=" + dbtest.URL(t), "REGULARS_DATA_DIR=" + t.TempDir(),
 		"REGULARS_SMTP_URL=" + smtp.URL(), "REGULARS_BASE_URL=https://club.example/",

@@ -40,6 +40,7 @@ func writeDKIMKey(t *testing.T) (string, ed25519.PublicKey) {
 }
 
 func TestDKIMSettingsAreCheckedAtStart(t *testing.T) {
+	t.Parallel()
 	keyFile, _ := writeDKIMKey(t)
 	notAKey := filepath.Join(t.TempDir(), "not-a-key.pem")
 	if err := os.WriteFile(notAKey, []byte("not a key\n"), 0o600); err != nil {
@@ -82,6 +83,7 @@ func TestDKIMSettingsAreCheckedAtStart(t *testing.T) {
 }
 
 func TestServeRefusesABadDKIMKeyWithOneLine(t *testing.T) {
+	t.Parallel()
 	notAKey := filepath.Join(t.TempDir(), "dkim.pem")
 	if err := os.WriteFile(notAKey, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -105,6 +107,7 @@ func TestServeRefusesABadDKIMKeyWithOneLine(t *testing.T) {
 // scheduled campaign's mails (the campaign sender) and a test send (the club mailer, which also
 // sends the club's mail), with signatures that verify and cover List-Unsubscribe.
 func TestServeSignsMailWithDKIM(t *testing.T) {
+	t.Parallel()
 	keyFile, pub := writeDKIMKey(t)
 	dbURL := dbtest.URL(t)
 	sink := smtptest.New(t)

@@ -31,10 +31,29 @@ type loadResult struct {
 	other      map[int]string // any other status, with one body as an example
 }
 
+func newLoadResult() *loadResult { return &loadResult{other: map[int]string{}} }
+
+// waitAcked waits until at least n sales of the load are acknowledged: the load is running.
+func (res *loadResult) waitAcked(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res.mu.Lock()
+		acked := len(res.acked)
+		res.mu.Unlock()
+		if acked >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sales acknowledged after a minute, waiting for %d", acked, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // postSales has workers post sales with unique ids until stop is closed; a worker also stops at
 // its first request without an answer (the server is gone or going).
-func postSales(client *apiClient, workers int, prefix string, occurredAt time.Time, stop <-chan struct{}) *loadResult {
-	res := &loadResult{other: map[int]string{}}
+func postSales(res *loadResult, client *apiClient, workers int, prefix string, occurredAt time.Time, stop <-chan struct{}) *loadResult {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -139,8 +158,9 @@ func salesSurviveSIGKILL(t *testing.T, env []string, dbURL func() string) {
 
 	stop := make(chan struct{})
 	done := make(chan *loadResult)
-	go func() { done <- postSales(till, 16, "K", occurredAt, stop) }()
-	time.Sleep(1500 * time.Millisecond)
+	running := newLoadResult()
+	go func() { done <- postSales(running, till, 16, "K", occurredAt, stop) }()
+	running.waitAcked(t, 100) // kill it under full load
 	srv.signal(syscall.SIGKILL)
 	close(stop)
 	load := <-done
@@ -216,7 +236,8 @@ func TestSIGTERMLetsInFlightSalesFinish(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	loadDone := make(chan *loadResult)
-	go func() { loadDone <- postSales(till, 8, "T", occurredAt, stop) }()
+	running := newLoadResult()
+	go func() { loadDone <- postSales(running, till, 8, "T", occurredAt, stop) }()
 
 	// The slow sale asks for 100-continue: the server sends it when the handler starts reading
 	// the body, so the client knows the request is in the handler before sending the rest.
@@ -262,7 +283,11 @@ func TestSIGTERMLetsInFlightSalesFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	time.Sleep(300 * time.Millisecond) // let the load run beside the slow sale for a moment
+	// Let the load run beside the slow sale for a moment: some more sales answered meanwhile.
+	running.mu.Lock()
+	ackedBefore := len(running.acked)
+	running.mu.Unlock()
+	running.waitAcked(t, ackedBefore+20)
 	srv.signal(syscall.SIGTERM)
 	waitListenerClosed(t, srv.addr)
 	if _, err := bodyWriter.Write(body[half:]); err != nil {
@@ -386,6 +411,7 @@ func TestEmbeddedDefault(t *testing.T) {
 // TestHealthcheck runs `regulars healthcheck`, the container image's HEALTHCHECK, against a
 // running server and against nothing.
 func TestHealthcheck(t *testing.T) {
+	t.Parallel()
 	dbURL := dbtest.URL(t)
 	env := []string{"REGULARS_DATABASE_URL=" + dbURL, "REGULARS_DATA_DIR=" + t.TempDir()}
 	srv := startServe(t, env)

@@ -40,6 +40,7 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestDemoAndImportCommands(t *testing.T) {
+	t.Parallel()
 	dbURL := dbtest.URL(t)
 	out, err := runCmd(t, dbURL, "demo")
 	if err != nil || !strings.Contains(out, "Demo data loaded") {
@@ -86,6 +87,7 @@ func TestDemoAndImportCommands(t *testing.T) {
 }
 
 func TestServeDemo(t *testing.T) {
+	t.Parallel()
 	dbURL := dbtest.URL(t)
 	ctx := context.Background()
 	db, err := models.Open(ctx, dbURL, 4)

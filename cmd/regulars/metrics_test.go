@@ -11,6 +11,7 @@ import (
 )
 
 func TestMetricsRunCommand(t *testing.T) {
+	t.Parallel()
 	dbURL := dbtest.URL(t)
 	ctx := context.Background()
 	db, err := models.Open(ctx, dbURL, 2)
@@ -83,6 +84,7 @@ func TestMetricsRunCommand(t *testing.T) {
 }
 
 func TestMetricsSettingsAreCheckedAtStart(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		env     map[string]string

@@ -32,6 +32,7 @@ func serveWith(t *testing.T, env map[string]string) error {
 // export a member) stops serve with one line saying how to make a good one; a good or generated
 // secret gets past the check (to the database, which is not there).
 func TestServeRefusesAWeakSecret(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, secret, wantErr string
 	}{
@@ -82,6 +83,7 @@ func TestServeRefusesAWeakSecret(t *testing.T) {
 // REGULARS_TRUSTED_PROXIES is read as CIDRs; anything else stops serve with a line naming it.
 // HSTS follows the base URL's scheme.
 func TestTrustedProxiesAndHSTSSettings(t *testing.T) {
+	t.Parallel()
 	const good = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	for _, tc := range []struct {
 		name, proxies, wantErr string

@@ -10,6 +10,7 @@ import (
 // The settings of the club, campaign sending and campaign statistics: their defaults, that they
 // can be set, and that a bad value stops the start with a line naming the variable.
 func TestSettingsAreCheckedAtStart(t *testing.T) {
+	t.Parallel()
 	club := func(ttl time.Duration, joinRate int) func(c config) string {
 		return func(c config) string {
 			if c.confirmTTL() != ttl || c.JoinRate != joinRate {

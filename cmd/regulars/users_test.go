@@ -31,6 +31,7 @@ func runCmdStdin(t *testing.T, dbURL, stdin string, args ...string) (string, err
 }
 
 func TestUserCreateCommand(t *testing.T) {
+	t.Parallel()
 	dbURL := dbtest.URL(t)
 	for _, tc := range []struct {
 		name, stdin string
@@ -82,6 +83,7 @@ func TestUserCreateCommand(t *testing.T) {
 }
 
 func TestDemoConsoleAdmin(t *testing.T) {
+	t.Parallel()
 	db := dbtest.New(t)
 	ctx := context.Background()
 	var out bytes.Buffer

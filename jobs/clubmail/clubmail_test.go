@@ -170,6 +170,7 @@ func byRecipient(srv *smtptest.Server, addr string) []smtptest.Message {
 }
 
 func TestConfirmationMail(t *testing.T) {
+	t.Parallel()
 	db := dbtest.New(t)
 	srv := smtptest.New(t)
 	s := newSender(t, db, srv)
@@ -246,6 +247,7 @@ func TestConfirmationMail(t *testing.T) {
 }
 
 func TestMailIsInTheMembersLanguage(t *testing.T) {
+	t.Parallel()
 	db := dbtest.New(t)
 	srv := smtptest.New(t)
 	s := newSender(t, db, srv)
@@ -267,6 +269,7 @@ func TestMailIsInTheMembersLanguage(t *testing.T) {
 }
 
 func TestWelcomeMail(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name     string
@@ -338,6 +341,7 @@ func TestWelcomeMail(t *testing.T) {
 }
 
 func TestAlreadyMemberMail(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
 	srv := smtptest.New(t)
@@ -368,6 +372,7 @@ func TestAlreadyMemberMail(t *testing.T) {
 // The links for exporting, erasing and granting consent go only to the member's own address, and
 // name a single-use request that works for an hour (models/member_links.go).
 func TestRequestedLinkMail(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
 	srv := smtptest.New(t)
@@ -457,6 +462,7 @@ func makeDue(t *testing.T, db *models.DB) {
 }
 
 func TestTemporaryFailureIsRetriedAndDeliveredOnce(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		fail func(*smtptest.Server)
@@ -498,6 +504,7 @@ func TestTemporaryFailureIsRetriedAndDeliveredOnce(t *testing.T) {
 }
 
 func TestPermanentFailureGivesUp(t *testing.T) {
+	t.Parallel()
 	db := dbtest.New(t)
 	srv := smtptest.New(t)
 	s := newSender(t, db, srv)
@@ -516,6 +523,7 @@ func TestPermanentFailureGivesUp(t *testing.T) {
 }
 
 func TestRepeatedTemporaryFailuresGiveUp(t *testing.T) {
+	t.Parallel()
 	db := dbtest.New(t)
 	srv := smtptest.New(t)
 	s := newSender(t, db, srv)
@@ -534,6 +542,7 @@ func TestRepeatedTemporaryFailuresGiveUp(t *testing.T) {
 }
 
 func TestTwoSendersDeliverEachMailOnce(t *testing.T) {
+	t.Parallel()
 	db := dbtest.New(t)
 	srv := smtptest.New(t)
 	const members = 30
@@ -573,6 +582,7 @@ func TestTwoSendersDeliverEachMailOnce(t *testing.T) {
 }
 
 func TestMailOfAnErasedMemberIsNotSent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
 	srv := smtptest.New(t)
@@ -587,6 +597,7 @@ func TestMailOfAnErasedMemberIsNotSent(t *testing.T) {
 }
 
 func TestKickWakesTheSender(t *testing.T) {
+	t.Parallel()
 	db := dbtest.New(t)
 	srv := smtptest.New(t)
 	s := newSender(t, db, srv)
@@ -617,6 +628,7 @@ func TestKickWakesTheSender(t *testing.T) {
 }
 
 func TestPurgeDeletesOnlyOldUnconfirmedSignUps(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
 	pending := join(t, db, "pending@example.com", "en")
@@ -646,6 +658,7 @@ func TestPurgeDeletesOnlyOldUnconfirmedSignUps(t *testing.T) {
 }
 
 func TestPurgeDeletesMemberLinksADayAfterTheyExpired(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
 	id := join(t, db, "kari@example.com", "en")
@@ -677,6 +690,7 @@ func TestPurgeDeletesMemberLinksADayAfterTheyExpired(t *testing.T) {
 // TestEveryMailRendersInEveryLanguage catches a catalogue id missing in one language (shown as
 // [id]) and a template that does not parse.
 func TestEveryMailRendersInEveryLanguage(t *testing.T) {
+	t.Parallel()
 	data := mailData{Name: "Kari", Card: "2000000000008", ConfirmURL: baseURL + "/confirm?token=c", LinkURL: baseURL + "/preferences/export?token=l",
 		ExpiresOn: "1 Jan 2027", PreferencesURL: baseURL + "/preferences?token=p",
 		UnsubscribeURL: baseURL + "/unsubscribe?token=u", BarcodeCID: barcodeCID, Tier: "Gold", Discount: "10", HasDiscount: true}

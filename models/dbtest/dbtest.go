@@ -1,16 +1,21 @@
-// Package dbtest gives each test its own fresh, migrated PostgreSQL database: on the server named
-// by REGULARS_TEST_DATABASE_URL, or else on one throwaway cluster started for the test binary.
+// Package dbtest gives each test its own fresh, migrated PostgreSQL database, copied from a
+// template database the test binary migrates once: on the server named by
+// REGULARS_TEST_DATABASE_URL, or else on one throwaway cluster shared by all test binaries of a
+// `go test` run (see shared.go), or, for a binary not run by the go command, on a cluster of its
+// own.
 package dbtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -27,20 +32,59 @@ var (
 	template string // a migrated database every test database is copied from
 	cluster  *embeddedpg.Cluster
 	tmpDir   string
-	mu       sync.Mutex // serialises CREATE DATABASE … TEMPLATE
+	// createSQL copies the template into database %s; makeSpares runs it, one at a time.
+	createSQL  string
+	spares     chan spare
+	stopSpares = make(chan struct{})
+	sparesDone sync.WaitGroup
+
+	inMain     bool // Main runs the tests, so the binary can serve a shared cluster
+	afterMu    sync.Mutex
+	afterTests []func()
 )
 
-// Main runs the tests and then removes the test cluster or template. Call it from TestMain.
+// Main runs the tests, then the functions given to AfterTests, and then removes the test
+// template (and the binary's own cluster, if it has one). Call it from TestMain.
+//
+// When the binary is started as the shared cluster's server (see shared.go), Main serves
+// instead of running tests.
 func Main(m *testing.M) {
+	if dir := os.Getenv(serveDirEnv); dir != "" {
+		goPID, _ := strconv.Atoi(os.Getenv(servePIDEnv))
+		os.Exit(serve(dir, goPID))
+	}
+	inMain = true
 	code := m.Run()
+	afterMu.Lock()
+	for i := len(afterTests) - 1; i >= 0; i-- {
+		afterTests[i]()
+	}
+	afterMu.Unlock()
 	teardown()
 	os.Exit(code)
+}
+
+// AfterTests registers f to run once the tests of the binary have run (Main runs it): for
+// resources shared by the tests, such as a browser.
+func AfterTests(f func()) {
+	afterMu.Lock()
+	defer afterMu.Unlock()
+	afterTests = append(afterTests, f)
 }
 
 func setup() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	adminURL = os.Getenv("REGULARS_TEST_DATABASE_URL")
+	if adminURL == "" && inMain {
+		url, err := sharedCluster(ctx)
+		switch {
+		case err == nil:
+			adminURL = url
+		case !errors.Is(err, errNotShared):
+			fmt.Fprintf(os.Stderr, "dbtest: no shared test cluster (%v); starting one for this package\n", err)
+		}
+	}
 	if adminURL == "" {
 		var err error
 		if tmpDir, err = os.MkdirTemp("", "regulars-test-pg-"); err != nil {
@@ -61,11 +105,81 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	return db.Migrate(ctx, slog.New(slog.DiscardHandler))
+	err = db.Migrate(ctx, slog.New(slog.DiscardHandler))
+	db.Close()
+	if err != nil {
+		return err
+	}
+	// A file copy of the template takes about half as long as the default strategy, which
+	// writes every page through the WAL (PostgreSQL 15 and later have the choice).
+	createSQL = "CREATE DATABASE %s TEMPLATE " + template
+	if version, err := serverVersion(ctx, adminURL); err == nil && version >= 150000 {
+		createSQL += " STRATEGY FILE_COPY"
+	}
+	spares = make(chan spare, 1)
+	sparesDone.Add(1)
+	go makeSpares()
+	return nil
+}
+
+// spare is a database copied from the template ahead of need, or the error of the copy.
+type spare struct {
+	name string
+	err  error
+}
+
+// makeSpares copies the template into a spare database whenever the last one was taken, so that
+// a test gets its database at once instead of waiting the half second of a copy while the
+// package's other work waits too. One copy at a time: a template cannot be copied while another
+// session is connected to it.
+func makeSpares() {
+	defer sparesDone.Done()
+	for {
+		select {
+		case <-stopSpares:
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		name := "regulars_test_" + randomSuffix()
+		err := exec(ctx, adminURL, fmt.Sprintf(createSQL, name))
+		cancel()
+		select {
+		case spares <- spare{name: name, err: err}:
+		case <-stopSpares:
+			if err == nil {
+				dropDatabase(name)
+			}
+			return
+		}
+	}
+}
+
+func serverVersion(ctx context.Context, dbURL string) (int, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var version int
+	err = conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version)
+	return version, err
+}
+
+func dropDatabase(name string) {
+	_ = exec(context.Background(), adminURL, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 }
 
 func teardown() {
+	if spares != nil {
+		close(stopSpares)
+		sparesDone.Wait()
+		for len(spares) > 0 {
+			if s := <-spares; s.err == nil {
+				dropDatabase(s.name)
+			}
+		}
+	}
 	if setupErr == nil && template != "" {
 		_ = exec(context.Background(), adminURL, "DROP DATABASE IF EXISTS "+template+" WITH (FORCE)")
 	}
@@ -84,13 +198,11 @@ func URL(t testing.TB) string {
 	if setupErr != nil {
 		t.Fatalf("test database: %v", setupErr)
 	}
-	name := "regulars_test_" + randomSuffix()
-	mu.Lock()
-	err := exec(context.Background(), adminURL, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template))
-	mu.Unlock()
-	if err != nil {
-		t.Fatalf("create test database: %v", err)
+	s := <-spares
+	if s.err != nil {
+		t.Fatalf("create test database: %v", s.err)
 	}
+	name := s.name
 	t.Cleanup(func() {
 		if err := exec(context.Background(), adminURL, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Logf("drop test database %s: %v", name, err)

@@ -23,6 +23,7 @@ func count(t *testing.T, db *models.DB, sql string) int64 {
 }
 
 func TestFill(t *testing.T) {
+	t.Parallel()
 	db := dbtest.New(t)
 	ctx := context.Background()
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)

@@ -43,6 +43,8 @@ type Options struct {
 	Dir string
 	// NoSync turns off fsync and synchronous commit: for throwaway test clusters only.
 	NoSync bool
+	// MaxConnections is the server's max_connections. Default 200.
+	MaxConnections int
 	// RunAs is the system user that owns and runs the cluster when the process is root
 	// (initdb refuses root). Default "postgres".
 	RunAs string
@@ -78,6 +80,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if opts.RunAs == "" {
 		opts.RunAs = "postgres"
+	}
+	if opts.MaxConnections == 0 {
+		opts.MaxConnections = 200
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -246,7 +251,7 @@ func startPostmaster(ctx context.Context, bindir, dir string, cred *syscall.Cred
 	defer logFile.Close()
 	args := []string{"-D", dir, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-		"-c", "max_connections=200"}
+		"-c", "max_connections=" + strconv.Itoa(opts.MaxConnections)}
 	if opts.NoSync {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
