@@ -232,12 +232,9 @@ func (db *DB) ConfirmMember(ctx context.Context, id int64, ev ConsentEvidence) (
 	}
 	day := db.clubDay()
 	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		lm, err := lockMember(ctx, tx, id)
+		lm, err := lockLiveMember(ctx, tx, id)
 		if err != nil {
 			return err
-		}
-		if lm.status == StatusErased {
-			return Errorf(ENOTFOUND, "no member %d", id)
 		}
 		activated := lm.status == StatusPending
 		consented := lm.consent == ConsentPending

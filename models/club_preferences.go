@@ -33,6 +33,16 @@ func lockMember(ctx context.Context, tx pgx.Tx, id int64) (*lockedMember, error)
 	return &m, nil
 }
 
+// lockLiveMember is lockMember for the flows that act on a member who is still there: an erased
+// member is ENOTFOUND too.
+func lockLiveMember(ctx context.Context, tx pgx.Tx, id int64) (*lockedMember, error) {
+	lm, err := lockMember(ctx, tx, id)
+	if err == nil && lm.status == StatusErased {
+		return nil, Errorf(ENOTFOUND, "no member %d", id)
+	}
+	return lm, err
+}
+
 // PreferencesInput is what a member may change about themselves (also the admin PATCH).
 // Nil fields are left as they are.
 type PreferencesInput struct {
@@ -82,12 +92,9 @@ func (db *DB) UpdatePreferences(ctx context.Context, id int64, in PreferencesInp
 		ev.Source = "preferences"
 	}
 	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		lm, err := lockMember(ctx, tx, id)
+		lm, err := lockLiveMember(ctx, tx, id)
 		if err != nil {
 			return err
-		}
-		if lm.status == StatusErased {
-			return Errorf(ENOTFOUND, "no member %d", id)
 		}
 		consent := lm.consent
 		if c := in.MarketingConsent; c != nil {

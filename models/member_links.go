@@ -122,12 +122,9 @@ func (db *DB) RequestMemberLink(ctx context.Context, id int64, action, lang stri
 	now := db.Now()
 	var res LinkRequest
 	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		lm, err := lockMember(ctx, tx, id)
+		lm, err := lockLiveMember(ctx, tx, id)
 		if err != nil {
 			return err
-		}
-		if lm.status == StatusErased {
-			return Errorf(ENOTFOUND, "no member %d", id)
 		}
 		if lm.email == nil || *lm.email == "" {
 			return &Error{Code: EINVALID, Message: "no email address",
