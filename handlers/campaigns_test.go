@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/campaigns/mailer/smtptest"
 )
 
@@ -24,14 +23,7 @@ func newCampaignAPI(t *testing.T) *campaignAPI {
 	t.Helper()
 	tl := newTill(t)
 	srv := smtptest.New(t)
-	sender, err := mailer.New(srv.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sender.Close() })
-	tl.srv.reconfigure(t, func(c *Config) {
-		c.Campaigns = CampaignOptions{Mail: sender, BaseURL: "https://club.example", From: "Vinyl shop <news@shop.example>"}
-	})
+	tl.srv.reconfigure(t, withCampaignMail(t, srv.URL(), "https://club.example", "Vinyl shop <news@shop.example>"))
 	res := tl.do(t, "POST", "/api/v1/members", tl.oslo, map[string]any{"card": goodCard, "name": "Kari Nordmann",
 		"email": "kari@example.com", "marketing_consent": false})
 	if res.Status != 201 {

@@ -388,14 +388,7 @@ func TestConsoleCampaignTestSend(t *testing.T) {
 	})
 
 	smtp := smtptest.New(t)
-	m, err := mailer.New(smtp.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	e.Server.reconfigure(t, func(c *Config) {
-		c.Campaigns = CampaignOptions{Mail: m, BaseURL: "https://club.example", From: "Shop <news@shop.example>"}
-	})
+	e.Server.reconfigure(t, withCampaignMail(t, smtp.URL(), "https://club.example", "Shop <news@shop.example>"))
 
 	t.Run("a bad address is named next to the field and nothing is sent", func(t *testing.T) {
 		res := e.postForm(t, e.client, e.path(id, "/test"), e.csrf, url.Values{"addresses": {"me@example.com, not-an-address"}})

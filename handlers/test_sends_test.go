@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/campaigns/mailer/smtptest"
 	"github.com/regulars/regulars/models"
 )
@@ -74,14 +73,7 @@ func TestTestSendsAreLimited(t *testing.T) {
 	})
 
 	t.Run("another replica counts the same allowance", func(t *testing.T) {
-		m, err := mailer.New(smtptest.New(t).URL(), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Close() })
-		other := newTestServer(t, ca.db, func(c *Config) {
-			c.Campaigns = CampaignOptions{Mail: m, BaseURL: "https://club.example", From: "Vinyl shop <news@shop.example>"}
-		})
+		other := newTestServer(t, ca.db, withCampaignMail(t, smtptest.New(t).URL(), "https://club.example", "Vinyl shop <news@shop.example>"))
 		replica := &api{srv: other, ts: other.Server, db: ca.db}
 		if res := send(replica, ca.marketer, someAddresses("replica", 1)); res.Status != http.StatusTooManyRequests {
 			t.Errorf("the other replica: %d %s, want 429", res.Status, res.Body)
@@ -112,14 +104,7 @@ func TestConsoleTestSendsAreLimited(t *testing.T) {
 	e := newCampaignConsole(t)
 	id := e.create(t, e.campaignForm())
 	smtp := smtptest.New(t)
-	m, err := mailer.New(smtp.URL(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	e.Server.reconfigure(t, func(c *Config) {
-		c.Campaigns = CampaignOptions{Mail: m, BaseURL: "https://club.example", From: "Vinyl shop <news@shop.example>"}
-	})
+	e.Server.reconfigure(t, withCampaignMail(t, smtp.URL(), "https://club.example", "Vinyl shop <news@shop.example>"))
 	send := func(addresses []string) *consoleResponse {
 		t.Helper()
 		return e.postForm(t, e.client, e.path(id, "/test"), e.csrf, url.Values{"addresses": {strings.Join(addresses, ", ")}})

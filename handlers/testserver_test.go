@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/models"
 )
 
@@ -53,6 +54,18 @@ func (ts *testServer) reconfigure(t testing.TB, configure ...func(*Config)) {
 		f(&ts.cfg)
 	}
 	ts.srv = mustNew(t, ts.cfg)
+}
+
+// withCampaignMail is a Config change: campaign mail (test sends) goes to the SMTP server at
+// smtpURL, links in it to baseURL, and campaigns without a From are from from.
+func withCampaignMail(t testing.TB, smtpURL, baseURL, from string) func(*Config) {
+	t.Helper()
+	m, err := mailer.New(smtpURL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return func(c *Config) { c.Campaigns = CampaignOptions{Mail: m, BaseURL: baseURL, From: from} }
 }
 
 // server is the Server being served.
