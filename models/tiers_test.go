@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/regulars/regulars/models"
 )
 
@@ -145,5 +146,44 @@ func TestLookupReturnsTheTierOfTheTrailingYearsNetSpend(t *testing.T) {
 			}
 			wantTier(t, s.tier, s.discount)
 		})
+	}
+}
+
+// TestTheSQLRulesAreInlined guards the SQL functions that hold shared rules (migrations 00016 and
+// 00017): each must stay inlinable, or the queries that call it lose their index conditions and
+// pay a call per row. An inlined function leaves no trace of its name in the plan.
+func TestTheSQLRulesAreInlined(t *testing.T) {
+	db := bareDB(t)
+	for function, query := range map[string]string{
+		"net_amount":       `SELECT member_id, sum(net_amount(kind, amount_minor)) FROM transactions GROUP BY 1`,
+		"in_trailing_year": `SELECT count(*) FROM transactions WHERE member_id = 1 AND in_trailing_year(occurred_at, now(), 'UTC')`,
+		"tier_for_spend":   `SELECT m.id, tt.name FROM members m CROSS JOIN LATERAL tier_for_spend(m.id::numeric) tt`,
+		"member_tier":      `SELECT name, discount_percent FROM member_tier(1, now(), 'UTC')`,
+	} {
+		rows, _ := db.Pool.Query(context.Background(), "EXPLAIN (VERBOSE) "+query)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if plan := strings.Join(lines, "\n"); err != nil || strings.Contains(plan, function) || strings.Contains(plan, "Function Scan") {
+			t.Errorf("%s is not inlined (%v):\n%s", function, err, plan)
+		}
+	}
+}
+
+// TestTheTrailingYearIsTierWindowDaysLong checks models.TierWindowDays against in_trailing_year,
+// the window's one home: [as-of − 365 calendar days, as-of) in the shop's zone.
+func TestTheTrailingYearIsTierWindowDaysLong(t *testing.T) {
+	db := bareDB(t)
+	oslo, err := time.LoadLocation("Europe/Oslo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asOf := time.Date(2026, 4, 1, 0, 0, 0, 0, oslo) // summer time, and so is a year earlier
+	var first, before, last, at bool
+	err = db.Pool.QueryRow(context.Background(), `
+		SELECT in_trailing_year($1, $2, 'Europe/Oslo'), in_trailing_year($1 - interval '1 microsecond', $2, 'Europe/Oslo'),
+		       in_trailing_year($2 - interval '1 microsecond', $2, 'Europe/Oslo'), in_trailing_year($2, $2, 'Europe/Oslo')`,
+		asOf.AddDate(0, 0, -models.TierWindowDays), asOf).Scan(&first, &before, &last, &at)
+	if err != nil || !first || before || !last || at {
+		t.Errorf("window start counts %v (want true), a microsecond before %v (false), the last instant %v (true), as-of %v (false); %v",
+			first, before, last, at, err)
 	}
 }
