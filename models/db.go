@@ -12,10 +12,10 @@
 // query uses (segments.Mailable). A unique violation is recognised by IsUniqueViolation, by
 // constraint name, and nowhere else. The schema is versioned .sql migrations embedded here.
 //
-// What GORM is for: single-row create and read of plain rows that carry no SQL rule (stores and
-// API keys). Everything else is hand-written SQL through the pgx pool (Pool), which GORM shares,
-// commented where the planner's choice matters: recording transactions, imports, linking, the
-// club flows, set-based work.
+// What GORM is for: creating and reading plain rows that carry no SQL rule, stores and API keys
+// (create, find by code, id or token hash, list). Everything else is hand-written SQL through the
+// pgx pool (Pool), which GORM shares, commented where the planner's choice matters: recording
+// transactions, imports, linking, the club flows, set-based work.
 //
 // Input is checked in Go by the function that stores it and reported as FieldErrors (EINVALID
 // with the fields). validator v10 supplies format checks only (validate.go): email addresses,
