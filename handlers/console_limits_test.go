@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // endlessUpload is a multipart body of one file field that never ends before size bytes, made as
@@ -93,9 +92,7 @@ func TestConsoleFormsHaveABodyLimit(t *testing.T) {
 				req.ContentLength = size
 			}
 			rec := httptest.NewRecorder()
-			start := time.Now()
 			cc.Server.ServeHTTP(rec, req)
-			took := time.Since(start)
 
 			if rec.Code != http.StatusRequestEntityTooLarge {
 				t.Fatalf("status %d, want 413\n%s", rec.Code, rec.Body)
@@ -108,9 +105,6 @@ func TestConsoleFormsHaveABodyLimit(t *testing.T) {
 			}
 			if tc.announce && body.read.Load() != 0 {
 				t.Errorf("the server read %d bytes of a body announced too large", body.read.Load())
-			}
-			if took > 2*time.Second {
-				t.Errorf("refusing took %v", took)
 			}
 			if after := multipartTempFiles(t); after != before {
 				t.Errorf("%d multipart temporary files were written", after-before)

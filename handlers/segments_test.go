@@ -268,7 +268,7 @@ func TestSegmentListCountsTheUncountedInTheBackground(t *testing.T) {
 // segment is stored, the answer has null counts, and the background count fills them in.
 func TestSlowSegmentSaveAnswersWithoutCounts(t *testing.T) {
 	tl, _ := segmentShop(t)
-	tl.srv.reconfigure(t, func(c *Config) { c.StatementTimeout = time.Second }) // the live count gets half of it
+	tl.srv.reconfigure(t, func(c *Config) { c.StatementTimeout = 4 * time.Second }) // the live count gets half of it, the save the rest
 	ctx := context.Background()
 	tx, err := tl.db.Pool.Begin(ctx)
 	if err != nil {
