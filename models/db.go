@@ -56,18 +56,19 @@ type DB struct {
 	Now func() time.Time
 	// MaxAmount is the largest transaction amount accepted, in minor units.
 	MaxAmount int64
-	// Timezone is REGULARS_TIMEZONE: the join funnel counts days there. nil means UTC.
+	// Timezone is REGULARS_TIMEZONE: the join funnel and the tier rule count days there. nil
+	// means UTC.
 	Timezone *time.Location
-	// StatementTimeout is REGULARS_STATEMENT_TIMEOUT: the time limit of the statements an HTTP
-	// request runs (the handlers set it as the request's deadline). 0 means
-	// DefaultStatementTimeout. Jobs are not limited by it.
-	StatementTimeout time.Duration
 
 	stores *storeCache
 	keys   *keyCache
 }
 
 // location is REGULARS_TIMEZONE, UTC when it is not set.
+// ZoneName is the name of REGULARS_TIMEZONE ("UTC" when unset), as the SQL rules that count
+// calendar days (in_trailing_year, member_tier) take it.
+func (db *DB) ZoneName() string { return db.location().String() }
+
 func (db *DB) location() *time.Location {
 	if db.Timezone == nil {
 		return time.UTC

@@ -123,12 +123,8 @@ func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) (
 		LEFT JOIN members m ON m.id = got.member_id
 		LEFT JOIN stores st ON st.id = m.home_store_id
 		LEFT JOIN LATERAL (
-			SELECT t.name, t.discount_percent::float8 AS discount
-			FROM (SELECT coalesce(sum(net_amount(kind, amount_minor)), 0) AS net
-			      FROM transactions WHERE member_id = m.id AND occurred_at > now() - make_interval(days => $3)) spend
-			JOIN tiers t ON t.min_spend_minor <= spend.net
-			ORDER BY t.min_spend_minor DESC LIMIT 1
-		) t ON true`, n, lease, models.TierWindowDays)
+			SELECT mt.name, mt.discount_percent::float8 AS discount FROM member_tier(m.id, now(), $3) mt
+		) t ON true`, n, lease, q.DB.ZoneName())
 	if err != nil {
 		return nil, nil, fmt.Errorf("claim recipients: %w", err)
 	}
