@@ -56,10 +56,11 @@ func Main(m *testing.M) {
 	inMain = true
 	code := m.Run()
 	afterMu.Lock()
-	for i := len(afterTests) - 1; i >= 0; i-- {
-		afterTests[i]()
-	}
+	after := afterTests
 	afterMu.Unlock()
+	for i := len(after) - 1; i >= 0; i-- {
+		after[i]()
+	}
 	teardown()
 	os.Exit(code)
 }
