@@ -132,6 +132,10 @@ func startServer(ctx context.Context, dir string, goPID int) (string, error) {
 // serve is serve mode: start the run's cluster in dir, print its URL, and stop it and remove
 // dir once the go command with pid goPID has exited. It returns the exit code.
 func serve(dir string, goPID int) int {
+	if goPID <= 1 {
+		fmt.Fprintf(os.Stderr, "dbtest serve: no go command to wait for (%s=%q)\n", servePIDEnv, os.Getenv(servePIDEnv))
+		return 2
+	}
 	alive, err := lock(context.Background(), filepath.Join(dir, "server.lock"), syscall.LOCK_EX)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
