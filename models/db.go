@@ -56,6 +56,9 @@ type DB struct {
 	Now func() time.Time
 	// MaxAmount is the largest transaction amount accepted, in minor units.
 	MaxAmount int64
+	// PasswordCost is the bcrypt cost of new console passwords; 0 means PasswordCost. Tests set
+	// bcrypt's minimum: a hash at cost 12 takes seconds under the race detector.
+	PasswordCost int
 	// Timezone is REGULARS_TIMEZONE: the join funnel and the tier rule count days there. nil
 	// means UTC.
 	Timezone *time.Location

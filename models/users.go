@@ -106,7 +106,7 @@ func (db *DB) CreateUser(ctx context.Context, email, role, password string) (*Co
 	if err := fe.Err("invalid user"); err != nil {
 		return nil, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), PasswordCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), db.passwordCost())
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
@@ -123,15 +123,30 @@ func (db *DB) CreateUser(ctx context.Context, email, role, password string) (*Co
 	return &u, nil
 }
 
-// dummyHash is compared against when the email is unknown, so that such a login costs as long
-// as one with a wrong password and the timing reveals no accounts.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, err := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), PasswordCost)
+// passwordCost is the bcrypt cost of db's new passwords: PasswordCost unless tests lowered it.
+func (db *DB) passwordCost() int {
+	if db.PasswordCost > 0 {
+		return db.PasswordCost
+	}
+	return PasswordCost
+}
+
+// dummyHashes holds, by cost, the hash compared against when the email is unknown, so that such a
+// login costs as long as one with a wrong password and the timing reveals no accounts.
+var dummyHashes sync.Map // int → []byte
+
+func (db *DB) dummyHash() []byte {
+	cost := db.passwordCost()
+	if h, ok := dummyHashes.Load(cost); ok {
+		return h.([]byte)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), cost)
 	if err != nil {
 		panic(err)
 	}
+	dummyHashes.Store(cost, h)
 	return h
-})
+}
 
 // AuthenticateUser checks a console email and password. It returns the user, or ErrWrongLogin (unknown
 // email or wrong password) or ErrAccountLocked (MaxFailedLogins wrong passwords in a row lock
@@ -146,7 +161,7 @@ func (db *DB) AuthenticateUser(ctx context.Context, email, password string) (*Co
 		created_at, last_login_at FROM console_users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).
 		Scan(&u.ID, &u.Email, &u.Role, &hash, &u.FailedLogins, &u.LockedUntil, &u.CreatedAt, &u.LastLoginAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		_ = bcrypt.CompareHashAndPassword(db.dummyHash(), []byte(password))
 		return nil, ErrWrongLogin
 	}
 	if err != nil {

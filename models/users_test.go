@@ -36,6 +36,7 @@ func mustUser(t *testing.T, db *models.DB, email, role string) *models.ConsoleUs
 
 func TestCreateUserValidatesAndRefusesDuplicates(t *testing.T) {
 	db := dbtest.New(t)
+	db.PasswordCost = 0 // the production cost, which the hash is checked for below
 	ctx := context.Background()
 	mustUser(t, db, "Anna@Example.com", models.RoleAdmin)
 	for _, tc := range []struct {

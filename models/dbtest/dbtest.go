@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/embeddedpg"
+	"golang.org/x/crypto/bcrypt"
 )
 
 var (
@@ -232,6 +233,7 @@ func New(t testing.TB) *models.DB {
 		t.Fatalf("open test database: %v", err)
 	}
 	t.Cleanup(db.Close)
+	db.PasswordCost = bcrypt.MinCost // the login rules are the same at any cost
 	return db
 }
 
