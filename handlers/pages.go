@@ -680,12 +680,16 @@ func (p *pages) linkPage(c echo.Context, l *models.MemberLink, name string) erro
 	return p.render(c, http.StatusOK, name, v)
 }
 
-func (p *pages) exportForm(c echo.Context) error {
-	l, ok, err := p.memberLink(c, models.LinkExport)
-	if !ok {
-		return err
+// linkForm is the GET of a mailed link for action: its one-button page, which changes nothing
+// (link scanners follow GETs).
+func (p *pages) linkForm(action, page string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		l, ok, err := p.memberLink(c, action)
+		if !ok {
+			return err
+		}
+		return p.linkPage(c, l, page)
 	}
-	return p.linkPage(c, l, "link_export")
 }
 
 // export sends everything held about the member as a JSON download, using the link.
@@ -706,14 +710,6 @@ func (p *pages) export(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 }
 
-func (p *pages) eraseForm(c echo.Context) error {
-	l, ok, err := p.memberLink(c, models.LinkErase)
-	if !ok {
-		return err
-	}
-	return p.linkPage(c, l, "erase")
-}
-
 func (p *pages) erase(c echo.Context) error {
 	l, ok, err := p.memberLink(c, models.LinkErase)
 	if !ok {
@@ -723,14 +719,6 @@ func (p *pages) erase(c echo.Context) error {
 		return p.linkUseFailed(c, err)
 	}
 	return p.erased(c, http.StatusOK)
-}
-
-func (p *pages) consentForm(c echo.Context) error {
-	l, ok, err := p.memberLink(c, models.LinkConsent)
-	if !ok {
-		return err
-	}
-	return p.linkPage(c, l, "link_consent")
 }
 
 // grantConsent records marketing consent as the member's own act: they asked for the link on
