@@ -1,6 +1,8 @@
 // Package campaigns holds marketing campaigns: the stored campaign (campaign.go), the rendering
-// of its templates into one mail per member (render.go), previews and test sends. Scheduling and
-// the dispatcher that sends runs come later and build on Compile and Render here.
+// of its templates into one mail per member (render.go) under the template sandbox (sandbox.go),
+// the member links put in after rendering (memberlinks.go), the template links click tracking
+// registers (links.go), previews and test sends. Scheduling and sending runs are in
+// campaigns/dispatch, which builds on Compile and Render here.
 package campaigns
 
 import (

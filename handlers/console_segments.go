@@ -1,6 +1,6 @@
 package handlers
 
-// The console's segments: the saved segments with their live counts, and the builder of a
+// The console's segments: the saved segments with their cached counts, and the builder of a
 // segment's rule tree. The builder is a form with the rules as JSON in a textarea, validated on
 // the server, so it works without script; templates/static/console-segments.js turns it into a
 // visual editor that keeps the textarea in sync and shows a live count from
