@@ -112,7 +112,8 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	}, nil
 }
 
-// DefaultStatementTimeout is the request statement limit when StatementTimeout is 0.
+// DefaultStatementTimeout is the request statement limit when handlers.Config.StatementTimeout
+// is 0 (serve always passes REGULARS_STATEMENT_TIMEOUT, which defaults to the same 30 s).
 const DefaultStatementTimeout = 30 * time.Second
 
 // cancelGrace is how long a query whose context ended may take to stop after the cancel request
