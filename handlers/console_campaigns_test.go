@@ -107,7 +107,7 @@ func (e *campaignConsole) path(id int64, suffix string) string {
 	return "/console/campaigns/" + strconv.FormatInt(id, 10) + suffix
 }
 
-// fieldError is the error shown next to a field (the element id="e-<field>").
+// campFieldError is the error shown next to a field (the element id="e-<field>").
 func campFieldError(body, id string) string {
 	m := regexp.MustCompile(`<p class="camp-error" id="` + regexp.QuoteMeta(id) + `">([^<]*)</p>`).FindStringSubmatch(body)
 	if m == nil {

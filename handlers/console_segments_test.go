@@ -33,7 +33,7 @@ func newSegmentsConsole(t *testing.T) *consoleClient {
 	return cc
 }
 
-// countRules counts a tree's members and mailable members directly, as of now.
+// segCountRules counts a tree's members and mailable members directly, as of now.
 func segCountRules(t *testing.T, db *models.DB, rules string) (members, mailable int64) {
 	t.Helper()
 	tree, err := segments.Parse([]byte(rules))

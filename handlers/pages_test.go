@@ -126,7 +126,7 @@ func csrf(t *testing.T, p page) string {
 	return m[1]
 }
 
-// joinForm fills the join form as a visitor would: open it, then post it with its CSRF token.
+// join fills the join form as a visitor would: open it, then post it with its CSRF token.
 func (s *site) join(t *testing.T, fields url.Values, headers ...string) page {
 	t.Helper()
 	form := s.get(t, "/join", headers...)

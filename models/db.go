@@ -67,11 +67,11 @@ type DB struct {
 	keys   *keyCache
 }
 
-// location is REGULARS_TIMEZONE, UTC when it is not set.
 // ZoneName is the name of REGULARS_TIMEZONE ("UTC" when unset), as the SQL rules that count
 // calendar days (in_trailing_year, member_tier) take it.
 func (db *DB) ZoneName() string { return db.location().String() }
 
+// location is REGULARS_TIMEZONE, UTC when it is not set.
 func (db *DB) location() *time.Location {
 	if db.Timezone == nil {
 		return time.UTC

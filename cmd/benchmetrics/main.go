@@ -27,8 +27,8 @@ import (
 	"github.com/regulars/regulars/models"
 )
 
-// handSQL is the hand-written query of each family: $1 A−W, $2 A, $3 the time zone (if used). Per
-// member over the window, then one GROUP BY the family's segment.
+// perMember is how each family's hand-written query (handSQL) starts: per member over the window,
+// $1 A−W to $2 A; the family's query then groups by its segment.
 const perMember = `
 WITH pm AS (
     SELECT member_id,
@@ -44,6 +44,8 @@ const aggregates = `count(*) FILTER (WHERE pm.orders >= 1) AS customers,
        (count(*) FILTER (WHERE pm.orders >= 2))::numeric / NULLIF(count(*) FILTER (WHERE pm.orders >= 1), 0) AS repeat_purchase_rate,
        sum(pm.net)::numeric / NULLIF(sum(pm.orders), 0) AS aov`
 
+// handSQL is the hand-written query of each family: $1 A−W, $2 A, $3 the time zone (if used). Per
+// member over the window, then one GROUP BY the family's segment.
 var handSQL = map[string]string{
 	"all": perMember + `SELECT 'all', ` + aggregates + ` FROM pm`,
 	"store": perMember + `SELECT 'store:' || s.code, ` + aggregates + `

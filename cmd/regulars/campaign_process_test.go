@@ -42,7 +42,7 @@ func openTestDB(t *testing.T, dbURL string) *models.DB {
 	return db
 }
 
-// exec runs SQL statements on db, failing the test on error.
+// execSQL runs SQL statements on db, failing the test on error.
 func execSQL(t *testing.T, db *models.DB, sql string, args ...any) {
 	t.Helper()
 	if _, err := db.Pool.Exec(context.Background(), sql, args...); err != nil {
