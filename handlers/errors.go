@@ -216,7 +216,7 @@ func (s *Server) renderFailure(c echo.Context, f failure) error {
 	case path == "/console" || strings.HasPrefix(path, "/console/"):
 		return (&console{s: s}).renderFailure(c, f)
 	case isPagePath(path):
-		return renderPageFailure(c, f)
+		return s.renderPageFailure(c, f)
 	}
 	return renderJSONFailure(c, f)
 }

@@ -268,7 +268,7 @@ func (v *view) fieldErrors(err error) bool {
 // render writes page name with status.
 func (p *pages) render(c echo.Context, status int, name string, v *view) error {
 	var buf bytes.Buffer
-	if err := templates.Page(&buf, name, v.Lang, v); err != nil {
+	if err := p.s.templates.Page(&buf, name, v.Lang, v); err != nil {
 		return err
 	}
 	return c.HTMLBlob(status, buf.Bytes())
@@ -790,7 +790,7 @@ var pageStatusIDs = map[int]string{400: "error.400", 403: "error.403", 404: "err
 	413: "error.413", 429: "error.429", 500: "error.500", 503: "error.503"}
 
 // renderPageFailure shows a failed request as an HTML page in the visitor's language.
-func renderPageFailure(c echo.Context, f failure) error {
+func (s *Server) renderPageFailure(c echo.Context, f failure) error {
 	h := c.Response().Header()
 	pageHeaders(h)
 	if c.Request().Method == http.MethodHead {
@@ -805,7 +805,7 @@ func renderPageFailure(c echo.Context, f failure) error {
 	v := &view{Lang: lang, Title: templates.T(lang, id+".title", nil), Message: templates.T(lang, id+".text", data),
 		JoinURL: pageURL("/join", lang, nil)}
 	var buf bytes.Buffer
-	if err := templates.Page(&buf, "error", lang, v); err != nil {
+	if err := s.templates.Page(&buf, "error", lang, v); err != nil {
 		return err
 	}
 	return c.HTMLBlob(f.status, buf.Bytes())

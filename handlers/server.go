@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/regulars/regulars/models"
+	"github.com/regulars/regulars/templates"
 )
 
 // Config is everything the HTTP server needs. New checks it and fills in its defaults in one
@@ -46,6 +47,9 @@ type Config struct {
 	Tracking TrackingOptions
 	// Security configures client addresses and HSTS.
 	Security SecurityOptions
+	// Templates are the parsed pages and console templates; nil: New loads them (templates.Load),
+	// so a broken template stops the server at start-up.
+	Templates *templates.Engine
 }
 
 // Server serves the HTTP API and pages.
@@ -64,6 +68,8 @@ type Server struct {
 	campaigns   CampaignOptions
 	tracking    TrackingOptions
 	security    SecurityOptions
+	// templates are the pages and console templates, parsed once.
+	templates *templates.Engine
 	// countSlot lets one background segment count run at a time in this process (segments.go),
 	// so that page views cannot fill the pool with slow counts.
 	countSlot chan struct{}
@@ -103,10 +109,17 @@ func New(cfg Config) (*Server, error) {
 	case cfg.Club.JoinRate == 0:
 		cfg.Club.JoinRate = DefaultJoinRate
 	}
+	if cfg.Templates == nil {
+		t, err := templates.Load()
+		if err != nil {
+			return nil, fmt.Errorf("handlers: %w", err)
+		}
+		cfg.Templates = t
+	}
 	s := &Server{db: cfg.DB, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), echo: echo.New(),
 		tz: cfg.Timezone, statementLimit: cfg.StatementTimeout, metricsOpts: cfg.Metrics,
 		club: cfg.Club, campaigns: cfg.Campaigns, tracking: cfg.Tracking, security: cfg.Security,
-		countSlot: make(chan struct{}, 1)}
+		templates: cfg.Templates, countSlot: make(chan struct{}, 1)}
 	cfg.Registry.MustRegister(newPoolCollector(cfg.DB))
 	s.echo.HideBanner = true
 	s.echo.HidePort = true

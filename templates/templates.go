@@ -117,33 +117,116 @@ func funcs(lang string) map[string]any {
 	}
 }
 
-// Page renders pages/<name>.html inside pages/layout.html in lang.
-func Page(w io.Writer, name, lang string, data any) error {
-	t, err := template.New("layout.html").Funcs(funcs(lang)).ParseFS(files, "pages/layout.html", "pages/"+name+".html")
+// Engine holds every page, console and mail template, parsed once by Load at start-up. A broken
+// template fails Load (so the server refuses to start) instead of the first request that uses it.
+// After Load nothing is added to the sets, so they are executed concurrently without Clone
+// (html/template allows concurrent Execute once parsing is over).
+type Engine struct {
+	pages    map[string]map[string]*template.Template // lang → page name → layout + page
+	console  map[string]*template.Template            // page name → layout + page
+	mailHTML map[string]map[string]*template.Template // lang → kind → layout + kind.html
+	mailText map[string]map[string]*texttemplate.Template
+}
+
+// Load parses every template of pages/, console/ and mail/ in every catalogue language.
+func Load() (*Engine, error) {
+	e := &Engine{pages: map[string]map[string]*template.Template{}, console: map[string]*template.Template{},
+		mailHTML: map[string]map[string]*template.Template{}, mailText: map[string]map[string]*texttemplate.Template{}}
+	pageNames, err := templateNames("pages", ".html")
 	if err != nil {
-		return fmt.Errorf("page %s: %w", name, err)
+		return nil, err
+	}
+	mailKinds, err := templateNames("mail", ".html")
+	if err != nil {
+		return nil, err
+	}
+	for _, lang := range languages {
+		e.pages[lang] = map[string]*template.Template{}
+		for _, name := range pageNames {
+			t, err := template.New("layout.html").Funcs(funcs(lang)).ParseFS(files, "pages/layout.html", "pages/"+name+".html")
+			if err != nil {
+				return nil, fmt.Errorf("page %s: %w", name, err)
+			}
+			e.pages[lang][name] = t
+		}
+		e.mailHTML[lang] = map[string]*template.Template{}
+		e.mailText[lang] = map[string]*texttemplate.Template{}
+		for _, kind := range mailKinds {
+			ht, err := template.New("layout.html").Funcs(funcs(lang)).ParseFS(files, "mail/layout.html", "mail/"+kind+".html")
+			if err != nil {
+				return nil, fmt.Errorf("mail %s: %w", kind, err)
+			}
+			tt, err := texttemplate.New(kind+".txt").Funcs(funcs(lang)).ParseFS(files, "mail/"+kind+".txt")
+			if err != nil {
+				return nil, fmt.Errorf("mail %s: %w", kind, err)
+			}
+			e.mailHTML[lang][kind], e.mailText[lang][kind] = ht, tt
+		}
+	}
+	consoleNames, err := templateNames("console", ".html")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range consoleNames {
+		t, err := template.New("layout.html").Funcs(ConsoleFuncs).ParseFS(files, "console/layout.html", "console/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("console page %s: %w", name, err)
+		}
+		e.console[name] = t
+	}
+	return e, nil
+}
+
+// templateNames are the names (without ext) of dir's templates other than its layout.
+func templateNames(dir, ext string) ([]string, error) {
+	entries, err := fs.ReadDir(files, dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if n := e.Name(); !e.IsDir() && strings.HasSuffix(n, ext) && n != "layout"+ext {
+			names = append(names, strings.TrimSuffix(n, ext))
+		}
+	}
+	return names, nil
+}
+
+// language is lang if the catalogue has it, else DefaultLanguage (as Match would give).
+func (e *Engine) language(lang string) string {
+	if Supported(lang) {
+		return lang
+	}
+	return DefaultLanguage
+}
+
+// Page renders pages/<name>.html inside pages/layout.html in lang.
+func (e *Engine) Page(w io.Writer, name, lang string, data any) error {
+	t, ok := e.pages[e.language(lang)][name]
+	if !ok {
+		return fmt.Errorf("page %s: no such page in %q", name, lang)
 	}
 	var buf bytes.Buffer // render fully first, so a template error never sends half a page
 	if err := t.Execute(&buf, data); err != nil {
 		return fmt.Errorf("page %s: %w", name, err)
 	}
-	_, err = buf.WriteTo(w)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
 // Console renders console/<name>.html inside console/layout.html. The marketers' console is in
-// English only (its users are staff, not customers), so it has no catalogue; funcs are
-// ConsoleFuncs plus whatever the page adds.
-func Console(w io.Writer, name string, data any) error {
-	t, err := template.New("layout.html").Funcs(ConsoleFuncs).ParseFS(files, "console/layout.html", "console/"+name+".html")
-	if err != nil {
-		return fmt.Errorf("console page %s: %w", name, err)
+// English only (its users are staff, not customers), so it has no catalogue; its functions are
+// ConsoleFuncs.
+func (e *Engine) Console(w io.Writer, name string, data any) error {
+	t, ok := e.console[name]
+	if !ok {
+		return fmt.Errorf("console page %s: no such page", name)
 	}
 	var buf bytes.Buffer // render fully first, so a template error never sends half a page
 	if err := t.Execute(&buf, data); err != nil {
 		return fmt.Errorf("console page %s: %w", name, err)
 	}
-	_, err = buf.WriteTo(w)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -158,17 +241,14 @@ type Mail struct {
 	Text    string
 }
 
-// RenderMail renders mail/<kind>.html (inside mail/layout.html) and mail/<kind>.txt in lang; the
+// Mail renders mail/<kind>.html (inside mail/layout.html) and mail/<kind>.txt in lang; the
 // subject is the catalogue string "mail.<kind>.subject".
-func RenderMail(kind, lang string, data any) (*Mail, error) {
-	ht, err := template.New("layout.html").Funcs(funcs(lang)).ParseFS(files, "mail/layout.html", "mail/"+kind+".html")
-	if err != nil {
-		return nil, fmt.Errorf("mail %s: %w", kind, err)
+func (e *Engine) Mail(kind, lang string, data any) (*Mail, error) {
+	ht, ok := e.mailHTML[e.language(lang)][kind]
+	if !ok {
+		return nil, fmt.Errorf("mail %s: no such mail in %q", kind, lang)
 	}
-	tt, err := texttemplate.New(kind+".txt").Funcs(funcs(lang)).ParseFS(files, "mail/"+kind+".txt")
-	if err != nil {
-		return nil, fmt.Errorf("mail %s: %w", kind, err)
-	}
+	tt := e.mailText[e.language(lang)][kind]
 	var h, t bytes.Buffer
 	if err := ht.Execute(&h, data); err != nil {
 		return nil, fmt.Errorf("mail %s html: %w", kind, err)

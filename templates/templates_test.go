@@ -194,9 +194,13 @@ func TestMatchAndLanguageOfPages(t *testing.T) {
 			t.Errorf("Match(%q) = %q, want %q", c.accept, got, c.want)
 		}
 	}
+	e, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, lang := range Languages() {
 		var b strings.Builder
-		if err := Page(&b, "join_sent", lang, nil); err != nil {
+		if err := e.Page(&b, "join_sent", lang, nil); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(b.String(), `<html lang="`+lang+`">`) {

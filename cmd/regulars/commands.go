@@ -20,6 +20,7 @@ import (
 	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/embeddedpg"
+	"github.com/regulars/regulars/templates"
 )
 
 // database is an open database and, on the embedded default, the cluster under it.
@@ -114,6 +115,12 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
+	// Every page, console and mail template is parsed here, once: a broken one stops the start.
+	tmpl, err := templates.Load()
+	if err != nil {
+		return err
+	}
+
 	// Club mail: queued by the club pages in the same transaction as the change that calls for
 	// it, sent from here; every replica drains the queue (the claim skips rows others hold).
 	mailSender, err := mailer.New(env.cfg.SMTPURL, filepath.Join(env.cfg.DataDir, "outbox"), dkim...)
@@ -122,7 +129,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	}
 	defer mailSender.Close()
 	clubMail := &clubmail.Sender{DB: db.DB, Mail: mailSender, From: env.cfg.MailFrom, BaseURL: env.cfg.BaseURL,
-		Secret: []byte(env.cfg.Secret), ConfirmTTL: env.cfg.confirmTTL(), Location: metricsOpts.Timezone, Log: log}
+		Secret: []byte(env.cfg.Secret), ConfirmTTL: env.cfg.confirmTTL(), Location: metricsOpts.Timezone, Log: log, Templates: tmpl}
 	clubMailCtx, stopClubMail := context.WithCancel(ctx)
 	clubMailDone := make(chan struct{})
 	go func() {
@@ -191,6 +198,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		Campaigns: handlers.CampaignOptions{Mail: mailSender, BaseURL: env.cfg.BaseURL, From: env.cfg.MailFrom},
 		Tracking:  handlers.TrackingOptions{AttributionDays: env.cfg.AttributionDays, CostPerMail: env.cfg.CostPerMail},
 		Security:  handlers.SecurityOptions{TrustedProxies: env.cfg.TrustedProxies, HSTS: env.cfg.httpsBaseURL()},
+		Templates: tmpl,
 	})
 	if err != nil {
 		return err

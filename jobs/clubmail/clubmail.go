@@ -76,6 +76,8 @@ type Sender struct {
 	Poll  time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Templates are the parsed mail templates (required; templates.Load).
+	Templates *templates.Engine
 
 	kickOnce sync.Once
 	kick     chan struct{}
@@ -306,7 +308,10 @@ func (s *Sender) compose(ctx context.Context, cm models.ClubMail) (*mailer.Messa
 		return nil, fmt.Errorf("unknown club mail kind %q", cm.Kind)
 	}
 
-	rendered, err := templates.RenderMail(cm.Kind, lang, data)
+	if s.Templates == nil {
+		return nil, errors.New("clubmail: no templates")
+	}
+	rendered, err := s.Templates.Mail(cm.Kind, lang, data)
 	if err != nil {
 		return nil, err
 	}
