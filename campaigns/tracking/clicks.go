@@ -336,8 +336,8 @@ type Tracker struct {
 }
 
 // NewTracker reads whether campaignID tracks opens and registers links, the URLs of the
-// campaign's template (see campaigns.Compiled.Links): the trackable ones, at most MaxLinks, get
-// a campaign_links row if they have none. secret and baseURL are REGULARS_SECRET and
+// campaign's template (the sender passes CommonLinks of two campaigns.Compiled.SampleHTML
+// renders): the trackable ones, at most MaxLinks, get a campaign_links row if they have none. secret and baseURL are REGULARS_SECRET and
 // REGULARS_BASE_URL, as for the preferences and unsubscribe links.
 func NewTracker(ctx context.Context, db *models.DB, secret []byte, baseURL string, campaignID int64, links []string) (*Tracker, error) {
 	t := &Tracker{secret: secret, base: strings.TrimRight(baseURL, "/")}
