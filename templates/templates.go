@@ -231,7 +231,7 @@ func (e *Engine) Console(w io.Writer, name string, data any) error {
 }
 
 // ConsoleFuncs are the template functions of console pages. Helpers add theirs here (money,
-// percent, dates, charts) in console_funcs.go.
+// percent, dates, charts) in console_funcs_<area>.go.
 var ConsoleFuncs = map[string]any{}
 
 // Mail is one rendered club mail.
