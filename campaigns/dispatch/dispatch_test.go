@@ -90,6 +90,24 @@ func (e *env) campaign(t *testing.T, holdout float64) int64 {
 	return c.ID
 }
 
+// htmlCampaign creates a campaign called name with an HTML body for the segment, no holdout,
+// and schedules it a minute after the clock.
+func (e *env) htmlCampaign(t *testing.T, name, html string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	subject, seg, holdout := "Hi", e.segmentID, 0.0
+	c, err := campaigns.Create(ctx, e.db, testFrom, campaigns.Input{Name: &name, Subject: &subject,
+		HTML: &html, SegmentID: &seg, HoldoutPercent: &holdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := e.base.Add(time.Minute)
+	if _, err := Schedule(ctx, e.db, c.ID, ScheduleInput{SendAt: &at}); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
 // dispatcher is a Dispatcher two minutes after the clock, so one-off campaigns are due.
 func (e *env) dispatcher() *Dispatcher {
 	return &Dispatcher{DB: e.db, Now: func() time.Time { return e.base.Add(2 * time.Minute) }, Interval: 50 * time.Millisecond}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regulars/regulars/campaigns"
 	"github.com/regulars/regulars/campaigns/tracking"
 )
 
@@ -18,22 +17,13 @@ func TestOnlyTheTemplatesLinksAreTracked(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.addMembers(t, 5, "ok", "example.com", "active", "confirmed")
-	name, subject, seg, holdout := "Cards", "Hi", e.segmentID, 0.0
 	html := `<p><a href="https://shop.example/records">Records</a>
 <a href="https://shop.example/me?card={{.Member.Card}}">Your card</a></p>`
-	c, err := campaigns.Create(ctx, e.db, testFrom, campaigns.Input{Name: &name, Subject: &subject,
-		HTML: &html, SegmentID: &seg, HoldoutPercent: &holdout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := e.base.Add(time.Minute)
-	if _, err := Schedule(ctx, e.db, c.ID, ScheduleInput{SendAt: &at}); err != nil {
-		t.Fatal(err)
-	}
+	id := e.htmlCampaign(t, "Cards", html)
 	start(t, []*Dispatcher{e.dispatcher()}, []*Sender{e.sender(t, 2, 0)})
-	waitFor(t, "the campaign to be sent", 30*time.Second, func() bool { return e.campaignStatus(t, c.ID) == "sent" })
+	waitFor(t, "the campaign to be sent", 30*time.Second, func() bool { return e.campaignStatus(t, id) == "sent" })
 
-	if n := e.count(t, `SELECT count(*) FROM campaign_links WHERE campaign_id = $1`, c.ID); n != 1 {
+	if n := e.count(t, `SELECT count(*) FROM campaign_links WHERE campaign_id = $1`, id); n != 1 {
 		t.Errorf("%d links stored, want 1 (the template's own)", n)
 	}
 	msgs := e.smtp.Messages()
@@ -50,7 +40,7 @@ func TestOnlyTheTemplatesLinksAreTracked(t *testing.T) {
 			t.Errorf("the member's own link was not left as it is in the mail to %s:\n%s", m.To[0], body)
 		}
 	}
-	st, err := tracking.FindCampaignStats(ctx, e.db, c.ID, tracking.StatsOptions{})
+	st, err := tracking.FindCampaignStats(ctx, e.db, id, tracking.StatsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
