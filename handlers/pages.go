@@ -470,6 +470,12 @@ func (p *pages) preferencesMember(c echo.Context) (m *models.Member, ok bool, er
 	if !ok {
 		return nil, false, err
 	}
+	return p.liveMember(c, id)
+}
+
+// liveMember is member id, or ok false with the page written that says why a link to them leads
+// nowhere (missing or erased).
+func (p *pages) liveMember(c echo.Context, id int64) (m *models.Member, ok bool, err error) {
 	m, err = p.s.db.GetMember(c.Request().Context(), id)
 	switch {
 	case isNotFound(err):
@@ -635,14 +641,8 @@ func (p *pages) memberLink(c echo.Context, action string) (l *models.MemberLink,
 	if err := l.Usable(now); err != nil {
 		return nil, false, p.linkGone(c, err)
 	}
-	m, err := p.s.db.GetMember(c.Request().Context(), l.MemberID)
-	switch {
-	case isNotFound(err):
-		return nil, false, p.linkInvalid(c)
-	case err != nil:
+	if _, ok, err := p.liveMember(c, l.MemberID); !ok {
 		return nil, false, err
-	case m.Status == models.StatusErased:
-		return nil, false, p.erased(c, http.StatusGone)
 	}
 	return l, true, nil
 }
