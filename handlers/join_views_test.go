@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -56,4 +57,17 @@ func TestJoinFormViewsCountEachClientOnce(t *testing.T) {
 	if n := views(); n != 3 {
 		t.Errorf("three clients: %d views, want 3", n)
 	}
+
+	t.Run("one IP that changes its user agent adds at most the join rate of views a minute", func(t *testing.T) {
+		before, began := views(), time.Now()
+		flood := peerClient(s, "198.51.100.9")
+		for i := range 3 * DefaultJoinRate {
+			open(flood, "Bot/"+strconv.Itoa(i), "")
+		}
+		// The burst, plus what the limit refills (DefaultJoinRate a minute) however slow the run.
+		most := int64(DefaultJoinRate) + int64(time.Since(began).Minutes()*DefaultJoinRate) + 1
+		if added := views() - before; added > most {
+			t.Errorf("one IP with %d user agents added %d views, want at most %d", 3*DefaultJoinRate, added, most)
+		}
+	})
 }

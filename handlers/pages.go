@@ -59,6 +59,10 @@ type pages struct {
 	rateLimit echo.MiddlewareFunc
 	// csrfCheck protects the forms: a token in a cookie and in the form, equal.
 	csrfCheck echo.MiddlewareFunc
+	// viewCounts lets one IP add at most JoinRate join-form views a minute to the funnel: each
+	// new client (IP and user agent) is a stored row, and a visitor who varies the user agent
+	// would otherwise add one per request. The page is shown either way.
+	viewCounts *middleware.RateLimiterMemoryStore
 }
 
 // newPages builds the club pages' middleware from the server's club options.
@@ -69,7 +73,10 @@ func newPages(s *Server) *pages {
 	store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
 		Rate: rate.Limit(float64(perMinute) / 60), Burst: perMinute, ExpiresIn: 3 * time.Minute,
 	})
-	return &pages{s: s, secret: o.Secret,
+	viewCounts := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+		Rate: rate.Limit(float64(perMinute) / 60), Burst: perMinute, ExpiresIn: 3 * time.Minute,
+	})
+	return &pages{s: s, secret: o.Secret, viewCounts: viewCounts,
 		rateLimit: middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 			Store:               store,
 			IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
@@ -312,8 +319,10 @@ func consentVersion(lang string) string { return templates.T(lang, "join.consent
 func (p *pages) joinForm(c echo.Context) error {
 	lang := pageLanguage(c)
 	store := c.QueryParam("store")
-	if err := p.s.db.CountJoinView(c.Request().Context(), store, c.RealIP(), c.Request().UserAgent()); err != nil {
-		return err
+	if ok, _ := p.viewCounts.Allow(c.RealIP()); ok {
+		if err := p.s.db.CountJoinView(c.Request().Context(), store, c.RealIP(), c.Request().UserAgent()); err != nil {
+			return err
+		}
 	}
 	return p.renderJoin(c, http.StatusOK, p.newView(c, lang), formValues{HomeStore: store})
 }
