@@ -304,7 +304,7 @@ func compile(ctx context.Context, db *models.DB, cfg Config, id int64) (*Campaig
 
 // memberData loads what templates see of member id (field names the request field, for errors).
 func memberData(ctx context.Context, db *models.DB, memberID int64, field string) (MemberData, error) {
-	m, err := db.GetMember(ctx, memberID)
+	m, err := db.FindMemberByID(ctx, memberID)
 	if models.ErrorCode(err) == models.ENOTFOUND || err == nil && m.Status == "erased" {
 		return MemberData{}, &models.Error{Code: models.EINVALID, Message: "invalid member",
 			Fields: map[string]string{field: "no member " + strconv.FormatInt(memberID, 10)}}

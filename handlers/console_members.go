@@ -55,7 +55,7 @@ func (cn *console) member(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := cn.s.db.GetMember(ctx, id)
+	m, err := cn.s.db.FindMemberByID(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (cn *console) eraseMemberForm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := cn.s.db.GetMember(c.Request().Context(), id)
+	m, err := cn.s.db.FindMemberByID(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (cn *console) eraseMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := cn.s.db.GetMember(ctx, id)
+	m, err := cn.s.db.FindMemberByID(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func newMemFixture(t *testing.T) *memFixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	full, err := cc.DB.GetMember(ctx, m.ID)
+	full, err := cc.DB.FindMemberByID(ctx, m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestConsoleMemberExportAndErase(t *testing.T) {
 		if res.Status != http.StatusForbidden {
 			t.Fatalf("erase without token: %d", res.Status)
 		}
-		if m, _ := f.DB.GetMember(context.Background(), f.member.ID); m.Status == models.StatusErased {
+		if m, _ := f.DB.FindMemberByID(context.Background(), f.member.ID); m.Status == models.StatusErased {
 			t.Fatal("erased without a CSRF token")
 		}
 	})
@@ -189,7 +189,7 @@ func TestConsoleMemberExportAndErase(t *testing.T) {
 		if res.Status != http.StatusUnprocessableEntity || !strings.Contains(res.Body, "Type the member") {
 			t.Fatalf("wrong confirmation: %d", res.Status)
 		}
-		if m, _ := f.DB.GetMember(context.Background(), f.member.ID); m.Status == models.StatusErased {
+		if m, _ := f.DB.FindMemberByID(context.Background(), f.member.ID); m.Status == models.StatusErased {
 			t.Fatal("erased without confirmation")
 		}
 	})

@@ -50,7 +50,7 @@ func (s *Server) getMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.db.GetMember(c.Request().Context(), id)
+	m, err := s.db.FindMemberByID(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}

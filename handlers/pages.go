@@ -458,7 +458,7 @@ func (p *pages) cardImage(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	m, err := p.s.db.GetMember(c.Request().Context(), id)
+	m, err := p.s.db.FindMemberByID(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -485,7 +485,7 @@ func (p *pages) preferencesMember(c echo.Context) (m *models.Member, ok bool, er
 // liveMember is member id, or ok false with the page written that says why a link to them leads
 // nowhere (missing or erased).
 func (p *pages) liveMember(c echo.Context, id int64) (m *models.Member, ok bool, err error) {
-	m, err = p.s.db.GetMember(c.Request().Context(), id)
+	m, err = p.s.db.FindMemberByID(c.Request().Context(), id)
 	switch {
 	case isNotFound(err):
 		return nil, false, p.linkInvalid(c)

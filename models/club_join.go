@@ -281,6 +281,6 @@ func (db *DB) ConfirmMember(ctx context.Context, id int64, ev ConsentEvidence) (
 	if err != nil {
 		return nil, false, err
 	}
-	m, err = db.GetMember(ctx, id)
+	m, err = db.FindMemberByID(ctx, id)
 	return m, first, err
 }

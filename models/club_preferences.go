@@ -126,7 +126,7 @@ func (db *DB) UpdatePreferences(ctx context.Context, id int64, in PreferencesInp
 	if err != nil {
 		return nil, err
 	}
-	return db.GetMember(ctx, id)
+	return db.FindMemberByID(ctx, id)
 }
 
 // Unsubscribe withdraws member id's marketing consent at once and records the withdrawal with ev.

@@ -69,7 +69,7 @@ func TestJoinCreatesAPendingMemberAndQueuesTheConfirmation(t *testing.T) {
 	if res.Outcome != models.JoinCreated {
 		t.Fatalf("outcome %q, want created", res.Outcome)
 	}
-	m, err := db.GetMember(context.Background(), res.MemberID)
+	m, err := db.FindMemberByID(context.Background(), res.MemberID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestJoinWithoutConsentRecordsNoConsent(t *testing.T) {
 	in := joinInput("ola@example.com")
 	in.MarketingConsent = false
 	res := mustJoin(t, db, in)
-	m, _ := db.GetMember(context.Background(), res.MemberID)
+	m, _ := db.FindMemberByID(context.Background(), res.MemberID)
 	if m.MarketingConsent != models.ConsentNone {
 		t.Errorf("marketing_consent %q, want none", m.MarketingConsent)
 	}
@@ -217,8 +217,8 @@ func TestJoinWithAnotherMembersPhoneDropsThePhone(t *testing.T) {
 	if b.Outcome != models.JoinCreated {
 		t.Fatalf("outcome %q", b.Outcome)
 	}
-	ma, _ := db.GetMember(context.Background(), a.MemberID)
-	mb, _ := db.GetMember(context.Background(), b.MemberID)
+	ma, _ := db.FindMemberByID(context.Background(), a.MemberID)
+	mb, _ := db.FindMemberByID(context.Background(), b.MemberID)
 	if ma.Phone == nil || mb.Phone != nil {
 		t.Errorf("phones %v and %v: the first keeps it, the second is stored without", ma.Phone, mb.Phone)
 	}
@@ -363,7 +363,7 @@ func TestUnsubscribeRecordsAWithdrawal(t *testing.T) {
 	if err != nil || !changed {
 		t.Fatalf("unsubscribe: %v, %v", changed, err)
 	}
-	m, _ := db.GetMember(ctx, res.MemberID)
+	m, _ := db.FindMemberByID(ctx, res.MemberID)
 	if m.MarketingConsent != models.ConsentWithdrawn {
 		t.Errorf("marketing_consent %q", m.MarketingConsent)
 	}
@@ -470,7 +470,7 @@ func TestEraseRemovesPersonalDataAndKeepsTheFigures(t *testing.T) {
 	if after := revenue(); after != before {
 		t.Errorf("revenue %d after erasure, was %d", after, before)
 	}
-	got, err := db.GetMember(ctx, m.ID)
+	got, err := db.FindMemberByID(ctx, m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,11 +535,11 @@ func TestPurgeRemovesOnlyOldPendingSignUps(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("purged %d, %v; want 1", n, err)
 	}
-	if _, err := db.GetMember(ctx, old.MemberID); models.ErrorCode(err) != models.ENOTFOUND {
+	if _, err := db.FindMemberByID(ctx, old.MemberID); models.ErrorCode(err) != models.ENOTFOUND {
 		t.Errorf("old pending sign-up still there: %v", err)
 	}
 	for _, id := range []int64{confirmed.MemberID, fresh.MemberID} {
-		if _, err := db.GetMember(ctx, id); err != nil {
+		if _, err := db.FindMemberByID(ctx, id); err != nil {
 			t.Errorf("member %d: %v", id, err)
 		}
 	}

@@ -281,7 +281,7 @@ func (db *DB) GrantConsentByLink(ctx context.Context, id int64, textVersion stri
 	if err != nil {
 		return nil, err
 	}
-	return db.GetMember(ctx, memberID)
+	return db.FindMemberByID(ctx, memberID)
 }
 
 // PurgeMemberLinks deletes the requested links that expired before cutoff, with the mail that

@@ -113,14 +113,14 @@ func TestAMemberLinkExpiresAfterAnHour(t *testing.T) {
 	if err := db.EraseMemberByLink(ctx, req.LinkID); !errors.Is(err, models.ErrTokenExpired) {
 		t.Errorf("erase after an hour: %v, want ErrTokenExpired", err)
 	}
-	if m, err := db.GetMember(ctx, id); err != nil || m.Status != models.StatusActive {
+	if m, err := db.FindMemberByID(ctx, id); err != nil || m.Status != models.StatusActive {
 		t.Errorf("member after an expired link: %+v, %v", m, err)
 	}
 	now = now.Add(-time.Second)
 	if err := db.EraseMemberByLink(ctx, req.LinkID); err != nil {
 		t.Errorf("erase within the hour: %v", err)
 	}
-	if m, _ := db.GetMember(ctx, id); m.Status != models.StatusErased {
+	if m, _ := db.FindMemberByID(ctx, id); m.Status != models.StatusErased {
 		t.Errorf("status %q, want erased", m.Status)
 	}
 }

@@ -269,9 +269,9 @@ func scanMember(row pgx.Row, m *Member) error {
 		&m.MarketingConsent, &m.Source, &m.Language, &m.JoinedAt)
 }
 
-// GetMember returns member id with its home store code and language; ENOTFOUND when there is
+// FindMemberByID returns member id with its home store code and language; ENOTFOUND when there is
 // none. An erased member is returned with status "erased" and no personal data.
-func (db *DB) GetMember(ctx context.Context, id int64) (*Member, error) {
+func (db *DB) FindMemberByID(ctx context.Context, id int64) (*Member, error) {
 	var m Member
 	err := scanMember(db.Pool.QueryRow(ctx, `SELECT `+memberColumns+`
 		FROM members m LEFT JOIN stores s ON s.id = m.home_store_id WHERE m.id = $1`, id), &m)

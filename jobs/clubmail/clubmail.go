@@ -242,7 +242,7 @@ type mailData struct {
 
 // compose renders mail cm for its member; errMemberGone when there is nobody to mail any more.
 func (s *Sender) compose(ctx context.Context, cm models.ClubMail) (*mailer.Message, error) {
-	member, err := s.DB.GetMember(ctx, cm.MemberID)
+	member, err := s.DB.FindMemberByID(ctx, cm.MemberID)
 	if err != nil && models.ErrorCode(err) == models.ENOTFOUND {
 		return nil, errMemberGone
 	}

@@ -651,7 +651,7 @@ func TestPurgeDeletesOnlyOldUnconfirmedSignUps(t *testing.T) {
 	if err := (Purge{DB: db, TTL: week}).Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.GetMember(ctx, pending); err != nil {
+	if _, err := db.FindMemberByID(ctx, pending); err != nil {
 		t.Errorf("a fresh sign-up was purged: %v", err)
 	}
 
@@ -659,10 +659,10 @@ func TestPurgeDeletesOnlyOldUnconfirmedSignUps(t *testing.T) {
 	if err := (Purge{DB: db, TTL: week, Now: later}).Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.GetMember(ctx, pending); models.ErrorCode(err) != models.ENOTFOUND {
+	if _, err := db.FindMemberByID(ctx, pending); models.ErrorCode(err) != models.ENOTFOUND {
 		t.Errorf("an unconfirmed sign-up older than the TTL is still there: %v", err)
 	}
-	if _, err := db.GetMember(ctx, confirmed); err != nil {
+	if _, err := db.FindMemberByID(ctx, confirmed); err != nil {
 		t.Errorf("a confirmed member was purged: %v", err)
 	}
 }
@@ -692,7 +692,7 @@ func TestPurgeDeletesMemberLinksADayAfterTheyExpired(t *testing.T) {
 			t.Errorf("%v after the request: kept %v (%v), want %v", c.after, kept, err, c.kept)
 		}
 	}
-	if _, err := db.GetMember(ctx, id); err != nil {
+	if _, err := db.FindMemberByID(ctx, id); err != nil {
 		t.Errorf("the member went with the link: %v", err)
 	}
 }
