@@ -312,7 +312,7 @@ func memberData(ctx context.Context, db *models.DB, memberID int64, field string
 	if err != nil {
 		return MemberData{}, err
 	}
-	tier, discount, err := db.MemberTier(ctx, memberID)
+	tier, discount, err := db.FindMemberTier(ctx, memberID)
 	if err != nil {
 		return MemberData{}, err
 	}

@@ -61,13 +61,13 @@ func (cn *console) member(c echo.Context) error {
 	}
 	v := memberView{Member: m, Erased: m.Status == models.StatusErased,
 		CanAdmin: currentConsoleUser(c).Role == models.RoleAdmin}
-	if v.Tier, v.Discount, err = cn.s.db.MemberTier(ctx, id); err != nil {
+	if v.Tier, v.Discount, err = cn.s.db.FindMemberTier(ctx, id); err != nil {
 		return err
 	}
-	if v.Consents, err = cn.s.db.MemberConsents(ctx, id); err != nil {
+	if v.Consents, err = cn.s.db.FindMemberConsents(ctx, id); err != nil {
 		return err
 	}
-	if v.Purchases, err = cn.s.db.MemberPurchases(ctx, id, memberPurchasesShown); err != nil {
+	if v.Purchases, err = cn.s.db.FindMemberPurchases(ctx, id, memberPurchasesShown); err != nil {
 		return err
 	}
 	flash := ""

@@ -430,7 +430,7 @@ func (p *pages) confirm(c echo.Context) error {
 	if p.s.club.MailQueued != nil {
 		p.s.club.MailQueued()
 	}
-	tier, discount, err := p.s.db.MemberTier(c.Request().Context(), m.ID)
+	tier, discount, err := p.s.db.FindMemberTier(c.Request().Context(), m.ID)
 	if err != nil {
 		return err
 	}

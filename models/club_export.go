@@ -51,7 +51,7 @@ type ExportItem struct {
 
 // ExportMember gathers member id's data; ENOTFOUND for missing or erased members.
 func (db *DB) ExportMember(ctx context.Context, id int64) (*MemberExport, error) {
-	tier, discount, err := db.MemberTier(ctx, id)
+	tier, discount, err := db.FindMemberTier(ctx, id)
 	if err != nil {
 		return nil, err
 	}

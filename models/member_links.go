@@ -214,7 +214,7 @@ func (db *DB) ExportMemberByLink(ctx context.Context, id int64) (*MemberExport, 
 	}
 	// The tier is read before the transaction, on its own connection: it only reads, and a
 	// transaction waiting for a second pooled connection could starve a small pool.
-	tier, discount, err := db.MemberTier(ctx, l.MemberID)
+	tier, discount, err := db.FindMemberTier(ctx, l.MemberID)
 	if err != nil {
 		return nil, err
 	}

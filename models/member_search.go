@@ -80,9 +80,9 @@ type Purchase struct {
 	Items      int64 // number of units over all lines
 }
 
-// MemberPurchases returns member id's latest limit transactions, newest first, each at the
+// FindMemberPurchases returns member id's latest limit transactions, newest first, each at the
 // shop's wall-clock time.
-func (db *DB) MemberPurchases(ctx context.Context, id int64, limit int) ([]Purchase, error) {
+func (db *DB) FindMemberPurchases(ctx context.Context, id int64, limit int) ([]Purchase, error) {
 	rows, err := db.Pool.Query(ctx, `
 		SELECT t.txn_id, s.code, s.timezone, t.kind, t.occurred_at, t.amount_minor, t.currency,
 		       coalesce((SELECT sum(i.qty) FROM transaction_items i WHERE i.transaction_id = t.id), 0)::bigint
@@ -110,9 +110,9 @@ func (db *DB) MemberPurchases(ctx context.Context, id int64, limit int) ([]Purch
 	return out, nil
 }
 
-// MemberConsents returns member id's consent history, oldest first (with the evidence, which
+// FindMemberConsents returns member id's consent history, oldest first (with the evidence, which
 // erasure removes).
-func (db *DB) MemberConsents(ctx context.Context, id int64) ([]ConsentRecord, error) {
+func (db *DB) FindMemberConsents(ctx context.Context, id int64) ([]ConsentRecord, error) {
 	rows, err := db.Pool.Query(ctx, `
 		SELECT purpose, granted, source, text_version, coalesce(host(ip), ''), user_agent, recorded_at
 		FROM consents WHERE member_id = $1 ORDER BY recorded_at, id`, id)

@@ -115,8 +115,8 @@ func (db *DB) ReplaceTiers(ctx context.Context, in []TierInput) ([]Tier, error) 
 	return db.FindTiers(ctx)
 }
 
-// MemberTier is member id's tier (nil when below every threshold or no ladder) and discount.
-func (db *DB) MemberTier(ctx context.Context, id int64) (*string, float64, error) {
+// FindMemberTier is member id's tier (nil when below every threshold or no ladder) and discount.
+func (db *DB) FindMemberTier(ctx context.Context, id int64) (*string, float64, error) {
 	return memberTier(ctx, db, id)
 }
 

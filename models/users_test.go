@@ -262,14 +262,14 @@ func TestSearchMembers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		ps, err := db.MemberPurchases(ctx, m.ID, 50)
+		ps, err := db.FindMemberPurchases(ctx, m.ID, 50)
 		if err != nil || len(ps) != 2 || ps[0].TxnID != "P-2" || ps[0].Amount != 2000 || ps[0].Items != 1 || ps[0].Store != "oslo-1" {
 			t.Fatalf("purchases %+v, %v", ps, err)
 		}
 		if ps[0].OccurredAt.Location().String() != "Europe/Oslo" {
 			t.Errorf("purchase time in %v, want the store's zone", ps[0].OccurredAt.Location())
 		}
-		cs, err := db.MemberConsents(ctx, m.ID)
+		cs, err := db.FindMemberConsents(ctx, m.ID)
 		if err != nil || len(cs) != 1 || cs[0].Granted {
 			t.Fatalf("consents %+v, %v", cs, err)
 		}

@@ -221,7 +221,7 @@ func spend365d(c *compiler) string {
           AND in_trailing_year(t.occurred_at, ` + c.asOfArg() + `, ` + c.zoneArg() + `))`
 }
 
-// tier is the club tier as a till lookup finds it (models.MemberTier), as of the segment's as-of
+// tier is the club tier as a till lookup finds it (models.FindMemberTier), as of the segment's as-of
 // time: the SQL function member_tier, the rule's one home (models/migrations/00017_tier_rule.sql),
 // over spend_365d's window. The planner inlines it: one index probe per member for the spend and
 // a join against the handful of tiers.

@@ -285,7 +285,7 @@ func (s *Sender) compose(ctx context.Context, cm models.ClubMail) (*mailer.Messa
 			return nil, err
 		}
 	case models.MailWelcome:
-		tier, discount, err := s.DB.MemberTier(ctx, member.ID)
+		tier, discount, err := s.DB.FindMemberTier(ctx, member.ID)
 		if err != nil {
 			return nil, fmt.Errorf("tier of member %d: %w", member.ID, err)
 		}
