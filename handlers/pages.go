@@ -6,7 +6,8 @@ package handlers
 //
 // Two kinds of member link reach these pages (models/member_links.go). The preferences and
 // unsubscribe links are in every campaign mail, whose HTML a marketer writes, so they are low
-// privilege: show the page, change name, language and home store, withdraw consent, unsubscribe.
+// privilege: show the page, change name, language, home store and birthday, withdraw consent,
+// unsubscribe.
 // Downloading the data, erasing the membership and granting consent again take a link the member
 // asks for here and gets by mail, valid an hour and once. Every link a mail carries opens a page
 // with one button; only the button's POST changes anything, because link scanners open links.
@@ -182,6 +183,8 @@ type view struct {
 	ErrorList       []fieldError      // the same, in form order, for the summary
 	Stores          []option
 	LanguageOptions []option
+	BirthDays       []option // the birthday's day and month selects (birthdayOptions)
+	BirthMonths     []option
 	ConsentPending  bool
 	ConsentByMail   bool // ticking the box mails a consent link rather than granting
 	NoEmail         bool // the member has no address to mail a link to
@@ -211,13 +214,18 @@ func (o option) Lang() string { return o.Value }
 type formValues struct {
 	Name, Email, Phone, HomeStore, Language string
 	Consent                                 bool
+	// The birthday as the form shows it: day and month ("01"…), and a year or nothing.
+	BirthDay, BirthMonth, BirthYear string
+	// Birthday is what models get: "--MM-DD", "YYYY-MM-DD", "" for none, or what was typed
+	// (readBirthday).
+	Birthday string
 }
 
 type fieldError struct{ Field, Message string }
 
 // formFields are the fields that have a place on the forms, in their order there; an error on any
 // other field is shown in the summary only.
-var formFields = []string{"name", "email", "phone", "home_store", "language", "marketing_consent"}
+var formFields = []string{"name", "email", "phone", "home_store", "birthday", "language", "marketing_consent"}
 
 // fieldMessageIDs are the catalogue ids of the field errors: the models' English messages are
 // for the API, the pages say the same in the visitor's language.
@@ -226,6 +234,7 @@ var fieldMessageIDs = map[string]string{
 	"email":             "error.email",
 	"phone":             "error.phone",
 	"home_store":        "error.home_store",
+	"birthday":          "error.birthday",
 	"language":          "error.language",
 	"marketing_consent": "error.marketing_consent",
 }
@@ -311,6 +320,64 @@ func (p *pages) storeOptions(c echo.Context, selected string) ([]option, error) 
 	return opts, nil
 }
 
+// birthdayFields are the birthday's form fields: the page's day, month and year, and birthday, the
+// contract's single field ("--MM-DD" or "YYYY-MM-DD") for a form posted by other means.
+var birthdayFields = []string{"birthday_day", "birthday_month", "birthday_year", "birthday"}
+
+// readBirthday reads the birthday fields into f. The page asks for a day and a month, which are
+// enough, and an optional year: a customer who would rather not tell their age can still get a
+// birthday treat. It reports false when the form has none of the fields (a form from before they
+// existed), so that saving it leaves the birthday as it is.
+//
+// The parts become the string models parse: no day, month or year is no birthday, a day and a
+// month are "--MM-DD", with a year "YYYY-MM-DD". Anything partial makes a string that models
+// refuse, which puts the error by the field.
+func readBirthday(c echo.Context, f *formValues) bool {
+	form, _ := c.FormParams()
+	present := false
+	for _, name := range birthdayFields {
+		_, ok := form[name]
+		present = present || ok
+	}
+	f.BirthDay = strings.TrimSpace(form.Get("birthday_day"))
+	f.BirthMonth = strings.TrimSpace(form.Get("birthday_month"))
+	f.BirthYear = strings.TrimSpace(form.Get("birthday_year"))
+	switch {
+	case f.BirthDay == "" && f.BirthMonth == "" && f.BirthYear == "":
+		f.Birthday = strings.TrimSpace(form.Get("birthday"))
+	case f.BirthYear == "":
+		f.Birthday = "--" + f.BirthMonth + "-" + f.BirthDay
+	default:
+		f.Birthday = f.BirthYear + "-" + f.BirthMonth + "-" + f.BirthDay
+	}
+	return present
+}
+
+// birthdayForm is the form's birthday parts for b.
+func birthdayForm(f *formValues, b models.Birthday) {
+	if b.IsZero() {
+		return
+	}
+	f.BirthDay, f.BirthMonth = fmt.Sprintf("%02d", b.Day()), fmt.Sprintf("%02d", int(b.Month()))
+	if b.Year() != 0 {
+		f.BirthYear = strconv.Itoa(b.Year())
+	}
+}
+
+// birthdayOptions fills the day (1–31) and month selects, f's chosen ones selected; the month
+// names are the catalogue's.
+func (v *view) birthdayOptions(f formValues) {
+	v.BirthDays, v.BirthMonths = make([]option, 31), make([]option, 12)
+	for d := range v.BirthDays {
+		val := fmt.Sprintf("%02d", d+1)
+		v.BirthDays[d] = option{Value: val, Name: strconv.Itoa(d + 1), Selected: val == f.BirthDay}
+	}
+	for m := range v.BirthMonths {
+		val := fmt.Sprintf("%02d", m+1)
+		v.BirthMonths[m] = option{Value: val, Name: templates.T(v.Lang, "form.birthday.month."+val, nil), Selected: val == f.BirthMonth}
+	}
+}
+
 // consentVersion is the version of the consent text shown in lang. It comes from the catalogue,
 // never from the form, so the record names the wording that was really on the page.
 func consentVersion(lang string) string { return templates.T(lang, "join.consent.version", nil) }
@@ -333,6 +400,7 @@ func (p *pages) renderJoin(c echo.Context, status int, v *view, f formValues) er
 		return err
 	}
 	v.Form, v.Stores = f, stores
+	v.birthdayOptions(f)
 	return p.render(c, status, "join", v)
 }
 
@@ -351,8 +419,9 @@ func (p *pages) join(c echo.Context) error {
 		HomeStore: strings.TrimSpace(c.FormValue("home_store")),
 		Consent:   c.FormValue("marketing_consent") != "",
 	}
+	readBirthday(c, &f)
 	_, err := p.s.db.Join(c.Request().Context(), models.JoinInput{
-		Name: f.Name, Email: f.Email, Phone: f.Phone, HomeStore: f.HomeStore,
+		Name: f.Name, Email: f.Email, Phone: f.Phone, HomeStore: f.HomeStore, Birthday: f.Birthday,
 		MarketingConsent: f.Consent, Language: lang, ConsentTextVersion: consentVersion(lang),
 	}, evidence(c, sourceJoin))
 	if err != nil {
@@ -503,6 +572,7 @@ func (p *pages) preferencesForm(c echo.Context) error {
 		return err
 	}
 	f := formValues{Name: m.Name, HomeStore: m.HomeStore, Language: m.Language, Consent: hasConsent(m)}
+	birthdayForm(&f, m.Birthday)
 	return p.renderPreferences(c, http.StatusOK, p.newView(c, pageLanguage(c)), m, f)
 }
 
@@ -516,6 +586,7 @@ func (p *pages) renderPreferences(c echo.Context, status int, v *view, m *models
 	v.ConsentPending = m.MarketingConsent == models.ConsentPending
 	v.NoEmail = m.Email == nil || *m.Email == ""
 	v.ConsentByMail = !hasConsent(m) && !v.NoEmail
+	v.birthdayOptions(f)
 	for _, l := range templates.Languages() {
 		v.LanguageOptions = append(v.LanguageOptions, option{Value: l, Name: templates.T(l, "lang.name", nil), Selected: l == f.Language})
 	}
@@ -528,9 +599,10 @@ func hasConsent(m *models.Member) bool {
 	return m.MarketingConsent == models.ConsentPending || m.MarketingConsent == models.ConsentConfirmed
 }
 
-// savePreferences saves the whole form: every field is on it, so each is set. Unticking the
-// consent box withdraws consent at once; ticking it while consent is withdrawn or was never given
-// grants nothing (this page's link is low privilege) but mails the member a consent link.
+// savePreferences saves the whole form: every field is on it, so each is set (an empty birthday
+// clears it). Unticking the consent box withdraws consent at once; ticking it while consent is
+// withdrawn or was never given grants nothing (this page's link is low privilege) but mails the
+// member a consent link.
 func (p *pages) savePreferences(c echo.Context) error {
 	m, ok, err := p.preferencesMember(c)
 	if !ok {
@@ -542,6 +614,10 @@ func (p *pages) savePreferences(c echo.Context) error {
 		HomeStore: strings.TrimSpace(c.FormValue("home_store")),
 		Language:  c.FormValue("language"),
 		Consent:   c.FormValue("marketing_consent") != "",
+	}
+	var birthday *string // nil: unchanged
+	if readBirthday(c, &f) {
+		birthday = &f.Birthday
 	}
 	var consent *bool // nil: unchanged
 	askConsent := f.Consent && !hasConsent(m)
@@ -557,7 +633,7 @@ func (p *pages) savePreferences(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	_, err = p.s.db.UpdatePreferences(ctx, m.ID, models.PreferencesInput{
-		Name: &f.Name, HomeStore: &f.HomeStore, Language: &f.Language, MarketingConsent: consent,
+		Name: &f.Name, HomeStore: &f.HomeStore, Language: &f.Language, Birthday: birthday, MarketingConsent: consent,
 		ConsentTextVersion: consentVersion(lang),
 	}, evidence(c, sourcePreferences))
 	if err != nil {

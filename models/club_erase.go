@@ -8,8 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// EraseMember removes member id's personal data (name, email, phone, consent evidence, queued
-// mail, and the card/email/phone presented on their transactions) and marks it erased. The
+// EraseMember removes member id's personal data (name, email, phone, birthday, consent evidence,
+// queued mail, and the card/email/phone presented on their transactions) and marks it erased. The
 // transactions stay, linked to the anonymous member, so the shop's figures do not change.
 // ENOTFOUND for a missing member; erasing twice is harmless.
 //
@@ -38,7 +38,7 @@ func eraseMember(ctx context.Context, tx pgx.Tx, id int64) error {
 		`UPDATE consents SET ip = NULL, user_agent = '' WHERE member_id = $1`,
 		`DELETE FROM club_mail WHERE member_id = $1`,
 		`UPDATE transactions SET member_card = NULL, member_email = NULL, member_phone = NULL WHERE member_id = $1`,
-		`UPDATE members SET name = '', email = NULL, phone = NULL, status = 'erased',
+		`UPDATE members SET name = '', email = NULL, phone = NULL, birth_date = NULL, status = 'erased',
 		        marketing_consent = 'withdrawn', erased_at = now(), updated_at = now()
 		 WHERE id = $1`,
 	} {

@@ -26,6 +26,7 @@ type JoinInput struct {
 	Email            string
 	Phone            string // optional
 	HomeStore        string // store code
+	Birthday         string // optional: "--MM-DD" or "YYYY-MM-DD" (ParseBirthday)
 	MarketingConsent bool
 	// Language is the catalogue language the page was shown in; mail to the member uses it.
 	Language string
@@ -47,15 +48,16 @@ type JoinResult struct {
 	Outcome  string
 }
 
-// Join validates a web sign-up (EINVALID with fields name, email, phone, home_store) and, in one
-// transaction, creates a pending member (or finds the existing one by email), queues the right
-// mail, and counts the submission in the join funnel for the chosen store. Joining twice gives one
-// member. ev is the visitor's IP and user agent, recorded with a ticked consent box.
+// Join validates a web sign-up (EINVALID with fields name, email, phone, home_store, birthday)
+// and, in one transaction, creates a pending member (or finds the existing one by email), queues
+// the right mail, and counts the submission in the join funnel for the chosen store. Joining twice
+// gives one member. ev is the visitor's IP and user agent, recorded with a ticked consent box.
 //
 // Every accepted submission is counted, also one with a known email: the funnel measures the
 // form. A phone number that belongs to another member is dropped rather than refused, so the form
-// does not tell who is a member. Earlier purchases are linked only at confirmation: until then
-// nobody has shown that the email address is theirs.
+// does not tell who is a member. A birthday given with the email of an existing member is dropped
+// too: the form changes nobody's details. Earlier purchases are linked only at confirmation: until
+// then nobody has shown that the email address is theirs.
 func (db *DB) Join(ctx context.Context, in JoinInput, ev ConsentEvidence) (*JoinResult, error) {
 	fe := FieldErrors{}
 	name := strings.TrimSpace(in.Name)
@@ -89,6 +91,10 @@ func (db *DB) Join(ctx context.Context, in JoinInput, ev ConsentEvidence) (*Join
 			storeID = &s.ID
 		}
 	}
+	birthday, err := ParseBirthday(in.Birthday, db.Now())
+	if err != nil {
+		fe.Add("birthday", err.Error())
+	}
 	if err := fe.Err("invalid sign-up"); err != nil {
 		return nil, err
 	}
@@ -96,11 +102,10 @@ func (db *DB) Join(ctx context.Context, in JoinInput, ev ConsentEvidence) (*Join
 		ev.Source = "join"
 	}
 	j := join{name: name, email: email, phone: phone, storeID: storeID, lang: languageOr(in.Language),
-		consent: in.MarketingConsent, textVersion: in.ConsentTextVersion, ev: ev, day: db.clubDay()}
+		birthday: birthday, consent: in.MarketingConsent, textVersion: in.ConsentTextVersion, ev: ev, day: db.clubDay()}
 	// A unique violation means a concurrent join (or enrolment) took the email, phone or card
 	// first; trying again finds it and takes the "existing" path, drops the phone or draws a new
 	// card.
-	var err error
 	for range 5 {
 		var res *JoinResult
 		if res, err = db.join(ctx, &j); !isMemberUniqueViolation(err) {
@@ -120,6 +125,7 @@ type join struct {
 	name, email, lang, textVersion string
 	phone                          *string
 	storeID                        *int64
+	birthday                       Birthday
 	consent                        bool
 	ev                             ConsentEvidence
 	day                            string
@@ -164,9 +170,9 @@ func (db *DB) join(ctx context.Context, j *join) (*JoinResult, error) {
 			consent = ConsentPending
 		}
 		err = tx.QueryRow(ctx, `
-			INSERT INTO members (card, email, phone, name, home_store_id, status, marketing_consent, source, language)
-			VALUES ($1, $2, $3, $4, $5, 'pending', $6, 'web', $7)
-			RETURNING id`, card, j.email, phone, j.name, j.storeID, consent, j.lang).Scan(&res.MemberID)
+			INSERT INTO members (card, email, phone, name, home_store_id, status, marketing_consent, source, language, birth_date)
+			VALUES ($1, $2, $3, $4, $5, 'pending', $6, 'web', $7, $8)
+			RETURNING id`, card, j.email, phone, j.name, j.storeID, consent, j.lang, j.birthday).Scan(&res.MemberID)
 		if err != nil {
 			return err // a unique violation is retried by Join
 		}

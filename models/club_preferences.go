@@ -50,6 +50,8 @@ type PreferencesInput struct {
 	HomeStore        *string `json:"home_store,omitempty"`
 	Language         *string `json:"language,omitempty"`
 	MarketingConsent *bool   `json:"marketing_consent,omitempty"`
+	// Birthday is "--MM-DD" or "YYYY-MM-DD" (ParseBirthday); the empty string clears it.
+	Birthday *string `json:"birthday,omitempty"`
 	// ConsentTextVersion is the wording shown when the box was ticked.
 	ConsentTextVersion string `json:"consent_text_version,omitempty"`
 }
@@ -57,7 +59,8 @@ type PreferencesInput struct {
 // UpdatePreferences changes member id (EINVALID with field names; ENOTFOUND for erased or
 // missing). Giving marketing consent counts as confirmed and is recorded with ev; taking it back
 // is recorded as a withdrawal. The preferences page never gives it through here: its link is low
-// privilege, so it mails a consent link instead (RequestMemberLink, GrantConsentByLink). An empty home_store clears it; the name may be at most 200 characters.
+// privilege, so it mails a consent link instead (RequestMemberLink, GrantConsentByLink). An empty
+// home_store or birthday clears it; the name may be at most 200 characters.
 func (db *DB) UpdatePreferences(ctx context.Context, id int64, in PreferencesInput, ev ConsentEvidence) (*Member, error) {
 	fe := FieldErrors{}
 	var name *string
@@ -84,6 +87,14 @@ func (db *DB) UpdatePreferences(ctx context.Context, id int64, in PreferencesInp
 			fe.Add("language", "must be a language code such as en or nb")
 		}
 		lang = &l
+	}
+	var birthday Birthday
+	if in.Birthday != nil {
+		b, err := ParseBirthday(*in.Birthday, db.Now())
+		if err != nil {
+			fe.Add("birthday", err.Error())
+		}
+		birthday = b
 	}
 	if err := fe.Err("invalid preferences"); err != nil {
 		return nil, err
@@ -116,8 +127,9 @@ func (db *DB) UpdatePreferences(ctx context.Context, id int64, in PreferencesInp
 		_, err = tx.Exec(ctx, `
 			UPDATE members SET name = coalesce($2, name),
 			       home_store_id = CASE WHEN $3 THEN $4 ELSE home_store_id END,
-			       language = coalesce($5, language), marketing_consent = $6, updated_at = now()
-			WHERE id = $1`, id, name, in.HomeStore != nil, storeID, lang, consent)
+			       language = coalesce($5, language), marketing_consent = $6,
+			       birth_date = CASE WHEN $7 THEN $8 ELSE birth_date END, updated_at = now()
+			WHERE id = $1`, id, name, in.HomeStore != nil, storeID, lang, consent, in.Birthday != nil, birthday)
 		if err != nil {
 			return fmt.Errorf("update preferences of member %d: %w", id, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -699,5 +700,122 @@ func TestClubMailLeaseRetryAndGiveUp(t *testing.T) {
 	}
 	if again, _ := db.ClaimClubMail(ctx, 10, time.Hour); len(again) != 1 {
 		t.Errorf("mail with an expired lease not claimed again: %+v", again)
+	}
+}
+
+// birthdayField reports the field error on birthday of err, failing when there is none.
+func birthdayField(t *testing.T, err error) string {
+	t.Helper()
+	var e *models.Error
+	if !errors.As(err, &e) || e.Code != models.EINVALID || e.Fields["birthday"] == "" {
+		t.Fatalf("error %v, want invalid birthday", err)
+	}
+	return e.Fields["birthday"]
+}
+
+func TestBirthdaysAreTakenEverywhereAMemberIsMade(t *testing.T) {
+	db, p := fixture(t)
+	ctx := context.Background()
+	no := false
+
+	t.Run("the till enrols with a birthday without a year", func(t *testing.T) {
+		m, err := db.CreateMember(ctx, p, models.MemberInput{Name: "Per", Birthday: "--02-29", MarketingConsent: &no}, models.ConsentEvidence{Source: "till"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Birthday.String() != "--02-29" {
+			t.Errorf("created with birthday %q", m.Birthday)
+		}
+		got, err := db.FindMemberByID(ctx, m.ID)
+		if err != nil || got.Birthday.String() != "--02-29" || got.Birthday.Year() != 0 {
+			t.Errorf("read back %q (year %d), %v", got.Birthday, got.Birthday.Year(), err)
+		}
+		l, err := db.LookupMember(ctx, m.Card, "", "")
+		if err != nil || l.Birthday.String() != "--02-29" {
+			t.Errorf("the till's lookup shows %q, %v", l.Birthday, err)
+		}
+	})
+
+	t.Run("the till refuses an impossible birthday", func(t *testing.T) {
+		_, err := db.CreateMember(ctx, p, models.MemberInput{Name: "Per", Birthday: "2023-02-29", MarketingConsent: &no}, models.ConsentEvidence{Source: "till"})
+		birthdayField(t, err)
+	})
+
+	t.Run("the join form keeps a full date for a new member only", func(t *testing.T) {
+		in := joinInput("kari@example.com")
+		in.Birthday = "1990-05-17"
+		res := mustJoin(t, db, in)
+		m, err := db.FindMemberByID(ctx, res.MemberID)
+		if err != nil || m.Birthday.String() != "1990-05-17" {
+			t.Fatalf("joined with birthday %q, %v", m.Birthday, err)
+		}
+		in.Birthday = "--01-01" // the form changes nobody's details
+		if again := mustJoin(t, db, in); again.Outcome != models.JoinResentConfirmation {
+			t.Fatalf("joining again: %s", again.Outcome)
+		}
+		if m, _ := db.FindMemberByID(ctx, res.MemberID); m.Birthday.String() != "1990-05-17" {
+			t.Errorf("joining again changed the birthday to %q", m.Birthday)
+		}
+	})
+
+	t.Run("the join form refuses a birthday in the future", func(t *testing.T) {
+		in := joinInput("future@example.com")
+		in.Birthday = time.Now().AddDate(1, 0, 0).Format(time.DateOnly)
+		_, err := db.Join(ctx, in, webEv)
+		if why := birthdayField(t, err); !strings.Contains(why, "future") {
+			t.Errorf("birthday: %s", why)
+		}
+	})
+}
+
+func TestPreferencesChangeAndClearTheBirthday(t *testing.T) {
+	db, _ := fixture(t)
+	ctx := context.Background()
+	res := mustJoin(t, db, joinInput("kari@example.com"))
+	set := func(b string) (*models.Member, error) {
+		return db.UpdatePreferences(ctx, res.MemberID, models.PreferencesInput{Birthday: &b}, webEv)
+	}
+	m, err := set("--05-17")
+	if err != nil || m.Birthday.String() != "--05-17" {
+		t.Fatalf("set: %q, %v", m.Birthday, err)
+	}
+	m, err = set("1985-05-17")
+	if err != nil || m.Birthday.String() != "1985-05-17" {
+		t.Fatalf("change: %q, %v", m.Birthday, err)
+	}
+	name := "Kari N."
+	if m, err = db.UpdatePreferences(ctx, res.MemberID, models.PreferencesInput{Name: &name}, webEv); err != nil || m.Birthday.String() != "1985-05-17" {
+		t.Fatalf("a change without the birthday left %q, %v", m.Birthday, err)
+	}
+	for _, bad := range []string{"--02-30", "1899-01-01", "17 May"} {
+		_, err := set(bad)
+		birthdayField(t, err)
+	}
+	if m, err = set(""); err != nil || !m.Birthday.IsZero() {
+		t.Fatalf("clear: %q, %v", m.Birthday, err)
+	}
+	if n := countRows(t, db, `SELECT count(*) FROM members WHERE id = $1 AND birth_date IS NULL`, res.MemberID); n != 1 {
+		t.Error("clearing the birthday left birth_date set")
+	}
+}
+
+func TestExportShowsAndErasureClearsTheBirthday(t *testing.T) {
+	db, _ := fixture(t)
+	ctx := context.Background()
+	in := joinInput("kari@example.com")
+	in.Birthday = "--02-29"
+	res := mustJoin(t, db, in)
+	x, err := db.ExportMember(ctx, res.MemberID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Member.Birthday.String() != "--02-29" {
+		t.Errorf("exported birthday %q", x.Member.Birthday)
+	}
+	if err := db.EraseMember(ctx, res.MemberID); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, db, `SELECT count(*) FROM members WHERE id = $1 AND birth_date IS NOT NULL`, res.MemberID); n != 0 {
+		t.Error("erasure kept the birthday")
 	}
 }

@@ -827,6 +827,7 @@ type MemberImport struct {
 	HomeStore        string
 	JoinedAt         string // RFC 3339, or a date (the start of that day in the home store's zone)
 	MarketingConsent string // true, false or empty (not asked)
+	Birthday         string // --MM-DD, YYYY-MM-DD or empty (ParseBirthday); an optional column
 }
 
 // MemberSource yields the members of an import in file order.
@@ -842,11 +843,14 @@ type MemberCSV struct {
 	in MemberImport
 }
 
-var memberCSVColumns = []string{"card", "email", "name", "phone", "home_store", "joined_at", "marketing_consent"}
+var (
+	memberCSVColumns         = []string{"card", "email", "name", "phone", "home_store", "joined_at", "marketing_consent"}
+	memberCSVOptionalColumns = []string{"birthday"}
+)
 
 // NewMemberCSV reads the header of r.
 func NewMemberCSV(r io.Reader) (*MemberCSV, error) {
-	f, err := openCSV(r, memberCSVColumns, nil)
+	f, err := openCSV(r, memberCSVColumns, memberCSVOptionalColumns)
 	if err != nil {
 		return nil, err
 	}
@@ -861,12 +865,13 @@ func (c *MemberCSV) Next() (int, *MemberImport, error) {
 	}
 	f := c.f
 	c.in = MemberImport{Card: f.get(rec, "card"), Email: f.get(rec, "email"), Name: f.get(rec, "name"), Phone: f.get(rec, "phone"),
-		HomeStore: f.get(rec, "home_store"), JoinedAt: f.get(rec, "joined_at"), MarketingConsent: f.get(rec, "marketing_consent")}
+		HomeStore: f.get(rec, "home_store"), JoinedAt: f.get(rec, "joined_at"), MarketingConsent: f.get(rec, "marketing_consent"),
+		Birthday: f.get(rec, "birthday")}
 	return line, &c.in, nil
 }
 
 // ImportMembersCSV imports members from a CSV file with the header
-// card,email,name,phone,home_store,joined_at,marketing_consent.
+// card,email,name,phone,home_store,joined_at,marketing_consent (and optionally birthday).
 func (db *DB) ImportMembersCSV(ctx context.Context, r io.Reader) (*ImportResult, error) {
 	src, err := NewMemberCSV(r)
 	if err != nil {
@@ -877,8 +882,8 @@ func (db *DB) ImportMembersCSV(ctx context.Context, r io.Reader) (*ImportResult,
 
 // ImportMembers stores the members of src as active members (the shop vouches for them), with
 // marketing consent confirmed and recorded with source "import" where the file says true. All
-// or nothing. A card already stored with the same email, phone, name, home store (and joined_at,
-// when the file gives one) is present, not a second member; with other data it is a conflict:
+// or nothing. A card already stored with the same email, phone, name, home store (and joined_at
+// and birthday, when the file gives them) is present, not a second member; with other data it is a conflict:
 // an import never overwrites what a member may have changed since. Cards of erased members
 // count as present and are not brought back. Consent is not compared, for the same reason.
 // Afterwards earlier purchases on the new members' cards, emails and phones are linked.
@@ -889,7 +894,7 @@ func (db *DB) ImportMembers(ctx context.Context, src MemberSource) (*ImportResul
 		if _, err := tx.Exec(ctx, `
 			CREATE TEMP TABLE import_members (
 			    line int NOT NULL, card text NOT NULL, email text, phone text, name text NOT NULL,
-			    home_store_id bigint, joined_at timestamptz, consent boolean, hash bytea NOT NULL
+			    home_store_id bigint, joined_at timestamptz, consent boolean, birth_date date, hash bytea NOT NULL
 			) ON COMMIT DROP`); err != nil {
 			return fmt.Errorf("import members: create staging table: %w", err)
 		}
@@ -929,15 +934,15 @@ func (db *DB) ImportMembers(ctx context.Context, src MemberSource) (*ImportResul
 	return res, nil
 }
 
-var memberStagingColumns = []string{"line", "card", "email", "phone", "name", "home_store_id", "joined_at", "consent", "hash"}
+var memberStagingColumns = []string{"line", "card", "email", "phone", "name", "home_store_id", "joined_at", "consent", "birth_date", "hash"}
 
 // mergeMembersSQL inserts the members not stored yet (one per card: repeats in the file are
 // identical, checkMemberConflicts made sure) and records the consent answers they came with.
 const mergeMembersSQL = `
 WITH ins AS (
-    INSERT INTO members (card, email, phone, name, home_store_id, status, marketing_consent, source, joined_at)
+    INSERT INTO members (card, email, phone, name, home_store_id, status, marketing_consent, source, joined_at, birth_date)
     SELECT DISTINCT ON (card) card, email, phone, name, home_store_id, 'active',
-           CASE WHEN consent THEN 'confirmed' ELSE 'none' END, 'import', coalesce(joined_at, now())
+           CASE WHEN consent THEN 'confirmed' ELSE 'none' END, 'import', coalesce(joined_at, now()), birth_date
     FROM import_members ORDER BY card, line
     ON CONFLICT (card) DO NOTHING
     RETURNING id, card
@@ -958,10 +963,11 @@ func checkMemberConflicts(ctx context.Context, tx pgx.Tx) error {
 		SELECT s.line, 'card', format('is also on line %s with other data', f.line)
 		FROM import_members s JOIN first f ON f.card = s.card AND f.hash <> s.hash
 		UNION ALL
-		SELECT s.line, 'card', 'belongs to a member stored with other email, phone, name, home store or joined_at'
+		SELECT s.line, 'card', 'belongs to a member stored with other email, phone, name, home store, joined_at or birthday'
 		FROM import_members s JOIN members m ON m.card = s.card
 		WHERE m.status <> 'erased' AND (m.email IS DISTINCT FROM s.email OR m.phone IS DISTINCT FROM s.phone OR m.name <> s.name
-		      OR m.home_store_id IS DISTINCT FROM s.home_store_id OR m.joined_at <> coalesce(s.joined_at, m.joined_at))
+		      OR m.home_store_id IS DISTINCT FROM s.home_store_id OR m.joined_at <> coalesce(s.joined_at, m.joined_at)
+		      OR m.birth_date IS DISTINCT FROM coalesce(s.birth_date, m.birth_date))
 		UNION ALL
 		SELECT s.line, 'email', format('belongs to card %s (line %s)', o.card, o.line)
 		FROM import_members s JOIN import_members o ON o.email = s.email AND o.card <> s.card AND o.line < s.line
@@ -1047,7 +1053,7 @@ func (imp *memberImport) Next() bool {
 // check validates in as CreateMember would and fills values for the staging row.
 func (imp *memberImport) check(line int, in *MemberImport, fe FieldErrors) error {
 	v := imp.values
-	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7] = int32(line), in.Card, nil, nil, in.Name, nil, nil, nil
+	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = int32(line), in.Card, nil, nil, in.Name, nil, nil, nil, nil
 	h := sha256.New()
 	field := func(s string) { h.Write([]byte(s)); h.Write([]byte{0x1f}) }
 	if in.Card == "" {
@@ -1130,7 +1136,13 @@ func (imp *memberImport) check(line int, in *MemberImport, fe FieldErrors) error
 	default:
 		fe.Add("marketing_consent", "must be true, false or empty")
 	}
-	v[8] = h.Sum(nil)
+	if b, err := ParseBirthday(in.Birthday, imp.now); err != nil {
+		fe.Add("birthday", err.Error())
+	} else {
+		v[8], _ = b.Value() // nil when empty
+		field(b.String())
+	}
+	v[9] = h.Sum(nil)
 	return nil
 }
 

@@ -294,3 +294,56 @@ func TestImportPathsAgree(t *testing.T) {
 		})
 	}
 }
+
+func TestImportMembersWithBirthdays(t *testing.T) {
+	header := strings.TrimSuffix(memberHeader, "\n") + ",birthday\n"
+	good := header +
+		"2900000000018,ola@example.com,Ola Nordmann,,oslo-1,2024-03-01,true,--02-29\n" +
+		"2900000000025,,Kari Nordmann,,oslo-1,,,1990-05-17\n" +
+		"2900000000032,,Per,,,,,\n"
+
+	t.Run("both forms are stored and a file without the column still loads", func(t *testing.T) {
+		db, _ := fixture(t)
+		res, err := importFile(t, db, "members", good)
+		wantCounts(t, res, err, 3, 3, 0)
+		for card, want := range map[string]string{"2900000000018": "0004-02-29", "2900000000025": "1990-05-17", "2900000000032": ""} {
+			var got string
+			if err := db.Pool.QueryRow(context.Background(), `SELECT coalesce(birth_date::text, '') FROM members WHERE card = $1`, card).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("card %s: birth_date %q, want %q", card, got, want)
+			}
+		}
+		res, err = importFile(t, db, "members", good)
+		wantCounts(t, res, err, 3, 0, 3)
+		// The same members from a file without birthdays are present: an empty birthday compares
+		// with nothing, as an empty joined_at does.
+		res, err = importFile(t, db, "members", memberHeader+"2900000000025,,Kari Nordmann,,oslo-1,,\n")
+		wantCounts(t, res, err, 1, 0, 1)
+		_, err = importFile(t, db, "members", header+"2900000000025,,Kari Nordmann,,oslo-1,,,1990-05-18\n")
+		if ie := wantBadLines(t, err, models.ECONFLICT, 2); !strings.Contains(ie.Lines[0].Fields["card"], "birthday") {
+			t.Errorf("conflict %v, want it to name the birthday", ie.Lines[0].Fields)
+		}
+	})
+
+	t.Run("a bad birthday names its line and column and loads nothing", func(t *testing.T) {
+		db, _ := fixture(t)
+		_, err := importFile(t, db, "members", good+
+			"2900000000049,,Liv,,,,,--02-30\n"+
+			"2900000000056,,Ola,,,,,1899-12-31\n"+
+			"2900000000063,,Ida,,,,,17.05.1990\n")
+		ie := wantBadLines(t, err, models.EINVALID, 5, 6, 7)
+		for _, l := range ie.Lines {
+			if l.Fields["birthday"] == "" || len(l.Fields) != 1 {
+				t.Errorf("line %d: %v, want the birthday column named", l.Line, l.Fields)
+			}
+		}
+		if !strings.Contains(err.Error(), "line 5: birthday: is not a date") {
+			t.Errorf("message %q", err)
+		}
+		if n := countRows(t, db, `SELECT count(*) FROM members`); n != 0 {
+			t.Fatalf("%d members stored, want none", n)
+		}
+	})
+}

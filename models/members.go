@@ -40,7 +40,9 @@ type Member struct {
 	MarketingConsent string  `json:"marketing_consent"`
 	Source           string  `json:"source"`
 	// Language is the catalogue language mail to the member is written in (templates.Languages).
-	Language string    `json:"language"`
+	Language string `json:"language"`
+	// Birthday is left out when the member gave none.
+	Birthday Birthday  `json:"birthday,omitzero"`
 	JoinedAt time.Time `json:"joined_at"`
 	// LinkedTransactions is how many earlier purchases on this card, email or phone were
 	// linked to the member when it was created.
@@ -60,6 +62,8 @@ type MemberInput struct {
 	ConsentTextVersion string `json:"consent_text_version,omitempty"`
 	// Language is the language mail to the member is written in; "en" when left out.
 	Language string `json:"language,omitempty"`
+	// Birthday is optional: "--MM-DD" or "YYYY-MM-DD" (ParseBirthday).
+	Birthday string `json:"birthday,omitempty"`
 }
 
 // ConsentEvidence is where and how a consent answer was given.
@@ -102,6 +106,11 @@ func (db *DB) CreateMember(ctx context.Context, p *Principal, in MemberInput, ev
 			fe.Add("language", "must be a language code such as en or nb")
 		}
 	}
+	bd, err := ParseBirthday(in.Birthday, db.Now())
+	if err != nil {
+		fe.Add("birthday", err.Error())
+	}
+	m.Birthday = bd
 	if in.MarketingConsent == nil {
 		fe.Add("marketing_consent", "is required: true or false, as the customer answered")
 	} else if *in.MarketingConsent {
@@ -134,12 +143,12 @@ func (db *DB) CreateMember(ctx context.Context, p *Principal, in MemberInput, ev
 		m.Card = card
 	}
 	day := db.clubDay()
-	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
-			INSERT INTO members (card, email, phone, name, home_store_id, status, marketing_consent, source, language)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			INSERT INTO members (card, email, phone, name, home_store_id, status, marketing_consent, source, language, birth_date)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			RETURNING id, joined_at`,
-			m.Card, m.Email, m.Phone, m.Name, homeStoreID, m.Status, m.MarketingConsent, m.Source, m.Language).Scan(&m.ID, &m.JoinedAt)
+			m.Card, m.Email, m.Phone, m.Name, homeStoreID, m.Status, m.MarketingConsent, m.Source, m.Language, m.Birthday).Scan(&m.ID, &m.JoinedAt)
 		if err != nil {
 			return memberConflict(err)
 		}
@@ -203,6 +212,8 @@ type MemberLookup struct {
 	Tier      *string `json:"tier"`
 	// DiscountPercent is the club discount the till applies.
 	DiscountPercent float64 `json:"discount_percent"`
+	// Birthday is left out when the member gave none; the till may wish a happy birthday.
+	Birthday Birthday `json:"birthday,omitzero"`
 }
 
 // LookupMember finds the member with this card, email or phone (exactly one is given), or
@@ -245,9 +256,9 @@ func (db *DB) LookupMember(ctx context.Context, card, email, phone string) (*Mem
 	}
 	var out MemberLookup
 	err := db.Pool.QueryRow(ctx, `
-		SELECT m.id, m.card, m.name, m.status, coalesce(s.code, '')
+		SELECT m.id, m.card, m.name, m.status, coalesce(s.code, ''), m.birth_date
 		FROM members m LEFT JOIN stores s ON s.id = m.home_store_id
-		WHERE `+where+` AND m.status <> 'erased'`, arg).Scan(&out.ID, &out.Card, &out.Name, &out.Status, &out.HomeStore)
+		WHERE `+where+` AND m.status <> 'erased'`, arg).Scan(&out.ID, &out.Card, &out.Name, &out.Status, &out.HomeStore, &out.Birthday)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, Errorf(ENOTFOUND, "no member found")
 	}
@@ -262,11 +273,11 @@ func (db *DB) LookupMember(ctx context.Context, card, email, phone string) (*Mem
 
 // memberColumns and scanMember read a Member; the query joins stores as s.
 const memberColumns = `m.id, m.card, m.email, m.phone, m.name, coalesce(s.code, ''), m.status,
-	m.marketing_consent, m.source, m.language, m.joined_at`
+	m.marketing_consent, m.source, m.language, m.birth_date, m.joined_at`
 
 func scanMember(row pgx.Row, m *Member) error {
 	return row.Scan(&m.ID, &m.Card, &m.Email, &m.Phone, &m.Name, &m.HomeStore, &m.Status,
-		&m.MarketingConsent, &m.Source, &m.Language, &m.JoinedAt)
+		&m.MarketingConsent, &m.Source, &m.Language, &m.Birthday, &m.JoinedAt)
 }
 
 // FindMemberByID returns member id with its home store code and language; ENOTFOUND when there is
