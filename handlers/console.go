@@ -46,7 +46,7 @@ func (cn *console) render(c echo.Context, status int, name string, page consoleP
 	consoleHeaders(c.Response().Header())
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
-	return cn.s.templates.Console(c.Response(), name, page)
+	return cn.s.templates.Console(c.Response(), name, cn.s.tz, page)
 }
 
 // consoleHeaders are the security headers of every console response. Scripts only from our own

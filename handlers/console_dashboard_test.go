@@ -107,8 +107,8 @@ func TestConsoleDashboard(t *testing.T) {
 		}
 		all := byName["all"]
 		for _, want := range []string{"As of", snap.Run.AsOf.Format(time.DateOnly), "Store oslo-1", "Segment Oslo &lt;regulars&gt;",
-			"RFM Champions", `aria-sort="ascending"`, "?dir=desc&amp;sort=clv_predicted", "NOK ",
-			templates.FormatMetricMoney(*all.CLVHistoric, "NOK"), templates.FormatMetricPercent(*all.RepeatPurchaseRate)} {
+			"RFM Champions", `aria-sort="ascending"`, "?dir=desc&amp;sort=clv_predicted", " NOK",
+			templates.FormatMoneyFloat(*all.CLVHistoric, "NOK"), templates.FormatPercent(*all.RepeatPurchaseRate)} {
 			if !strings.Contains(res.Body, want) && !strings.Contains(strings.ToLower(res.Body), strings.ToLower(want)) {
 				t.Errorf("the page does not show %q", want)
 			}

@@ -98,7 +98,7 @@ func TestConsoleMemberSearchAndProfile(t *testing.T) {
 		if res.Status != http.StatusOK {
 			t.Fatalf("profile: %d\n%s", res.Status, res.Body)
 		}
-		for _, want := range []string{"Kari Nordmann", f.member.Card, "Silver", "5 %", "2590.00 NOK", "129.50 NOK", "R-1", "R-2", "granted", "2026-11"} {
+		for _, want := range []string{"Kari Nordmann", f.member.Card, "Silver", "5.0 %", "2\u202f590.00 NOK", "129.50 NOK", "R-1", "R-2", "granted", "2026-11"} {
 			if !strings.Contains(res.Body, want) {
 				t.Errorf("profile lacks %q", want)
 			}
@@ -228,7 +228,7 @@ func TestConsoleTiers(t *testing.T) {
 
 	t.Run("a marketer reads the tiers without a form", func(t *testing.T) {
 		res := f.get(t, marketer, "/console/tiers")
-		if res.Status != http.StatusOK || !strings.Contains(res.Body, "Gold") || !strings.Contains(res.Body, "5000.00") ||
+		if res.Status != http.StatusOK || !strings.Contains(res.Body, "Gold") || !strings.Contains(res.Body, "5\u202f000.00") ||
 			strings.Contains(res.Body, `action="/console/tiers"`) {
 			t.Fatalf("tiers for a marketer: %d\n%s", res.Status, res.Body)
 		}

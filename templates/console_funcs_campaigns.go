@@ -3,95 +3,13 @@ package templates
 import (
 	"fmt"
 	"math"
-	"strconv"
-	"strings"
-	"time"
 )
 
 // The console's campaign pages' template functions, prefixed camp so that they never clash with
-// another area's.
+// another area's. Money, percentages and times use the console's formatters (format.go).
 func init() {
-	ConsoleFuncs["campMoney"] = campMoney
-	ConsoleFuncs["campMoneyF"] = campMoneyF
-	ConsoleFuncs["campPct"] = campPct
-	ConsoleFuncs["campTime"] = campTime
 	ConsoleFuncs["campLiftBar"] = campLiftBar
 	ConsoleFuncs["campHas"] = func(m map[string]string, key string) bool { _, ok := m[key]; return ok }
-}
-
-// campMoney formats an amount in minor units with its currency: "1 234.50 NOK". Two decimals,
-// as every currency the shops use has; the currency is left out when unknown (nil or "").
-func campMoney(minor int64, currency any) string {
-	return campMoneyF(float64(minor), currency)
-}
-
-// campMoneyF is campMoney for an average, which need not be a whole number of minor units.
-func campMoneyF(minor float64, currency any) string {
-	major := math.Round(minor) / 100
-	sign := ""
-	if major < 0 {
-		sign, major = "−", -major
-	}
-	s := strconv.FormatFloat(major, 'f', 2, 64)
-	whole, frac, _ := strings.Cut(s, ".")
-	var b strings.Builder
-	for i, r := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteRune(' ') // a narrow no-break space groups thousands
-		}
-		b.WriteRune(r)
-	}
-	out := sign + b.String() + "." + frac
-	switch c := currency.(type) {
-	case string:
-		if c != "" {
-			out += " " + c
-		}
-	case *string:
-		if c != nil && *c != "" {
-			out += " " + *c
-		}
-	}
-	return out
-}
-
-// campPct formats a ratio (0.123) as a percentage ("12.3 %"), "–" when nil.
-func campPct(ratio any) string {
-	var v float64
-	switch r := ratio.(type) {
-	case float64:
-		v = r
-	case *float64:
-		if r == nil {
-			return "–"
-		}
-		v = *r
-	default:
-		return "–"
-	}
-	return strconv.FormatFloat(100*v, 'f', 1, 64) + " %"
-}
-
-// campTime formats a time (time.Time or *time.Time) in zone: "2026-12-01 09:00 CET"; "–" when
-// nil or zero.
-func campTime(t any, zone *time.Location) string {
-	var v time.Time
-	switch x := t.(type) {
-	case time.Time:
-		v = x
-	case *time.Time:
-		if x == nil {
-			return "–"
-		}
-		v = *x
-	}
-	if v.IsZero() {
-		return "–"
-	}
-	if zone != nil {
-		v = v.In(zone)
-	}
-	return v.Format("2006-01-02 15:04 MST")
 }
 
 // LiftBar is the geometry of an interval bar: a lift and its 95 % interval on an axis that

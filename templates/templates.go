@@ -15,7 +15,9 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	texttemplate "text/template"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/nicksnyder/go-i18n/v2/i18n"
@@ -120,18 +122,25 @@ func funcs(lang string) map[string]any {
 // Engine holds every page, console and mail template, parsed once by Load at start-up. A broken
 // template fails Load (so the server refuses to start) instead of the first request that uses it.
 // After Load nothing is added to the sets, so they are executed concurrently without Clone
-// (html/template allows concurrent Execute once parsing is over).
+// (html/template allows concurrent Execute once parsing is over); only the console's are cloned,
+// once for the shop's time zone, before their first execution (consoleIn).
 type Engine struct {
-	pages    map[string]map[string]*template.Template // lang → page name → layout + page
-	console  map[string]*template.Template            // page name → layout + page
+	pages map[string]map[string]*template.Template // lang → page name → layout + page
+	// console is page name → layout + page with times in UTC, parsed by Load and never executed:
+	// consoleIn clones it once per shop time zone (html/template clones only unexecuted sets).
+	console  map[string]*template.Template
 	mailHTML map[string]map[string]*template.Template // lang → kind → layout + kind.html
 	mailText map[string]map[string]*texttemplate.Template
+
+	zonesMu sync.Mutex
+	zones   map[string]map[string]*template.Template // zone name → console page name → set
 }
 
 // Load parses every template of pages/, console/ and mail/ in every catalogue language.
 func Load() (*Engine, error) {
 	e := &Engine{pages: map[string]map[string]*template.Template{}, console: map[string]*template.Template{},
-		mailHTML: map[string]map[string]*template.Template{}, mailText: map[string]map[string]*texttemplate.Template{}}
+		mailHTML: map[string]map[string]*template.Template{}, mailText: map[string]map[string]*texttemplate.Template{},
+		zones: map[string]map[string]*template.Template{}}
 	pageNames, err := templateNames("pages", ".html")
 	if err != nil {
 		return nil, err
@@ -168,7 +177,7 @@ func Load() (*Engine, error) {
 		return nil, err
 	}
 	for _, name := range consoleNames {
-		t, err := template.New("layout.html").Funcs(ConsoleFuncs).ParseFS(files, "console/layout.html", "console/"+name+".html")
+		t, err := template.New("layout.html").Funcs(consoleFuncs(time.UTC)).ParseFS(files, "console/layout.html", "console/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console page %s: %w", name, err)
 		}
@@ -214,11 +223,16 @@ func (e *Engine) Page(w io.Writer, name, lang string, data any) error {
 	return err
 }
 
-// Console renders console/<name>.html inside console/layout.html. The marketers' console is in
-// English only (its users are staff, not customers), so it has no catalogue; its functions are
+// Console renders console/<name>.html inside console/layout.html, times in zone (the shop's
+// REGULARS_TIMEZONE; nil is UTC). The marketers' console is in English only (its users are staff,
+// not customers), so it has no catalogue; its functions are the formatters (format.go) and
 // ConsoleFuncs.
-func (e *Engine) Console(w io.Writer, name string, data any) error {
-	t, ok := e.console[name]
+func (e *Engine) Console(w io.Writer, name string, zone *time.Location, data any) error {
+	set, err := e.consoleIn(zone)
+	if err != nil {
+		return fmt.Errorf("console page %s: %w", name, err)
+	}
+	t, ok := set[name]
 	if !ok {
 		return fmt.Errorf("console page %s: no such page", name)
 	}
@@ -226,13 +240,50 @@ func (e *Engine) Console(w io.Writer, name string, data any) error {
 	if err := t.Execute(&buf, data); err != nil {
 		return fmt.Errorf("console page %s: %w", name, err)
 	}
-	_, err := buf.WriteTo(w)
+	_, err = buf.WriteTo(w)
 	return err
 }
 
-// ConsoleFuncs are the template functions of console pages. Helpers add theirs here (money,
-// percent, dates, charts) in console_funcs_<area>.go.
+// consoleIn is the console pages with their times in zone, cloned from e.console on the first
+// request in that zone (a server has one).
+func (e *Engine) consoleIn(zone *time.Location) (map[string]*template.Template, error) {
+	if zone == nil {
+		zone = time.UTC
+	}
+	e.zonesMu.Lock()
+	defer e.zonesMu.Unlock()
+	if set, ok := e.zones[zone.String()]; ok {
+		return set, nil
+	}
+	funcs := consoleFuncs(zone)
+	set := make(map[string]*template.Template, len(e.console))
+	for name, t := range e.console {
+		c, err := t.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("zone %s: %w", zone, err)
+		}
+		set[name] = c.Funcs(funcs)
+	}
+	e.zones[zone.String()] = set
+	return set, nil
+}
+
+// ConsoleFuncs are the console pages' template functions other than the formatters: an area adds
+// its helpers (charts, lookups) in console_funcs_<area>.go. Money, percentages, times and dates
+// are formatted by format.go's functions only (formatFuncs), whose names these must not take.
 var ConsoleFuncs = map[string]any{}
+
+// consoleFuncs are ConsoleFuncs and the formatters with times in zone.
+func consoleFuncs(zone *time.Location) template.FuncMap {
+	funcs := template.FuncMap{}
+	for name, f := range ConsoleFuncs {
+		funcs[name] = f
+	}
+	for name, f := range formatFuncs(zone) {
+		funcs[name] = f
+	}
+	return funcs
+}
 
 // Mail is one rendered club mail.
 type Mail struct {
