@@ -183,3 +183,93 @@ func TestJoinFunnelAPI(t *testing.T) {
 		})
 	}
 }
+
+func TestMembersTakeAndShowABirthday(t *testing.T) {
+	tl := newTill(t)
+	birthday := func(t *testing.T, res *response) any {
+		t.Helper()
+		return res.JSON(t)["birthday"]
+	}
+	enrol := func(card, b string) *response {
+		return tl.do(t, "POST", "/api/v1/members", tl.oslo, map[string]any{"card": card, "name": "Per", "birthday": b, "marketing_consent": false})
+	}
+
+	t.Run("the till enrols with either form and gets it back as given", func(t *testing.T) {
+		for card, b := range map[string]string{"7012345678908": "--02-29", "2900000000018": "1990-05-17"} {
+			res := enrol(card, b)
+			if res.Status != http.StatusCreated || birthday(t, res) != b {
+				t.Fatalf("enrol with %s: %d %s", b, res.Status, res.Body)
+			}
+			id := res.JSON(t)["id"]
+			if got := tl.do(t, "GET", fmt.Sprintf("/api/v1/members/%v", id), tl.admin, nil); birthday(t, got) != b {
+				t.Errorf("GET shows %s", got.Body)
+			}
+			if got := tl.do(t, "GET", "/api/v1/members/lookup?card="+card, tl.oslo, nil); birthday(t, got) != b {
+				t.Errorf("the till's lookup shows %s", got.Body)
+			}
+		}
+	})
+
+	t.Run("a member without a birthday has none in the answer", func(t *testing.T) {
+		res := tl.do(t, "POST", "/api/v1/members", tl.oslo, map[string]any{"card": "2900000000025", "marketing_consent": false})
+		if _, ok := res.JSON(t)["birthday"]; res.Status != http.StatusCreated || ok {
+			t.Errorf("%d %s, want no birthday", res.Status, res.Body)
+		}
+	})
+
+	bad := []struct{ name, birthday string }{
+		{"30 February", "--02-30"},
+		{"29 February of a common year", "2023-02-29"},
+		{"a year in the future", fmt.Sprintf("%d-01-01", time.Now().Year()+1)},
+		{"a year before 1900", "1899-12-31"},
+		{"a month and day without the dashes", "05-17"},
+		{"a day first", "17.05.1990"},
+	}
+	for _, tc := range bad {
+		t.Run("enrolling with "+tc.name+" is invalid", func(t *testing.T) {
+			wantError(t, enrol("2900000000032", tc.birthday), 422, "birthday")
+		})
+	}
+	if n := tl.count(t, `SELECT count(*) FROM members WHERE card = '2900000000032'`); n != 0 {
+		t.Errorf("%d members stored from bad birthdays", n)
+	}
+
+	m := joinedMember(t, tl, "kari@example.com")
+	path := fmt.Sprintf("/api/v1/members/%d", m.ID)
+	t.Run("an admin sets, changes and clears a birthday", func(t *testing.T) {
+		for _, b := range []string{"--12-24", "1985-05-17"} {
+			if res := tl.do(t, "PATCH", path, tl.admin, map[string]any{"birthday": b}); res.Status != http.StatusOK || birthday(t, res) != b {
+				t.Fatalf("patch %s: %d %s", b, res.Status, res.Body)
+			}
+		}
+		if res := tl.do(t, "PATCH", path, tl.admin, map[string]any{"name": "Kari N."}); birthday(t, res) != "1985-05-17" {
+			t.Errorf("a patch without birthday changed it: %s", res.Body)
+		}
+		res := tl.do(t, "PATCH", path, tl.admin, map[string]any{"birthday": ""})
+		if _, ok := res.JSON(t)["birthday"]; res.Status != http.StatusOK || ok {
+			t.Errorf("clear: %d %s", res.Status, res.Body)
+		}
+	})
+	for _, tc := range bad {
+		t.Run("patching "+tc.name+" is invalid", func(t *testing.T) {
+			wantError(t, tl.do(t, "PATCH", path, tl.admin, map[string]any{"birthday": tc.birthday}), 422, "birthday")
+		})
+	}
+	t.Run("a birthday of the wrong type is invalid", func(t *testing.T) {
+		wantError(t, tl.do(t, "PATCH", path, tl.admin, map[string]any{"birthday": 517}), 422, "birthday")
+	})
+
+	t.Run("the export shows the birthday and erasure clears it", func(t *testing.T) {
+		tl.do(t, "PATCH", path, tl.admin, map[string]any{"birthday": "--02-29"})
+		res := tl.do(t, "GET", path+"/export", tl.admin, nil)
+		if got := res.JSON(t)["member"].(map[string]any)["birthday"]; res.Status != http.StatusOK || got != "--02-29" {
+			t.Fatalf("export: %d %s", res.Status, res.Body)
+		}
+		if res := tl.do(t, "DELETE", path, tl.admin, nil); res.Status != http.StatusNoContent {
+			t.Fatalf("erase: %d", res.Status)
+		}
+		if n := tl.count(t, `SELECT count(*) FROM members WHERE id = $1 AND birth_date IS NOT NULL`, m.ID); n != 0 {
+			t.Error("the erased member keeps a birthday")
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -1005,5 +1006,164 @@ func TestEveryIDTheHandlersUseExistsInEveryLanguage(t *testing.T) {
 				t.Errorf("%s lacks %q", lang, id)
 			}
 		}
+	}
+}
+
+// birthdayOf is member id's stored birthday as the API writes it ("" for none).
+func (s *site) birthdayOf(t *testing.T, id int64) string {
+	t.Helper()
+	m, err := s.db.FindMemberByID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Birthday.String()
+}
+
+// birthdayFieldset is the birthday's fieldset on a page, failing when there is none.
+func birthdayFieldset(t *testing.T, p page) string {
+	t.Helper()
+	f := regexp.MustCompile(`(?s)<fieldset class="field[^"]*" id="birthday-field".*?</fieldset>`).FindString(p.Body)
+	if f == "" {
+		t.Fatalf("the page has no birthday field:\n%s", p.Body)
+	}
+	return f
+}
+
+func TestJoinTakesAnOptionalBirthday(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+
+	t.Run("the form asks for day, month and an optional year in the visitor's language", func(t *testing.T) {
+		for lang, month := range map[string]string{"en": ">May<", "nb": ">mai<"} {
+			f := birthdayFieldset(t, s.get(t, "/join?lang="+lang))
+			for _, want := range []string{`name="birthday_day"`, `name="birthday_month"`, `name="birthday_year"`, month, `<option value="31">31</option>`} {
+				if !strings.Contains(f, want) {
+					t.Errorf("%s: the birthday field lacks %s:\n%s", lang, want, f)
+				}
+			}
+		}
+	})
+
+	good := []struct {
+		name   string
+		fields url.Values
+		want   string
+	}{
+		{"a day and a month make a birthday without a year", url.Values{"birthday_day": {"29"}, "birthday_month": {"02"}, "birthday_year": {""}}, "--02-29"},
+		{"a year makes a full date", url.Values{"birthday_day": {"17"}, "birthday_month": {"05"}, "birthday_year": {"1990"}}, "1990-05-17"},
+		{"the contract's single field is taken too", url.Values{"birthday": {"--12-24"}}, "--12-24"},
+		{"no birthday is fine", url.Values{"birthday_day": {""}, "birthday_month": {""}, "birthday_year": {""}}, ""},
+	}
+	for i, tc := range good {
+		t.Run(tc.name, func(t *testing.T) {
+			f := kari()
+			email := fmt.Sprintf("kari.%d@example.com", i)
+			f.Set("email", email)
+			for k, v := range tc.fields {
+				f[k] = v
+			}
+			if p := s.join(t, f); p.Status != http.StatusSeeOther {
+				t.Fatalf("join: %d\n%s", p.Status, p.Body)
+			}
+			if got := s.birthdayOf(t, s.memberByEmail(t, email).ID); got != tc.want {
+				t.Errorf("birthday %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	bad := []struct {
+		name, lang, message string
+		fields              url.Values
+	}{
+		{"30 February", "en", "Choose a day and a month that exist", url.Values{"birthday_day": {"30"}, "birthday_month": {"02"}}},
+		{"a day without a month", "nb", "Velg en dag og en måned som finnes", url.Values{"birthday_day": {"17"}, "birthday_month": {""}}},
+		{"a two-digit year", "en", "write all four digits", url.Values{"birthday_day": {"17"}, "birthday_month": {"05"}, "birthday_year": {"90"}}},
+		{"a year in the future", "en", "not in the future", url.Values{"birthday_day": {"01"}, "birthday_month": {"01"}, "birthday_year": {fmt.Sprint(time.Now().Year() + 1)}}},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name+" is shown by the field and stores nothing", func(t *testing.T) {
+			before := s.members(t)
+			f := kari()
+			f.Set("email", "bad.birthday@example.com")
+			f.Set("lang", tc.lang)
+			for k, v := range tc.fields {
+				f[k] = v
+			}
+			p := s.join(t, f)
+			if p.Status != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422\n%s", p.Status, p.Body)
+			}
+			field := birthdayFieldset(t, p)
+			if !strings.Contains(field, `class="field invalid"`) || !strings.Contains(field, `id="birthday-error"`) || !strings.Contains(field, tc.message) {
+				t.Errorf("the birthday field does not show its error %q:\n%s", tc.message, field)
+			}
+			if !strings.Contains(p.Body, `<a href="#birthday">`) {
+				t.Error("the error summary does not link to the birthday")
+			}
+			if day := tc.fields.Get("birthday_day"); !strings.Contains(field, `<option value="`+day+`" selected>`) {
+				t.Errorf("the day chosen (%s) was lost:\n%s", day, field)
+			}
+			if n := s.members(t); n != before {
+				t.Errorf("%d members stored after an invalid form, was %d", n, before)
+			}
+		})
+	}
+}
+
+func TestPreferencesChangeAndClearTheBirthday(t *testing.T) {
+	s := newSite(t, ClubOptions{})
+	m := confirmed(t, s)
+	tok := token(models.TokenPreferences, m.ID, time.Now().Add(time.Hour))
+	save := func(t *testing.T, birthday url.Values) page {
+		t.Helper()
+		form := s.get(t, "/preferences?token="+url.QueryEscape(tok))
+		f := url.Values{"_csrf": {csrf(t, form)}, "token": {tok}, "lang": {"en"}, "name": {"Kari Nordmann"}, "home_store": {"oslo-1"},
+			"language": {"en"}, "marketing_consent": {"yes"}}
+		for k, v := range birthday {
+			f[k] = v
+		}
+		return s.post(t, "/preferences", f)
+	}
+
+	if f := birthdayFieldset(t, s.get(t, "/preferences?token="+url.QueryEscape(tok))); strings.Contains(f, " selected>") {
+		t.Errorf("a member without a birthday sees one chosen:\n%s", f)
+	}
+
+	// The steps run in order on one member: each starts from what the one before left.
+	steps := []struct {
+		name   string
+		fields url.Values // nil: a form without the birthday fields
+		status int
+		want   string   // the stored birthday afterwards
+		shows  []string // what the page shows afterwards (on 422: the page answered)
+	}{
+		{"a day and a month are saved and shown", url.Values{"birthday_day": {"29"}, "birthday_month": {"02"}, "birthday_year": {""}}, http.StatusOK,
+			"--02-29", []string{`<option value="29" selected>`, `<option value="02" selected>`, `name="birthday_year" value=""`}},
+		{"a year is added and shown", url.Values{"birthday_day": {"17"}, "birthday_month": {"05"}, "birthday_year": {"1985"}}, http.StatusOK,
+			"1985-05-17", []string{`<option value="17" selected>`, `<option value="05" selected>`, `name="birthday_year" value="1985"`}},
+		{"an impossible date is refused by the field and changes nothing", url.Values{"birthday_day": {"31"}, "birthday_month": {"04"}, "birthday_year": {""}},
+			http.StatusUnprocessableEntity, "1985-05-17", []string{`id="birthday-error"`, "Choose a day and a month that exist", `<option value="31" selected>`}},
+		{"a form without the birthday fields leaves it", nil, http.StatusOK, "1985-05-17", []string{`name="birthday_year" value="1985"`}},
+		{"empty fields clear it", url.Values{"birthday_day": {""}, "birthday_month": {""}, "birthday_year": {""}}, http.StatusOK,
+			"", []string{`name="birthday_year" value=""`}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			p := save(t, st.fields)
+			if p.Status != st.status {
+				t.Fatalf("save: %d, want %d\n%s", p.Status, st.status, p.Body)
+			}
+			if got := s.birthdayOf(t, m.ID); got != st.want {
+				t.Errorf("birthday %q, want %q", got, st.want)
+			}
+			if p.Status == http.StatusOK {
+				p = s.get(t, "/preferences?token="+url.QueryEscape(tok))
+			}
+			f := birthdayFieldset(t, p)
+			for _, want := range st.shows {
+				if !strings.Contains(f, want) {
+					t.Errorf("the birthday field lacks %s:\n%s", want, f)
+				}
+			}
+		})
 	}
 }
