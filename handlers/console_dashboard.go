@@ -291,8 +291,8 @@ func dashboardHref(family, sort, dir, segment string) string {
 
 // dashBars draws the per-segment bar charts of the table's rows, in the table's order.
 func dashBars(rows []dashRow, currency string) []dashChart {
-	money := func(v float64) string { return templates.FormatMetricMoney(v, currency) }
-	percent := templates.FormatMetricPercent
+	money := func(v float64) string { return templates.FormatMoneyFloat(v, currency) }
+	percent := templates.FormatPercent
 	type bar struct {
 		heading, desc string
 		get           func(m *metrics.SegmentMetrics) *float64
@@ -332,14 +332,18 @@ func (cn *console) dashLines(c echo.Context, asOf time.Time, segment, label, cur
 		}
 		return s, nil
 	}
-	money := func(v float64) string { return templates.FormatMetricMoney(v, currency) }
-	percent := templates.FormatMetricPercent
+	money := func(v float64) string { return templates.FormatMoneyFloat(v, currency) }
+	percent := templates.FormatPercent
 	percentTick := func(v float64) string { return strconv.FormatFloat(v*100, 'f', 0, 64) + " %" }
-	// Ticks are round: money without the minor units.
+	// Ticks are round: money without the minor units ("1 234 NOK").
 	moneyTick := func(v float64) string {
-		s := templates.FormatMetricMoney(v, currency)
+		s := templates.FormatMoneyFloat(v, currency)
 		if i := strings.LastIndex(s, "."); i > 0 {
-			return s[:i]
+			whole, rest := s[:i], s[i:]
+			if j := strings.IndexByte(rest, ' '); j > 0 {
+				return whole + rest[j:]
+			}
+			return whole
 		}
 		return s
 	}

@@ -20,18 +20,6 @@ func init() {
 	ConsoleFuncs["metricCount"] = func(n int64) string { return dashGroupThousands(strconv.FormatInt(n, 10)) }
 }
 
-// FormatMetricMoney is FormatMoneyFloat under the name the dashboard's charts still call.
-//
-// Deprecated: use FormatMoneyFloat; this goes once handlers/console_dashboard.go does.
-func FormatMetricMoney(minor float64, currency string) string {
-	return FormatMoneyFloat(minor, currency)
-}
-
-// FormatMetricPercent is FormatPercent under the name the dashboard's charts still call.
-//
-// Deprecated: use FormatPercent; this goes once handlers/console_dashboard.go does.
-func FormatMetricPercent(rate float64) string { return FormatPercent(rate) }
-
 func dashFinite(v *float64) bool { return v != nil && !math.IsNaN(*v) && !math.IsInf(*v, 0) }
 
 // dashGroupThousands puts commas between groups of three digits of a formatted number.
