@@ -1,0 +1,427 @@
+package flows
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regulars/regulars/campaigns/segments"
+	"github.com/regulars/regulars/models"
+)
+
+// Defaults of the Engine.
+const (
+	DefaultInterval   = 5 * time.Second
+	DefaultStateEvery = 10 * time.Minute
+	DefaultMailCap    = 3
+	DefaultBatch      = 5000
+	DefaultQuietStart = "21:00"
+	DefaultQuietEnd   = "08:00"
+	// capWindow is the period REGULARS_MAIL_CAP counts marketing mails over.
+	capWindow = 7 * 24 * time.Hour
+	// maxPasses bounds how many steps a member may take in one tick (an if, then a mail: two).
+	maxPasses = 2 * MaxSteps
+)
+
+// Engine enters members into active flows and moves them along their steps. Every serve
+// process runs one; they share the work flow by flow through an advisory lock.
+type Engine struct {
+	DB  *models.DB
+	Log *slog.Logger
+	// Interval between ticks (DefaultInterval); StateEvery between evaluations of a state
+	// trigger (DefaultStateEvery; the first comes on the first tick after activation).
+	Interval, StateEvery time.Duration
+	// MailCap is REGULARS_MAIL_CAP: at most this many marketing mails (campaigns and flows)
+	// per member per 7 days; a capped mail step waits a day. 0 switches the cap off.
+	MailCap int
+	// QuietStart and QuietEnd are REGULARS_QUIET_START/END ("21:00", "08:00"): flow mail waits
+	// for the end of quiet hours in the member's home store's zone. Equal: no quiet hours.
+	QuietStart, QuietEnd string
+	// Batch bounds the members one statement moves (DefaultBatch).
+	Batch int
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log == nil {
+		return slog.Default()
+	}
+	return e.Log
+}
+
+// Run ticks until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	interval := e.Interval
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	for {
+		if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
+			e.log().Error("flow tick", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// Tick works once on every active flow that no other process is working on.
+func (e *Engine) Tick(ctx context.Context) error {
+	rows, err := e.DB.Pool.Query(ctx, `SELECT id FROM flows WHERE status = 'active' ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("find active flows: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("find active flows: %w", err)
+	}
+	var firstErr error
+	for _, id := range ids {
+		if err := e.tickFlow(ctx, id); err != nil {
+			e.log().Error("flow tick", "flow_id", id, "err", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+// tickFlow enters and moves the members of flow id in one transaction, under the flow's lock
+// (skipped when another process holds it).
+func (e *Engine) tickFlow(ctx context.Context, id int64) error {
+	tx, err := e.DB.Pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var mine bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1::int, $2::int)`, lockNamespace, id).Scan(&mine); err != nil {
+		return err
+	}
+	if !mine {
+		return nil
+	}
+	f, err := findFlow(ctx, tx, id, "")
+	if err != nil {
+		return err
+	}
+	if f.Status != StatusActive {
+		return nil // paused since the list was read
+	}
+	prog, err := Compile(f.Steps)
+	if err != nil {
+		return err
+	}
+	entered, err := e.enter(ctx, tx, f)
+	if err != nil {
+		return err
+	}
+	exited, err := e.exit(ctx, tx, f)
+	if err != nil {
+		return err
+	}
+	moved, err := e.advance(ctx, tx, f, prog)
+	if err != nil {
+		return err
+	}
+	if err := closeRuns(ctx, tx, f.ID); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	if entered+exited+moved > 0 {
+		e.log().Info("flow tick", "flow_id", id, "entered", entered, "exited", exited, "moved", moved)
+	}
+	return nil
+}
+
+// enter runs the trigger: event triggers over the events since the watermark, state triggers
+// when they are due. One INSERT … SELECT: the trigger's candidates who are mailable (and not
+// suppressed), in the flow's segment, not in the flow now and not entered within reentry_days.
+// The holdout is a hash of flow and member, the same on every entry.
+func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
+	state := f.Trigger.IsState()
+	if state {
+		var due bool
+		every := e.StateEvery
+		if every <= 0 {
+			every = DefaultStateEvery
+		}
+		if err := tx.QueryRow(ctx, `SELECT states_checked_at IS NULL OR states_checked_at <= now() - $2::interval
+			FROM flows WHERE id = $1`, f.ID, every).Scan(&due); err != nil {
+			return 0, err
+		}
+		if !due {
+			return 0, nil
+		}
+	}
+	cand, own, err := candidates(f.Trigger)
+	if err != nil {
+		return 0, err
+	}
+	var from time.Time
+	if err := tx.QueryRow(ctx, `SELECT greatest(activated_at, coalesce(events_checked_until, activated_at) - $2::interval)
+		FROM flows WHERE id = $1`, f.ID, eventOverlap).Scan(&from); err != nil {
+		return 0, err
+	}
+	zone := e.DB.ZoneName()
+	// $1 flow, $2 from, $3 zone, then the trigger's own, then holdout and reentry, then the
+	// segment's.
+	args := append([]any{f.ID, from, zone}, own...)
+	holdoutAt := len(args) + 1
+	args = append(args, int64(math.Round(f.HoldoutPercent*100)), f.ReentryDays)
+	segment := "true"
+	if f.SegmentID != nil {
+		where, segArgs, err := e.segment(ctx, tx, *f.SegmentID, len(args))
+		if err != nil {
+			return 0, err
+		}
+		segment, args = where, append(args, segArgs...)
+	}
+	query := `
+		INSERT INTO flow_entries (flow_id, member_id, event_key, held_out)
+		SELECT DISTINCT ON (c.member_id) $1::bigint, c.member_id, c.event_key,
+			(('x' || substr(md5('flow:' || $1::bigint || ':' || c.member_id), 1, 8))::bit(32)::bigint % 10000) < ` + placeholder(holdoutAt) + `::bigint
+		FROM (` + cand + `) c
+		JOIN members m ON m.id = c.member_id
+		WHERE ` + segments.Mailable + `
+		  AND NOT EXISTS (SELECT 1 FROM email_suppressions es WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL)
+		  AND (` + segment + `)
+		  AND NOT EXISTS (SELECT 1 FROM flow_entries e WHERE e.flow_id = $1 AND e.member_id = c.member_id
+		                  AND (e.status = 'active' OR ` + placeholder(holdoutAt+1) + `::int IS NULL
+		                       OR e.entered_at > now() - make_interval(days => ` + placeholder(holdoutAt+1) + `::int)))
+		  AND ($2::timestamptz, $3::text) IS NOT NULL -- typed even where the trigger does not use them
+		ORDER BY c.member_id, c.event_key
+		ON CONFLICT (flow_id, member_id, event_key) DO NOTHING`
+	tag, err := tx.Exec(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("trigger %s of flow %d: %w", f.Trigger.Event, f.ID, err)
+	}
+	mark := `events_checked_until = now()`
+	if state {
+		mark = `states_checked_at = now()`
+	}
+	if _, err := tx.Exec(ctx, `UPDATE flows SET `+mark+` WHERE id = $1`, f.ID); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+// segment compiles saved segment id as of now into a WHERE over members m, placeholders from
+// offset+1.
+func (e *Engine) segment(ctx context.Context, tx pgx.Tx, id int64, offset int) (string, []any, error) {
+	var rules []byte
+	if err := tx.QueryRow(ctx, `SELECT rules FROM segments WHERE id = $1`, id).Scan(&rules); err != nil {
+		return "", nil, fmt.Errorf("segment %d: %w", id, err)
+	}
+	tree, err := segments.Parse(rules)
+	if err != nil {
+		return "", nil, err
+	}
+	return compileRules(tree, e.DB, offset)
+}
+
+// compileRules compiles a rule tree as of now in the shop's zone.
+func compileRules(tree *segments.Node, db *models.DB, offset int) (string, []any, error) {
+	tz := db.Timezone
+	if tz == nil {
+		tz = time.UTC
+	}
+	where, args, err := segments.Compile(tree, time.Now().In(tz), offset)
+	if err != nil {
+		return "", nil, err
+	}
+	if strings.TrimSpace(where) == "" {
+		where = "true"
+	}
+	return where, args, nil
+}
+
+// exit ends the entries of members who bought since entering (when the flow exits on
+// purchase: a sale received after the entry, so never the one that started it, and also an
+// offline sale uploaded late, which shows the member was not gone), withdrew consent, were erased or had their address suppressed: in one statement
+// for the whole flow, before anyone moves, so a purchase during a wait ends the flow before
+// its next mail.
+func (e *Engine) exit(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
+	tag, err := tx.Exec(ctx, `
+		UPDATE flow_entries e SET status = 'exited', finished_at = now(), exit_reason = x.reason
+		FROM (
+			SELECT e.id, CASE
+				WHEN m.status = 'erased' THEN 'erased'
+				WHEN NOT `+segments.Mailable+` THEN 'consent'
+				WHEN EXISTS (SELECT 1 FROM email_suppressions es WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL) THEN 'suppressed'
+				WHEN $2 AND EXISTS (SELECT 1 FROM transactions t WHERE t.member_id = e.member_id AND t.kind = 'sale'
+				                    AND t.received_at > e.entered_at) THEN 'purchase'
+			END AS reason
+			FROM flow_entries e JOIN members m ON m.id = e.member_id
+			WHERE e.flow_id = $1 AND e.status = 'active'
+		) x
+		WHERE e.id = x.id AND x.reason IS NOT NULL`, f.ID, f.ExitOnPurchase)
+	if err != nil {
+		return 0, fmt.Errorf("exits of flow %d: %w", f.ID, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// advance moves due members step by step, one statement per instruction and pass, until no one
+// due is left to move (or maxPasses).
+func (e *Engine) advance(ctx context.Context, tx pgx.Tx, f *Flow, prog Program) (int64, error) {
+	var total int64
+	for range maxPasses {
+		var moved int64
+		for i, op := range prog {
+			n, err := e.step(ctx, tx, f, i, op)
+			if err != nil {
+				return total, fmt.Errorf("flow %d %s: %w", f.ID, op.Path, err)
+			}
+			moved += n
+		}
+		tag, err := tx.Exec(ctx, `UPDATE flow_entries SET status = 'done', finished_at = now()
+			WHERE flow_id = $1 AND status = 'active' AND step >= $2`, f.ID, len(prog))
+		if err != nil {
+			return total, err
+		}
+		moved += tag.RowsAffected()
+		total += moved
+		if moved == 0 {
+			break
+		}
+	}
+	return total, nil
+}
+
+// due is the CTE of the entries due at step $2 of flow $1, at most $3 of them.
+const due = `due AS (
+	SELECT e.id, e.member_id, e.held_out FROM flow_entries e
+	WHERE e.flow_id = $1 AND e.status = 'active' AND e.step = $2 AND e.next_at <= now()
+	ORDER BY e.next_at LIMIT $3)`
+
+func (e *Engine) batch() int {
+	if e.Batch > 0 {
+		return e.Batch
+	}
+	return DefaultBatch
+}
+
+// step runs instruction i for the members due at it.
+func (e *Engine) step(ctx context.Context, tx pgx.Tx, f *Flow, i int, op Op) (int64, error) {
+	switch op.Kind {
+	case OpWait:
+		tag, err := tx.Exec(ctx, `WITH `+due+`
+			UPDATE flow_entries e SET step = $4, next_at = now() + $5::interval FROM due WHERE e.id = due.id`,
+			f.ID, i, e.batch(), op.Next, op.Wait)
+		return tag.RowsAffected(), err
+	case OpIf:
+		where, args, err := compileRules(op.Rules, e.DB, 5)
+		if err != nil {
+			return 0, err
+		}
+		tag, err := tx.Exec(ctx, `WITH `+due+`
+			UPDATE flow_entries e SET next_at = now(), step = CASE
+				WHEN EXISTS (SELECT 1 FROM members m WHERE m.id = e.member_id AND (`+where+`)) THEN $4::int ELSE $5::int END
+			FROM due WHERE e.id = due.id`,
+			append([]any{f.ID, i, e.batch(), op.Then, op.Else}, args...)...)
+		return tag.RowsAffected(), err
+	case OpMail:
+		return e.mail(ctx, tx, f, i, op)
+	}
+	return 0, fmt.Errorf("unknown instruction %q", op.Kind)
+}
+
+// mail queues mail step i for the members due at it, in today's run of the step's campaign:
+// held-out members as held out (never mailed), the others queued for the campaign sender,
+// unless quiet hours in their home store's zone hold them (they wait for the end) or they had
+// REGULARS_MAIL_CAP marketing mails in 7 days (they wait a day).
+func (e *Engine) mail(ctx context.Context, tx pgx.Tx, f *Flow, i int, op Op) (int64, error) {
+	var runID int64
+	err := tx.QueryRow(ctx, `
+		WITH c AS (SELECT id FROM campaigns WHERE flow_id = $1 AND flow_step = $2),
+		ins AS (
+			INSERT INTO campaign_runs (campaign_id, scheduled_for, status, started_at, recipients, held_out)
+			SELECT c.id, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 'sending', now(), 0, 0 FROM c
+			ON CONFLICT (campaign_id, scheduled_for) DO NOTHING
+			RETURNING id)
+		SELECT id FROM ins
+		UNION ALL
+		SELECT r.id FROM campaign_runs r JOIN c ON r.campaign_id = c.id
+		WHERE r.scheduled_for = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`, f.ID, i).Scan(&runID)
+	if err != nil {
+		return 0, fmt.Errorf("today's run of mail step %d: %w", i, err)
+	}
+	quietStart, quietEnd := e.QuietStart, e.QuietEnd
+	if quietStart == "" && quietEnd == "" {
+		quietStart, quietEnd = DefaultQuietStart, DefaultQuietEnd
+	}
+	mailCap := e.MailCap
+	if mailCap <= 0 {
+		mailCap = math.MaxInt32
+	}
+	tag, err := tx.Exec(ctx, `WITH `+due+`,
+		judged AS (
+			SELECT due.id, due.member_id, due.held_out, m.email,
+				quiet_until(now(), coalesce(s.timezone, $5), $6::time, $7::time) AS quiet,
+				`+mailsInWindow("due.member_id", "$8")+` >= $9 AS capped
+			FROM due JOIN members m ON m.id = due.member_id LEFT JOIN stores s ON s.id = m.home_store_id),
+		go AS (
+			SELECT * FROM judged WHERE held_out OR (quiet IS NULL AND NOT capped)),
+		ins AS (
+			INSERT INTO campaign_recipients (run_id, member_id, email, held_out, status)
+			SELECT $10::bigint, go.member_id, go.email, go.held_out, CASE WHEN go.held_out THEN 'held_out' ELSE 'queued' END
+			FROM go
+			ON CONFLICT (run_id, member_id) DO NOTHING
+			RETURNING held_out),
+		counted AS (
+			UPDATE campaign_runs SET recipients = recipients + (SELECT count(*) FROM ins WHERE NOT held_out),
+				held_out = held_out + (SELECT count(*) FROM ins WHERE held_out)
+			WHERE id = $10)
+		UPDATE flow_entries e SET
+			step = CASE WHEN j.held_out OR (j.quiet IS NULL AND NOT j.capped) THEN $4::int ELSE e.step END,
+			next_at = CASE WHEN j.held_out OR (j.quiet IS NULL AND NOT j.capped) THEN now()
+			               WHEN j.capped THEN now() + interval '1 day'
+			               ELSE j.quiet END
+		FROM judged j WHERE e.id = j.id AND (j.held_out OR (j.quiet IS NULL AND NOT j.capped))`,
+		f.ID, i, e.batch(), op.Next, e.DB.ZoneName(), quietStart, quietEnd, capWindow, mailCap, runID)
+	if err != nil {
+		return 0, err
+	}
+	// Members held back by quiet hours or the cap get their new time without counting as moved.
+	if _, err := tx.Exec(ctx, `WITH `+due+`
+		UPDATE flow_entries e SET next_at = CASE
+			WHEN `+mailsInWindow("e.member_id", "$7")+` >= $8 THEN now() + interval '1 day'
+			ELSE coalesce(quiet_until(now(), coalesce(s.timezone, $4), $5::time, $6::time), now()) END
+		FROM due JOIN members m ON m.id = due.member_id LEFT JOIN stores s ON s.id = m.home_store_id
+		WHERE e.id = due.id AND NOT due.held_out`,
+		f.ID, i, e.batch(), e.DB.ZoneName(), quietStart, quietEnd, capWindow, mailCap); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+// mailsInWindow counts the marketing mails (campaigns and flows) member has had within window, or
+// has waiting in a run being sent: what REGULARS_MAIL_CAP limits.
+func mailsInWindow(member, window string) string {
+	return `(SELECT count(*) FROM campaign_recipients cr JOIN campaign_runs r ON r.id = cr.run_id
+		WHERE cr.member_id = ` + member + ` AND NOT cr.held_out
+		  AND ((cr.status = 'sent' AND cr.sent_at > now() - ` + window + `::interval)
+		    OR (cr.status IN ('queued', 'sending') AND r.status = 'sending')))`
+}
+
+// closeRuns marks the flow's runs of earlier days sent once nothing in them is queued or in
+// flight (today's run stays open for the members who reach a mail step later today).
+func closeRuns(ctx context.Context, tx pgx.Tx, flowID int64) error {
+	_, err := tx.Exec(ctx, `
+		UPDATE campaign_runs r SET status = 'sent', finished_at = now()
+		FROM campaigns c
+		WHERE c.id = r.campaign_id AND c.flow_id = $1 AND r.status = 'sending'
+		  AND r.scheduled_for < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+		  AND NOT EXISTS (SELECT 1 FROM campaign_recipients cr WHERE cr.run_id = r.id AND cr.status IN ('queued', 'sending'))`, flowID)
+	return err
+}

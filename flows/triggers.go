@@ -1,0 +1,100 @@
+package flows
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// eventOverlap is how far before its watermark an event trigger looks again on each tick: a
+// sale is stamped received_at when its statement starts and becomes visible when it commits,
+// so one committed a moment late is still seen. The entries' unique event key makes looking
+// twice harmless.
+const eventOverlap = 5 * time.Minute
+
+// candidates is the trigger's SELECT of (member_id, event_key) for the members it starts now,
+// before the rules every flow shares (mailable, segment, reentry). Its placeholders are $1 the
+// flow id, $2 the lower bound of event times (event triggers) and $3 the shop's time zone, then
+// its own from $4 on; args holds those own ones. Each is one set-based statement.
+func candidates(t Trigger) (query string, args []any, err error) {
+	switch t.Event {
+	case EventJoined:
+		// Consent confirmed (the double opt-in of a sign-up or of consent given again).
+		return `SELECT m.id AS member_id, 'joined' AS event_key FROM members m
+			WHERE m.confirmed_at >= $2 AND m.confirmed_at <= now()`, nil, nil
+	case EventFirstPurchase:
+		return `SELECT t.member_id, 'first_purchase' AS event_key FROM transactions t
+			WHERE t.live AND t.member_id IS NOT NULL AND t.received_at >= $2 AND t.kind = 'sale'
+			  AND NOT EXISTS (SELECT 1 FROM transactions p
+			                  WHERE p.member_id = t.member_id AND p.kind = 'sale'
+			                    AND (p.occurred_at, p.id) < (t.occurred_at, t.id))`, nil, nil
+	case EventPurchaseCount:
+		return `SELECT t.member_id, 'purchase:' || $4::int AS event_key FROM transactions t
+			WHERE t.live AND t.member_id IS NOT NULL AND t.received_at >= $2 AND t.kind = 'sale'
+			  AND (SELECT count(*) FROM transactions p
+			       WHERE p.member_id = t.member_id AND p.kind = 'sale'
+			         AND (p.occurred_at, p.id) <= (t.occurred_at, t.id)) = $4::int`, []any{*t.Count}, nil
+	case EventTierChanged:
+		// A sale or refund that moved the member to another tier: the tier as of just before
+		// it differs from the tier just after (member_tier counts what occurred before as_of).
+		return `SELECT t.member_id, 'tier:' || t.id AS event_key FROM transactions t
+			WHERE t.live AND t.member_id IS NOT NULL AND t.received_at >= $2
+			  AND (SELECT mt.id FROM member_tier(t.member_id, t.occurred_at, $3) mt)
+			      IS DISTINCT FROM
+			      (SELECT mt.id FROM member_tier(t.member_id, t.occurred_at + interval '1 microsecond', $3) mt)`, nil, nil
+	case EventBirthday:
+		// The birthday days_before days from today in the shop's zone; a 29 February birthday
+		// is kept on the 28th in other years. The key is the year, so it fires once a year.
+		return `SELECT m.id AS member_id, 'birthday:' || extract(year FROM d.day) AS event_key
+			FROM (SELECT ((now() AT TIME ZONE $3)::date + $4::int) AS day) d
+			JOIN members m ON m.birth_date IS NOT NULL
+			 AND ((extract(month FROM m.birth_date), extract(day FROM m.birth_date))
+			        = (extract(month FROM d.day), extract(day FROM d.day))
+			   OR (extract(month FROM d.day) = 2 AND extract(day FROM d.day) = 28
+			       AND NOT (extract(year FROM d.day)::int % 4 = 0 AND (extract(year FROM d.day)::int % 100 <> 0 OR extract(year FROM d.day)::int % 400 = 0))
+			       AND extract(month FROM m.birth_date) = 2 AND extract(day FROM m.birth_date) = 29))`,
+			[]any{*t.DaysBefore}, nil
+	case EventLapsed:
+		// Members whose last sale is more than days ago (and, personal, more than factor × the
+		// median gap between their purchase days). The key is that last sale: one lapse, one
+		// entry; a purchase and a new lapse make a new one. Members who never bought do not
+		// lapse; one purchase day has no gap, so days alone decides.
+		personal := "true"
+		args := []any{*t.Days}
+		if t.Personal {
+			personal = `(g.median_gap IS NULL OR l.occurred_at < now() - g.median_gap * $5::float8)`
+			args = append(args, *t.Factor)
+		}
+		return `SELECT l.member_id, 'lapsed:' || l.id AS event_key
+			FROM (SELECT m.id AS member_id, last.id, last.occurred_at
+			      FROM members m
+			      CROSS JOIN LATERAL (SELECT t.id, t.occurred_at FROM transactions t
+			                          WHERE t.member_id = m.id AND t.kind = 'sale'
+			                          ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) last
+			      WHERE m.status = 'active') l
+			` + medianGapJoin(t.Personal) + `
+			WHERE l.occurred_at < now() - make_interval(days => $4::int) AND ` + personal, args, nil
+	case EventPAliveBelow:
+		// As of the latest metrics run (member_metrics holds each member's latest figures).
+		return `SELECT mm.member_id, 'p_alive:' || mm.as_of AS event_key FROM member_metrics mm
+			WHERE mm.p_alive < $4::float8`, []any{*t.Value}, nil
+	}
+	return "", nil, fmt.Errorf("trigger %q cannot run on this server", t.Event)
+}
+
+// medianGapJoin joins g.median_gap, the median interval between a lapsed candidate's distinct
+// purchase days (in the shop's zone), for the personal lapse.
+func medianGapJoin(personal bool) string {
+	if !personal {
+		return ""
+	}
+	return `LEFT JOIN LATERAL (
+			SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) * interval '1 day' AS median_gap
+			FROM (SELECT day - lag(day) OVER (ORDER BY day) AS gap
+			      FROM (SELECT DISTINCT (t.occurred_at AT TIME ZONE $3)::date AS day
+			            FROM transactions t WHERE t.member_id = l.member_id AND t.kind = 'sale') days) gaps
+			WHERE gap IS NOT NULL) g ON true`
+}
+
+// placeholder is $n.
+func placeholder(n int) string { return "$" + strconv.Itoa(n) }
