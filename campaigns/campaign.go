@@ -56,6 +56,10 @@ type Campaign struct {
 	Timezone  *string    `json:"timezone"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
+	// FlowID is set on a flow's mail step (step FlowStep of its program): the flow owns it, so
+	// it is not listed, edited or scheduled as a campaign.
+	FlowID   *int64 `json:"-"`
+	FlowStep *int   `json:"-"`
 }
 
 // Input creates a campaign (Create) or changes one (Update: nil fields stay as they are). The
@@ -181,12 +185,12 @@ type querier interface {
 }
 
 const campaignColumns = `id, name, subject, from_addr, html, text, segment_id, holdout_percent::float8,
-	track_opens, status, send_at, cron, timezone, created_at, updated_at`
+	track_opens, status, send_at, cron, timezone, created_at, updated_at, flow_id, flow_step`
 
 func scanCampaign(row pgx.Row) (*Campaign, error) {
 	var c Campaign
 	err := row.Scan(&c.ID, &c.Name, &c.Subject, &c.From, &c.HTML, &c.Text, &c.SegmentID, &c.HoldoutPercent,
-		&c.TrackOpens, &c.Status, &c.SendAt, &c.Cron, &c.Timezone, &c.CreatedAt, &c.UpdatedAt)
+		&c.TrackOpens, &c.Status, &c.SendAt, &c.Cron, &c.Timezone, &c.CreatedAt, &c.UpdatedAt, &c.FlowID, &c.FlowStep)
 	if err != nil {
 		return nil, err
 	}
@@ -212,8 +216,17 @@ func Create(ctx context.Context, db *models.DB, defaultFrom string, in Input) (*
 	return out, nil
 }
 
-// Get returns campaign id, ENOTFOUND when there is none.
+// Get returns campaign id, ENOTFOUND when there is none or it is a flow's mail step.
 func Get(ctx context.Context, db *models.DB, id int64) (*Campaign, error) {
+	c, err := get(ctx, db.Pool, id, "")
+	if err == nil && c.FlowID != nil {
+		return nil, models.Errorf(models.ENOTFOUND, "no campaign %d", id)
+	}
+	return c, err
+}
+
+// GetForSending returns campaign id, a flow's mail step too: what the sender mails.
+func GetForSending(ctx context.Context, db *models.DB, id int64) (*Campaign, error) {
 	return get(ctx, db.Pool, id, "")
 }
 
@@ -228,9 +241,9 @@ func get(ctx context.Context, q querier, id int64, lock string) (*Campaign, erro
 	return c, nil
 }
 
-// List returns every campaign, newest first.
+// List returns every campaign, newest first (not the mail steps of flows).
 func List(ctx context.Context, db *models.DB) ([]Campaign, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT `+campaignColumns+` FROM campaigns ORDER BY id DESC`)
+	rows, err := db.Pool.Query(ctx, `SELECT `+campaignColumns+` FROM campaigns WHERE flow_id IS NULL ORDER BY id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list campaigns: %w", err)
 	}
@@ -261,6 +274,9 @@ func Update(ctx context.Context, db *models.DB, defaultFrom string, id int64, in
 	c, err := get(ctx, tx, id, "FOR UPDATE")
 	if err != nil {
 		return nil, err
+	}
+	if c.FlowID != nil {
+		return nil, models.Errorf(models.ENOTFOUND, "no campaign %d", id)
 	}
 	if in.touchesContent() && c.Status != StatusDraft && c.Status != StatusPaused {
 		return nil, models.Errorf(models.ECONFLICT,

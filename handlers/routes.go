@@ -66,6 +66,13 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api.DELETE("/segments/:id", s.deleteSegment, staff)
 	api.GET("/segments/:id/members", s.segmentMembers, staff)
 	api.GET("/campaigns/:id/stats", s.campaignStats, staff)
+	api.GET("/flows", s.listFlows, staff)
+	api.POST("/flows", s.createFlow, staff)
+	api.GET("/flows/:id", s.getFlow, staff)
+	api.PATCH("/flows/:id", s.updateFlow, staff)
+	api.POST("/flows/:id/activate", s.activateFlow, staff)
+	api.POST("/flows/:id/pause", s.pauseFlow, staff)
+	api.GET("/flows/:id/stats", s.flowStats, staff)
 	api.POST("/webhooks/bounce", s.bounceWebhook, admin)
 
 	// Tracked links of campaign mail (clicks.go).

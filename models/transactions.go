@@ -513,17 +513,18 @@ WITH b AS (
            $10::text AS phone, $11::text AS refunds, $12::bytea AS hash
 )` + insertTransactionsTail
 
-// insertTransactionsTail is what both statements share: everything after the rows.
+// insertTransactionsTail is what both statements share: everything after the rows. Sales
+// stored here are live (they may start flows); imported history is not (models/imports.go).
 const insertTransactionsTail = `, ins AS (
     INSERT INTO transactions (store_id, txn_id, register, kind, occurred_at, amount_minor, currency,
-                              member_id, member_card, member_email, member_phone, refunds_txn_id, content_hash)
+                              member_id, member_card, member_email, member_phone, refunds_txn_id, content_hash, live)
     SELECT $1, b.txn_id, b.register, b.kind, b.occurred_at, b.amount, b.currency,
            COALESCE(
                (SELECT m.id FROM members m WHERE m.card = b.card AND m.status <> 'erased'),
                (SELECT m.id FROM members m WHERE lower(m.email) = b.email AND m.status <> 'erased'),
                (SELECT m.id FROM members m WHERE m.phone = b.phone AND m.status <> 'erased'),
                (SELECT s.member_id FROM transactions s WHERE s.store_id = $1 AND s.txn_id = b.refunds)),
-           b.card, b.email, b.phone, b.refunds, b.hash
+           b.card, b.email, b.phone, b.refunds, b.hash, true
     FROM b
     ON CONFLICT (store_id, txn_id) DO NOTHING
     RETURNING id, txn_id, member_id, received_at

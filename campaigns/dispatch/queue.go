@@ -303,9 +303,9 @@ func (q *PostgresQueue) RunStatus(ctx context.Context, id int64) (RunStatus, err
 	return st, nil
 }
 
-// Campaign reads the campaign (campaigns.Get).
+// Campaign reads the campaign or flow mail step (campaigns.GetForSending).
 func (q *PostgresQueue) Campaign(ctx context.Context, id int64) (*campaigns.Campaign, error) {
-	return campaigns.Get(ctx, q.DB, id)
+	return campaigns.GetForSending(ctx, q.DB, id)
 }
 
 // Tracker builds a tracking.Tracker, which registers the links in campaign_links.

@@ -98,7 +98,7 @@ func (in ScheduleInput) check(now time.Time) error {
 
 // lockCampaign reads campaign id's status and audience inside tx, locking its row.
 func lockCampaign(ctx context.Context, tx pgx.Tx, id int64) (status string, segmentID *int64, err error) {
-	err = tx.QueryRow(ctx, `SELECT status, segment_id FROM campaigns WHERE id = $1 FOR UPDATE`, id).Scan(&status, &segmentID)
+	err = tx.QueryRow(ctx, `SELECT status, segment_id FROM campaigns WHERE id = $1 AND flow_id IS NULL FOR UPDATE`, id).Scan(&status, &segmentID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil, models.Errorf(models.ENOTFOUND, "no campaign %d", id)
 	}

@@ -468,3 +468,22 @@ func ratio(num, den int64) *float64 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// GroupSums is one group's per-member revenue as sufficient statistics: members, their total
+// and the sum of squares of each member's revenue.
+type GroupSums struct {
+	N          int64
+	Sum        int64
+	SumSquares float64
+}
+
+// CompareGroups compares treated members' mean revenue with held-out members' as campaign
+// statistics do (difference, 95 % Welch interval, relative lift); nil when a group is empty.
+// Flow reports use it.
+func CompareGroups(treated, held GroupSums) *Holdout {
+	if treated.N == 0 || held.N == 0 {
+		return nil
+	}
+	return holdout(group{n: treated.N, sum: treated.Sum, sumSquares: treated.SumSquares},
+		group{n: held.N, sum: held.Sum, sumSquares: held.SumSquares})
+}

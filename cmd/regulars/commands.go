@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/regulars/regulars/campaigns/dispatch"
 	"github.com/regulars/regulars/campaigns/mailer"
+	"github.com/regulars/regulars/flows"
 	"github.com/regulars/regulars/handlers"
 	"github.com/regulars/regulars/jobs"
 	"github.com/regulars/regulars/jobs/clubmail"
@@ -160,6 +161,11 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	var dispatchDone sync.WaitGroup
 	dispatchDone.Go(func() { dispatcher.Run(dispatchCtx) })
 	dispatchDone.Go(func() { campaignSender.Run(dispatchCtx) })
+	// Flows: every replica runs the engine; a per-flow advisory lock gives each flow's tick to
+	// one of them. Flow mail is queued as campaign recipients, so the sender above sends it.
+	flowEngine := &flows.Engine{DB: db.DB, Log: log, MailCap: env.cfg.MailCap,
+		QuietStart: env.cfg.QuietStart, QuietEnd: env.cfg.QuietEnd}
+	dispatchDone.Go(func() { flowEngine.Run(dispatchCtx) })
 	// Deferred after the campaign mailer's Close, so it runs first.
 	defer func() {
 		stopDispatch()

@@ -20,6 +20,7 @@ import (
 	"github.com/regulars/regulars/campaigns/dispatch"
 	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/campaigns/tracking"
+	"github.com/regulars/regulars/flows"
 	"github.com/regulars/regulars/handlers"
 	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/robfig/cron/v3"
@@ -69,6 +70,12 @@ type config struct {
 	SendConcurrency int
 	SendRate        float64
 
+	// Flows: at most MailCap marketing mails per member per 7 days (campaigns counted, 0: no
+	// cap); flow mail waits out quiet hours QuietStart–QuietEnd ("HH:MM" in the member's home
+	// store's zone; equal: none).
+	MailCap              int
+	QuietStart, QuietEnd string
+
 	// DKIM: when both are set, every mail serve sends is signed with the PEM private key in
 	// DKIMKeyFile for the domain of MailFrom's address, published under DKIMSelector.
 	DKIMKeyFile  string
@@ -116,6 +123,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		SendConcurrency: dispatch.DefaultConcurrency,
 		SendRate:        dispatch.DefaultRate,
+
+		MailCap:    flows.DefaultMailCap,
+		QuietStart: or(getenv("REGULARS_QUIET_START"), flows.DefaultQuietStart),
+		QuietEnd:   or(getenv("REGULARS_QUIET_END"), flows.DefaultQuietEnd),
 
 		DKIMKeyFile:  getenv("REGULARS_DKIM_KEY_FILE"),
 		DKIMSelector: getenv("REGULARS_DKIM_SELECTOR"),
@@ -184,6 +195,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("REGULARS_JOIN_RATE must be a whole number of submissions a minute, not %q", v)
 		}
 		c.JoinRate = n
+	}
+	if v := getenv("REGULARS_MAIL_CAP"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("REGULARS_MAIL_CAP must be a whole number of mails per member per 7 days (0: no cap), not %q", v)
+		}
+		c.MailCap = n
 	}
 	if v := getenv("REGULARS_ATTRIBUTION_DAYS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -286,6 +304,14 @@ func (c *config) validate() error {
 	}
 	if c.JoinRate < 1 || c.JoinRate > 10000 {
 		return fmt.Errorf("REGULARS_JOIN_RATE must be between 1 and 10000 submissions a minute, not %d", c.JoinRate)
+	}
+	if c.MailCap < 0 || c.MailCap > 1000 {
+		return fmt.Errorf("REGULARS_MAIL_CAP must be between 0 (no cap) and 1000, not %d", c.MailCap)
+	}
+	for name, v := range map[string]string{"REGULARS_QUIET_START": c.QuietStart, "REGULARS_QUIET_END": c.QuietEnd} {
+		if _, err := time.Parse("15:04", v); err != nil {
+			return fmt.Errorf("%s must be a time of day such as 21:00, not %q", name, v)
+		}
 	}
 	if c.AttributionDays < 1 || c.AttributionDays > 365 {
 		return fmt.Errorf("REGULARS_ATTRIBUTION_DAYS must be between 1 and 365, not %d", c.AttributionDays)
