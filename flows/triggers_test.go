@@ -1,0 +1,208 @@
+package flows
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// entered returns the members of flow id's entries with their event keys.
+func (e *env) entered(t *testing.T, id int64) map[int64]string {
+	t.Helper()
+	rows, err := e.db.Pool.Query(context.Background(), `SELECT member_id, event_key FROM flow_entries WHERE flow_id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]string{}
+	for rows.Next() {
+		var m int64
+		var k string
+		if err := rows.Scan(&m, &k); err != nil {
+			t.Fatal(err)
+		}
+		out[m] = k
+	}
+	return out
+}
+
+func (e *env) exec(t *testing.T, query string, args ...any) {
+	t.Helper()
+	if _, err := e.db.Pool.Exec(context.Background(), query, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const oneMail = `"steps": [{"mail": {"subject": "Hello", "text": "Hello."}}]`
+
+func TestPurchaseCountFiresOnTheNthSale(t *testing.T) {
+	e := newEnv(t)
+	third, card := e.member(t, "confirmed")
+	second, card2 := e.member(t, "confirmed")
+	now := time.Now()
+	e.sale(t, card, now.Add(-72*time.Hour))
+	e.sale(t, card, now.Add(-48*time.Hour))
+	e.sale(t, card2, now.Add(-48*time.Hour))
+	f := e.flow(t, `{"name": "Third visit", "trigger": {"event": "purchase_count", "count": 3}, `+oneMail+`}`)
+	e.sale(t, card, now.Add(-time.Hour))
+	e.sale(t, card2, now.Add(-time.Hour))
+	en := e.engine()
+	e.tick(t, en)
+	got := e.entered(t, f.ID)
+	if len(got) != 1 || got[third] != "purchase:3" {
+		t.Errorf("entered %v, want only member %d (third sale); %d has had two", got, third, second)
+	}
+	e.sale(t, card, now)
+	e.tick(t, en)
+	if len(e.entered(t, f.ID)) != 1 {
+		t.Error("the fourth sale started the flow again")
+	}
+}
+
+func TestBirthdayFiresOnceAYearDaysBefore(t *testing.T) {
+	e := newEnv(t)
+	oslo, _ := time.LoadLocation("UTC")
+	in3 := time.Now().In(oslo).AddDate(0, 0, 3)
+	yearless, _ := e.member(t, "confirmed")
+	full, _ := e.member(t, "confirmed")
+	other, _ := e.member(t, "confirmed")
+	e.exec(t, `UPDATE members SET birth_date = make_date(4, $2, $3) WHERE id = $1`, yearless, int(in3.Month()), in3.Day())
+	e.exec(t, `UPDATE members SET birth_date = make_date(1990, $2, $3) WHERE id = $1`, full, int(in3.Month()), in3.Day())
+	e.exec(t, `UPDATE members SET birth_date = make_date(1990, $2, $3) WHERE id = $1`, other, int(in3.AddDate(0, 0, 1).Month()), in3.AddDate(0, 0, 1).Day())
+	f := e.flow(t, `{"name": "Birthday", "trigger": {"event": "birthday", "days_before": 3}, "reentry_days": 300, `+oneMail+`}`)
+	en := e.engine()
+	e.tick(t, en)
+	got := e.entered(t, f.ID)
+	key := fmt.Sprintf("birthday:%d", in3.Year())
+	if len(got) != 2 || got[yearless] != key || got[full] != key {
+		t.Errorf("entered %v, want members %d and %d with %s", got, yearless, full, key)
+	}
+	// Checked again (as every 10 minutes): nobody enters twice.
+	e.exec(t, `UPDATE flows SET states_checked_at = NULL WHERE id = $1`, f.ID)
+	e.tick(t, en)
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != 2 {
+		t.Errorf("%d entries after a second check, want 2", n)
+	}
+}
+
+func TestLapsedFixedAndPersonal(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now()
+	// Every 10 days, last 40 days ago: lapsed for 30 fixed days; personal factor 3 needs > 30
+	// days and > 3 × 10 days: lapsed too.
+	regular, card := e.member(t, "confirmed")
+	for i := range 5 {
+		e.sale(t, card, now.Add(-time.Duration(40+10*i)*24*time.Hour))
+	}
+	// Every 20 days, last 40 days ago: lapsed for 30 fixed days; personal needs > 60 days: not.
+	slow, card2 := e.member(t, "confirmed")
+	for i := range 4 {
+		e.sale(t, card2, now.Add(-time.Duration(40+20*i)*24*time.Hour))
+	}
+	// One purchase 35 days ago: no gap, days alone decides.
+	once, card3 := e.member(t, "confirmed")
+	e.sale(t, card3, now.Add(-35*24*time.Hour))
+	// Bought last week: not lapsed. Never bought: never lapses.
+	_, card4 := e.member(t, "confirmed")
+	e.sale(t, card4, now.Add(-7*24*time.Hour))
+	e.member(t, "confirmed")
+
+	fixed := e.flow(t, `{"name": "Lapsed 30", "trigger": {"event": "lapsed", "days": 30}, `+oneMail+`}`)
+	personal := e.flow(t, `{"name": "Lapsed for them", "trigger": {"event": "lapsed", "days": 30, "personal": true, "factor": 3}, `+oneMail+`}`)
+	e.tick(t, e.engine())
+	if got := e.entered(t, fixed.ID); len(got) != 3 || got[regular] == "" || got[slow] == "" || got[once] == "" {
+		t.Errorf("fixed lapse entered %v, want %d, %d, %d", got, regular, slow, once)
+	}
+	if got := e.entered(t, personal.ID); len(got) != 2 || got[regular] == "" || got[once] == "" {
+		t.Errorf("personal lapse entered %v, want %d and %d (not %d, whose usual gap is 20 days)", got, regular, once, slow)
+	}
+}
+
+func TestTierChangedFiresWhenASaleMovesTheTier(t *testing.T) {
+	e := newEnv(t)
+	e.exec(t, `INSERT INTO tiers (name, min_spend_minor, discount_percent) VALUES ('Silver', 0, 0), ('Gold', 8000, 5)`)
+	climber, card := e.member(t, "confirmed")
+	_, card2 := e.member(t, "confirmed")
+	f := e.flow(t, `{"name": "Welcome to gold", "trigger": {"event": "tier_changed"}, `+oneMail+`}`)
+	e.sale(t, card, time.Now().Add(-time.Hour)) // 45.00: silver → silver
+	e.sale(t, card2, time.Now().Add(-time.Hour))
+	e.tick(t, e.engine())
+	if got := e.entered(t, f.ID); len(got) != 0 {
+		t.Fatalf("entered %v after sales that kept the tier", got)
+	}
+	e.sale(t, card, time.Now()) // 90.00 in the year: gold
+	e.tick(t, e.engine())
+	if got := e.entered(t, f.ID); len(got) != 1 || got[climber] == "" {
+		t.Errorf("entered %v, want member %d who reached gold", got, climber)
+	}
+}
+
+func TestSegmentReentryAndPause(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var seg int64
+	if err := e.db.Pool.QueryRow(ctx, `INSERT INTO segments (name, rules)
+		VALUES ('Oslo', '{"field": "home_store", "op": "eq", "value": "oslo-1"}') RETURNING id`).Scan(&seg); err != nil {
+		t.Fatal(err)
+	}
+	inSeg, card := e.member(t, "confirmed")
+	out, card2 := e.member(t, "confirmed")
+	e.exec(t, `UPDATE members SET home_store_id = NULL WHERE id = $1`, out)
+	f := e.flow(t, fmt.Sprintf(`{"name": "Visits", "trigger": {"event": "purchase_count", "count": 1}, "segment_id": %d,
+		"reentry_days": 30, "steps": [{"wait": "1h"}, {"mail": {"subject": "Thanks", "text": "Thanks."}}]}`, seg))
+	e.sale(t, card, time.Now())
+	e.sale(t, card2, time.Now())
+	en := e.engine()
+	e.tick(t, en)
+	if got := e.entered(t, f.ID); len(got) != 1 || got[inSeg] == "" {
+		t.Fatalf("entered %v, want only member %d of the segment", got, inSeg)
+	}
+	// Paused: the wait ends but nobody moves; activated again, the member goes on from there.
+	if _, err := Pause(ctx, e.db, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(t, `UPDATE flow_entries SET next_at = now() WHERE flow_id = $1`, f.ID)
+	e.tick(t, en)
+	if n := e.count(t, `SELECT step FROM flow_entries WHERE flow_id = $1`, f.ID); n != 1 {
+		t.Errorf("a paused flow moved its member to step %d", n)
+	}
+	if _, err := Activate(ctx, e.db, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.tick(t, en)
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND status = 'done'`, f.ID); n != 1 {
+		t.Error("the member did not go on after the flow was activated again")
+	}
+	// Within reentry_days nobody enters again; after, they may.
+	e.exec(t, `UPDATE flow_entries SET entered_at = now() - interval '10 days' WHERE flow_id = $1`, f.ID)
+	e.exec(t, `UPDATE flows SET events_checked_until = now() - interval '1 hour', activated_at = now() - interval '1 hour' WHERE id = $1`, f.ID)
+	e.exec(t, `UPDATE transactions SET received_at = now() WHERE member_id = $1`, inSeg)
+	e.exec(t, `UPDATE flow_entries SET event_key = 'earlier' WHERE flow_id = $1`, f.ID)
+	e.tick(t, en)
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != 1 {
+		t.Errorf("%d entries within reentry_days, want 1", n)
+	}
+	e.exec(t, `UPDATE flow_entries SET entered_at = now() - interval '31 days' WHERE flow_id = $1`, f.ID)
+	e.tick(t, en)
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != 2 {
+		t.Errorf("%d entries after reentry_days, want 2", n)
+	}
+}
+
+func TestErasedMembersLeave(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id, card := e.member(t, "confirmed")
+	f := e.flow(t, `{"name": "Thanks", "trigger": {"event": "first_purchase"},
+		"steps": [{"wait": "24h"}, {"mail": {"subject": "Thanks", "text": "Thanks."}}]}`)
+	e.sale(t, card, time.Now())
+	e.tick(t, e.engine())
+	if err := e.db.EraseMember(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	e.tick(t, e.engine())
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND exit_reason = 'erased'`, f.ID); n != 1 {
+		t.Error("the erased member did not leave the flow")
+	}
+}
