@@ -139,7 +139,7 @@ func readSteps(ctx context.Context, db *models.DB, f *Flow, st *Stats) error {
 	return nil
 }
 
-// readRevenue sums each matured entry's net purchases over [entered_at, entered_at + days) by
+// readRevenue sums each matured entry's net purchases over (entered_at, entered_at + days] by
 // group, and works out when the report becomes final.
 func readRevenue(ctx context.Context, db *models.DB, id int64, days int, st *Stats) error {
 	rows, err := db.Pool.Query(ctx, `
@@ -147,8 +147,8 @@ func readRevenue(ctx context.Context, db *models.DB, id int64, days int, st *Sta
 		FROM flow_entries e
 		CROSS JOIN LATERAL (
 			SELECT coalesce(sum(net_amount(t.kind, t.amount_minor)), 0) AS revenue FROM transactions t
-			WHERE t.member_id = e.member_id AND t.occurred_at >= e.entered_at
-			  AND t.occurred_at < e.entered_at + make_interval(days => $2)) r
+			WHERE t.member_id = e.member_id AND t.occurred_at > e.entered_at
+			  AND t.occurred_at <= e.entered_at + make_interval(days => $2)) r
 		WHERE e.flow_id = $1 AND e.entered_at + make_interval(days => $2) <= now()
 		GROUP BY e.held_out`, id, days)
 	if err != nil {
