@@ -53,6 +53,13 @@ func (e *Engine) log() *slog.Logger {
 	return e.Log
 }
 
+func (e *Engine) stateEvery() time.Duration {
+	if e.StateEvery > 0 {
+		return e.StateEvery
+	}
+	return DefaultStateEvery
+}
+
 // Run ticks until ctx ends.
 func (e *Engine) Run(ctx context.Context) {
 	interval := e.Interval
@@ -151,12 +158,8 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 	state := f.Trigger.IsState()
 	if state {
 		var due bool
-		every := e.StateEvery
-		if every <= 0 {
-			every = DefaultStateEvery
-		}
 		if err := tx.QueryRow(ctx, `SELECT states_checked_at IS NULL OR states_checked_at <= now() - $2::interval
-			FROM flows WHERE id = $1`, f.ID, every).Scan(&due); err != nil {
+			FROM flows WHERE id = $1`, f.ID, e.stateEvery()).Scan(&due); err != nil {
 			return 0, err
 		}
 		if !due {
@@ -251,6 +254,15 @@ func compileRules(tree *segments.Node, db *models.DB, offset int) (string, []any
 // for the whole flow, before anyone moves, so a purchase during a wait ends the flow before
 // its next mail.
 func (e *Engine) exit(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
+	// Members due now are checked on every tick (that is what keeps a mail from going to a
+	// member who has just bought); everyone on the way at the state triggers' pace, so that the
+	// report's exits stay current without a look at every waiting member every few seconds.
+	var all bool
+	if err := tx.QueryRow(ctx, `UPDATE flows SET exits_checked_at = now()
+		WHERE id = $1 AND (exits_checked_at IS NULL OR exits_checked_at <= now() - $2::interval)
+		RETURNING true`, f.ID, e.stateEvery()).Scan(&all); err != nil && err != pgx.ErrNoRows {
+		return 0, err
+	}
 	tag, err := tx.Exec(ctx, `
 		UPDATE flow_entries e SET status = 'exited', finished_at = now(), exit_reason = x.reason
 		FROM (
@@ -262,9 +274,9 @@ func (e *Engine) exit(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 				                    AND t.received_at > e.entered_at) THEN 'purchase'
 			END AS reason
 			FROM flow_entries e JOIN members m ON m.id = e.member_id
-			WHERE e.flow_id = $1 AND e.status = 'active'
+			WHERE e.flow_id = $1 AND e.status = 'active' AND ($3 OR e.next_at <= now())
 		) x
-		WHERE e.id = x.id AND x.reason IS NOT NULL`, f.ID, f.ExitOnPurchase)
+		WHERE e.id = x.id AND x.reason IS NOT NULL`, f.ID, f.ExitOnPurchase, all)
 	if err != nil {
 		return 0, fmt.Errorf("exits of flow %d: %w", f.ID, err)
 	}

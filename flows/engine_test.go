@@ -281,6 +281,10 @@ func TestWithoutConsentNobodyEnters(t *testing.T) {
 	if _, err := e.db.Pool.Exec(ctx, `UPDATE members SET marketing_consent = 'withdrawn' WHERE card = $1`, cards[4]); err != nil {
 		t.Fatal(err)
 	}
+	// Members waiting are looked at every StateEvery (10 minutes); here, ten minutes later.
+	if _, err := e.db.Pool.Exec(ctx, `UPDATE flows SET exits_checked_at = now() - interval '11 minutes' WHERE id = $1`, f.ID); err != nil {
+		t.Fatal(err)
+	}
 	e.tick(t, en)
 	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND exit_reason = 'consent'`, f.ID); n != 1 {
 		t.Error("the member who withdrew consent is still in the flow")

@@ -201,6 +201,12 @@ func TestErasedMembersLeave(t *testing.T) {
 	if err := e.db.EraseMember(ctx, id); err != nil {
 		t.Fatal(err)
 	}
+	// Not at once: the member waits a day, and waiting members are looked at every 10 minutes.
+	e.tick(t, e.engine())
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND status = 'active'`, f.ID); n != 1 {
+		t.Fatal("the waiting entry was checked before its time")
+	}
+	e.exec(t, `UPDATE flows SET exits_checked_at = now() - interval '11 minutes' WHERE id = $1`, f.ID)
 	e.tick(t, e.engine())
 	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND exit_reason = 'erased'`, f.ID); n != 1 {
 		t.Error("the erased member did not leave the flow")

@@ -21,6 +21,9 @@ CREATE TABLE flows (
     events_checked_until timestamptz,
     -- State triggers were last evaluated then; NULL right after activation.
     states_checked_at    timestamptz,
+    -- Every member on the way was last checked for a reason to leave then (members due at a
+    -- step are checked on every tick).
+    exits_checked_at     timestamptz,
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now()
 );
