@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/jackc/pgx/v5"
 	"github.com/regulars/regulars/models/embeddedpg"
 )
@@ -69,7 +70,7 @@ func sharedCluster(ctx context.Context) (string, error) {
 		return "", err
 	}
 	// One binary at a time looks for the server and, finding none, starts it.
-	unlock, err := lock(ctx, filepath.Join(dir, "lock"), syscall.LOCK_EX)
+	unlock, err := embeddedpg.LockFile(ctx, filepath.Join(dir, "lock"), false)
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +137,7 @@ func serve(dir string, goPID int) int {
 		fmt.Fprintf(os.Stderr, "dbtest serve: no go command to wait for (%s=%q)\n", servePIDEnv, os.Getenv(servePIDEnv))
 		return 2
 	}
-	alive, err := lock(context.Background(), filepath.Join(dir, "server.lock"), syscall.LOCK_EX)
+	alive, err := embeddedpg.LockFile(context.Background(), filepath.Join(dir, "server.lock"), false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -181,16 +182,19 @@ wait:
 
 // serverAlive reports whether dir's server runs: it holds server.lock as long as it lives.
 func serverAlive(dir string) bool {
-	f, err := os.Open(filepath.Join(dir, "server.lock"))
+	path := filepath.Join(dir, "server.lock")
+	if _, err := os.Stat(path); err != nil {
+		return false
+	}
+	l := flock.New(path)
+	got, err := l.TryRLock()
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
-		return errors.Is(err, syscall.EWOULDBLOCK)
+	if got {
+		_ = l.Unlock()
 	}
-	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return false
+	return !got
 }
 
 // removeStaleRuns removes the folders of runs whose server died without cleaning up (killed with
@@ -206,32 +210,6 @@ func removeStaleRuns() {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == os.Geteuid() {
 				_ = os.RemoveAll(dir)
 			}
-		}
-	}
-}
-
-// lock takes a flock of kind how on path, waiting for it until ctx ends.
-func lock(ctx context.Context, path string, how int) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	ticker := time.NewTicker(20 * time.Millisecond)
-	defer ticker.Stop()
-	for {
-		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-ticker.C:
 		}
 	}
 }

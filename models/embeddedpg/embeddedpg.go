@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -379,28 +380,27 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// lockFile takes an exclusive flock on path, waiting for it until ctx ends.
-func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+// lockFile takes an exclusive flock on path (gofrs/flock), waiting for it until ctx ends.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	return LockFile(ctx, path, false)
+}
+
+// LockFile takes a flock on path, shared or exclusive, polling for it until ctx ends; unlock
+// releases it. dbtest uses it too.
+func LockFile(ctx context.Context, path string, shared bool) (unlock func(), err error) {
+	l := flock.New(path)
+	try := l.TryLockContext
+	if shared {
+		try = l.TryRLockContext
+	}
+	ok, err := try(ctx, 20*time.Millisecond)
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if !ok {
+		return nil, ctx.Err()
 	}
+	return func() { _ = l.Unlock() }, nil
 }
 
 func tail(path string, n int) string {
