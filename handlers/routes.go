@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/regulars/regulars/campaigns/dispatch"
+	"github.com/regulars/regulars/flows"
 	"github.com/regulars/regulars/models"
 )
 
@@ -138,6 +139,17 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	con.POST("/campaigns/:id/test", cn.campaignTestSend, consoleStaff)
 	con.GET("/campaigns/:id/report", cn.campaignReport, consoleStaff)
 	con.GET("/api/campaigns/:id/preview", cn.campaignPreviewJSON, consoleStaff)
+
+	con.GET("/flows", cn.flowList, consoleStaff)
+	con.GET("/flows/new", cn.flowNew, consoleStaff)
+	con.POST("/flows", cn.flowCreate, consoleStaff)
+	con.GET("/flows/:id", cn.flowEdit, consoleStaff)
+	con.POST("/flows/:id", cn.flowUpdate, consoleStaff)
+	con.POST("/flows/:id/preview", cn.flowPreviewForm, consoleStaff)
+	con.POST("/flows/:id/activate", cn.flowStateForm(flows.Activate, "activated"), consoleStaff)
+	con.POST("/flows/:id/pause", cn.flowStateForm(flows.Pause, "paused"), consoleStaff)
+	con.GET("/flows/:id/report", cn.flowReport, consoleStaff)
+	con.GET("/api/flows/:id/preview", cn.flowPreviewJSON, consoleStaff)
 
 	con.GET("/members", cn.members, consoleStaff)
 	con.GET("/members/:id", cn.member, consoleStaff)
