@@ -422,6 +422,123 @@ func TestConsoleFlowAccess(t *testing.T) {
 	})
 }
 
-var _ = time.Second
-var _ = chromedp.Run
-var _ = browsertest.New
+// TestConsoleFlowInABrowser builds a flow in the editor with its script under the console's CSP:
+// a lapsed trigger, a mail and a wait added, reordered and one removed, a refused save whose
+// error lands next to its step, the save, the preview, the list and the activation.
+func TestConsoleFlowInABrowser(t *testing.T) {
+	e := newFlowConsole(t)
+	email := e.createUser(t, "marketer")
+	ctx := browsertest.New(t, 1280, 900, "")
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	step := func(i int, sel string) string { return fmt.Sprintf(`li[data-path="steps.%d"] %s`, i, sel) }
+	// retype replaces a step field's value as typing would (the list listens to input events).
+	retype := func(sel, value string) chromedp.Action {
+		return chromedp.Evaluate(fmt.Sprintf(`(function () { var e = document.querySelector(%q); e.value = %q; e.dispatchEvent(new Event('input')); return true; })()`, sel, value), nil)
+	}
+
+	run("log in",
+		chromedp.Navigate(e.URL+"/console/login"),
+		chromedp.WaitVisible(`#email`, chromedp.ByID),
+		chromedp.SendKeys(`#email`, email, chromedp.ByID),
+		chromedp.SendKeys(`#password`, consolePassword, chromedp.ByID),
+		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`header.console nav`, chromedp.ByQuery),
+	)
+	var countHidden, daysHidden bool
+	run("open a new flow and choose the lapsed trigger",
+		chromedp.Click(`a[href="/console/flows"]`, chromedp.ByQuery),
+		chromedp.Click(`a[href="/console/flows/new"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#flow-steps`, chromedp.ByID),
+		chromedp.SendKeys(`#f-name`, "Come back", chromedp.ByID),
+		chromedp.SetValue(`#f-event`, "purchase_count", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById('f-event').dispatchEvent(new Event('change')), true`, nil),
+		chromedp.Evaluate(`document.getElementById('f-days').closest('.flow-tfield').hidden`, &daysHidden),
+		chromedp.SetValue(`#f-event`, "lapsed", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById('f-event').dispatchEvent(new Event('change')), true`, nil),
+		chromedp.Evaluate(`document.getElementById('f-count').closest('.flow-tfield').hidden`, &countHidden),
+		chromedp.SetValue(`#f-days`, "45", chromedp.ByID),
+	)
+	if !daysHidden || !countHidden {
+		t.Errorf("fields of other events shown: days hidden %t for purchase_count, count hidden %t for lapsed", daysHidden, countHidden)
+	}
+	run("add a mail, a wait and another mail",
+		chromedp.Click(`.flow-add[data-path="steps"] .flow-add-mail`, chromedp.ByQuery),
+		chromedp.SendKeys(step(0, `[data-field=subject]`), "We miss you, {{.Member.FirstName}}", chromedp.ByQuery),
+		chromedp.SendKeys(step(0, `[data-field=html]`), "<p>Hi {{.Member.FirstName}}, new records are in.</p>", chromedp.ByQuery),
+		chromedp.SendKeys(step(0, `[data-field=text]`), "Hi, new records are in.", chromedp.ByQuery),
+		chromedp.Click(`.flow-add[data-path="steps"] .flow-add-wait`, chromedp.ByQuery),
+		chromedp.Click(`.flow-add[data-path="steps"] .flow-add-mail`, chromedp.ByQuery),
+		chromedp.SendKeys(step(2, `[data-field=subject]`), "Second", chromedp.ByQuery),
+	)
+	var kinds string
+	run("move the wait first and remove the second mail",
+		chromedp.Click(step(1, `.flow-up`), chromedp.ByQuery),
+		chromedp.Click(step(2, `.flow-remove`), chromedp.ByQuery),
+		chromedp.Evaluate(`Array.from(document.querySelectorAll('#flow-steps > ol > li')).map(function (li) { return li.getAttribute('data-kind'); }).join(',')`, &kinds),
+	)
+	if kinds != "wait,mail" {
+		t.Fatalf("steps %s, want wait,mail", kinds)
+	}
+	browsertest.Screenshot(t, ctx, "console-flow-editor.png")
+
+	var why, subject string
+	run("a wait that is no duration is refused next to its step, and nothing typed is lost",
+		retype(step(0, `[data-field=wait]`), "soon"),
+		chromedp.Click(`#f-save`, chromedp.ByID),
+		chromedp.WaitVisible(`.camp-problem`, chromedp.ByQuery),
+		chromedp.Text(step(0, `.camp-error`), &why, chromedp.ByQuery),
+		chromedp.Value(step(1, `[data-field=subject]`), &subject, chromedp.ByQuery),
+	)
+	if !strings.Contains(why, "duration") || subject != "We miss you, {{.Member.FirstName}}" {
+		t.Fatalf("error %q, subject %q", why, subject)
+	}
+	browsertest.Screenshot(t, ctx, "console-flow-refused.png")
+	var flash, loaded string
+	run("fix the wait and save",
+		retype(step(0, `[data-field=wait]`), "48h"),
+		chromedp.Click(`#f-save`, chromedp.ByID),
+		chromedp.WaitVisible(`p.flash`, chromedp.ByQuery),
+		chromedp.Text(`p.flash`, &flash, chromedp.ByQuery),
+		chromedp.WaitReady(`#flow-preview-frame[data-loaded]`, chromedp.ByQuery),
+		chromedp.AttributeValue(`#flow-preview-frame`, "data-loaded", &loaded, nil, chromedp.ByID),
+		chromedp.Text(`#flow-preview-subject`, &subject, chromedp.ByID),
+	)
+	if flash != "Flow created." || loaded != "1/0" || subject != "We miss you, Kari" {
+		t.Fatalf("flash %q, preview %s %q", flash, loaded, subject)
+	}
+	var id int64
+	if err := e.DB.Pool.QueryRow(context.Background(), `SELECT id FROM flows WHERE name = 'Come back'`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	f := e.flow(t, id)
+	if f.Trigger.Event != "lapsed" || f.Trigger.Days == nil || *f.Trigger.Days != 45 || len(f.Steps) != 2 ||
+		f.Steps[0].Wait != "48h" || f.Steps[1].Mail == nil || f.Steps[1].Mail.Subject != "We miss you, {{.Member.FirstName}}" {
+		t.Fatalf("stored %+v", f)
+	}
+	run("show the preview",
+		chromedp.Evaluate(`document.getElementById('flow-preview-frame').scrollIntoView(), true`, nil),
+		chromedp.Sleep(300*time.Millisecond))
+	browsertest.Screenshot(t, ctx, "console-flow-preview.png")
+
+	var status string
+	run("see it in the list and activate it",
+		chromedp.Click(`a[href="/console/flows"]`, chromedp.ByQuery),
+		chromedp.Click(fmt.Sprintf(`a[href="/console/flows/%d"]`, id), chromedp.ByQuery),
+		chromedp.Click(`#flow-activate`, chromedp.ByID),
+		chromedp.WaitVisible(`#flow-pause`, chromedp.ByID),
+		chromedp.Text(`p.flash`, &flash, chromedp.ByQuery),
+		chromedp.Text(`#flow-status`, &status, chromedp.ByID),
+	)
+	if flash != "Flow activated." || status != "active" || e.flow(t, id).Status != flows.StatusActive {
+		t.Fatalf("flash %q, status %q", flash, status)
+	}
+	run("open its report",
+		chromedp.Click(`a[href="/console/flows/`+strconv.FormatInt(id, 10)+`/report"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#flow-preliminary`, chromedp.ByID))
+	browsertest.Screenshot(t, ctx, "console-flow-report.png")
+}
