@@ -382,14 +382,15 @@ func (cn *console) flowPreviewForm(c echo.Context) error {
 	return cn.renderFlowEditor(c, status, d, "")
 }
 
-// flowPreviewJSON is the live preview the editor's script fetches: {subject, html, text}.
+// flowPreviewJSON is the live preview console-campaigns.js fetches for the editor: {subject,
+// html, text} of mail step :step for member_id.
 func (cn *console) flowPreviewJSON(c echo.Context) error {
 	id, err := flowID(c)
 	if err != nil {
 		return err
 	}
 	fe := models.FieldErrors{}
-	step, memberID := previewChoice(c.QueryParam("step"), c.QueryParam("member_id"), fe)
+	step, memberID := previewChoice(c.Param("step"), c.QueryParam("member_id"), fe)
 	if err := fe.Err("invalid preview"); err != nil {
 		return err
 	}

@@ -266,7 +266,7 @@ func TestConsoleFlowPreview(t *testing.T) {
 	})
 	t.Run("the preview form renders the chosen step for the chosen member", func(t *testing.T) {
 		res := e.postForm(t, e.client, flowPath(id, "/preview"), e.csrf, url.Values{"step": {"2"}, "member_id": {member}})
-		if res.Status != http.StatusOK || !strings.Contains(res.Body, `<span id="flow-preview-subject">Still here, Ola</span>`) {
+		if res.Status != http.StatusOK || !strings.Contains(res.Body, `<span id="camp-preview-subject">Still here, Ola</span>`) {
 			t.Fatalf("status %d\n%s", res.Status, res.Body)
 		}
 	})
@@ -277,7 +277,7 @@ func TestConsoleFlowPreview(t *testing.T) {
 		}
 	})
 	t.Run("the live preview answers JSON, the made-up member for 0", func(t *testing.T) {
-		res := e.get(t, e.client, "/console/api/flows/"+strconv.FormatInt(id, 10)+"/preview?step=0&member_id=0")
+		res := e.get(t, e.client, "/console/api/flows/"+strconv.FormatInt(id, 10)+"/steps/0/preview?member_id=0")
 		var out struct{ Subject string }
 		if err := json.Unmarshal([]byte(res.Body), &out); res.Status != http.StatusOK || err != nil || out.Subject != "We miss you, Kari" {
 			t.Fatalf("%d %s", res.Status, res.Body)
@@ -366,7 +366,7 @@ func TestConsoleFlowAccess(t *testing.T) {
 	e := newFlowConsole(t)
 	id := e.createFlow(t, e.flowForm())
 	pages := []string{"/console/flows", "/console/flows/new", flowPath(id, ""), flowPath(id, "/report")}
-	preview := "/console/api/flows/" + strconv.FormatInt(id, 10) + "/preview?step=0&member_id=0"
+	preview := "/console/api/flows/" + strconv.FormatInt(id, 10) + "/steps/0/preview?member_id=0"
 
 	t.Run("without a session the pages go to the login", func(t *testing.T) {
 		anon := e.newClient(t)
@@ -466,23 +466,25 @@ func TestConsoleFlowInABrowser(t *testing.T) {
 	if !daysHidden || !countHidden {
 		t.Errorf("fields of other events shown: days hidden %t for purchase_count, count hidden %t for lapsed", daysHidden, countHidden)
 	}
-	run("add a mail, a wait and another mail",
+	run("add a mail, a wait, another mail and another wait",
 		chromedp.Click(`.flow-add[data-path="steps"] .flow-add-mail`, chromedp.ByQuery),
 		chromedp.SendKeys(step(0, `[data-field=subject]`), "We miss you, {{.Member.FirstName}}", chromedp.ByQuery),
 		chromedp.SendKeys(step(0, `[data-field=html]`), "<p>Hi {{.Member.FirstName}}, new records are in.</p>", chromedp.ByQuery),
 		chromedp.SendKeys(step(0, `[data-field=text]`), "Hi, new records are in.", chromedp.ByQuery),
 		chromedp.Click(`.flow-add[data-path="steps"] .flow-add-wait`, chromedp.ByQuery),
 		chromedp.Click(`.flow-add[data-path="steps"] .flow-add-mail`, chromedp.ByQuery),
-		chromedp.SendKeys(step(2, `[data-field=subject]`), "Second", chromedp.ByQuery),
+		chromedp.SendKeys(step(2, `[data-field=subject]`), "Second, {{.Member.FirstName}}", chromedp.ByQuery),
+		chromedp.SendKeys(step(2, `[data-field=text]`), "Second", chromedp.ByQuery),
+		chromedp.Click(`.flow-add[data-path="steps"] .flow-add-wait`, chromedp.ByQuery),
 	)
 	var kinds string
-	run("move the wait first and remove the second mail",
+	run("move the wait first and remove the last wait",
 		chromedp.Click(step(1, `.flow-up`), chromedp.ByQuery),
-		chromedp.Click(step(2, `.flow-remove`), chromedp.ByQuery),
+		chromedp.Click(step(3, `.flow-remove`), chromedp.ByQuery),
 		chromedp.Evaluate(`Array.from(document.querySelectorAll('#flow-steps > ol > li')).map(function (li) { return li.getAttribute('data-kind'); }).join(',')`, &kinds),
 	)
-	if kinds != "wait,mail" {
-		t.Fatalf("steps %s, want wait,mail", kinds)
+	if kinds != "wait,mail,mail" {
+		t.Fatalf("steps %s, want wait,mail,mail", kinds)
 	}
 	browsertest.Screenshot(t, ctx, "console-flow-editor.png")
 
@@ -504,11 +506,11 @@ func TestConsoleFlowInABrowser(t *testing.T) {
 		chromedp.Click(`#f-save`, chromedp.ByID),
 		chromedp.WaitVisible(`p.flash`, chromedp.ByQuery),
 		chromedp.Text(`p.flash`, &flash, chromedp.ByQuery),
-		chromedp.WaitReady(`#flow-preview-frame[data-loaded]`, chromedp.ByQuery),
-		chromedp.AttributeValue(`#flow-preview-frame`, "data-loaded", &loaded, nil, chromedp.ByID),
-		chromedp.Text(`#flow-preview-subject`, &subject, chromedp.ByID),
+		chromedp.WaitReady(`#camp-preview-frame[data-loaded]`, chromedp.ByQuery),
+		chromedp.AttributeValue(`#camp-preview-frame`, "data-loaded", &loaded, nil, chromedp.ByID),
+		chromedp.Text(`#camp-preview-subject`, &subject, chromedp.ByID),
 	)
-	if flash != "Flow created." || loaded != "1/0" || subject != "We miss you, Kari" {
+	if flash != "Flow created." || loaded != "0" || subject != "We miss you, Kari" {
 		t.Fatalf("flash %q, preview %s %q", flash, loaded, subject)
 	}
 	var id int64
@@ -516,12 +518,18 @@ func TestConsoleFlowInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := e.flow(t, id)
-	if f.Trigger.Event != "lapsed" || f.Trigger.Days == nil || *f.Trigger.Days != 45 || len(f.Steps) != 2 ||
-		f.Steps[0].Wait != "48h" || f.Steps[1].Mail == nil || f.Steps[1].Mail.Subject != "We miss you, {{.Member.FirstName}}" {
+	if f.Trigger.Event != "lapsed" || f.Trigger.Days == nil || *f.Trigger.Days != 45 || len(f.Steps) != 3 ||
+		f.Steps[0].Wait != "48h" || f.Steps[1].Mail == nil || f.Steps[1].Mail.Subject != "We miss you, {{.Member.FirstName}}" ||
+		f.Steps[2].Mail == nil || f.Steps[2].Mail.Subject != "Second, {{.Member.FirstName}}" {
 		t.Fatalf("stored %+v", f)
 	}
+	run("preview the second mail",
+		chromedp.SetValue(`#p-step`, "2", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById('p-step').dispatchEvent(new Event('change')), true`, nil),
+		chromedp.Poll(`document.getElementById('camp-preview-subject').textContent === 'Second, Kari'`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+	)
 	run("show the preview",
-		chromedp.Evaluate(`document.getElementById('flow-preview-frame').scrollIntoView(), true`, nil),
+		chromedp.Evaluate(`document.getElementById('camp-preview-frame').scrollIntoView(), true`, nil),
 		chromedp.Sleep(300*time.Millisecond))
 	browsertest.Screenshot(t, ctx, "console-flow-preview.png")
 

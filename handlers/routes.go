@@ -149,7 +149,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	con.POST("/flows/:id/activate", cn.flowStateForm(flows.Activate, "activated"), consoleStaff)
 	con.POST("/flows/:id/pause", cn.flowStateForm(flows.Pause, "paused"), consoleStaff)
 	con.GET("/flows/:id/report", cn.flowReport, consoleStaff)
-	con.GET("/api/flows/:id/preview", cn.flowPreviewJSON, consoleStaff)
+	con.GET("/api/flows/:id/steps/:step/preview", cn.flowPreviewJSON, consoleStaff)
 
 	con.GET("/members", cn.members, consoleStaff)
 	con.GET("/members/:id", cn.member, consoleStaff)

@@ -1,5 +1,5 @@
 // The flow editor: the trigger fields of the chosen event, the steps as an ordered list, and
-// the live preview of the saved mails. Without this script every trigger field shows, the steps
+// the mail menu of the live preview. Without this script every trigger field shows, the steps
 // are edited as JSON in their textarea and the Preview button posts its form; the server checks
 // everything either way. With it, the steps are a list of mail, wait and condition cards that
 // can be added, moved and removed; the list writes the textarea on every change, so the form
@@ -264,52 +264,17 @@
 
   // ---- preview ---------------------------------------------------------------------------------
 
+  // The live preview is console-campaigns.js's, which fetches the member select's
+  // data-preview-url; the mail menu points that at the chosen step and asks again.
   function setUpPreview() {
-    var form = document.getElementById('flow-preview-form');
-    var frame = document.getElementById('flow-preview-frame');
-    if (!form || !frame || !window.fetch) {
-      return;
-    }
     var stepSelect = document.getElementById('p-step');
     var memberSelect = document.getElementById('p-member');
-    var subject = document.getElementById('flow-preview-subject');
-    var textOut = document.getElementById('flow-preview-text');
-    var problem = document.getElementById('flow-preview-error');
-    function show(message) {
-      problem.textContent = message;
-      problem.hidden = !message;
+    if (!stepSelect || !memberSelect) {
+      return;
     }
-    function load() {
-      var url = form.getAttribute('data-preview-url') + '?step=' + encodeURIComponent(stepSelect.value) +
-        '&member_id=' + encodeURIComponent(memberSelect.value);
-      frame.setAttribute('aria-busy', 'true');
-      fetch(url, { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
-        .then(function (res) {
-          return res.json().then(function (body) { return { ok: res.ok, body: body }; });
-        })
-        .then(function (r) {
-          frame.removeAttribute('aria-busy');
-          if (!r.ok) {
-            var e = r.body && r.body.error ? r.body.error : {};
-            var fields = e.fields ? Object.keys(e.fields).map(function (k) { return k + ': ' + e.fields[k]; }).join('; ') : '';
-            show('No preview: ' + (e.message || 'the server refused') + (fields ? ' (' + fields + ')' : ''));
-            return;
-          }
-          show('');
-          subject.textContent = r.body.subject;
-          textOut.textContent = r.body.text;
-          frame.srcdoc = r.body.html;
-          frame.setAttribute('data-loaded', stepSelect.value + '/' + memberSelect.value);
-        })
-        .catch(function () {
-          frame.removeAttribute('aria-busy');
-          show('No preview: the server could not be reached.');
-        });
-    }
-    stepSelect.addEventListener('change', load);
-    memberSelect.addEventListener('change', load);
-    if (!frame.hasAttribute('srcdoc')) {
-      load();
-    }
+    stepSelect.addEventListener('change', function () {
+      memberSelect.setAttribute('data-preview-url', stepSelect.getAttribute('data-preview-url').replace('{step}', stepSelect.value));
+      memberSelect.dispatchEvent(new Event('change'));
+    });
   }
 }());
