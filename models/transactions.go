@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,6 +109,9 @@ type Transaction struct {
 	Refunds    string             `json:"refunds,omitempty"`
 	Items      []Item             `json:"items"`
 	ReceivedAt time.Time          `json:"received_at"`
+	// PointsEarned is what the sale credited to its member's points (a refund: minus what it
+	// debited); 0 without a member or a rewards program.
+	PointsEarned int `json:"points_earned"`
 
 	storeID int64
 	hash    []byte
@@ -514,7 +518,8 @@ WITH b AS (
 )` + insertTransactionsTail
 
 // insertTransactionsTail is what both statements share: everything after the rows. Sales
-// stored here are live (they may start flows); imported history is not (models/imports.go).
+// stored here are live (they may start flows and earn points); imported history is not
+// (models/imports.go). The points of a sale are credited by the same statement (earnSQL).
 const insertTransactionsTail = `, ins AS (
     INSERT INTO transactions (store_id, txn_id, register, kind, occurred_at, amount_minor, currency,
                               member_id, member_card, member_email, member_phone, refunds_txn_id, content_hash, live)
@@ -527,14 +532,15 @@ const insertTransactionsTail = `, ins AS (
            b.card, b.email, b.phone, b.refunds, b.hash, true
     FROM b
     ON CONFLICT (store_id, txn_id) DO NOTHING
-    RETURNING id, txn_id, member_id, received_at
+    RETURNING id, txn_id, member_id, received_at, kind, amount_minor, currency
 ), items AS (
     INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
     SELECT ins.id, i.line, i.sku, i.qty, i.price
     FROM unnest($13::text[], $14::int[], $15::text[], $16::int[], $17::bigint[]) AS i(txn_id, line, sku, qty, price)
     JOIN ins ON ins.txn_id = i.txn_id
-)
-SELECT txn_id, member_id, received_at FROM ins`
+)` + earnSQL + `
+SELECT ins.id, ins.txn_id, ins.member_id, ins.received_at, ins.kind, coalesce(earned.points, 0)
+FROM ins LEFT JOIN earned ON earned.transaction_id = ins.id`
 
 func (db *DB) insertTransactions(ctx context.Context, store *Store, valid []*Transaction, results []BatchResult, idx map[*Transaction]int) error {
 	// A fixed order (by id) means two batches sharing ids lock them in the same order: no deadlock.
@@ -580,6 +586,7 @@ func (db *DB) insertTransactions(ctx context.Context, store *Store, valid []*Tra
 	for _, r := range inserted {
 		t := byID[r.id]
 		t.ReceivedAt = r.received
+		t.PointsEarned = r.points
 		t.setMember(r.memberID)
 		t.OccurredAt = t.OccurredAt.In(store.Location())
 		i := idx[t]
@@ -615,28 +622,75 @@ func (db *DB) insertTransactions(ctx context.Context, store *Store, valid []*Tra
 
 // insertedRow is what insertTransactionsSQL returns for each row it stored.
 type insertedRow struct {
+	key      int64
 	id       string
 	memberID *int64
 	received time.Time
+	kind     string
+	points   int
 }
 
 // execInsertTransactions runs query (insertTransactionsSQL or insertOneTransactionSQL) for n
-// transactions and reads what it stored.
+// transactions and reads what it stored. Sales are credited by the statement itself; when it
+// stored refunds, it runs in a transaction with their debits (settlePoints), so that a refund
+// and its debit commit together too.
 func (db *DB) execInsertTransactions(ctx context.Context, n int, query string, args ...any) ([]insertedRow, error) {
-	rows, err := db.Pool.Query(ctx, query, args...)
+	read := func(q execer) ([]insertedRow, error) {
+		rows, err := q.Query(ctx, query, args...)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := make([]insertedRow, 0, n)
+		for rows.Next() {
+			var r insertedRow
+			if err := rows.Scan(&r.key, &r.id, &r.memberID, &r.received, &r.kind, &r.points); err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, rows.Err()
+	}
+	if !hasRefund(args[3]) {
+		return read(db.Pool) // sales only: one statement, one implicit transaction
+	}
+	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := make([]insertedRow, 0, n)
-	for rows.Next() {
-		var r insertedRow
-		if err := rows.Scan(&r.id, &r.memberID, &r.received); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
+	defer func() { _ = tx.Rollback(ctx) }()
+	out, err := read(tx)
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	var refunds []int64
+	for _, r := range out {
+		if r.kind == "refund" {
+			refunds = append(refunds, r.key)
+		}
+	}
+	debits, err := settlePoints(ctx, tx, refunds)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if d, ok := debits[out[i].key]; ok {
+			out[i].points = d
+		}
+	}
+	return out, tx.Commit(ctx)
+}
+
+// hasRefund tells whether kinds, the kind argument of an insert (a string or a []string),
+// holds a refund.
+func hasRefund(kinds any) bool {
+	switch k := kinds.(type) {
+	case string:
+		return k == "refund"
+	case []string:
+		return slices.Contains(k, "refund")
+	}
+	return false
 }
 
 func (t *Transaction) setMember(memberID *int64) {
@@ -680,6 +734,7 @@ func (db *DB) findTransactions(ctx context.Context, store *Store, ids []string) 
 		SELECT t.txn_id, t.register, t.kind, t.occurred_at, t.amount_minor, t.currency, t.member_id,
 		       coalesce(t.member_card, ''), coalesce(t.member_email, ''), coalesce(t.member_phone, ''),
 		       coalesce(t.refunds_txn_id, ''), t.content_hash, t.received_at,
+		       coalesce((SELECT l.points FROM points_ledger l WHERE l.transaction_id = t.id), 0),
 		       coalesce(array_agg(i.sku ORDER BY i.line) FILTER (WHERE i.line IS NOT NULL), '{}'),
 		       coalesce(array_agg(i.qty ORDER BY i.line) FILTER (WHERE i.line IS NOT NULL), '{}'),
 		       coalesce(array_agg(i.unit_price_minor ORDER BY i.line) FILTER (WHERE i.line IS NOT NULL), '{}')
@@ -698,7 +753,7 @@ func (db *DB) findTransactions(ctx context.Context, store *Store, ids []string) 
 		var skus []string
 		var qtys, prices []int64
 		if err := rows.Scan(&t.ID, &t.Register, &t.Kind, &t.OccurredAt, &t.Amount, &t.Currency, &memberID,
-			&card, &email, &phone, &t.Refunds, &t.hash, &t.ReceivedAt, &skus, &qtys, &prices); err != nil {
+			&card, &email, &phone, &t.Refunds, &t.hash, &t.ReceivedAt, &t.PointsEarned, &skus, &qtys, &prices); err != nil {
 			return nil, fmt.Errorf("find transactions: %w", err)
 		}
 		if card != "" || email != "" || phone != "" {
@@ -733,31 +788,59 @@ func (db *DB) linkUnmatched(ctx context.Context, since time.Time) (int64, error)
 	for _, q := range []string{
 		`UPDATE transactions t SET member_id = m.id FROM members m
 		 WHERE t.member_id IS NULL AND t.member_card IS NOT NULL AND m.card = t.member_card
-		   AND m.status <> 'erased' AND m.created_at >= $1`,
+		   AND m.status <> 'erased' AND m.created_at >= $1 RETURNING t.id`,
 		`UPDATE transactions t SET member_id = m.id FROM members m
 		 WHERE t.member_id IS NULL AND t.member_email IS NOT NULL AND lower(m.email) = lower(t.member_email)
-		   AND m.status <> 'erased' AND m.created_at >= $1`,
+		   AND m.status <> 'erased' AND m.created_at >= $1 RETURNING t.id`,
 		`UPDATE transactions t SET member_id = m.id FROM members m
 		 WHERE t.member_id IS NULL AND t.member_phone IS NOT NULL AND m.phone = t.member_phone
-		   AND m.status <> 'erased' AND m.created_at >= $1`,
+		   AND m.status <> 'erased' AND m.created_at >= $1 RETURNING t.id`,
 		// Last, so that the sales linked above pass their member on.
 		`UPDATE transactions r SET member_id = s.member_id FROM transactions s JOIN members m ON m.id = s.member_id
 		 WHERE r.member_id IS NULL AND r.refunds_txn_id IS NOT NULL
-		   AND r.store_id = s.store_id AND r.refunds_txn_id = s.txn_id AND m.created_at >= $1`,
+		   AND r.store_id = s.store_id AND r.refunds_txn_id = s.txn_id AND m.created_at >= $1 RETURNING r.id`,
 	} {
-		tag, err := db.Pool.Exec(ctx, q, since)
+		n, err := db.linkAndSettle(ctx, q, since)
 		if err != nil {
 			return total, fmt.Errorf("link unmatched transactions: %w", err)
 		}
-		total += tag.RowsAffected()
+		total += n
 	}
 	return total, nil
+}
+
+// linkAndSettle runs a linking UPDATE … RETURNING the ids it linked and, in the same
+// transaction, credits and debits their points (settlePoints).
+func (db *DB) linkAndSettle(ctx context.Context, query string, args ...any) (int64, error) {
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	ids, err := linkedIDs(ctx, tx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := settlePoints(ctx, tx, ids); err != nil {
+		return 0, err
+	}
+	return int64(len(ids)), tx.Commit(ctx)
+}
+
+// linkedIDs runs a linking UPDATE … RETURNING id and collects the ids.
+func linkedIDs(ctx context.Context, q execer, query string, args ...any) ([]int64, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
 // linkMember links the unmatched transactions that presented this member's card, email or
 // phone, and the refunds of those sales, inside tx.
 func linkMember(ctx context.Context, tx pgx.Tx, m *Member) (int64, error) {
 	var total int64
+	var linked []int64
 	for _, q := range []struct {
 		sql string
 		arg *string
@@ -769,20 +852,27 @@ func linkMember(ctx context.Context, tx pgx.Tx, m *Member) (int64, error) {
 		if q.arg == nil || *q.arg == "" {
 			continue
 		}
-		tag, err := tx.Exec(ctx, q.sql, m.ID, *q.arg)
+		ids, err := linkedIDs(ctx, tx, q.sql+` RETURNING id`, m.ID, *q.arg)
 		if err != nil {
 			return 0, fmt.Errorf("link member %d: %w", m.ID, err)
 		}
-		total += tag.RowsAffected()
+		linked = append(linked, ids...)
+		total += int64(len(ids))
 	}
 	// A refund posted without a card follows the sale it names, as it does when the sale's
 	// member is known at the time (insertTransactionsSQL).
-	tag, err := tx.Exec(ctx, `
+	ids, err := linkedIDs(ctx, tx, `
 		UPDATE transactions r SET member_id = s.member_id FROM transactions s
 		WHERE s.member_id = $1 AND r.member_id IS NULL AND r.refunds_txn_id IS NOT NULL
-		  AND r.store_id = s.store_id AND r.refunds_txn_id = s.txn_id`, m.ID)
+		  AND r.store_id = s.store_id AND r.refunds_txn_id = s.txn_id
+		RETURNING r.id`, m.ID)
 	if err != nil {
 		return 0, fmt.Errorf("link refunds of member %d: %w", m.ID, err)
 	}
-	return total + tag.RowsAffected(), nil
+	linked = append(linked, ids...)
+	// Sales linked now earn their points now (and their refunds debit them).
+	if _, err := settlePoints(ctx, tx, linked); err != nil {
+		return 0, fmt.Errorf("points of member %d's linked sales: %w", m.ID, err)
+	}
+	return total + int64(len(ids)), nil
 }

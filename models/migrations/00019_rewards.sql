@@ -1,0 +1,136 @@
+-- +goose Up
+-- Rewards (issue 12): points, stamp cards and vouchers at the till (product.md, "Rewards").
+
+-- The one program of the installation: no row, no points. A visit is one sale of at least
+-- min_amount (minor units); a stamp card is points_per_visit 1 and a reward that costs 10.
+CREATE TABLE reward_program (
+    id                    boolean PRIMARY KEY DEFAULT true CHECK (id),
+    points_per_visit      int NOT NULL DEFAULT 0 CHECK (points_per_visit BETWEEN 0 AND 1000000),
+    points_per_major_unit numeric(12, 4) NOT NULL DEFAULT 0 CHECK (points_per_major_unit BETWEEN 0 AND 1000000),
+    min_amount            bigint NOT NULL DEFAULT 0 CHECK (min_amount >= 0),
+    -- NULL: points never expire.
+    expire_after_days     int CHECK (expire_after_days BETWEEN 1 AND 36500),
+    updated_at            timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE rewards (
+    code             text PRIMARY KEY CHECK (code ~ '^[a-z0-9][a-z0-9-]{0,31}$'),
+    name             text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+    cost_points      int NOT NULL CHECK (cost_points BETWEEN 1 AND 100000000),
+    discount_minor   bigint CHECK (discount_minor > 0),
+    discount_percent numeric(5, 2) CHECK (discount_percent > 0 AND discount_percent <= 100),
+    active           boolean NOT NULL DEFAULT true,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    CHECK ((discount_minor IS NULL) <> (discount_percent IS NULL))
+);
+
+-- Single-use codes issued to one member (by an admin, a campaign or a flow step).
+CREATE TABLE vouchers (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    code        text NOT NULL UNIQUE,
+    member_id   bigint NOT NULL REFERENCES members (id),
+    reward_code text NOT NULL REFERENCES rewards (code),
+    expires_at  timestamptz NOT NULL,
+    issued_by   text NOT NULL CHECK (issued_by IN ('admin', 'campaign', 'flow')),
+    -- The campaign run or flow entry that issued it, so that a retried send issues once.
+    source_key  text UNIQUE,
+    used_at     timestamptz,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX vouchers_member ON vouchers (member_id) WHERE used_at IS NULL;
+
+-- A redemption at a till. (store_id, txn_id) is the idempotency key exactly as for transactions:
+-- the same id with the same content is a replay, with other content a conflict.
+CREATE TABLE redemptions (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    store_id         bigint NOT NULL REFERENCES stores (id),
+    txn_id           text NOT NULL,
+    member_id        bigint NOT NULL REFERENCES members (id),
+    reward_code      text NOT NULL REFERENCES rewards (code),
+    voucher_id       bigint UNIQUE REFERENCES vouchers (id),
+    points_spent     int NOT NULL CHECK (points_spent >= 0),
+    discount_minor   bigint,
+    discount_percent numeric(5, 2),
+    -- The sale it was redeemed against, as the till names it.
+    transaction_ref  text,
+    content_hash     bytea NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    cancelled_at     timestamptz,
+    UNIQUE (store_id, txn_id)
+);
+CREATE INDEX redemptions_member ON redemptions (member_id);
+
+-- The points ledger: append-only (a trigger refuses UPDATE and DELETE). A member's balance is
+-- the sum of points. earned (+, from a sale, expiring at expires_at), refunded (−, from a
+-- refund), spent (−, a redemption), cancelled (+, a redemption cancelled), expired (−, the
+-- nightly expiry: the oldest credits go first).
+CREATE TABLE points_ledger (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    member_id      bigint NOT NULL REFERENCES members (id),
+    kind           text NOT NULL CHECK (kind IN ('earned', 'refunded', 'spent', 'cancelled', 'expired')),
+    points         int NOT NULL,
+    transaction_id bigint REFERENCES transactions (id),
+    redemption_id  bigint REFERENCES redemptions (id),
+    expires_at     timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    CHECK (CASE kind WHEN 'earned' THEN points > 0 WHEN 'cancelled' THEN points > 0 ELSE points < 0 END),
+    CHECK ((kind IN ('earned', 'refunded')) = (transaction_id IS NOT NULL)),
+    CHECK ((kind IN ('spent', 'cancelled')) = (redemption_id IS NOT NULL)),
+    CHECK (expires_at IS NULL OR kind = 'earned')
+);
+-- A transaction credits or debits once, a redemption is spent once and cancelled once: a
+-- replayed sale or a re-uploaded batch can never credit twice.
+CREATE UNIQUE INDEX points_ledger_transaction ON points_ledger (transaction_id) WHERE transaction_id IS NOT NULL;
+CREATE UNIQUE INDEX points_ledger_redemption ON points_ledger (redemption_id, kind) WHERE redemption_id IS NOT NULL;
+CREATE INDEX points_ledger_member ON points_ledger (member_id, created_at);
+CREATE INDEX points_ledger_expiring ON points_ledger (expires_at) WHERE kind = 'earned' AND expires_at IS NOT NULL;
+
+-- +goose StatementBegin
+CREATE FUNCTION points_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'points_ledger is append-only: % refused', TG_OP;
+END $$;
+-- +goose StatementEnd
+CREATE TRIGGER points_ledger_append_only BEFORE UPDATE OR DELETE ON points_ledger
+    FOR EACH ROW EXECUTE FUNCTION points_ledger_append_only();
+
+-- currency_minor_digits is ISO 4217's number of minor digits (JPY 0, NOK 2, KWD 3); Go's
+-- templates.MinorDigits says the same (a test compares them).
+-- +goose StatementBegin
+CREATE FUNCTION currency_minor_digits(code text) RETURNS int
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT CASE
+        WHEN code IN ('BIF', 'CLP', 'DJF', 'GNF', 'ISK', 'JPY', 'KMF', 'KRW', 'PYG', 'RWF', 'UGX',
+                      'UYI', 'VND', 'VUV', 'XAF', 'XOF', 'XPF') THEN 0
+        WHEN code IN ('BHD', 'IQD', 'JOD', 'KWD', 'LYD', 'OMR', 'TND') THEN 3
+        WHEN code IN ('CLF', 'UYW') THEN 4
+        ELSE 2 END $$;
+-- +goose StatementEnd
+
+-- unit_points is what amount (minor units of currency) earns per major unit under the program:
+-- ⌊points_per_major_unit × amount in major units⌋. visit_points is points_per_visit when the
+-- sale is a visit (at least min_amount). NULL without a program. The one home of the earning
+-- rule: the till's insert, linking, refunds and the docs all use these.
+-- +goose StatementBegin
+CREATE FUNCTION unit_points(amount bigint, currency text) RETURNS int
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT floor(p.points_per_major_unit * amount / (10::numeric ^ currency_minor_digits(currency)))::int
+          FROM reward_program p $$;
+-- +goose StatementEnd
+-- +goose StatementBegin
+CREATE FUNCTION visit_points(amount bigint) RETURNS int
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT CASE WHEN amount >= p.min_amount THEN p.points_per_visit ELSE 0 END FROM reward_program p $$;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP FUNCTION visit_points(bigint);
+DROP FUNCTION unit_points(bigint, text);
+DROP FUNCTION currency_minor_digits(text);
+DROP TABLE points_ledger;
+DROP FUNCTION points_ledger_append_only();
+DROP TABLE redemptions;
+DROP TABLE vouchers;
+DROP TABLE rewards;
+DROP TABLE reward_program;

@@ -1,0 +1,125 @@
+package models
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Points are earned, in the same database transaction that stores the sale, by till sales
+// (live) of a member while a rewards program exists: the SQL functions visit_points and
+// unit_points (migrations/00019_rewards.sql) are the rule. A sale linked to a member later is
+// credited when it is linked. A refund debits what its own amount earns (the visit's points
+// only when it makes the sale's refunds reach the whole sale), never more than its sale earned
+// less what earlier refunds of it debited. The ledger's unique index on transaction_id makes a
+// replayed or re-uploaded sale credit nothing again.
+
+// earnSQL is the CTE the till's insert ends with: a credit for each stored sale of a member.
+// ins must return id, kind, amount_minor, currency, member_id and received_at.
+const earnSQL = `, earned AS (
+    INSERT INTO points_ledger (member_id, kind, points, transaction_id, expires_at)
+    SELECT ins.member_id, 'earned', e.points, ins.id,
+           ins.received_at + make_interval(days => p.expire_after_days)
+    FROM ins CROSS JOIN reward_program p
+    CROSS JOIN LATERAL (SELECT visit_points(ins.amount_minor) + unit_points(ins.amount_minor, ins.currency) AS points) e
+    WHERE ins.kind = 'sale' AND ins.member_id IS NOT NULL AND e.points > 0
+    ON CONFLICT DO NOTHING
+    RETURNING transaction_id, points
+)`
+
+// creditLinkedSQL credits sales $1 (ids) that have a member and no credit yet: sales linked
+// to a member after they were stored. Only till sales earn; imported history does not.
+const creditLinkedSQL = `
+    INSERT INTO points_ledger (member_id, kind, points, transaction_id, expires_at)
+    SELECT t.member_id, 'earned', e.points, t.id, now() + make_interval(days => p.expire_after_days)
+    FROM transactions t CROSS JOIN reward_program p
+    CROSS JOIN LATERAL (SELECT visit_points(t.amount_minor) + unit_points(t.amount_minor, t.currency) AS points) e
+    WHERE t.id = ANY($1) AND t.kind = 'sale' AND t.live AND t.member_id IS NOT NULL AND e.points > 0
+    ON CONFLICT DO NOTHING`
+
+// lockRefundedSalesSQL locks the sales that refunds $1 name, in id order, so that two refunds
+// of one sale committing at the same time debit one after the other (the debit statement that
+// follows reads the ledger afresh after the wait).
+const lockRefundedSalesSQL = `
+    SELECT s.id FROM transactions r
+    JOIN transactions s ON s.store_id = r.store_id AND s.txn_id = r.refunds_txn_id
+    WHERE r.id = ANY($1) AND r.kind = 'refund'
+    ORDER BY s.id FOR UPDATE OF s`
+
+// debitRefundsSQL debits refunds $1 (ids) that have a member and no debit yet. For a refund of a
+// known sale, in id order within the statement:
+//
+//	own_k   = unit_points(amount_k) + the visit's points if the refunds of the sale reach its
+//	          amount with this one and did not before it
+//	debit_k = min(own_k, cap − min(cap, Σ own_j of the sale's earlier refunds in $1))
+//	cap     = what the sale earned − what its refunds already debited
+//
+// A refund that names no stored sale debits unit_points of its amount.
+const debitRefundsSQL = `
+    WITH r AS (
+        SELECT t.id, t.member_id, t.amount_minor, t.currency, s.id AS sale_id, s.amount_minor AS sale_amount,
+               coalesce((SELECT sum(o.amount_minor) FROM transactions o
+                         WHERE o.store_id = s.store_id AND o.refunds_txn_id = s.txn_id AND o.kind = 'refund'
+                           AND NOT o.id = ANY($1)), 0) AS refunded_before,
+               coalesce((SELECT l.points FROM points_ledger l WHERE l.transaction_id = s.id), 0)
+                 + coalesce((SELECT sum(l.points) FROM transactions o JOIN points_ledger l ON l.transaction_id = o.id
+                             WHERE o.store_id = s.store_id AND o.refunds_txn_id = s.txn_id AND o.kind = 'refund'), 0) AS cap
+        FROM transactions t
+        LEFT JOIN transactions s ON s.store_id = t.store_id AND s.txn_id = t.refunds_txn_id AND s.kind = 'sale'
+        WHERE t.id = ANY($1) AND t.kind = 'refund' AND t.member_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM points_ledger l WHERE l.transaction_id = t.id)
+    ), own AS (
+        SELECT r.*, coalesce(unit_points(r.amount_minor, r.currency), 0)
+                 + CASE WHEN r.sale_id IS NOT NULL
+                         AND r.refunded_before + sum(r.amount_minor) OVER w - r.amount_minor < r.sale_amount
+                         AND r.refunded_before + sum(r.amount_minor) OVER w >= r.sale_amount
+                        THEN coalesce(visit_points(r.sale_amount), 0) ELSE 0 END AS own
+        FROM r WINDOW w AS (PARTITION BY r.sale_id ORDER BY r.id)
+    ), debit AS (
+        SELECT own.*, CASE WHEN own.sale_id IS NULL THEN own.own
+                           ELSE greatest(0, least(own.own, greatest(own.cap, 0)
+                                - least(greatest(own.cap, 0), coalesce(sum(own.own) OVER w - own.own, 0)))) END AS points
+        FROM own WINDOW w AS (PARTITION BY own.sale_id ORDER BY own.id)
+    )
+    INSERT INTO points_ledger (member_id, kind, points, transaction_id)
+    SELECT member_id, 'refunded', -points, id FROM debit WHERE points > 0
+    ON CONFLICT DO NOTHING
+    RETURNING transaction_id, points`
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// settlePoints credits the sales and debits the refunds among ids that a rewards program
+// makes count and that have no ledger entry yet, inside tx. It returns the refunds' debits
+// (negative points) by transaction id.
+func settlePoints(ctx context.Context, tx execer, ids []int64) (map[int64]int, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(ctx, creditLinkedSQL, ids); err != nil {
+		return nil, fmt.Errorf("credit points: %w", err)
+	}
+	rows, err := tx.Query(ctx, lockRefundedSalesSQL, ids)
+	if err != nil {
+		return nil, fmt.Errorf("lock refunded sales: %w", err)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock refunded sales: %w", err)
+	}
+	rows, err = tx.Query(ctx, debitRefundsSQL, ids)
+	if err != nil {
+		return nil, fmt.Errorf("debit refunds: %w", err)
+	}
+	debits := map[int64]int{}
+	var id int64
+	var points int
+	if _, err := pgx.ForEachRow(rows, []any{&id, &points}, func() error { debits[id] = points; return nil }); err != nil {
+		return nil, fmt.Errorf("debit refunds: %w", err)
+	}
+	return debits, nil
+}
