@@ -307,27 +307,39 @@ func (cn *console) flowSave(c echo.Context, saved *flows.Flow) error {
 		}
 	}
 	var me *models.Error
-	switch {
-	case err == nil && len(fe) == 0:
-		done := "saved"
-		if saved == nil {
-			done = "created"
-		}
-		return cn.flowRedirect(c, out.ID, "", done)
-	case err == nil, errors.As(err, &me) && me.Code == models.EINVALID:
-		if me != nil {
-			for k, v := range me.Fields {
-				fe.Add(k, v)
-			}
-		}
-		d.Errors = fe
-		d.Problem = "The flow was not saved: see the fields marked below."
-		return cn.renderFlowEditor(c, http.StatusUnprocessableEntity, d, "")
-	case errors.As(err, &me) && (me.Code == models.ECONFLICT || me.Code == models.EMALFORMED):
+	switch err = invalidFields(err, fe); {
+	case errors.As(err, &me) && me.Code == models.ECONFLICT:
 		d.Problem = "The flow was not saved: " + me.Message + "."
 		return cn.renderFlowEditor(c, http.StatusConflict, d, "")
+	case err != nil:
+		return err
+	case len(fe) > 0:
+		d.Errors = fe
+		d.Problem = "The flow was not saved: see the fields marked below."
+		if why := fe[""]; why != "" {
+			d.Problem = "The flow was not saved: " + why + "."
+		}
+		return cn.renderFlowEditor(c, http.StatusUnprocessableEntity, d, "")
+	case saved == nil:
+		return cn.flowRedirect(c, out.ID, "", "created")
 	}
-	return err
+	return cn.flowRedirect(c, out.ID, "", "saved")
+}
+
+// invalidFields moves the field errors of an EINVALID err into fe and returns nil for it; any
+// other err is returned as it is.
+func invalidFields(err error, fe models.FieldErrors) error {
+	var me *models.Error
+	if !errors.As(err, &me) || me.Code != models.EINVALID {
+		return err
+	}
+	for k, v := range me.Fields {
+		fe.Add(k, v)
+	}
+	if len(me.Fields) == 0 {
+		fe.Add("", me.Message)
+	}
+	return nil
 }
 
 func (cn *console) flowCreate(c echo.Context) error { return cn.flowSave(c, nil) }
@@ -365,13 +377,7 @@ func (cn *console) flowPreviewForm(c echo.Context) error {
 	d.PreviewStep, d.SampleMemberID = previewChoice(c.FormValue("step"), c.FormValue("member_id"), fe)
 	if len(fe) == 0 {
 		d.Preview, err = flows.Preview(c.Request().Context(), cn.s.db, cn.s.campaignConfig(), f.ID, d.PreviewStep, d.SampleMemberID)
-		var me *models.Error
-		if errors.As(err, &me) && me.Code == models.EINVALID {
-			d.Preview = nil
-			for k, v := range me.Fields {
-				fe.Add(k, v)
-			}
-		} else if err != nil {
+		if err = invalidFields(err, fe); err != nil {
 			return err
 		}
 	}
