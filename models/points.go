@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -122,4 +123,44 @@ func settlePoints(ctx context.Context, tx execer, ids []int64) (map[int64]int, e
 		return nil, fmt.Errorf("debit refunds: %w", err)
 	}
 	return debits, nil
+}
+
+// pointsExpiryLock is the advisory lock ExpirePoints holds while it writes, so that two replicas
+// running the nightly job at once expire each point once: the second waits, then sees the
+// first one's rows.
+const pointsExpiryLock = 0x504f4954 // "POIT"
+
+// ExpirePoints records, for every member with credits expired by asOf, the points of those
+// credits that spending, refunds and earlier expiry have not used up: oldest points go first,
+// so what is left of the credits that expired is Σ expired credits − Σ consumed, when positive
+// (consumed: everything but credits, less what cancelled redemptions gave back). One statement
+// for all members, under pointsExpiryLock. It returns the points expired.
+func (db *DB) ExpirePoints(ctx context.Context, asOf time.Time) (int64, error) {
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("expire points: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pointsExpiryLock)); err != nil {
+		return 0, fmt.Errorf("expire points: %w", err)
+	}
+	var expired int64
+	if err := tx.QueryRow(ctx, `
+		WITH due AS (
+			SELECT DISTINCT member_id FROM points_ledger
+			WHERE kind = 'earned' AND expires_at <= $1
+		), left_over AS (
+			SELECT l.member_id,
+				coalesce(sum(l.points) FILTER (WHERE l.kind = 'earned' AND l.expires_at <= $1), 0)
+				+ coalesce(sum(l.points) FILTER (WHERE l.kind <> 'earned'), 0) AS points
+			FROM points_ledger l JOIN due USING (member_id)
+			GROUP BY l.member_id
+		), ins AS (
+			INSERT INTO points_ledger (member_id, kind, points)
+			SELECT member_id, 'expired', -points FROM left_over WHERE points > 0
+			RETURNING points)
+		SELECT coalesce(-sum(points), 0) FROM ins`, asOf).Scan(&expired); err != nil {
+		return 0, fmt.Errorf("expire points: %w", err)
+	}
+	return expired, tx.Commit(ctx)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/regulars/regulars/models"
 )
@@ -314,5 +315,49 @@ func TestPointsPropertyRandomMix(t *testing.T) {
 		if got, _ := f.balance(t); int64(got) != want {
 			t.Fatalf("step %d (%s %s): ledger sum %d, want %d", step, in.Kind, in.ID, got, want)
 		}
+	}
+}
+
+// TestExpiryTakesWhatIsLeftOfTheOldestOnce: the nightly expiry writes off what spending and
+// refunds left of expired credits, once, however many replicas run it at the same time.
+func TestExpiryTakesWhatIsLeftOfTheOldestOnce(t *testing.T) {
+	f := newPointsFixture(t, stampAndPoints)
+	ctx := context.Background()
+	f.sale(t, "R-1", 10000)          // +11, expires in 365 days
+	f.refund(t, "RF-1", "R-1", 5000) // −5
+	// A credit that expires later: the program now keeps points for 700 days.
+	if _, err := f.db.Pool.Exec(ctx, `UPDATE reward_program SET expire_after_days = 700`); err != nil {
+		t.Fatal(err)
+	}
+	f.sale(t, "R-2", 20000) // +21, expires in 700 days
+	if n, err := f.db.ExpirePoints(ctx, time.Now().Add(100*24*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("nothing has expired yet: %d, %v", n, err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var total int64
+	for range 4 {
+		wg.Go(func() {
+			n, err := f.db.ExpirePoints(ctx, time.Now().Add(400*24*time.Hour))
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if total != 6 {
+		t.Errorf("4 concurrent runs expired %d points, want 6 (11 earned − 5 refunded)", total)
+	}
+	if bal, _ := f.balance(t); bal != 21 {
+		t.Errorf("balance %d, want the later credit's 21", bal)
+	}
+	if n, _ := f.db.ExpirePoints(ctx, time.Now().Add(800*24*time.Hour)); n != 21 {
+		t.Errorf("the later credit expired %d, want 21", n)
+	}
+	if bal, _ := f.balance(t); bal != 0 {
+		t.Errorf("balance %d after everything expired", bal)
 	}
 }

@@ -183,6 +183,11 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	if err := scheduler.Add(env.cfg.MetricsSchedule, metrics.Job{DB: db.DB, Log: log, Options: metricsOpts}); err != nil {
 		return err
 	}
+	// Reward points expire nightly, oldest first; every replica schedules it, the job's lock
+	// makes a second run at the same time a no-op.
+	if err := scheduler.Add("40 3 * * *", jobs.ExpirePoints{DB: db.DB, Log: log}); err != nil {
+		return err
+	}
 	if err := scheduler.Add("@hourly", clubmail.Purge{DB: db.DB, TTL: env.cfg.confirmTTL(), Log: log}); err != nil {
 		return err
 	}
