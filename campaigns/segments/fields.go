@@ -142,6 +142,12 @@ var registry = func() map[string]*Field {
 			sql: column("extract(month FROM m.birth_date)::bigint"),
 		},
 		{
+			// Now, not as of the as-of time: a balance is what the member can spend today.
+			Name: "points_balance", Type: TypeInteger,
+			Doc: "the member's reward points now (the sum of their points ledger); 0 without points",
+			sql: column("(SELECT coalesce(sum(pl.points), 0) FROM points_ledger pl WHERE pl.member_id = m.id)"),
+		},
+		{
 			Name: "orders_365d", Type: TypeInteger,
 			Doc: "sales in the 365 days before the as-of time",
 			sql: orders365d,

@@ -393,3 +393,30 @@ func TestTierAndBirthdayMonthSelectTheExpectedMembers(t *testing.T) {
 		}
 	})
 }
+
+// TestPointsBalanceIsTheLedgerSum: ada has 12 points, ben earned 5 that expired, the others
+// never had any (0, not NULL).
+func TestPointsBalanceIsTheLedgerSum(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO points_ledger (member_id, kind, points, transaction_id)
+		 SELECT member_id, 'earned', CASE WHEN member_id = $1::bigint THEN 12 ELSE 5 END, min(id)
+		 FROM transactions WHERE member_id IN ($1::bigint, $2::bigint) AND kind = 'sale' GROUP BY member_id`,
+		`INSERT INTO points_ledger (member_id, kind, points) SELECT $2::bigint, 'expired', -5 WHERE $1::bigint IS NOT NULL`,
+	} {
+		if _, err := f.db.Pool.Exec(ctx, q, f.ids["ada"], f.ids["ben"]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct{ tree, want string }{
+		{`{"field": "points_balance", "op": "gte", "value": 10}`, "ada"},
+		{`{"field": "points_balance", "op": "eq", "value": 0}`, "ben cai dag eva fil"},
+		{`{"field": "points_balance", "op": "between", "value": [1, 12]}`, "ada"},
+	} {
+		if got := strings.Join(f.members(t, mustParse(t, tt.tree)), " "); got != tt.want {
+			t.Errorf("%s: got [%s], want [%s]", tt.tree, got, tt.want)
+		}
+	}
+}
