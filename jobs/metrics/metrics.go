@@ -74,7 +74,8 @@ type Family struct {
 // cohort:<YYYY-Qn> (members by the quarter of joined_at in the run's time zone), rfm:<name>
 // (members by the run's RFM segment, rfm.go; it reads a table Compute fills), tier:<name>
 // (members by club tier as of A, tiers.go; one segment per configured tier) and segment:<id>
-// (every saved segment's rules evaluated as of A, saved.go; a table Compute fills). Segments are
+// (every saved segment's rules evaluated as of A, saved.go; a table Compute fills) and
+// rewards:redeemers / rewards:non-redeemers (rewards.go). Segments are
 // the members as of the run (not as of A), as the contract says; every member counts whatever
 // its status, erased members included (their purchases are kept, only personal data goes).
 func DefaultFamilies() []Family {
@@ -92,6 +93,7 @@ func DefaultFamilies() []Family {
 		rfmFamily(),
 		tierFamily(),
 		savedFamily(),
+		rewardsFamily(),
 	}
 }
 

@@ -245,9 +245,10 @@ func TestComputeWorkedExample(t *testing.T) {
 		})
 	}
 	t.Run("no other segments are reported", func(t *testing.T) {
-		// The eight rfm: segments are checked in rfm_test.go.
-		if len(got) != len(want)+len(metrics.RFMSegmentNames) {
-			t.Errorf("segments = %v, want %d of them and the rfm: ones", keys(got), len(want))
+		// The eight rfm: segments are checked in rfm_test.go, the two rewards: ones (empty
+		// here: no points) in rewards_test.go.
+		if len(got) != len(want)+len(metrics.RFMSegmentNames)+2 {
+			t.Errorf("segments = %v, want %d of them, the rfm: ones and the two rewards: ones", keys(got), len(want))
 		}
 	})
 }
@@ -328,7 +329,7 @@ func TestComputeEmptyDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []metrics.SegmentMetrics{{Segment: "all"}}
+	want := []metrics.SegmentMetrics{{Segment: "all"}, {Segment: "rewards:redeemers"}, {Segment: "rewards:non-redeemers"}}
 	for _, name := range metrics.RFMSegmentNames {
 		want = append(want, metrics.SegmentMetrics{Segment: "rfm:" + name})
 	}
@@ -337,7 +338,7 @@ func TestComputeEmptyDatabase(t *testing.T) {
 		got[seg] = true
 	}
 	if len(snap.Segments) != len(want) || !allIn(want, got) {
-		t.Errorf("segments = %+v, want all and every rfm: segment, with zero counts and NULL ratios", snap.Segments)
+		t.Errorf("segments = %+v, want all, every rfm: segment and the two rewards: ones, with zero counts and NULL ratios", snap.Segments)
 	}
 }
 
