@@ -214,6 +214,65 @@ type MemberLookup struct {
 	DiscountPercent float64 `json:"discount_percent"`
 	// Birthday is left out when the member gave none; the till may wish a happy birthday.
 	Birthday Birthday `json:"birthday,omitzero"`
+	// Points and Vouchers are there when a reward program is set or the member has vouchers
+	// (lookupRewardsSQL).
+	Points   *LookupPoints   `json:"points,omitempty"`
+	Vouchers []LookupVoucher `json:"vouchers,omitzero"`
+}
+
+// LookupPoints is the member's balance and the active rewards, cheapest first, with whether the
+// balance buys each.
+type LookupPoints struct {
+	Balance int            `json:"balance"`
+	Rewards []LookupReward `json:"rewards"`
+}
+
+// LookupReward is an active reward as the till offers it.
+type LookupReward struct {
+	Code       string `json:"code"`
+	Name       string `json:"name"`
+	CostPoints int    `json:"cost_points"`
+	Affordable bool   `json:"affordable"`
+}
+
+// LookupVoucher is an unused, unexpired voucher of the member.
+type LookupVoucher struct {
+	Code      string    `json:"code"`
+	Name      string    `json:"name"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// lookupRewardsSQL reads, in one statement, whether a program is set, member $1's balance, the
+// active rewards and the member's vouchers unused and unexpired at $2, the lists as JSON.
+const lookupRewardsSQL = `
+    SELECT EXISTS (SELECT 1 FROM reward_program),
+           (SELECT coalesce(sum(l.points), 0) FROM points_ledger l WHERE l.member_id = $1),
+           (SELECT coalesce(json_agg(json_build_object('code', r.code, 'name', r.name, 'cost_points', r.cost_points)
+                                     ORDER BY r.cost_points, r.code), '[]')
+            FROM rewards r WHERE r.active),
+           (SELECT coalesce(json_agg(json_build_object('code', v.code, 'name', r.name, 'expires_at', v.expires_at)
+                                     ORDER BY v.expires_at, v.code), '[]')
+            FROM vouchers v JOIN rewards r ON r.code = v.reward_code
+            WHERE v.member_id = $1 AND v.used_at IS NULL AND v.expires_at > $2)`
+
+// addRewards fills out's Points and Vouchers when a program is set or the member has vouchers.
+func (db *DB) addRewards(ctx context.Context, out *MemberLookup) error {
+	var program bool
+	var balance int
+	var rewards []LookupReward
+	var vouchers []LookupVoucher
+	if err := db.Pool.QueryRow(ctx, lookupRewardsSQL, out.ID, db.Now()).Scan(&program, &balance, &rewards, &vouchers); err != nil {
+		return fmt.Errorf("look up member %d: rewards: %w", out.ID, err)
+	}
+	if !program && len(vouchers) == 0 {
+		return nil
+	}
+	for i := range rewards {
+		rewards[i].Affordable = balance >= rewards[i].CostPoints
+	}
+	out.Points = &LookupPoints{Balance: balance, Rewards: rewards}
+	out.Vouchers = vouchers
+	return nil
 }
 
 // LookupMember finds the member with this card, email or phone (exactly one is given), or
@@ -266,6 +325,9 @@ func (db *DB) LookupMember(ctx context.Context, card, email, phone string) (*Mem
 		return nil, fmt.Errorf("look up member: %w", err)
 	}
 	if out.Tier, out.DiscountPercent, err = memberTier(ctx, db, out.ID); err != nil {
+		return nil, err
+	}
+	if err := db.addRewards(ctx, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
