@@ -94,6 +94,10 @@ const BarcodeCID = "barcode"
 // never expire.
 const PreferencesTTL = 90 * 24 * time.Hour
 
+// SampleMember is the made-up member previews show when no member is chosen: the one
+// templates are executed with when a campaign or flow is saved.
+var SampleMember = sampleMember
+
 // sampleMember is what templates are executed with when a campaign is saved, so that a field
 // that does not exist is refused then rather than when the campaign goes out.
 var sampleMember = MemberData{FirstName: "Kari", Name: "Kari Nordmann", Card: "7012345678908",

@@ -10,14 +10,7 @@ import (
 
 	"github.com/regulars/regulars/campaigns"
 	"github.com/regulars/regulars/models"
-	"github.com/regulars/regulars/templates"
 )
-
-// previewMember is the made-up member a preview shows when no member is chosen (memberID 0).
-// It is the member campaigns executes templates with when they are saved; campaigns keeps its
-// copy unexported, so the same values are repeated here.
-var previewMember = campaigns.MemberData{FirstName: "Kari", Name: "Kari Nordmann", Card: "7012345678908",
-	HomeStore: "oslo-1", Tier: "Gold", Discount: "10", Language: templates.DefaultLanguage}
 
 // Preview renders mail step step (its index in the flow's Program, as flow_entries.step and
 // campaigns.flow_step count) of flow flowID as member memberID would get it, with placeholder
@@ -45,7 +38,7 @@ func Preview(ctx context.Context, db *models.DB, cfg campaigns.Config, flowID in
 	if err != nil {
 		return nil, err
 	}
-	member := previewMember
+	member := campaigns.SampleMember // memberID 0: the made-up member
 	if memberID != 0 {
 		if member, err = memberData(ctx, db, memberID); err != nil {
 			return nil, err

@@ -58,9 +58,12 @@ type FlowRevenue struct {
 	Holdout   *tracking.Holdout `json:"holdout"`
 }
 
-// FindFlowStats computes flow id's report; attributionDays is REGULARS_ATTRIBUTION_DAYS. Each
-// figure is aggregated in PostgreSQL.
+// FindFlowStats computes flow id's report; attributionDays is REGULARS_ATTRIBUTION_DAYS (0:
+// tracking.DefaultAttributionDays, as campaign stats). Each figure is aggregated in PostgreSQL.
 func FindFlowStats(ctx context.Context, db *models.DB, id int64, attributionDays int) (*Stats, error) {
+	if attributionDays <= 0 {
+		attributionDays = tracking.DefaultAttributionDays
+	}
 	f, err := FindFlowByID(ctx, db, id)
 	if err != nil {
 		return nil, err
@@ -90,6 +93,25 @@ func FindFlowStats(ctx context.Context, db *models.DB, id int64, attributionDays
 		return nil, err
 	}
 	return st, nil
+}
+
+// Counts is how many members entered a flow and how many are on their way now.
+type Counts struct{ Entered, Active int64 }
+
+// FindFlowCounts returns every flow's Counts in one grouped query, for lists.
+func FindFlowCounts(ctx context.Context, db *models.DB) (map[int64]Counts, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT flow_id, count(*), count(*) FILTER (WHERE status = 'active')
+		FROM flow_entries GROUP BY flow_id`)
+	if err != nil {
+		return nil, fmt.Errorf("count flow entries: %w", err)
+	}
+	out := map[int64]Counts{}
+	var id int64
+	var c Counts
+	if _, err := pgx.ForEachRow(rows, []any{&id, &c.Entered, &c.Active}, func() error { out[id] = c; return nil }); err != nil {
+		return nil, fmt.Errorf("count flow entries: %w", err)
+	}
+	return out, nil
 }
 
 // readSteps counts the recipients of each current mail step's campaign, and the clicks.

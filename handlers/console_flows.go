@@ -23,7 +23,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/regulars/regulars/campaigns"
 	"github.com/regulars/regulars/campaigns/segments"
-	"github.com/regulars/regulars/campaigns/tracking"
 	"github.com/regulars/regulars/flows"
 	"github.com/regulars/regulars/models"
 )
@@ -111,15 +110,14 @@ func (cn *console) flowList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	counts, err := flows.FindFlowCounts(ctx, cn.s.db)
+	if err != nil {
+		return err
+	}
 	rows := make([]flowRow, 0, len(list))
 	for _, f := range list {
-		// The stats cost a few grouped queries per flow, which is fine for the handful of flows
-		// a shop runs (as the campaign list does).
-		st, err := flows.FindFlowStats(ctx, cn.s.db, f.ID, cn.flowAttributionDays())
-		if err != nil {
-			return err
-		}
-		rows = append(rows, flowRow{Flow: f, Trigger: triggerWords(f.Trigger), Entered: st.Entered, Active: st.Active})
+		n := counts[f.ID]
+		rows = append(rows, flowRow{Flow: f, Trigger: triggerWords(f.Trigger), Entered: n.Entered, Active: n.Active})
 	}
 	return cn.render(c, http.StatusOK, "flows", consolePage{Title: "Flows", Nav: "flows",
 		Flash: flowNotices[c.QueryParam("done")], Data: rows})
@@ -524,7 +522,7 @@ func (cn *console) flowReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := flows.FindFlowStats(c.Request().Context(), cn.s.db, f.ID, cn.flowAttributionDays())
+	st, err := flows.FindFlowStats(c.Request().Context(), cn.s.db, f.ID, cn.s.tracking.AttributionDays)
 	if err != nil {
 		return err
 	}
@@ -545,15 +543,6 @@ func (cn *console) flowReport(c echo.Context) error {
 	sort.Slice(d.Exits, func(i, j int) bool { return d.Exits[i].Count > d.Exits[j].Count })
 	return cn.render(c, http.StatusOK, "flow_report", consolePage{Title: "Report: " + f.Name, Nav: "flows",
 		Flash: flowNotices[c.QueryParam("done")], Data: d})
-}
-
-// flowAttributionDays is the server's attribution window, with the campaign stats' default when
-// unset (flows.FindFlowStats takes the number as it is).
-func (cn *console) flowAttributionDays() int {
-	if days := cn.s.tracking.AttributionDays; days > 0 {
-		return days
-	}
-	return tracking.DefaultAttributionDays
 }
 
 func (cn *console) flowRedirect(c echo.Context, id int64, suffix, done string) error {

@@ -29,7 +29,7 @@ func consoleBodyLimit(route string) int64 {
 	switch route {
 	case "/console/login", "/console/logout":
 		return consoleLoginBodyLimit
-	case "/console/campaigns", "/console/campaigns/:id":
+	case "/console/campaigns", "/console/campaigns/:id", "/console/flows", "/console/flows/:id":
 		return consoleCampaignBodyLimit
 	case "/console/segments", "/console/segments/:id":
 		return consoleSegmentBodyLimit
