@@ -130,6 +130,10 @@ func printSummary(w io.Writer, s *demo.Summary) {
 		s.Took.Seconds(), len(s.Stores), strings.Join(s.Stores, ", "), thousands(s.Members), thousands(s.ConsentedMembers),
 		thousands(s.Transactions), s.From.Format("2006-01-02"), s.To.Format("2006-01-02"), thousands(s.Sales),
 		thousands(s.AnonymousSales), thousands(s.UnregisteredCardSales), thousands(s.Refunds), thousands(s.Items))
+	if len(s.Flows) > 0 {
+		fmt.Fprintf(w, "Flows %s, active for the last %d days: %s entries (GET /api/v1/flows, /console/flows).\n",
+			strings.Join(s.Flows, ", "), demo.FlowHistoryDays, thousands(s.FlowEntries))
+	}
 }
 
 // oslo is the demo stores' zone; the binary embeds tzdata, so the fallback is only a guard.

@@ -2,7 +2,9 @@
 // Norwegian record shops with a café corner, its club members, and two years of purchases with
 // the repeat-purchase patterns the metrics are about (regulars, occasional customers, one-off
 // buyers, customers who drift away). Everything goes in through the bulk import, so the demo
-// exercises the same validation and idempotency as real data and loads in seconds.
+// exercises the same validation and idempotency as real data and loads in seconds. On an empty
+// database it also makes the three flows a café would run, with a few months of their history
+// (flows.go).
 package demo
 
 import (
@@ -50,6 +52,10 @@ type Summary struct {
 	UnregisteredCardSales int64
 	Items                 int64
 	From, To              time.Time
+	// Flows names the demo flows and FlowEntries counts their entries over the last
+	// FlowHistoryDays (none after a forced fill).
+	Flows       []string
+	FlowEntries int64
 	// Took is how long generating and loading took.
 	Took time.Duration
 }
@@ -149,6 +155,7 @@ func Fill(ctx context.Context, db *models.DB, opts Options) (*Summary, error) {
 	}
 	g := newGenerator(opts)
 	g.members()
+	g.birthdays()
 	g.purchases()
 	if _, err := db.ImportMembers(ctx, &memberSlice{rows: g.memberRows}); err != nil {
 		return nil, fmt.Errorf("demo: import members: %w", err)
@@ -156,10 +163,18 @@ func Fill(ctx context.Context, db *models.DB, opts Options) (*Summary, error) {
 	if _, err := db.ImportTransactions(ctx, &txnSlice{rows: g.txns}); err != nil {
 		return nil, fmt.Errorf("demo: import transactions: %w", err)
 	}
+	var flowSum Summary
+	if !opts.Force {
+		// Only on a database the demo filled alone: the history walks every member.
+		if err := g.flowsAndHistory(ctx, db, &flowSum); err != nil {
+			return nil, err
+		}
+	}
 	sum, err := summarize(ctx, db)
 	if err != nil {
 		return nil, err
 	}
+	sum.Flows, sum.FlowEntries = flowSum.Flows, flowSum.FlowEntries
 	sum.From, sum.To = g.from, opts.Now
 	sum.Took = time.Since(start)
 	return sum, nil
@@ -305,6 +320,25 @@ func (g *generator) members() {
 		}
 		g.people = append(g.people, p)
 		g.memberRows = append(g.memberRows, row)
+	}
+}
+
+// birthdays gives some members a birthday, for the birthday flow: most with the year, some
+// without. They come from a random source of their own, so the rest of the demo is what it was
+// before members had birthdays.
+func (g *generator) birthdays() {
+	rng := rand.New(rand.NewPCG(g.opts.Seed, 0xb1d))
+	for i := range g.memberRows {
+		if rng.Float64() >= 0.45 {
+			continue
+		}
+		// A day of a year without 29 February, in a year when the member was 18 to 70.
+		day := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, rng.IntN(365))
+		if rng.Float64() < 0.3 {
+			g.memberRows[i].Birthday = day.Format("--01-02")
+			continue
+		}
+		g.memberRows[i].Birthday = fmt.Sprintf("%04d-%s", g.opts.Now.Year()-18-rng.IntN(53), day.Format("01-02"))
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regulars/regulars/campaigns/tracking"
+	"github.com/regulars/regulars/flows"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
 	"github.com/regulars/regulars/models/demo"
@@ -105,6 +107,68 @@ func TestFill(t *testing.T) {
 		}
 	})
 
+	t.Run("three flows are active and the win-back report is final with a lift interval", func(t *testing.T) {
+		list, err := flows.FindFlows(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]flows.Flow{}
+		for _, f := range list {
+			byName[f.Name] = f
+		}
+		for _, name := range []string{"Welcome", "Birthday treat", "Win back"} {
+			f, ok := byName[name]
+			if !ok || f.Status != flows.StatusActive || f.HoldoutPercent != 10 {
+				t.Errorf("flow %q: %+v, want it active with a 10%% holdout", name, f)
+			}
+		}
+		if len(list) != 3 || sum.FlowEntries == 0 || len(sum.Flows) != 3 {
+			t.Fatalf("%d flows, summary %v with %d entries; want 3", len(list), sum.Flows, sum.FlowEntries)
+		}
+		st, err := flows.FindFlowStats(ctx, db, byName["Win back"].ID, tracking.DefaultAttributionDays)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("win back: entered %d, held out %d, exits %v, clicks %d, steps %+v, revenue %+v, holdout %+v",
+			st.Entered, st.HeldOut, st.Exits, st.Clicks, st.Steps, st.Revenue, st.Revenue.Holdout)
+		h := st.Revenue.Holdout
+		switch {
+		case st.Preliminary || st.FinalAt != nil:
+			t.Errorf("preliminary %v, final_at %v; want a final report", st.Preliminary, st.FinalAt)
+		case st.Revenue.Members < flows.MinMatured || h == nil || h.Members < flows.MinMatured:
+			t.Errorf("revenue %+v, holdout %+v; want both groups of at least %d", st.Revenue, h, flows.MinMatured)
+		case h.LiftLow == nil || h.LiftHigh == nil || *h.LiftLow > h.Lift || h.Lift > *h.LiftHigh:
+			t.Errorf("holdout %+v; want a lift inside its interval", h)
+		case h.Lift <= 0:
+			t.Errorf("lift %.2f; the mailed members should have bought more", h.Lift)
+		}
+		if len(st.Steps) != 2 || st.Steps[0].Sent == 0 || st.Steps[1].Sent == 0 || st.Steps[0].HeldOut == 0 {
+			t.Errorf("steps %+v; want both mails sent and held-out members at the first", st.Steps)
+		}
+		if st.Exits["purchase"] == 0 || st.Clicks == 0 || st.Done == 0 {
+			t.Errorf("exits %v, clicks %d, done %d; want some of each", st.Exits, st.Clicks, st.Done)
+		}
+	})
+
+	t.Run("the history holds out members by the engine's draw and mails only the others", func(t *testing.T) {
+		if n := count(t, db, `SELECT count(*) FROM flow_entries e WHERE e.held_out <>
+			((('x' || substr(md5('flow:' || e.flow_id || ':' || e.member_id), 1, 8))::bit(32)::bigint % 10000) < 1000)`); n != 0 {
+			t.Errorf("%d entries held out otherwise than the engine draws", n)
+		}
+		if n := count(t, db, `SELECT count(*) FROM campaign_recipients cr JOIN flow_entries e ON e.member_id = cr.member_id
+			JOIN campaign_runs r ON r.id = cr.run_id JOIN campaigns c ON c.id = r.campaign_id AND c.flow_id = e.flow_id
+			WHERE (cr.status = 'sent') = e.held_out`); n != 0 {
+			t.Errorf("%d recipients whose status does not match their group", n)
+		}
+		if n := count(t, db, `SELECT count(*) FROM flow_entries WHERE status = 'exited' AND exit_reason = 'purchase' AND NOT EXISTS (
+			SELECT 1 FROM transactions t WHERE t.member_id = flow_entries.member_id AND t.kind = 'sale' AND t.occurred_at = flow_entries.finished_at)`); n != 0 {
+			t.Errorf("%d purchase exits at no purchase", n)
+		}
+		if n := count(t, db, `SELECT count(*) FROM transactions WHERE live`); n != 0 {
+			t.Errorf("%d live transactions; the demo's history is not live", n)
+		}
+	})
+
 	t.Run("a second fill of a database with stores is refused", func(t *testing.T) {
 		if _, err := demo.Fill(ctx, db, demo.Options{Now: now}); !errors.Is(err, demo.ErrNotEmpty) {
 			t.Fatalf("got %v, want ErrNotEmpty", err)
@@ -116,7 +180,8 @@ func TestFill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again.Transactions != sum.Transactions || again.Members != sum.Members {
+		if again.Transactions != sum.Transactions || again.Members != sum.Members || again.FlowEntries != 0 ||
+			count(t, db, `SELECT count(*) FROM flows`) != 3 {
 			t.Fatalf("after a forced refill: %d transactions, %d members; want %d, %d", again.Transactions, again.Members, sum.Transactions, sum.Members)
 		}
 	})
