@@ -35,6 +35,15 @@ var statusOf = map[string]int{
 	models.EINTERNAL:     http.StatusInternalServerError,
 }
 
+// refines names the codes that refine a generic one: they are answered with the status of
+// the generic code and their own code, so that a client can tell the cases apart. codeOf
+// keeps one code per status, the generic one.
+var refines = map[string]string{
+	models.EINSUFFICIENTPOINTS: models.ECONFLICT,
+	models.EVOUCHERUSED:        models.ECONFLICT,
+	models.EVOUCHEREXPIRED:     models.ECONFLICT,
+}
+
 var codeOf = func() map[int]string {
 	m := map[int]string{http.StatusMethodNotAllowed: "method_not_allowed"}
 	for code, status := range statusOf {
@@ -97,6 +106,9 @@ func failureOf(ctx context.Context, err error) failure {
 	switch {
 	case errors.As(err, &domain):
 		status := statusOf[domain.Code]
+		if status == 0 {
+			status = statusOf[refines[domain.Code]]
+		}
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}

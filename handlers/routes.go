@@ -42,6 +42,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api.PATCH("/members/:id", s.updateMember, admin)
 	api.DELETE("/members/:id", s.eraseMember, admin)
 	api.GET("/members/:id/export", s.exportMember, admin)
+	api.POST("/members/:id/vouchers", s.createVoucher, admin)
+	api.GET("/members/:id/points", s.memberPoints, staff)
 	api.GET("/club/funnel", s.joinFunnel, staff)
 	api.GET("/tiers", s.listTiers, s.auth(models.RoleAdmin, models.RoleMarketer))
 	api.PUT("/tiers", s.replaceTiers, admin)
@@ -74,6 +76,14 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api.POST("/flows/:id/activate", s.activateFlow, staff)
 	api.POST("/flows/:id/pause", s.pauseFlow, staff)
 	api.GET("/flows/:id/stats", s.flowStats, staff)
+	api.GET("/rewards/program", s.getRewardProgram, s.auth(models.RoleAdmin, models.RoleMarketer, models.RoleRegister))
+	api.PUT("/rewards/program", s.setRewardProgram, admin)
+	api.GET("/rewards", s.listRewards, s.auth(models.RoleAdmin, models.RoleMarketer, models.RoleRegister))
+	api.POST("/rewards", s.createReward, admin)
+	api.GET("/rewards/liability", s.rewardsLiability, admin)
+	api.PATCH("/rewards/:code", s.updateReward, admin)
+	api.POST("/redemptions", s.createRedemption, register)
+	api.POST("/redemptions/:store/:id/cancel", s.cancelRedemption, register)
 	api.POST("/webhooks/bounce", s.bounceWebhook, admin)
 
 	// Tracked links of campaign mail (clicks.go).
