@@ -325,11 +325,8 @@ func (db *DB) findRedemption(ctx context.Context, q querier, store *Store, id st
 // CancelRedemption undoes redemption id of store (a till that voided the sale): its points come
 // back as a 'cancelled' ledger entry, and its voucher, if any, is released: usable again until
 // it expires (an expired one stays unusable). Cancelling again changes nothing and returns the
-// same redemption. Only a register of that store may cancel.
-//
-// The released voucher is detached from the redemption (voucher_id set to NULL), because
-// redemptions.voucher_id is unique and the voucher's next use needs a redemption of its own;
-// the cancelled redemption keeps its reward and discount.
+// same redemption. Only a register of that store may cancel. The cancelled redemption keeps
+// naming its voucher: only standing redemptions are unique per voucher (redemptions_voucher).
 func (db *DB) CancelRedemption(ctx context.Context, p *Principal, storeCode, id string) (*Redemption, error) {
 	if p.Role != RoleRegister {
 		return nil, Errorf(EFORBIDDEN, "only a register token may cancel redemptions")
@@ -350,7 +347,7 @@ func (db *DB) CancelRedemption(ctx context.Context, p *Principal, storeCode, id 
 			return nil
 		}
 		var at time.Time
-		if err := tx.QueryRow(ctx, `UPDATE redemptions SET cancelled_at = now(), voucher_id = NULL WHERE id = $1 RETURNING cancelled_at`,
+		if err := tx.QueryRow(ctx, `UPDATE redemptions SET cancelled_at = now() WHERE id = $1 RETURNING cancelled_at`,
 			r.key).Scan(&at); err != nil {
 			return fmt.Errorf("cancel redemption %s: %w", id, err)
 		}
@@ -360,7 +357,6 @@ func (db *DB) CancelRedemption(ctx context.Context, p *Principal, storeCode, id 
 			if _, err := tx.Exec(ctx, `UPDATE vouchers SET used_at = NULL WHERE id = $1`, *r.voucherID); err != nil {
 				return fmt.Errorf("cancel redemption %s: release voucher: %w", id, err)
 			}
-			r.Voucher = ""
 		}
 		if r.PointsSpent > 0 {
 			if _, err := tx.Exec(ctx, `

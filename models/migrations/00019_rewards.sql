@@ -48,7 +48,7 @@ CREATE TABLE redemptions (
     txn_id           text NOT NULL,
     member_id        bigint NOT NULL REFERENCES members (id),
     reward_code      text NOT NULL REFERENCES rewards (code),
-    voucher_id       bigint UNIQUE REFERENCES vouchers (id),
+    voucher_id       bigint REFERENCES vouchers (id),
     points_spent     int NOT NULL CHECK (points_spent >= 0),
     discount_minor   bigint,
     discount_percent numeric(5, 2),
@@ -60,6 +60,8 @@ CREATE TABLE redemptions (
     UNIQUE (store_id, txn_id)
 );
 CREATE INDEX redemptions_member ON redemptions (member_id);
+-- A voucher is used by one standing redemption; a cancelled one keeps naming it.
+CREATE UNIQUE INDEX redemptions_voucher ON redemptions (voucher_id) WHERE voucher_id IS NOT NULL AND cancelled_at IS NULL;
 
 -- The points ledger: append-only (a trigger refuses UPDATE and DELETE). A member's balance is
 -- the sum of points. earned (+, from a sale, expiring at expires_at), refunded (−, from a
