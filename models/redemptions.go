@@ -57,27 +57,11 @@ type Redemption struct {
 // checkMemberRef checks and normalises how a customer identified themselves, as the till's
 // transactions do; problems go to fe under member.*.
 func checkMemberRef(in *MemberRef, fe FieldErrors) MemberRef {
-	var out MemberRef
 	if in == nil || (in.Card == "" && in.Email == "" && in.Phone == "") {
 		fe.Add("member", "is required: the card, email or phone the customer presented")
-		return out
+		return MemberRef{}
 	}
-	out.Card = in.Card
-	if in.Card != "" && !ValidCard(in.Card) {
-		fe.Add("member.card", "must be 13 digits ending in a correct EAN-13 check digit")
-	}
-	var ok bool
-	if in.Email != "" {
-		if out.Email, ok = NormalizeEmail(in.Email); !ok {
-			fe.Add("member.email", "must be an email address")
-		}
-	}
-	if in.Phone != "" {
-		if out.Phone, ok = NormalizePhone(in.Phone); !ok {
-			fe.Add("member.phone", "must be a phone number: 6-15 digits, optionally starting with +")
-		}
-	}
-	return out
+	return normalizeMemberRef(in, fe)
 }
 
 // redemptionHash identifies a redemption's content for idempotency, as contentHash does a

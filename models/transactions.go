@@ -235,23 +235,8 @@ func (db *DB) checkTransaction(in *TransactionInput, store *Store, now time.Time
 		fe.Add("currency", fmt.Sprintf("must be %s, the currency of store %s", store.Currency, store.Code))
 	}
 	if m := in.Member; m != nil && (m.Card != "" || m.Email != "" || m.Phone != "") {
-		tm := &TransactionMember{Card: m.Card}
-		if m.Card != "" && !ValidCard(m.Card) {
-			fe.Add("member.card", "must be 13 digits ending in a correct EAN-13 check digit")
-		}
-		if m.Email != "" {
-			var ok bool
-			if tm.Email, ok = NormalizeEmail(m.Email); !ok {
-				fe.Add("member.email", "must be an email address")
-			}
-		}
-		if m.Phone != "" {
-			var ok bool
-			if tm.Phone, ok = NormalizePhone(m.Phone); !ok {
-				fe.Add("member.phone", "must be a phone number: 6-15 digits, optionally starting with +")
-			}
-		}
-		t.Member = tm
+		ref := normalizeMemberRef(m, fe)
+		t.Member = &TransactionMember{Card: ref.Card, Email: ref.Email, Phone: ref.Phone}
 	}
 	if len(in.Items) > maxItems {
 		fe.Add("items", fmt.Sprintf("at most %d items", maxItems))
@@ -709,6 +694,28 @@ func nullable(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// normalizeMemberRef checks the card, email and phone a customer presented at a till (each one
+// given) and returns them normalised, recording problems under "member.…": the one rule for
+// sales, refunds and redemptions.
+func normalizeMemberRef(in *MemberRef, fe FieldErrors) MemberRef {
+	out := MemberRef{Card: in.Card}
+	if in.Card != "" && !ValidCard(in.Card) {
+		fe.Add("member.card", "must be 13 digits ending in a correct EAN-13 check digit")
+	}
+	var ok bool
+	if in.Email != "" {
+		if out.Email, ok = NormalizeEmail(in.Email); !ok {
+			fe.Add("member.email", "must be an email address")
+		}
+	}
+	if in.Phone != "" {
+		if out.Phone, ok = NormalizePhone(in.Phone); !ok {
+			fe.Add("member.phone", "must be a phone number: 6-15 digits, optionally starting with +")
+		}
+	}
+	return out
 }
 
 // FindTransaction returns the stored transaction id of store code, or ENOTFOUND.
