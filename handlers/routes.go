@@ -168,4 +168,9 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	con.POST("/members/:id/erase", cn.eraseMember, consoleAdmin)
 	con.GET("/tiers", cn.tiers, consoleStaff)
 	con.POST("/tiers", cn.saveTiers, consoleAdmin)
+
+	con.GET("/rewards", cn.rewards, consoleStaff)
+	con.POST("/rewards/program", cn.saveRewardProgram, consoleAdmin)
+	con.POST("/rewards", cn.createReward, consoleAdmin)
+	con.POST("/rewards/edit/:code", cn.updateReward, consoleAdmin)
 }
