@@ -18,6 +18,9 @@ import (
 // memberPurchasesShown is how many of a member's latest transactions the profile lists.
 const memberPurchasesShown = 50
 
+// memberPointsShown is how many of a member's latest ledger entries the profile lists.
+const memberPointsShown = 20
+
 // blankTierRows are the empty rows the tier editor offers for new tiers.
 const blankTierRows = 2
 
@@ -45,6 +48,8 @@ type memberView struct {
 	Discount  float64
 	Consents  []models.ConsentRecord
 	Purchases []models.Purchase
+	Points    *models.MemberPoints // balance and the latest ledger entries
+	Vouchers  []models.Voucher     // unused and unexpired
 	Erased    bool
 	CanAdmin  bool // show export and erase
 }
@@ -68,6 +73,12 @@ func (cn *console) member(c echo.Context) error {
 		return err
 	}
 	if v.Purchases, err = cn.s.db.FindMemberPurchases(ctx, id, memberPurchasesShown); err != nil {
+		return err
+	}
+	if v.Points, err = cn.s.db.FindMemberPoints(ctx, id, memberPointsShown, 0); err != nil {
+		return err
+	}
+	if v.Vouchers, err = cn.s.db.FindMemberVouchers(ctx, id); err != nil {
 		return err
 	}
 	flash := ""

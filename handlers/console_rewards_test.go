@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regulars/regulars/models"
 )
@@ -241,6 +242,66 @@ func TestParseAmount(t *testing.T) {
 	for _, in := range []string{"", "-1", "1.5", "abc", "1.", "1e5"} {
 		if _, ok := parseAmount(in, 0); ok {
 			t.Errorf("parseAmount(%q, 0) accepted", in)
+		}
+	}
+}
+
+// stampCard makes member card's points a stamp card: 1 point a visit, a reward "coffee" that
+// costs cost, and visits live sales at oslo-1 (which must exist); it returns the till's key.
+func stampCard(t *testing.T, db *models.DB, card string, cost, visits int) *models.Principal {
+	t.Helper()
+	ctx := context.Background()
+	zero := 0.0
+	if _, err := db.SetRewardProgram(ctx, models.RewardProgramInput{PointsPerVisit: models.Int{Present: true, Value: 1},
+		PointsPerMajorUnit: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	code, name := "coffee", "Free coffee"
+	if _, err := db.CreateReward(ctx, models.RewardInput{Code: &code, Name: &name, CostPoints: models.Int{Present: true, Value: int64(cost)},
+		DiscountMinor: models.Int{Present: true, Value: 3500}}); err != nil {
+		t.Fatal(err)
+	}
+	token, err := db.CreateAPIKey(ctx, models.RoleRegister, "oslo-1", "stamp-till")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := db.Authenticate(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range visits {
+		in := models.TransactionInput{ID: fmt.Sprintf("S-%d", i+1), Store: "oslo-1", Register: "stamp-till", Kind: "sale",
+			OccurredAt: time.Now().Add(-time.Hour).Format(time.RFC3339), Amount: models.Int{Value: 4500, Present: true},
+			Currency: "NOK", Member: &models.MemberRef{Card: card}}
+		if _, _, err := db.RecordTransaction(ctx, p, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func TestConsoleMemberPoints(t *testing.T) {
+	f := newMemFixture(t)
+	ctx := context.Background()
+	marketer, _ := f.loginAs(t, "marketer")
+	till := stampCard(t, f.DB, f.member.Card, 3, 4)
+	if _, _, err := f.DB.Redeem(ctx, till, models.RedemptionInput{ID: "RD-1", Store: "oslo-1",
+		Member: &models.MemberRef{Card: f.member.Card}, Reward: "coffee"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.DB.CreateVoucher(ctx, f.member.ID, models.VoucherInput{Reward: "coffee",
+		ExpiresAt: time.Now().Add(48 * time.Hour).Format(time.RFC3339)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := f.get(t, marketer, fmt.Sprintf("/console/members/%d", f.member.ID))
+	if res.Status != http.StatusOK {
+		t.Fatalf("member page: %d", res.Status)
+	}
+	for _, want := range []string{`<dd class="num">1 point</dd>`, "<td>spent</td>", "−3", "redemption RD-1 at oslo-1",
+		"<td>earned</td>", "+1", "receipt S-4 at oslo-1", v.Code, "Free coffee (coffee)"} {
+		if !strings.Contains(res.Body, want) {
+			t.Errorf("member page lacks %s", want)
 		}
 	}
 }
