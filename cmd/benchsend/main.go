@@ -14,6 +14,16 @@
 // mail by its envelope recipient, so the run also checks that each member got exactly one.
 //
 //	benchsend -database-url postgres://... -regulars ./regulars -n 100000 -concurrency 4
+//
+// With -flow (issue 11, cmd/benchflows/bench-flows.sh) it compares flow mail with campaign mail
+// instead, -rounds times each, alternated, each run on a freshly created database (the one
+// -database-url names is dropped and created again) and a fresh serve with
+// REGULARS_QUIET_START=REGULARS_QUIET_END=00:00 and REGULARS_MAIL_CAP=0: the campaign run as
+// above; the flow run activates a joined flow with one mail step through the API and then sets
+// confirmed_at = now() for the N members, so that the engine's next tick enters them all and
+// queues their mails. Both figures run from the first to the last mail at the sink.
+//
+//	benchsend -database-url postgres://.../send -regulars ./regulars -flow -rounds 3 -n 20000 -concurrency 16
 package main
 
 import (
@@ -30,6 +40,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,28 +61,27 @@ func main() {
 		work        = flag.String("work", "", "a directory for the server's data dir and log (default: a temporary one)")
 		pprofAddr   = flag.String("pprof", "", "REGULARS_PPROF_ADDR of the server, to profile it during the run")
 		skipBare    = flag.Bool("skip-bare", false, "measure the server only")
+		flowMode    = flag.Bool("flow", false, "compare flow mail with campaign mail (the database is dropped and created for each run)")
+		rounds      = flag.Int("rounds", 3, "with -flow: runs of each way, alternated")
 	)
 	flag.Parse()
-	if *dbURL == "" || *regulars == "" || *n < 1 || *concurrency < 1 {
+	if *dbURL == "" || *regulars == "" || *n < 1 || *concurrency < 1 || *rounds < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*dbURL, *regulars, *n, *concurrency, *work, *pprofAddr, *skipBare); err != nil {
+	if err := start(*work, func(sink *sink, work string) error {
+		if *flowMode {
+			return runFlows(sink, *dbURL, *regulars, *n, *concurrency, *rounds, work, *pprofAddr)
+		}
+		return run(sink, *dbURL, *regulars, *n, *concurrency, work, *pprofAddr, *skipBare)
+	}); err != nil {
 		fmt.Fprintln(os.Stderr, "benchsend:", err)
 		os.Exit(1)
 	}
 }
 
-// result is one way of sending.
-type result struct {
-	Way     string  `json:"way"`
-	Mails   int     `json:"mails"`
-	Seconds float64 `json:"seconds"`
-	PerSec  float64 `json:"mails_per_s"`
-}
-
-func run(dbURL, regulars string, n, concurrency int, work, pprofAddr string, skipBare bool) error {
-	ctx := context.Background()
+// start makes the work directory (a temporary one when work is empty) and the sink, and runs f.
+func start(work string, f func(sink *sink, work string) error) error {
 	if work == "" {
 		dir, err := os.MkdirTemp("", "benchsend")
 		if err != nil {
@@ -85,6 +95,19 @@ func run(dbURL, regulars string, n, concurrency int, work, pprofAddr string, ski
 		return err
 	}
 	defer sink.close()
+	return f(sink, work)
+}
+
+// result is one way of sending.
+type result struct {
+	Way     string  `json:"way"`
+	Mails   int     `json:"mails"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"mails_per_s"`
+}
+
+func run(sink *sink, dbURL, regulars string, n, concurrency int, work, pprofAddr string, skipBare bool) error {
+	ctx := context.Background()
 	logf("sink on %s; %d mails each way over %d connections", sink.addr, n, concurrency)
 
 	var results []result
@@ -109,7 +132,7 @@ func run(dbURL, regulars string, n, concurrency int, work, pprofAddr string, ski
 	}
 
 	sink.reset()
-	srv, err := serveRun(ctx, dbURL, regulars, work, sink, n, concurrency, pprofAddr)
+	srv, err := serveRun(ctx, dbURL, regulars, work, sink, n, concurrency, pprofAddr, serveOptions{})
 	if err != nil {
 		return err
 	}
@@ -218,7 +241,12 @@ type serverResult struct {
 	cpuSeconds                   float64 // the serve process's user+system CPU during the run
 }
 
-func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, concurrency int, pprofAddr string) (serverResult, error) {
+// serveOptions: flowEnv switches quiet hours and the mail cap off (REGULARS_QUIET_START =
+// REGULARS_QUIET_END = 00:00, REGULARS_MAIL_CAP=0); flow sends through a joined flow instead of
+// a campaign.
+type serveOptions struct{ flowEnv, flow bool }
+
+func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, concurrency int, pprofAddr string, opts serveOptions) (serverResult, error) {
 	var out serverResult
 	addr, err := freeAddr()
 	if err != nil {
@@ -230,6 +258,9 @@ func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, 
 		"REGULARS_SEND_CONCURRENCY="+strconv.Itoa(concurrency), "REGULARS_SEND_RATE=0", "REGULARS_LOG_LEVEL=warn")
 	if pprofAddr != "" {
 		env = append(env, "REGULARS_PPROF_ADDR="+pprofAddr)
+	}
+	if opts.flowEnv {
+		env = append(env, "REGULARS_QUIET_START=00:00", "REGULARS_QUIET_END=00:00", "REGULARS_MAIL_CAP=0")
 	}
 	regularsCmd := func(args ...string) (string, error) {
 		cmd := exec.Command(regulars, args...)
@@ -301,6 +332,9 @@ func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, 
 		return out, err
 	}
 
+	if opts.flow {
+		return flowRun(ctx, dbURL, api, sink, n, pid, cpu0, exited, logFile.Name())
+	}
 	html, text := bodies()
 	var seg, camp struct{ ID int64 }
 	if err := api.call("POST", "/api/v1/segments", map[string]any{"name": "bench",
@@ -316,23 +350,8 @@ func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, 
 		return out, err
 	}
 	logf("campaign %d scheduled; waiting for %d mails", camp.ID, n)
-	lastCount, lastChange := 0, time.Now()
-	for {
-		count := sink.count()
-		if count >= n {
-			break
-		}
-		if count != lastCount {
-			lastCount, lastChange = count, time.Now()
-		}
-		if time.Since(lastChange) > time.Minute {
-			return out, fmt.Errorf("no progress for a minute at %d mails (see %s)", count, logFile.Name())
-		}
-		select {
-		case err := <-exited:
-			return out, fmt.Errorf("regulars serve exited: %v (see %s)", err, logFile.Name())
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := awaitMails(sink, n, exited, logFile.Name()); err != nil {
+		return out, err
 	}
 	first, last := sink.window()
 	// The run's started_at is the start of the transaction that snapshots its recipients.
@@ -356,24 +375,55 @@ func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	err = out.finish(sink, n, pid, cpu0, "regulars serve (dispatcher and sender)", started, first, last)
+	return out, err
+}
+
+// awaitMails waits until the sink has n mails, failing when a minute passes without one or the
+// server exits.
+func awaitMails(sink *sink, n int, exited chan error, logName string) error {
+	lastCount, lastChange := 0, time.Now()
+	for {
+		count := sink.count()
+		if count >= n {
+			return nil
+		}
+		if count != lastCount {
+			lastCount, lastChange = count, time.Now()
+		}
+		if time.Since(lastChange) > time.Minute {
+			return fmt.Errorf("no progress for a minute at %d mails (see %s)", count, logName)
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("regulars serve exited: %v (see %s)", err, logName)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// finish fills in a run's figures once its n mails are in: peak RSS and CPU of process pid
+// (cpu0 at the start), the check that each member got one mail, the times from start.
+func (out *serverResult) finish(sink *sink, n, pid int, cpu0 float64, way string, start, first, last time.Time) error {
+	var err error
 	if out.peakRSSKB, err = vmHWM(pid); err != nil {
-		return out, err
+		return err
 	}
 	cpu1, err := cpuSeconds(pid)
 	if err != nil {
-		return out, err
+		return err
 	}
 	out.cpuSeconds = cpu1 - cpu0
 	if err := sink.check(n, "bench.example"); err != nil {
-		return out, fmt.Errorf("regulars serve: %w", err)
+		return fmt.Errorf("%s: %w", way, err)
 	}
-	out.Way = "regulars serve (dispatcher and sender)"
+	out.Way = way
 	out.Mails = n
-	out.Seconds = last.Sub(started).Seconds()
+	out.Seconds = last.Sub(start).Seconds()
 	out.PerSec = float64(n) / out.Seconds
 	out.sendSeconds = last.Sub(first).Seconds()
-	out.snapshotSeconds = first.Sub(started).Seconds()
-	return out, nil
+	out.snapshotSeconds = first.Sub(start).Seconds()
+	return nil
 }
 
 // seed inserts n active members with confirmed consent at bench.example.
@@ -567,3 +617,144 @@ func (ss *sinkSession) Data(r io.Reader) error {
 }
 func (ss *sinkSession) Reset()        { ss.to = nil }
 func (ss *sinkSession) Logout() error { return nil }
+
+// flowRun is serveRun's flow way: a joined flow with one mail step, activated through the API,
+// then confirmed_at = now() for the n members in one statement; it waits for the n mails.
+func flowRun(ctx context.Context, dbURL string, api *api, sink *sink, n, pid int, cpu0 float64, exited chan error, logName string) (serverResult, error) {
+	var out serverResult
+	html, text := bodies()
+	var flow struct{ ID int64 }
+	if err := api.call("POST", "/api/v1/flows", map[string]any{"name": "Bench welcome",
+		"trigger": map[string]any{"event": "joined"},
+		"steps": []any{map[string]any{"mail": map[string]any{
+			"subject": "Hello {{.Member.FirstName}}, new records are in", "html": html, "text": text}}},
+		"exit_on_purchase": true, "holdout_percent": 0}, &flow); err != nil {
+		return out, err
+	}
+	if err := api.call("POST", fmt.Sprintf("/api/v1/flows/%d/activate", flow.ID), map[string]any{}, nil); err != nil {
+		return out, err
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return out, err
+	}
+	defer conn.Close(ctx)
+	time.Sleep(10 * time.Millisecond) // confirmed_at after activated_at
+	var joined time.Time
+	if err := conn.QueryRow(ctx, `WITH u AS (UPDATE members SET confirmed_at = now() WHERE email LIKE '%@bench.example' RETURNING 1)
+		SELECT now() FROM u LIMIT 1`).Scan(&joined); err != nil {
+		return out, err
+	}
+	logf("flow %d active; %d members joined; waiting for %d mails", flow.ID, n, n)
+	if err := awaitMails(sink, n, exited, logName); err != nil {
+		return out, err
+	}
+	first, last := sink.window()
+	// Its "snapshot" time is from the members' joining to the first mail.
+	err = out.finish(sink, n, pid, cpu0, "regulars serve, flow (engine and sender)", joined, first, last)
+	return out, err
+}
+
+// recreate drops the database dbURL names and creates it again, empty.
+func recreate(ctx context.Context, dbURL string) error {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return err
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+ident+` WITH (FORCE)`); err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, `CREATE DATABASE `+ident)
+	return err
+}
+
+// flowRound is one run of either way in -flow mode.
+type flowRound struct {
+	Way        string  `json:"way"`
+	Round      int     `json:"round"`
+	SendS      float64 `json:"first_to_last_mail_s"`
+	PerSec     float64 `json:"mails_per_s"`
+	LeadS      float64 `json:"lead_s"` // campaign: run start to first mail; flow: joining to first mail
+	CPUS       float64 `json:"server_cpu_s"`
+	PeakRSSMB  float64 `json:"server_peak_rss_mb"`
+	LoadAtDone string  `json:"load_average"`
+}
+
+// runFlows alternates flow and campaign runs, rounds of each, and prints mails/s (first to last
+// mail at the sink) and the ratio of the medians.
+func runFlows(sink *sink, dbURL, regulars string, n, concurrency, rounds int, work, pprofAddr string) error {
+	ctx := context.Background()
+	logf("sink on %s; %d mails a run over %d connections, %d rounds of flow and campaign", sink.addr, n, concurrency, rounds)
+	var runs []flowRound
+	per := map[string][]float64{}
+	for r := range rounds {
+		ways := []bool{true, false}
+		if r%2 == 1 {
+			ways = []bool{false, true}
+		}
+		for _, flow := range ways {
+			if err := recreate(ctx, dbURL); err != nil {
+				return err
+			}
+			sink.reset()
+			dir := filepath.Join(work, fmt.Sprintf("send-%d-%t", r+1, flow))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			srv, err := serveRun(ctx, dbURL, regulars, dir, sink, n, concurrency, pprofAddr, serveOptions{flowEnv: true, flow: flow})
+			if err != nil {
+				return err
+			}
+			way := "campaign"
+			if flow {
+				way = "flow"
+			}
+			load, _ := os.ReadFile("/proc/loadavg")
+			fr := flowRound{Way: way, Round: r + 1, SendS: srv.sendSeconds, PerSec: float64(n) / srv.sendSeconds,
+				LeadS: srv.snapshotSeconds, CPUS: srv.cpuSeconds, PeakRSSMB: float64(srv.peakRSSKB) / 1024,
+				LoadAtDone: strings.Join(strings.Fields(string(load))[:3], " ")}
+			runs = append(runs, fr)
+			per[way] = append(per[way], fr.PerSec)
+			logf("%s, round %d: %d mails in %.2f s from first to last, %.0f mails/s (first mail %.2f s after %s), server CPU %.1f s, peak RSS %.1f MB",
+				way, r+1, n, fr.SendS, fr.PerSec, fr.LeadS, map[bool]string{true: "joining", false: "the run's start"}[flow], fr.CPUS, fr.PeakRSSMB)
+		}
+	}
+	med := func(xs []float64) float64 {
+		s := append([]float64(nil), xs...)
+		sort.Float64s(s)
+		if len(s)%2 == 1 {
+			return s[len(s)/2]
+		}
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	flowMed, campMed := med(per["flow"]), med(per["campaign"])
+	out := map[string]any{"mails": n, "concurrency": concurrency, "runs": runs,
+		"flow_median_mails_per_s": flowMed, "campaign_median_mails_per_s": campMed, "ratio": flowMed / campMed}
+	var ratios []float64
+	for i := range per["flow"] {
+		ratios = append(ratios, per["flow"][i]/per["campaign"][i])
+	}
+	out["ratio_per_round"] = ratios
+	fmt.Printf("flow mail:     %v mails/s, median %.0f\n", rounded(per["flow"]), flowMed)
+	fmt.Printf("campaign mail: %v mails/s, median %.0f\n", rounded(per["campaign"]), campMed)
+	fmt.Printf("flow / campaign: %.2f (medians; per round %v; target >= 0.90)\n", flowMed/campMed, ratios)
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func rounded(xs []float64) []int {
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = int(x + 0.5)
+	}
+	return out
+}
