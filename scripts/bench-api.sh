@@ -12,6 +12,15 @@
 #      same table with the same indexes, in a fresh database migrated by `regulars migrate`;
 #   3. the same 32 registers paced at half the rate of (1), for latency below saturation;
 #   4. POST /api/v1/transactions/batch with batches of 1000 (and 100) at a few concurrencies.
+# With REWARDS=1, then the rewards phases (issue 12; REWARDS=only: just those and the ceiling (2),
+# about 5 minutes):
+#   R1. POST /api/v1/transactions from 32 registers as in (1), but with loadgen's card pool
+#       registered as members, alternately without and with a reward program (off, on, off, on);
+#   R2. 2,000 members with REDEEM_SALES sales of 240.00 each (25 points apiece) and a reward
+#       costing 10: POST /api/v1/redemptions from 32 registers for random members, REDEEM_DURATION
+#       seconds, then SQL checks: no balance below zero, one 'spent' row per 201;
+#   R3. its ceiling: pgbench running Redeem's statements on the same members in the pgbench
+#       database.
 # Everything it starts is stopped on exit. All traffic stays on 127.0.0.1.
 #
 # Knobs (environment): DURATION (30), WARMUP (5), BATCH_DURATION (15), CONCURRENCY (32),
@@ -19,6 +28,8 @@
 # VAR=value words for the server, e.g. "REGULARS_DB_MAX_CONNS=16"), PROFILE=1 to save 20 s CPU
 # profiles of the server under single and batch load (cpu-single.pprof, cpu-batch.pprof in the
 # kept work directory; read with `go tool pprof -top WORK/regulars WORK/cpu-single.pprof`).
+# REWARDS (unset, 1 or only), REDEEM_MEMBERS (2000), REDEEM_SALES (4: 100 points a member),
+# REDEEM_DURATION (20).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,16 +40,22 @@ BATCH_DURATION=${BATCH_DURATION:-15}
 CONCURRENCY=${CONCURRENCY:-32}
 SERVER_ENV=${SERVER_ENV:-}
 PROFILE=${PROFILE:-}
+REWARDS=${REWARDS:-}
+REDEEM_MEMBERS=${REDEEM_MEMBERS:-2000}
+REDEEM_SALES=${REDEEM_SALES:-4}
+REDEEM_DURATION=${REDEEM_DURATION:-20}
+case "$REWARDS" in '' | 0 | 1 | only) ;; *) echo "REWARDS must be 1 or only" >&2; exit 1 ;; esac
 WORK=$(mktemp -d /tmp/regulars-bench.XXXXXX)
 chmod 755 "$WORK"
 [ "$PROFILE" = 1 ] && KEEP=1
 
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 cpu_begin() { CPU0_SERVER=$(proc_cpu "$SERVER_PID"); CPU0_PG=$(pg_cpu); }
-cpu_end() { # phase name: appends "phase server_cpu_s postgres_cpu_s" to cpu.txt
-	printf '%s %s %s\n' "$1" "$(awk -v a="$(proc_cpu "$SERVER_PID")" -v b="$CPU0_SERVER" 'BEGIN { print a - b }')" \
-		"$(awk -v a="$(pg_cpu)" -v b="$CPU0_PG" 'BEGIN { print a - b }')" >>"$WORK/cpu.txt"
+cpu_end() { # phase [client_cpu_s]: appends "phase server_cpu_s postgres_cpu_s client_cpu_s" to cpu.txt
+	printf '%s %s %s %s\n' "$1" "$(awk -v a="$(proc_cpu "$SERVER_PID")" -v b="$CPU0_SERVER" 'BEGIN { print a - b }')" \
+		"$(awk -v a="$(pg_cpu)" -v b="$CPU0_PG" 'BEGIN { print a - b }')" "${2:--}" >>"$WORK/cpu.txt"
 }
+client_cpu() { jq .cpu_seconds "$1"; } # loadgen's own CPU seconds from its JSON
 profile() { # seconds file: a CPU profile of the server, in the background
 	[ "$PROFILE" = 1 ] || return 0
 	curl -fsS -o "$WORK/$2" "http://127.0.0.1:$PPROF_PORT/debug/pprof/profile?seconds=$1" &
@@ -112,21 +129,24 @@ loadgen() { "$WORK/loadgen" -url "$BASE" -tokens "$WORK/tokens.txt" -json "$@"; 
 checkpoint() { "${PSQL[@]}" -d postgres -c CHECKPOINT; }
 
 # 1. Single transactions, 32 registers posting back to back.
-checkpoint
-log "1/4 POST /transactions: $CONCURRENCY registers, ${WARMUP}s warm-up + ${DURATION}s"
-(sleep "$WARMUP"; profile 20 cpu-single.pprof) &
-cpu_begin
-loadgen -concurrency "$CONCURRENCY" -warmup "${WARMUP}s" -duration "${DURATION}s" -run-id single >"$WORK/single.json"
-cpu_end single
+phase_single() {
+	checkpoint
+	log "1/4 POST /transactions: $CONCURRENCY registers, ${WARMUP}s warm-up + ${DURATION}s"
+	(sleep "$WARMUP"; profile 20 cpu-single.pprof) &
+	cpu_begin
+	loadgen -concurrency "$CONCURRENCY" -warmup "${WARMUP}s" -duration "${DURATION}s" -run-id single >"$WORK/single.json"
+	cpu_end single "$(client_cpu "$WORK/single.json")"
+}
 
 # 2. The ceiling: pgbench one-row inserts into the same table in a fresh, migrated database.
-log "2/4 pgbench ceiling: 32 clients, ${WARMUP}s warm-up + ${DURATION}s"
-REGULARS_DATABASE_URL="$PGB_URL" regulars migrate >/dev/null
-"${PSQL[@]}" -d regulars_pgbench -c \
-	"INSERT INTO stores (code, name, timezone, currency) VALUES ('bench-1', 'Bench store', 'Europe/Oslo', 'NOK')"
-STORE_ID=$("${PSQL[@]}" -d regulars_pgbench -c "SELECT id FROM stores WHERE code = 'bench-1'")
-# A row like the API's: 40% carry a (so far unregistered) card, so the same partial index grows.
-cat >"$WORK/insert.sql" <<EOF
+phase_pgbench() {
+	log "2/4 pgbench ceiling: 32 clients, ${WARMUP}s warm-up + ${DURATION}s"
+	REGULARS_DATABASE_URL="$PGB_URL" regulars migrate >/dev/null
+	"${PSQL[@]}" -d regulars_pgbench -c \
+		"INSERT INTO stores (code, name, timezone, currency) VALUES ('bench-1', 'Bench store', 'Europe/Oslo', 'NOK')"
+	STORE_ID=$("${PSQL[@]}" -d regulars_pgbench -c "SELECT id FROM stores WHERE code = 'bench-1'")
+	# A row like the API's: 40% carry a (so far unregistered) card, so the same partial index grows.
+	cat >"$WORK/insert.sql" <<EOF
 \set r random(1, 9000000000000000000)
 \set c random(0, 99)
 \set amount random(2000, 200000)
@@ -137,47 +157,54 @@ VALUES ($STORE_ID, 'pgb-' || :client_id || '-' || :r, 'till-' || :client_id, 'sa
         '\\x00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff')
 ON CONFLICT (store_id, txn_id) DO NOTHING;
 EOF
-PGB=(pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c 32 -j 2 -f "$WORK/insert.sql" regulars_pgbench)
-"${PGB[@]}" -T "$WARMUP" >/dev/null 2>&1
-checkpoint
-cpu_begin
-mkdir -p "$WORK/pgblog"
-(cd "$WORK/pgblog" && /usr/bin/time -f '%U %S' -o "$WORK/pgbench.time" "${PGB[@]}" -l -T "$DURATION" >"$WORK/pgbench.txt" 2>&1)
-cpu_end pgbench
-PGB_CPU=$(awk '{ print $1 + $2 }' "$WORK/pgbench.time")
-PGB_TPS=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$WORK/pgbench.txt" | head -1)
-PGB_LAT=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$WORK/pgbench.txt")
-# Per-transaction log: the third column is the latency in µs; nearest-rank percentiles.
-PGB_PCT=$(cat "$WORK"/pgblog/pgbench_log.* | awk '{ print $3 }' | sort -n | awk '{ v[NR] = $1 }
-	END { split("50 95 99", p, " "); for (i = 1; i <= 3; i++) { r = int(p[i] / 100 * NR + 0.999999);
-	printf "p%s %.2f ms  ", p[i], v[r] / 1000 }; printf "max %.2f ms", v[NR] / 1000 }')
-rm -rf "$WORK/pgblog"
+	local pgb=(pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c 32 -j 2 -f "$WORK/insert.sql" regulars_pgbench)
+	"${pgb[@]}" -T "$WARMUP" >/dev/null 2>&1
+	checkpoint
+	cpu_begin
+	mkdir -p "$WORK/pgblog"
+	(cd "$WORK/pgblog" && /usr/bin/time -f '%U %S' -o "$WORK/pgbench.time" "${pgb[@]}" -l -T "$DURATION" >"$WORK/pgbench.txt" 2>&1)
+	PGB_CPU=$(awk '{ print $1 + $2 }' "$WORK/pgbench.time")
+	cpu_end pgbench "$PGB_CPU"
+	PGB_TPS=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$WORK/pgbench.txt" | head -1)
+	PGB_LAT=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$WORK/pgbench.txt")
+	# Per-transaction log: the third column is the latency in µs; nearest-rank percentiles.
+	PGB_PCT=$(cat "$WORK"/pgblog/pgbench_log.* | awk '{ print $3 }' | sort -n | awk '{ v[NR] = $1 }
+		END { split("50 95 99", p, " "); for (i = 1; i <= 3; i++) { r = int(p[i] / 100 * NR + 0.999999);
+		printf "p%s %.2f ms  ", p[i], v[r] / 1000 }; printf "max %.2f ms", v[NR] / 1000 }')
+	rm -rf "$WORK/pgblog"
+}
 
 # 3. The same registers paced at half the saturated rate: latency when not queueing.
-SINGLE_RPS=$(jq .requests_per_sec "$WORK/single.json")
-HALF=$(jq -n "$SINGLE_RPS / 2 | floor")
-checkpoint
-log "3/4 POST /transactions: $CONCURRENCY registers paced at $HALF req/s, 15s"
-cpu_begin
-loadgen -concurrency "$CONCURRENCY" -rate "$HALF" -warmup 2s -duration 15s -run-id paced >"$WORK/paced.json"
-cpu_end paced
+phase_paced() {
+	SINGLE_RPS=$(jq .requests_per_sec "$WORK/single.json")
+	local half
+	half=$(jq -n "$SINGLE_RPS / 2 | floor")
+	checkpoint
+	log "3/4 POST /transactions: $CONCURRENCY registers paced at $half req/s, 15s"
+	cpu_begin
+	loadgen -concurrency "$CONCURRENCY" -rate "$half" -warmup 2s -duration 15s -run-id paced >"$WORK/paced.json"
+	cpu_end paced "$(client_cpu "$WORK/paced.json")"
+}
 
 # 4. Batches.
-log "4/4 POST /transactions/batch"
-: >"$WORK/batch.jsonl"
-for spec in 1000:1 1000:2 1000:4 100:4; do
-	size=${spec%%:*} conc=${spec##*:}
-	checkpoint
-	log "    batches of $size, $conc registers, 3s warm-up + ${BATCH_DURATION}s"
-	[ "$spec" = 1000:4 ] && (sleep 3; profile 12 cpu-batch.pprof) &
-	cpu_begin
-	loadgen -batch "$size" -concurrency "$conc" -warmup 3s -duration "${BATCH_DURATION}s" -run-id "b$size-$conc" >>"$WORK/batch.jsonl"
-	cpu_end "batch-$size-$conc"
-done
+phase_batch() {
+	log "4/4 POST /transactions/batch"
+	: >"$WORK/batch.jsonl"
+	local spec size conc
+	for spec in 1000:1 1000:2 1000:4 100:4; do
+		size=${spec%%:*} conc=${spec##*:}
+		checkpoint
+		log "    batches of $size, $conc registers, 3s warm-up + ${BATCH_DURATION}s"
+		[ "$spec" = 1000:4 ] && (sleep 3; profile 12 cpu-batch.pprof) &
+		cpu_begin
+		loadgen -batch "$size" -concurrency "$conc" -warmup 3s -duration "${BATCH_DURATION}s" -run-id "b$size-$conc" >"$WORK/batch.json"
+		cpu_end "batch-$size-$conc" "$(client_cpu "$WORK/batch.json")"
+		cat "$WORK/batch.json" >>"$WORK/batch.jsonl"
+	done
 
-# The batch ceiling: pgbench inserting the same shape of rows (1000 transactions, 40% with a
-# card, 3 items each: the mean of loadgen's 1-5) in one statement, from 4 clients.
-cat >"$WORK/batch.sql" <<EOF
+	# The batch ceiling: pgbench inserting the same shape of rows (1000 transactions, 40% with a
+	# card, 3 items each: the mean of loadgen's 1-5) in one statement, from 4 clients.
+	cat >"$WORK/batch.sql" <<EOF
 \set r random(1, 9000000000000000000)
 WITH ins AS (
     INSERT INTO transactions (store_id, txn_id, register, kind, occurred_at, amount_minor, currency,
@@ -192,13 +219,171 @@ WITH ins AS (
 INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
 SELECT ins.id, l, 'SKU-' || (10000 + l), 1, 4000 FROM ins, generate_series(1, 3) l;
 EOF
-checkpoint
-log "    ceiling: pgbench, the same 1000-row inserts in one statement, 4 clients, ${BATCH_DURATION}s"
-cpu_begin
-pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c 4 -j 2 -f "$WORK/batch.sql" -T "$BATCH_DURATION" regulars_pgbench \
-	>"$WORK/pgbench-batch.txt" 2>&1 || log "pgbench failed: see $WORK/pgbench-batch.txt"
-cpu_end pgbench-batch
-PGB_BATCH_ROWS=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$WORK/pgbench-batch.txt" | head -1 | awk '{ printf "%d", $1 * 1000 }')
+	checkpoint
+	log "    ceiling: pgbench, the same 1000-row inserts in one statement, 4 clients, ${BATCH_DURATION}s"
+	cpu_begin
+	pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c 4 -j 2 -f "$WORK/batch.sql" -T "$BATCH_DURATION" regulars_pgbench \
+		>"$WORK/pgbench-batch.txt" 2>&1 || log "pgbench failed: see $WORK/pgbench-batch.txt"
+	cpu_end pgbench-batch
+	PGB_BATCH_ROWS=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$WORK/pgbench-batch.txt" | head -1 | awk '{ printf "%d", $1 * 1000 }')
+}
+
+# Rewards (issue 12). register_members FILE NAME DB makes members of the cards in FILE (one a
+# line, from `loadgen -list-cards`), named NAME, in database DB.
+register_members() {
+	"${PSQL[@]}" -d "$3" <<EOF
+CREATE TEMP TABLE bench_cards (card text);
+\copy bench_cards FROM '$1'
+INSERT INTO members (card, name, status, source) SELECT DISTINCT card, '$2', 'active', 'bench' FROM bench_cards
+ON CONFLICT (card) DO NOTHING;
+ANALYZE members;
+EOF
+}
+PROGRAM='{"points_per_visit": 1, "points_per_major_unit": 0.1, "min_amount": 0, "expire_after_days": 365}'
+program_on() {
+	curl -fsS -X PUT "$BASE/api/v1/rewards/program" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+		-d "$PROGRAM" >/dev/null
+}
+program_off() { "${PSQL[@]}" -d regulars_api -c 'DELETE FROM reward_program'; } # the API has no DELETE: no row, no points
+# ledger_counts: member sales stored, earned rows, points earned, refund debits (so far).
+ledger_counts() {
+	"${PSQL[@]}" -F' ' -d regulars_api -c "SELECT (SELECT count(*) FROM transactions WHERE kind = 'sale' AND member_id IS NOT NULL),
+		count(*) FILTER (WHERE kind = 'earned'), coalesce(sum(points) FILTER (WHERE kind = 'earned'), 0),
+		count(*) FILTER (WHERE kind = 'refunded') FROM points_ledger"
+}
+
+# R1. POST /transactions as in (1), the card pool registered as members, without and with a
+# reward program, alternated so that drift (a growing table, other load) falls on both.
+phase_rewards() {
+	"$WORK/loadgen" -list-cards >"$WORK/cards.txt"
+	register_members "$WORK/cards.txt" 'bench member' regulars_api
+	log "R1 POST /transactions, $(wc -l <"$WORK/cards.txt") loadgen cards registered as members, reward program off/on/off/on:"
+	: >"$WORK/rewards.txt"
+	local i=0 state before
+	for state in off on off on; do
+		i=$((i + 1))
+		if [ "$state" = on ]; then program_on; else program_off; fi
+		checkpoint
+		before=$(ledger_counts)
+		log "    $i/4 program $state: $CONCURRENCY registers, ${WARMUP}s warm-up + ${DURATION}s"
+		cpu_begin
+		loadgen -concurrency "$CONCURRENCY" -warmup "${WARMUP}s" -duration "${DURATION}s" -run-id "rw$i$state" >"$WORK/rewards-$i.json"
+		cpu_end "rewards-$i-$state" "$(client_cpu "$WORK/rewards-$i.json")"
+		echo "$i $state $before $(ledger_counts)" >>"$WORK/rewards.txt"
+	done
+}
+
+# R2. Redemptions: REDEEM_MEMBERS members (loadgen -seed 2's cards) with REDEEM_SALES sales of
+# 240.00 NOK each through /transactions/batch (1 + ⌊0.1 × 240⌋ = 25 points a sale), a reward
+# costing 10, and 32 registers redeeming it for random members.
+phase_redeem() {
+	"$WORK/loadgen" -list-cards -seed 2 -cards "$REDEEM_MEMBERS" >"$WORK/redeem-cards.txt"
+	register_members "$WORK/redeem-cards.txt" 'bench redeem' regulars_api
+	program_on
+	curl -fsS -X POST "$BASE/api/v1/rewards" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+		-d '{"code": "coffee", "name": "Free coffee", "cost_points": 10, "discount_minor": 3500}' >/dev/null
+	local till at s
+	till=$(awk 'NR == 1 { print $2 }' "$WORK/tokens.txt")
+	at=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)
+	log "R2 redemptions: $REDEEM_MEMBERS members, $REDEEM_SALES sale(s) of 240.00 each through /transactions/batch"
+	for s in $(seq "$REDEEM_SALES"); do
+		jq -R -s -c --arg at "$at" --arg s "$s" 'split("\n") | map(select(length > 0)) | to_entries
+			| map({id: "seed-\($s)-\(.key)", store: "bench-1", register: "till-seed", kind: "sale", occurred_at: $at,
+			       amount: 24000, currency: "NOK", member: {card: .value},
+			       items: [{sku: "SKU-10000", qty: 1, unit_price: 24000}]})
+			| . as $all | range(0; length; 1000) as $i | {transactions: $all[$i:$i + 1000]}' "$WORK/redeem-cards.txt"
+	done | while read -r batch; do
+		curl -fsS -X POST "$BASE/api/v1/transactions/batch" -H "Authorization: Bearer $till" -H 'Content-Type: application/json' \
+			--data-binary @- <<<"$batch" | jq -e '.failed == 0' >/dev/null
+	done
+	cohort_balances >"$WORK/redeem-before.txt"
+	checkpoint
+	log "    $CONCURRENCY registers redeeming 'coffee' (10 points) for random members, ${REDEEM_DURATION}s (no warm-up: every 201 is counted)"
+	cpu_begin
+	loadgen -redeem coffee -seed 2 -cards "$REDEEM_MEMBERS" -concurrency "$CONCURRENCY" -warmup 0s \
+		-duration "${REDEEM_DURATION}s" -run-id redeem >"$WORK/redeem.json"
+	cpu_end redeem "$(client_cpu "$WORK/redeem.json")"
+	cohort_balances >"$WORK/redeem-after.txt"
+	"${PSQL[@]}" -d regulars_api -c "SELECT count(*) FROM members m WHERE m.name = 'bench redeem'
+		AND (SELECT coalesce(sum(points), 0) FROM points_ledger l WHERE l.member_id = m.id) < 10" >"$WORK/redeem-exhausted.txt"
+	# Every member's balance (the sum of the ledger), not only the cohort's; 'spent' rows and
+	# redemptions in the whole database (nothing else redeems).
+	"${PSQL[@]}" -F' ' -d regulars_api -c "SELECT
+		(SELECT count(*) FROM (SELECT member_id FROM points_ledger GROUP BY member_id HAVING sum(points) < 0) o),
+		(SELECT count(*) FROM points_ledger WHERE kind = 'spent'),
+		(SELECT count(*) FROM redemptions),
+		(SELECT count(*) FROM (SELECT member_id FROM redemptions GROUP BY member_id
+		                        HAVING count(*) * 10 > 25 * $REDEEM_SALES) o)" >"$WORK/redeem-check.txt"
+	# 201s by second of the run: the rate, and when balances start running out.
+	"${PSQL[@]}" -d regulars_api -c "SELECT string_agg(n::text, ' ' ORDER BY s) FROM (
+		SELECT date_trunc('second', created_at) AS s, count(*) AS n FROM redemptions GROUP BY 1) x" >"$WORK/redeem-seconds.txt"
+}
+# cohort_balances: the redemption cohort's members, their lowest and highest balance, total points.
+cohort_balances() {
+	"${PSQL[@]}" -F' ' -d "${1:-regulars_api}" -c "SELECT count(*), min(b), max(b), sum(b) FROM (
+		SELECT m.id, coalesce((SELECT sum(points) FROM points_ledger l WHERE l.member_id = m.id), 0) AS b
+		FROM members m WHERE m.name = 'bench redeem') c"
+}
+
+# R3. The redemption ceiling: pgbench running Redeem's statements (models/redemptions.go: the
+# replay check, the member lookup and row lock, the replay check again, the balance, the reward,
+# and, when the balance covers it, the redemption and its 'spent' row) on the same members with
+# the same balances in the pgbench database, 32 clients. It picks members by id, not card.
+phase_redeem_ceiling() {
+	register_members "$WORK/redeem-cards.txt" 'bench redeem' regulars_pgbench
+	local lo hi
+	"${PSQL[@]}" -d regulars_pgbench <<EOF
+INSERT INTO reward_program (points_per_visit, points_per_major_unit, min_amount, expire_after_days) VALUES (1, 0.1, 0, 365);
+INSERT INTO rewards (code, name, cost_points, discount_minor) VALUES ('coffee', 'Free coffee', 10, 3500);
+WITH t AS (
+    INSERT INTO transactions (store_id, txn_id, register, kind, occurred_at, amount_minor, currency, member_id,
+                              member_card, content_hash, live)
+    SELECT $STORE_ID, 'seed-' || s || '-' || m.id, 'till-seed', 'sale', now(), 24000, 'NOK', m.id, m.card, '\\x00', true
+    FROM members m, generate_series(1, $REDEEM_SALES) s WHERE m.name = 'bench redeem'
+    RETURNING id, member_id, received_at)
+INSERT INTO points_ledger (member_id, kind, points, transaction_id, expires_at)
+SELECT member_id, 'earned', 25, id, received_at + interval '365 days' FROM t;
+ANALYZE;
+EOF
+	read -r lo hi < <("${PSQL[@]}" -F' ' -d regulars_pgbench -c "SELECT min(id), max(id) FROM members WHERE name = 'bench redeem'")
+	cat >"$WORK/redeem.sql" <<EOF
+\set m random($lo, $hi)
+\set r random(1, 9000000000000000000)
+SELECT r.id FROM redemptions r WHERE r.store_id = $STORE_ID AND r.txn_id = 'pgb-' || :client_id || '-' || :r;
+BEGIN;
+SELECT m.id FROM members m WHERE m.id = :m AND m.status <> 'erased';
+SELECT id FROM members WHERE id = :m FOR UPDATE;
+SELECT r.id FROM redemptions r WHERE r.store_id = $STORE_ID AND r.txn_id = 'pgb-' || :client_id || '-' || :r;
+SELECT coalesce(sum(points), 0) AS balance FROM points_ledger WHERE member_id = :m \\gset
+SELECT code, cost_points, active FROM rewards WHERE code = 'coffee';
+\\if :balance >= 10
+INSERT INTO redemptions (store_id, txn_id, member_id, reward_code, points_spent, discount_minor, content_hash)
+VALUES ($STORE_ID, 'pgb-' || :client_id || '-' || :r, :m, 'coffee', 10, 3500, '\\x00')
+ON CONFLICT (store_id, txn_id) DO NOTHING RETURNING id AS rid \\gset
+INSERT INTO points_ledger (member_id, kind, points, redemption_id) VALUES (:m, 'spent', -10, :rid);
+COMMIT;
+\\else
+ROLLBACK;
+\\endif
+EOF
+	checkpoint
+	log "R3 ceiling: pgbench, Redeem's statements, 32 clients, ${REDEEM_DURATION}s"
+	cpu_begin
+	/usr/bin/time -f '%U %S' -o "$WORK/pgbench-redeem.time" pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c 32 -j 2 \
+		-f "$WORK/redeem.sql" -T "$REDEEM_DURATION" regulars_pgbench >"$WORK/pgbench-redeem.txt" 2>&1 ||
+		{ cat "$WORK/pgbench-redeem.txt" >&2; exit 1; }
+	cpu_end pgbench-redeem "$(awk '{ print $1 + $2 }' "$WORK/pgbench-redeem.time")"
+	PGB_REDEEM_TPS=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$WORK/pgbench-redeem.txt" | head -1)
+	PGB_REDEEM_LAT=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$WORK/pgbench-redeem.txt")
+	"${PSQL[@]}" -F' ' -d regulars_pgbench -c "SELECT
+		(SELECT count(*) FROM (SELECT member_id FROM points_ledger GROUP BY member_id HAVING sum(points) < 0) o),
+		(SELECT count(*) FROM points_ledger WHERE kind = 'spent')" >"$WORK/pgbench-redeem-check.txt"
+}
+
+if [ "$REWARDS" != only ]; then phase_single; fi
+phase_pgbench
+if [ "$REWARDS" != only ]; then phase_paced; phase_batch; fi
+if [ -n "$REWARDS" ] && [ "$REWARDS" != 0 ]; then phase_rewards; phase_redeem; phase_redeem_ceiling; fi
 
 ROWS_API=$("${PSQL[@]}" -d regulars_api -c 'SELECT count(*) FROM transactions')
 ROWS_PGB=$("${PSQL[@]}" -d regulars_pgbench -c 'SELECT count(*) FROM transactions')
@@ -206,11 +391,7 @@ ROWS_PGB=$("${PSQL[@]}" -d regulars_pgbench -c 'SELECT count(*) FROM transaction
 # Summary.
 pct() { jq -n "$1 * 100 / $2 | . * 10 | round / 10"; }
 yes_no() { if jq -en "$1" >/dev/null; then echo met; else echo MISSED; fi; }
-{
-	echo
-	echo "== regulars till API benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
-	echo "   PostgreSQL $("${PSQL[@]}" -d postgres -c 'SHOW server_version'), fsync=on, synchronous_commit=on, shared_buffers=512MB"
-	echo
+summary_core() {
 	jq -r '"POST /transactions, \(.concurrency) registers, closed loop, \(.seconds|floor)s:\n  \(.requests_per_sec|floor) req/s   p50 \(.latency_ms.p50) ms  p95 \(.latency_ms.p95) ms  p99 \(.latency_ms.p99) ms  max \(.latency_ms.max) ms   errors \(.errors)"' "$WORK/single.json"
 	echo "pgbench ceiling, 32 clients, one-row INSERT ... ON CONFLICT DO NOTHING, ${DURATION}s:"
 	echo "  $PGB_TPS tps   latency average $PGB_LAT ms  $PGB_PCT"
@@ -222,9 +403,43 @@ yes_no() { if jq -en "$1" >/dev/null; then echo met; else echo MISSED; fi; }
 	BEST=$(jq -s 'map(.rows_per_sec) | max | floor' "$WORK/batch.jsonl")
 	echo "  best $BEST rows/s (target >= 40000: $(yes_no "$BEST >= 40000"))"
 	echo "  ceiling: pgbench, the same rows as 1000-row INSERTs, 4 clients: $PGB_BATCH_ROWS rows/s (API best = $(pct "$BEST" "$PGB_BATCH_ROWS")%)"
+}
+summary_rewards() {
+	local off on
+	echo "Rewards (issue 12): POST /transactions, $CONCURRENCY registers, closed loop, loadgen's cards registered as members:"
+	echo "  pgbench ceiling of this run (one-row insert): $PGB_TPS tps   latency average $PGB_LAT ms  $PGB_PCT"
+	while read -r i state s0 e0 p0 d0 s1 e1 p1 d1; do
+		jq -r --arg h "$i $state" --arg pgb "$PGB_TPS" --arg earn "member sales $((s1 - s0)), credited $((e1 - e0)) ($((p1 - p0)) points), refund debits $((d1 - d0))" \
+			'"  \($h)  \(.requests_per_sec|floor) req/s (\(.requests_per_sec * 1000 / ($pgb|tonumber) | round / 10)% of pgbench)  p50 \(.latency_ms.p50) ms  p99 \(.latency_ms.p99) ms  errors \(.errors)   \($earn)"' \
+			"$WORK/rewards-$i.json"
+	done <"$WORK/rewards.txt"
+	off=$(jq -s '(.[0].requests_per_sec + .[2].requests_per_sec) / 2' "$WORK"/rewards-[1-4].json)
+	on=$(jq -s '(.[1].requests_per_sec + .[3].requests_per_sec) / 2' "$WORK"/rewards-[1-4].json)
+	echo "  mean off $(jq -n "$off | floor") req/s, on $(jq -n "$on | floor") req/s: on / off = $(pct "$on" "$off")%  (target >= 90%: $(yes_no "$on >= 0.9 * $off"))"
+	echo "Redemptions: $REDEEM_MEMBERS members, $REDEEM_SALES sale(s) of 240.00 each, reward 'coffee' costs 10, $CONCURRENCY registers, random members:"
+	read -r n lo hi sum <"$WORK/redeem-before.txt"
+	echo "  before: $n members, balances $lo..$hi, $sum points"
+	jq -r '"  \(.requests|tostring) requests in \(.seconds*10|round/10)s: \(.requests_per_sec|floor) req/s  p50 \(.latency_ms.p50) ms  p99 \(.latency_ms.p99) ms\n  201 \(.created) (\(.created / .seconds | floor) redemptions/s; their p50 \(.latency_created_ms.p50) ms  p99 \(.latency_created_ms.p99) ms)   409 insufficient_points \(.insufficient_points // 0)   other errors \(.errors)"' "$WORK/redeem.json"
+	echo "  201s in each second of the run: $(cat "$WORK/redeem-seconds.txt")"
+	read -r n lo hi sum <"$WORK/redeem-after.txt"
+	echo "  after: balances $lo..$hi, $sum points; members left with less than the reward's 10: $(cat "$WORK/redeem-exhausted.txt")"
+	read -r overdrawn spent redemptions over_cap <"$WORK/redeem-check.txt"
+	local created
+	created=$(jq .created "$WORK/redeem.json")
+	echo "  members with a balance below zero: $overdrawn; members with more redemptions than their points buy: $over_cap  ($(yes_no "$overdrawn == 0 and $over_cap == 0"))"
+	echo "  'spent' rows $spent, redemptions $redemptions, 201s $created  ($(yes_no "$spent == $created and $redemptions == $created"))"
+	read -r overdrawn spent <"$WORK/pgbench-redeem-check.txt"
+	echo "  ceiling: pgbench, Redeem's statements, 32 clients, same members and balances: $PGB_REDEEM_TPS tps (latency average $PGB_REDEEM_LAT ms), $spent redeemed, $overdrawn overdrawn"
+	echo "  API / pgbench = $(pct "$(jq .requests_per_sec "$WORK/redeem.json")" "$PGB_REDEEM_TPS")%"
+}
+{
+	echo
+	echo "== regulars till API benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "   PostgreSQL $("${PSQL[@]}" -d postgres -c 'SHOW server_version'), fsync=on, synchronous_commit=on, shared_buffers=512MB"
+	echo
+	if [ "$REWARDS" != only ]; then summary_core; fi
+	if [ -n "$REWARDS" ] && [ "$REWARDS" != 0 ]; then summary_rewards; fi
 	echo "rows stored: API database $ROWS_API, pgbench database $ROWS_PGB"
 	echo "CPU seconds per phase (warm-ups included; 2 cores = 2 CPU-s per second):"
-	paste -d' ' "$WORK/cpu.txt" <(jq -s -r --arg pgb "$PGB_CPU" '.[0].cpu_seconds, $pgb, (.[1:][] | .cpu_seconds), "-"' \
-		"$WORK/single.json" "$WORK/paced.json" "$WORK/batch.jsonl") |
-		awk '{ printf "  %-16s server %6.1f  postgres %6.1f  client %6s\n", $1, $2, $3, $4 }'
+	awk '{ printf "  %-16s server %6.1f  postgres %6.1f  client %6s\n", $1, $2, $3, $4 == "-" ? "-" : sprintf("%.1f", $4) }' "$WORK/cpu.txt"
 } | tee "$WORK/summary.txt"

@@ -138,6 +138,38 @@ func (r *register) appendTransaction(buf []byte, now time.Time) ([]byte, sale) {
 	return buf, sale{id: id, amount: amount, card: card}
 }
 
+// appendRedemption appends one redemption's JSON to buf: reward bought with points by a member
+// drawn from the card pool, with the register's next id. Like appendTransaction it writes only
+// known-safe strings (the reward code is checked by validRewardCode).
+func (r *register) appendRedemption(buf []byte, reward string) []byte {
+	r.seq++
+	buf = append(buf, `{"id":"`...)
+	buf = append(buf, r.idPrefix...)
+	buf = strconv.AppendInt(buf, r.seq, 10)
+	buf = append(buf, `","store":"`...)
+	buf = append(buf, r.store...)
+	buf = append(buf, `","member":{"card":"`...)
+	buf = append(buf, r.cards[r.rng.IntN(len(r.cards))]...)
+	buf = append(buf, `"},"reward":"`...)
+	buf = append(buf, reward...)
+	buf = append(buf, `"}`...)
+	return buf
+}
+
+// validRewardCode is the shape of a reward code (migrations/00019_rewards.sql): safe to write
+// into JSON unescaped.
+func validRewardCode(s string) bool {
+	if len(s) < 1 || len(s) > 32 || s[0] == '-' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
 // appendItems writes 1-5 receipt lines whose qty × unit_price add up to amount.
 func (r *register) appendItems(buf []byte, amount int64) []byte {
 	n := 1 + r.rng.IntN(5)

@@ -3,10 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,5 +174,90 @@ func TestParseMixRefusesNonsense(t *testing.T) {
 				t.Fatalf("parseMix(%q) accepted", s)
 			}
 		})
+	}
+}
+
+func TestGeneratedRedemptionsAreValid(t *testing.T) {
+	cards := cardPool(2, 20)
+	r := &register{store: "oslo-1", name: "till-1", idPrefix: "oslo-1-till-1-x-", rng: rand.New(rand.NewPCG(2, 1)), cards: cards}
+	ids := map[string]bool{}
+	for range 100 {
+		var in models.RedemptionInput
+		buf := r.appendRedemption(nil, "coffee")
+		if err := json.Unmarshal(buf, &in); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, buf)
+		}
+		if ids[in.ID] || in.Store != "oslo-1" || in.Reward != "coffee" || in.Member == nil || !slices.Contains(cards, in.Member.Card) {
+			t.Fatalf("redemption %s: repeated id, or not from the pool", buf)
+		}
+		ids[in.ID] = true
+	}
+	for _, code := range []string{"", "-x", "Coffee", "a\"b", strings.Repeat("a", 33)} {
+		if validRewardCode(code) {
+			t.Errorf("validRewardCode(%q) = true", code)
+		}
+	}
+}
+
+func TestListCardsIsThePoolRegistersUse(t *testing.T) {
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"-list-cards", "-seed", "3", "-cards", "50"}, &out, &errOut); err != nil {
+		t.Fatal(err, errOut.String())
+	}
+	if got, want := strings.Fields(out.String()), cardPool(3, 50); !slices.Equal(got, want) {
+		t.Fatalf("-list-cards printed %v, want %v", got, want)
+	}
+	// A smaller pool is the start of a larger one: members registered from -cards 5000 cover
+	// a run with -cards 2000.
+	if small, large := cardPool(3, 20), cardPool(3, 50); !slices.Equal(small, large[:20]) {
+		t.Fatal("a smaller pool is not a prefix of a larger one")
+	}
+}
+
+// TestRedeemCountsRefusals runs the redeem mode against a fake server that lets each card
+// redeem twice and then answers 409 insufficient_points.
+func TestRedeemCountsRefusals(t *testing.T) {
+	var mu sync.Mutex
+	used := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/stores":
+			_, _ = io.WriteString(w, `{"stores":[{"code":"oslo-1","timezone":"Europe/Oslo","currency":"NOK"}]}`)
+		case "/api/v1/redemptions":
+			var in models.RedemptionInput
+			if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Member == nil {
+				w.WriteHeader(http.StatusUnprocessableEntity)
+				return
+			}
+			mu.Lock()
+			used[in.Member.Card]++
+			n := used[in.Member.Card]
+			mu.Unlock()
+			if n > 2 {
+				w.WriteHeader(http.StatusConflict)
+				_, _ = io.WriteString(w, `{"error":{"code":"insufficient_points","message":"…"}}`)
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"id":"x"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	var out, errOut strings.Builder
+	err := run(context.Background(), []string{"-url", srv.URL, "-tokens", "t1", "-store", "oslo-1", "-redeem", "coffee",
+		"-cards", "5", "-concurrency", "4", "-requests", "40", "-duration", "10s", "-json"}, &out, &errOut)
+	if err != nil {
+		t.Fatal(err, errOut.String())
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out.String()), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Endpoint != "/api/v1/redemptions" || sum.Requests != 40 || sum.Created != 10 || sum.InsufficientPoints != 30 ||
+		len(sum.Errors) != 0 || sum.LatencyCreatedMs == nil {
+		t.Fatalf("summary %s, want 40 requests: 10 created (5 cards × 2), 30 refused", out.String())
 	}
 }

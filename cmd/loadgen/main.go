@@ -5,6 +5,8 @@
 //
 //	loadgen -tokens rgl_a,rgl_b -store oslo-1 -concurrency 32 -duration 30s
 //	loadgen -tokens tokens.txt -batch 1000 -concurrency 4 -json
+//	loadgen -tokens tokens.txt -redeem coffee -seed 2 -cards 2000 -duration 20s
+//	loadgen -list-cards -seed 2 -cards 2000 >cards.txt
 package main
 
 import (
@@ -36,6 +38,7 @@ const (
 	maxRequests    = 10_000_000
 	maxConcurrency = 1000
 	maxBatchSize   = 1000
+	maxCards       = 1_000_000
 )
 
 func main() {
@@ -60,6 +63,9 @@ type options struct {
 	requests    int64
 	mix         string
 	batch       int
+	redeem      string
+	cards       int
+	listCards   bool
 	seed        uint64
 	rate        float64
 	timeout     time.Duration
@@ -82,6 +88,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.requests, "requests", 0, "stop after this many measured requests (0: only -duration bounds the run; at most 10M)")
 	fs.StringVar(&o.mix, "mix", "member=40,anonymous=55,refund=5", "weights of member-card sales, anonymous sales and refunds of an earlier sale")
 	fs.IntVar(&o.batch, "batch", 0, "post batches of N transactions to /transactions/batch instead of single ones (1-1000)")
+	fs.StringVar(&o.redeem, "redeem", "", "post redemptions of reward `CODE` to /redemptions instead of transactions, each for a member card drawn from the pool")
+	fs.IntVar(&o.cards, "cards", 5000, "size of the club card pool (the same seed gives the same cards; a smaller pool is the start of a larger one)")
+	fs.BoolVar(&o.listCards, "list-cards", false, "print the card pool, one card a line, and exit: register them as members to make member sales and redemptions real")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed: the same seed gives the same amounts, items and cards")
 	fs.Float64Var(&o.rate, "rate", 0, "total requests per second to pace at (0: each register posts as soon as its last answer arrives); latency then counts from the scheduled send time")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout")
@@ -95,6 +104,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.cards < 1 || o.cards > maxCards:
+		return o, fmt.Errorf("-cards must be between 1 and %d", maxCards)
+	case o.listCards:
+		return o, nil
 	case o.tokens == "":
 		return o, errors.New("-tokens is required: register tokens from `regulars apikey create --role register --store CODE`")
 	case o.concurrency < 1 || o.concurrency > maxConcurrency:
@@ -109,6 +122,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-batch must be between 0 and %d", maxBatchSize)
 	case o.rate < 0:
 		return o, errors.New("-rate must not be negative")
+	case o.redeem != "" && !validRewardCode(o.redeem):
+		return o, fmt.Errorf("-redeem %q is not a reward code (a-z, 0-9 and -, at most 32)", o.redeem)
+	case o.redeem != "" && o.batch > 0:
+		return o, errors.New("-redeem and -batch do not go together: redemptions are posted one at a time")
 	}
 	if o.requests == 0 {
 		o.requests = maxRequests
@@ -240,8 +257,11 @@ type stats struct {
 	rows     atomic.Int64 // transactions stored or replayed
 	created  atomic.Int64
 	replayed atomic.Int64
-	mu       sync.Mutex
-	errors   map[string]int64
+	// Redemptions only: refused for too few points, and the latency of the ones created.
+	insufficient   atomic.Int64
+	createdLatency histogram
+	mu             sync.Mutex
+	errors         map[string]int64
 }
 
 func (s *stats) fail(kind string, n int64) {
@@ -252,20 +272,27 @@ func (s *stats) fail(kind string, n int64) {
 
 // summary is the printed result.
 type summary struct {
-	URL            string           `json:"url"`
-	Endpoint       string           `json:"endpoint"`
-	Concurrency    int              `json:"concurrency"`
-	Batch          int              `json:"batch,omitempty"`
-	Rate           float64          `json:"rate,omitempty"`
-	Seconds        float64          `json:"seconds"`
-	Requests       int64            `json:"requests"`
-	Rows           int64            `json:"rows"`
-	Created        int64            `json:"created"`
-	Replayed       int64            `json:"replayed"`
-	Errors         map[string]int64 `json:"errors"`
-	RequestsPerSec float64          `json:"requests_per_sec"`
-	RowsPerSec     float64          `json:"rows_per_sec"`
-	LatencyMs      latencySummary   `json:"latency_ms"`
+	URL         string  `json:"url"`
+	Endpoint    string  `json:"endpoint"`
+	Concurrency int     `json:"concurrency"`
+	Batch       int     `json:"batch,omitempty"`
+	Reward      string  `json:"reward,omitempty"`
+	Rate        float64 `json:"rate,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	Requests    int64   `json:"requests"`
+	Rows        int64   `json:"rows"`
+	Created     int64   `json:"created"`
+	Replayed    int64   `json:"replayed"`
+	// InsufficientPoints counts redemptions refused with 409 insufficient_points: an answer
+	// the load expects once balances run out, not an error.
+	InsufficientPoints int64            `json:"insufficient_points,omitempty"`
+	Errors             map[string]int64 `json:"errors"`
+	RequestsPerSec     float64          `json:"requests_per_sec"`
+	RowsPerSec         float64          `json:"rows_per_sec"`
+	LatencyMs          latencySummary   `json:"latency_ms"`
+	// LatencyCreatedMs is the latency of the redemptions answered 201 alone (a refusal
+	// commits nothing and is cheaper).
+	LatencyCreatedMs *latencySummary `json:"latency_created_ms,omitempty"`
 	// CPUSeconds is loadgen's own CPU time over the whole run (warm-up included): on a small
 	// machine the load generator competes with the server for the same cores.
 	CPUSeconds float64 `json:"cpu_seconds"`
@@ -282,6 +309,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseOptions(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.listCards {
+		for _, c := range cardPool(o.seed, o.cards) {
+			if _, err := fmt.Fprintln(stdout, c); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	base := strings.TrimRight(o.url, "/")
 	if err := checkLoopback(ctx, base, net.DefaultResolver); err != nil {
@@ -302,7 +337,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	cards := cardPool(o.seed, 5000)
+	cards := cardPool(o.seed, o.cards)
 	registers := make([]*register, o.concurrency)
 	for i := range registers {
 		c := creds[i%len(creds)]
@@ -323,8 +358,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	endpoint := "/api/v1/transactions"
-	if o.batch > 0 {
+	switch {
+	case o.batch > 0:
 		endpoint += "/batch"
+	case o.redeem != "":
+		endpoint = "/api/v1/redemptions"
 	}
 	st := &stats{errors: map[string]int64{}}
 	start := time.Now()
@@ -334,7 +372,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	for i, r := range registers {
 		wg.Go(func() {
-			w := worker{client: client, url: base + endpoint, token: creds[i%len(creds)].token, reg: r, stats: st, batch: o.batch}
+			w := worker{client: client, url: base + endpoint, token: creds[i%len(creds)].token, reg: r, stats: st, batch: o.batch, redeem: o.redeem}
 			var interval time.Duration
 			if o.rate > 0 {
 				interval = time.Duration(float64(o.concurrency) / o.rate * float64(time.Second))
@@ -370,11 +408,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
 
-	sum := summary{URL: base, Endpoint: endpoint, Concurrency: o.concurrency, Batch: o.batch, Rate: o.rate,
-		Seconds: elapsed.Seconds(), Requests: st.requests.Load(), Rows: st.rows.Load(),
-		Created: st.created.Load(), Replayed: st.replayed.Load(), Errors: st.errors,
-		LatencyMs: latencySummary{P50: ms(st.latency.Percentile(50)), P95: ms(st.latency.Percentile(95)),
-			P99: ms(st.latency.Percentile(99)), Max: ms(st.latency.Max())}}
+	sum := summary{URL: base, Endpoint: endpoint, Concurrency: o.concurrency, Batch: o.batch, Reward: o.redeem,
+		Rate: o.rate, Seconds: elapsed.Seconds(), Requests: st.requests.Load(), Rows: st.rows.Load(),
+		Created: st.created.Load(), Replayed: st.replayed.Load(), InsufficientPoints: st.insufficient.Load(),
+		Errors: st.errors, LatencyMs: latencyOf(&st.latency)}
+	if o.redeem != "" {
+		l := latencyOf(&st.createdLatency)
+		sum.LatencyCreatedMs = &l
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		sum.CPUSeconds = float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
@@ -392,8 +433,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		printSummary(stdout, sum)
 	}
-	if sum.Requests > 0 && sum.Rows == 0 {
-		return errors.New("no transaction was accepted; see the errors above")
+	if sum.Requests > 0 && sum.Rows == 0 && sum.InsufficientPoints == 0 {
+		return errors.New("no request was accepted; see the errors above")
 	}
 	return nil
 }
@@ -407,10 +448,17 @@ func or(v, def string) string {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+func latencyOf(h *histogram) latencySummary {
+	return latencySummary{P50: ms(h.Percentile(50)), P95: ms(h.Percentile(95)), P99: ms(h.Percentile(99)), Max: ms(h.Max())}
+}
+
 func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(w, "target       %s%s, %d registers", s.URL, s.Endpoint, s.Concurrency)
 	if s.Batch > 0 {
 		fmt.Fprintf(w, ", batches of %d", s.Batch)
+	}
+	if s.Reward != "" {
+		fmt.Fprintf(w, ", redeeming %s", s.Reward)
 	}
 	if s.Rate > 0 {
 		fmt.Fprintf(w, ", paced at %.0f req/s", s.Rate)
@@ -418,6 +466,9 @@ func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(w, "\nmeasured     %.1fs\n", s.Seconds)
 	fmt.Fprintf(w, "requests     %d\n", s.Requests)
 	fmt.Fprintf(w, "rows         %d (created %d, replayed %d)\n", s.Rows, s.Created, s.Replayed)
+	if s.Reward != "" {
+		fmt.Fprintf(w, "refused      %d insufficient_points\n", s.InsufficientPoints)
+	}
 	if len(s.Errors) == 0 {
 		fmt.Fprintln(w, "errors       none")
 	} else {
@@ -435,6 +486,9 @@ func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(w, "throughput   %.1f req/s, %.1f rows/s\n", s.RequestsPerSec, s.RowsPerSec)
 	fmt.Fprintf(w, "latency      p50 %.2fms  p95 %.2fms  p99 %.2fms  max %.2fms\n",
 		s.LatencyMs.P50, s.LatencyMs.P95, s.LatencyMs.P99, s.LatencyMs.Max)
+	if l := s.LatencyCreatedMs; l != nil {
+		fmt.Fprintf(w, "created      p50 %.2fms  p95 %.2fms  p99 %.2fms  max %.2fms\n", l.P50, l.P95, l.P99, l.Max)
+	}
 	fmt.Fprintf(w, "loadgen cpu  %.1fs\n", s.CPUSeconds)
 }
 
@@ -465,6 +519,7 @@ type worker struct {
 	reg    *register
 	stats  *stats
 	batch  int
+	redeem string
 	buf    []byte
 	sales  []sale
 }
@@ -480,12 +535,21 @@ type batchResponse struct {
 	} `json:"results"`
 }
 
+// errorResponse is the part of an error answer the tool reads: its code.
+type errorResponse struct {
+	Error struct {
+		Code string `json:"code"`
+	} `json:"error"`
+}
+
 // post sends one request (a transaction or a batch) and records the outcome. Latency counts
 // from scheduled, the time the request was due, so a paced run that falls behind shows it.
 func (w *worker) post(ctx context.Context, scheduled time.Time, measured bool) {
 	now := time.Now()
 	w.buf, w.sales = w.buf[:0], w.sales[:0]
-	if w.batch > 0 {
+	if w.redeem != "" {
+		w.buf = w.reg.appendRedemption(w.buf, w.redeem)
+	} else if w.batch > 0 {
 		w.buf = append(w.buf, `{"transactions":[`...)
 		for i := range w.batch {
 			if i > 0 {
@@ -517,8 +581,12 @@ func (w *worker) post(ctx context.Context, scheduled time.Time, measured bool) {
 	}
 	var br batchResponse
 	var decodeErr error
-	if w.batch > 0 && resp.StatusCode == http.StatusOK {
+	var refusal errorResponse
+	switch {
+	case w.batch > 0 && resp.StatusCode == http.StatusOK:
 		decodeErr = json.NewDecoder(resp.Body).Decode(&br)
+	case resp.StatusCode == http.StatusConflict:
+		_ = json.NewDecoder(resp.Body).Decode(&refusal) // a body that is not JSON counts as a plain 409
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -526,6 +594,7 @@ func (w *worker) post(ctx context.Context, scheduled time.Time, measured bool) {
 
 	// Acknowledged sales become refundable, whether measured or not.
 	switch {
+	case w.redeem != "":
 	case w.batch == 0 && resp.StatusCode == http.StatusCreated:
 		if s := w.sales[0]; s.id != "" {
 			w.reg.remember(s)
@@ -546,6 +615,11 @@ func (w *worker) post(ctx context.Context, scheduled time.Time, measured bool) {
 	case w.batch == 0 && resp.StatusCode == http.StatusCreated:
 		w.stats.created.Add(1)
 		w.stats.rows.Add(1)
+		if w.redeem != "" {
+			w.stats.createdLatency.Record(took)
+		}
+	case w.redeem != "" && resp.StatusCode == http.StatusConflict && refusal.Error.Code == "insufficient_points":
+		w.stats.insufficient.Add(1)
 	case w.batch == 0 && resp.StatusCode == http.StatusOK:
 		w.stats.replayed.Add(1)
 		w.stats.rows.Add(1)
@@ -562,6 +636,8 @@ func (w *worker) post(ctx context.Context, scheduled time.Time, measured bool) {
 		}
 	case decodeErr != nil:
 		w.stats.fail("bad batch answer", 1)
+	case refusal.Error.Code != "":
+		w.stats.fail(strconv.Itoa(resp.StatusCode)+" "+refusal.Error.Code, 1)
 	default:
 		w.stats.fail(strconv.Itoa(resp.StatusCode), 1)
 	}
