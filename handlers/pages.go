@@ -194,6 +194,9 @@ type view struct {
 	TierName     string
 	Discount     float64
 	DiscountText string
+	// Points is the member's points on the welcome and preferences pages; nil without a
+	// reward program.
+	Points *pointsView
 
 	JoinURL, PrefsURL, CardURL, UnsubscribeURL string
 
@@ -513,7 +516,56 @@ func (p *pages) confirm(c echo.Context) error {
 	v.Discount, v.DiscountText = discount, formatPercent(lang, discount)
 	v.CardURL = "/card.png?" + url.Values{"token": {prefs}}.Encode()
 	v.PrefsURL = tokenURL("/preferences", lang, prefs)
+	if v.Points, err = p.memberPoints(c, m.ID, lang); err != nil {
+		return err
+	}
 	return p.render(c, http.StatusOK, "welcome", v)
+}
+
+// maxStampsDrawn is the largest stamp card drawn as a row of stamps; a larger one is told in
+// words only.
+const maxStampsDrawn = 50
+
+// stampsPerRow is how many stamps one row of the card holds (narrow enough for a phone).
+const stampsPerRow = 10
+
+// pointsView is the points part of the welcome and preferences pages: the balance and, for a
+// stamp program, the card (Size stamps, Filled of them filled; Stamps is what is drawn).
+type pointsView struct {
+	Balance      int
+	BalanceText  string
+	Filled, Size int
+	Stamps       []stampView
+	Width        int // of the drawing, in px
+	Height       int
+}
+
+// stampView is one stamp of the drawing: its centre and whether it is filled.
+type stampView struct {
+	X, Y   int
+	Filled bool
+}
+
+// stampCell is the side of the square each stamp (a circle of radius 11) is drawn in, in px.
+const stampCell = 28
+
+// memberPoints is member id's points as the pages show them in lang, nil without a program.
+func (p *pages) memberPoints(c echo.Context, id int64, lang string) (*pointsView, error) {
+	s, err := p.s.db.FindPointsSummary(c.Request().Context(), id)
+	if err != nil || !s.Program {
+		return nil, err
+	}
+	v := &pointsView{Balance: s.Balance, Size: s.StampCost, Filled: s.Stamps(),
+		BalanceText: message.NewPrinter(language.Make(lang)).Sprint(number.Decimal(s.Balance))}
+	if v.Size > 0 && v.Size <= maxStampsDrawn {
+		for i := range v.Size {
+			v.Stamps = append(v.Stamps, stampView{X: (i%stampsPerRow)*stampCell + stampCell/2,
+				Y: (i/stampsPerRow)*stampCell + stampCell/2, Filled: i < v.Filled})
+		}
+		v.Width = min(v.Size, stampsPerRow) * stampCell
+		v.Height = ((v.Size + stampsPerRow - 1) / stampsPerRow) * stampCell
+	}
+	return v, nil
 }
 
 // formatPercent writes a discount the way lang writes numbers (7.5 / 7,5).
@@ -587,6 +639,9 @@ func (p *pages) renderPreferences(c echo.Context, status int, v *view, m *models
 	v.NoEmail = m.Email == nil || *m.Email == ""
 	v.ConsentByMail = !hasConsent(m) && !v.NoEmail
 	v.birthdayOptions(f)
+	if v.Points, err = p.memberPoints(c, m.ID, v.Lang); err != nil {
+		return err
+	}
 	for _, l := range templates.Languages() {
 		v.LanguageOptions = append(v.LanguageOptions, option{Value: l, Name: templates.T(l, "lang.name", nil), Selected: l == f.Language})
 	}
