@@ -249,8 +249,9 @@ func compileRules(tree *segments.Node, db *models.DB, offset int) (string, []any
 }
 
 // exit ends the entries of members who bought since entering (when the flow exits on
-// purchase: a sale received after the entry, so never the one that started it, and also an
-// offline sale uploaded late, which shows the member was not gone), withdrew consent, were erased or had their address suppressed: in one statement
+// purchase: a sale received after the entry, so never the one that started it: a till's sale,
+// an offline one uploaded late included (it shows the member was not gone), or an imported one
+// that happened after the entry; history imported later does not end anybody's flow), withdrew consent, were erased or had their address suppressed: in one statement
 // for the whole flow, before anyone moves, so a purchase during a wait ends the flow before
 // its next mail.
 func (e *Engine) exit(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
@@ -271,7 +272,7 @@ func (e *Engine) exit(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 				WHEN NOT `+segments.Mailable+` THEN 'consent'
 				WHEN EXISTS (SELECT 1 FROM email_suppressions es WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL) THEN 'suppressed'
 				WHEN $2 AND EXISTS (SELECT 1 FROM transactions t WHERE t.member_id = e.member_id AND t.kind = 'sale'
-				                    AND t.received_at > e.entered_at) THEN 'purchase'
+				                    AND t.received_at > e.entered_at AND (t.live OR t.occurred_at > e.entered_at)) THEN 'purchase'
 			END AS reason
 			FROM flow_entries e JOIN members m ON m.id = e.member_id
 			WHERE e.flow_id = $1 AND e.status = 'active' AND ($3 OR e.next_at <= now())

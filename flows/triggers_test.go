@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -210,5 +211,33 @@ func TestErasedMembersLeave(t *testing.T) {
 	e.tick(t, e.engine())
 	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND exit_reason = 'erased'`, f.ID); n != 1 {
 		t.Error("the erased member did not leave the flow")
+	}
+}
+
+// TestImportedHistoryEndsNoFlow: history imported after members entered (sales from before
+// their entry) does not count as a purchase during the flow; an imported sale made after the
+// entry does.
+func TestImportedHistoryEndsNoFlow(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, card := e.member(t, "confirmed")
+	_, card2 := e.member(t, "confirmed")
+	e.sale(t, card, time.Now().Add(-90*24*time.Hour))
+	e.sale(t, card2, time.Now().Add(-90*24*time.Hour))
+	f := e.flow(t, `{"name": "Win back", "trigger": {"event": "lapsed", "days": 60},
+		"steps": [{"wait": "72h"}, {"mail": {"subject": "We miss you", "text": "Come by."}}]}`)
+	e.tick(t, e.engine())
+	line := func(id, card string, at time.Time) string {
+		return fmt.Sprintf("%s,oslo-1,,sale,%s,4500,NOK,%s,\n", id, at.UTC().Format(time.RFC3339), card)
+	}
+	csv := "id,store,register,kind,occurred_at,amount,currency,member_card,member_email\n" +
+		line("H-1", card, time.Now().Add(-80*24*time.Hour)) + line("H-2", card2, time.Now().Add(time.Minute))
+	if _, err := e.db.ImportTransactionsCSV(ctx, strings.NewReader(csv)); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(t, `UPDATE flows SET exits_checked_at = NULL WHERE id = $1`, f.ID)
+	e.tick(t, e.engine())
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND exit_reason = 'purchase'`, f.ID); n != 1 {
+		t.Errorf("%d purchase exits, want 1 (the imported sale after the entry, not the old one)", n)
 	}
 }

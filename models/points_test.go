@@ -361,3 +361,40 @@ func TestExpiryTakesWhatIsLeftOfTheOldestOnce(t *testing.T) {
 		t.Errorf("balance %d after everything expired", bal)
 	}
 }
+
+// TestSQLAndGoAgree: the SQL rules that have a Go twin give the same answers: the EAN-13 check
+// digit, voucher codes, and the minor digits of every currency.
+func TestSQLAndGoAgree(t *testing.T) {
+	f := newPointsFixture(t, "")
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		first12 := fmt.Sprintf("%012d", rng.Int64N(1_000_000_000_000))
+		var got string
+		if err := f.db.Pool.QueryRow(ctx, `SELECT ean13($1)`, first12).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := models.WithCheckDigit(first12); got != want {
+			t.Fatalf("ean13(%s) = %s, want %s", first12, got, want)
+		}
+	}
+	var code string
+	if err := f.db.Pool.QueryRow(ctx, `SELECT new_voucher_code()`).Scan(&code); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(code, "28") || !models.ValidCard(code) {
+		t.Errorf("new_voucher_code() = %s, want 28… with a valid check digit", code)
+	}
+	for _, c := range []struct {
+		code   string
+		digits int
+	}{{"NOK", 2}, {"EUR", 2}, {"JPY", 0}, {"ISK", 0}, {"KRW", 0}, {"KWD", 3}, {"BHD", 3}, {"TND", 3}, {"CLF", 4}} {
+		var got int
+		if err := f.db.Pool.QueryRow(ctx, `SELECT currency_minor_digits($1)`, c.code).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.digits {
+			t.Errorf("currency_minor_digits(%s) = %d, want %d", c.code, got, c.digits)
+		}
+	}
+}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/text/currency"
+	"github.com/rmg/iso4217"
 )
 
 // MissingFigure is how an undefined figure (nil, NaN, a zero time) shows.
@@ -31,15 +31,16 @@ const (
 	DateLayout = "2006-01-02"
 )
 
-// MinorDigits is the number of decimals of code's minor unit (ISO 4217, from x/text's CLDR data):
-// 2 for NOK, 0 for JPY, 3 for KWD; 2 for an empty or unknown code.
+// MinorDigits is the number of decimals of code's minor unit in ISO 4217, the unit amounts are
+// stored in (github.com/rmg/iso4217; CLDR's display digits differ for some, e.g. IDR): 2 for NOK,
+// 0 for JPY, 3 for KWD; 2 for an empty or unknown code. The SQL function currency_minor_digits
+// is the same table.
 func MinorDigits(code string) int {
-	unit, err := currency.ParseISO(strings.ToUpper(strings.TrimSpace(code)))
-	if err != nil {
+	num, digits := iso4217.ByName(strings.ToUpper(strings.TrimSpace(code)))
+	if num == 0 {
 		return 2
 	}
-	scale, _ := currency.Standard.Rounding(unit)
-	return scale
+	return digits
 }
 
 // FormatMoney writes an amount in minor units of currency code as major units followed by the

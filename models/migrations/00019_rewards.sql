@@ -39,6 +39,9 @@ CREATE TABLE vouchers (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX vouchers_member ON vouchers (member_id) WHERE used_at IS NULL;
+-- source_key is '<issuer>:<id>:…' (a flow's: 'flow:<flow id>:<entry id>:<step>'): reports count
+-- by its prefix.
+CREATE INDEX vouchers_source ON vouchers (source_key text_pattern_ops);
 
 -- A redemption at a till. (store_id, txn_id) is the idempotency key exactly as for transactions:
 -- the same id with the same content is a replay, with other content a conflict.
@@ -97,17 +100,40 @@ END $$;
 CREATE TRIGGER points_ledger_append_only BEFORE UPDATE OR DELETE ON points_ledger
     FOR EACH ROW EXECUTE FUNCTION points_ledger_append_only();
 
--- currency_minor_digits is ISO 4217's number of minor digits (JPY 0, NOK 2, KWD 3); Go's
--- templates.MinorDigits says the same (a test compares them).
+-- currency_minor_digits is ISO 4217's number of minor digits (JPY 0, NOK 2, KWD 3; 0 for the
+-- codes without a minor unit, gold, funds and testing codes); Go's templates.MinorDigits
+-- (github.com/rmg/iso4217) says the same for every code (handlers' TestMinorDigitsAgreeInSQLAndGo).
 -- +goose StatementBegin
 CREATE FUNCTION currency_minor_digits(code text) RETURNS int
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT CASE
         WHEN code IN ('BIF', 'CLP', 'DJF', 'GNF', 'ISK', 'JPY', 'KMF', 'KRW', 'PYG', 'RWF', 'UGX',
-                      'UYI', 'VND', 'VUV', 'XAF', 'XOF', 'XPF') THEN 0
+                      'UYI', 'VND', 'VUV', 'XAF', 'XOF', 'XPF',
+                      'XAG', 'XAU', 'XBA', 'XBB', 'XBC', 'XBD', 'XDR', 'XPD', 'XPT', 'XSU', 'XTS',
+                      'XUA', 'XXX') THEN 0
         WHEN code IN ('BHD', 'IQD', 'JOD', 'KWD', 'LYD', 'OMR', 'TND') THEN 3
         WHEN code IN ('CLF', 'UYW') THEN 4
         ELSE 2 END $$;
+-- +goose StatementEnd
+
+-- ean13 appends the EAN-13 check digit (weights 1, 3, 1, 3, … from the left) to twelve digits,
+-- as models.WithCheckDigit does (a test compares them).
+-- +goose StatementBegin
+CREATE FUNCTION ean13(first12 text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT first12 || ((10 - (SELECT sum(substr(first12, i, 1)::int * CASE WHEN i % 2 = 0 THEN 3 ELSE 1 END)
+                                     FROM generate_series(1, 12) i) % 10) % 10)::text $$;
+-- +goose StatementEnd
+
+-- new_voucher_code is a random voucher code as models.NewVoucherCode makes one: '28', ten
+-- random digits (from gen_random_uuid, a strong source) and the check digit. For issuing
+-- vouchers set-based (a flow's voucher step); a clash with an existing code is left to the
+-- unique index.
+-- +goose StatementBegin
+CREATE FUNCTION new_voucher_code() RETURNS text
+    LANGUAGE sql VOLATILE PARALLEL SAFE
+    AS $$ SELECT ean13('28' || lpad(((('x' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 15))::bit(60)::bigint)
+                                    % 10000000000)::text, 10, '0')) $$;
 -- +goose StatementEnd
 
 -- unit_points is what amount (minor units of currency) earns per major unit under the program:
@@ -130,6 +156,8 @@ CREATE FUNCTION visit_points(amount bigint) RETURNS int
 DROP FUNCTION visit_points(bigint);
 DROP FUNCTION unit_points(bigint, text);
 DROP FUNCTION currency_minor_digits(text);
+DROP FUNCTION new_voucher_code();
+DROP FUNCTION ean13(text);
 DROP TABLE points_ledger;
 DROP FUNCTION points_ledger_append_only();
 DROP TABLE redemptions;
