@@ -4,7 +4,7 @@
 // buyers, customers who drift away). Everything goes in through the bulk import, so the demo
 // exercises the same validation and idempotency as real data and loads in seconds. On an empty
 // database it also makes the three flows a café would run, with a few months of their history
-// (flows.go).
+// (flows.go), and the café's stamp card with its rewards and a year of points (rewards.go).
 package demo
 
 import (
@@ -56,6 +56,13 @@ type Summary struct {
 	// FlowHistoryDays (none after a forced fill).
 	Flows       []string
 	FlowEntries int64
+	// Rewards names the demo's rewards (rewards.go); PointsMembers counts the members with
+	// points, CoffeeMembers those who can afford CoffeeReward, and CoffeeCard is the card of the
+	// first of them (none after a forced fill).
+	Rewards                      []string
+	PointsMembers, CoffeeMembers int64
+	Redemptions, Vouchers        int64
+	CoffeeCard                   string
 	// Took is how long generating and loading took.
 	Took time.Duration
 }
@@ -169,12 +176,17 @@ func Fill(ctx context.Context, db *models.DB, opts Options) (*Summary, error) {
 		if err := g.flowsAndHistory(ctx, db, &flowSum); err != nil {
 			return nil, err
 		}
+		if err := g.rewardsAndHistory(ctx, db, &flowSum); err != nil {
+			return nil, err
+		}
 	}
 	sum, err := summarize(ctx, db)
 	if err != nil {
 		return nil, err
 	}
 	sum.Flows, sum.FlowEntries = flowSum.Flows, flowSum.FlowEntries
+	sum.Rewards, sum.PointsMembers, sum.CoffeeMembers = flowSum.Rewards, flowSum.PointsMembers, flowSum.CoffeeMembers
+	sum.Redemptions, sum.Vouchers, sum.CoffeeCard = flowSum.Redemptions, flowSum.Vouchers, flowSum.CoffeeCard
 	sum.From, sum.To = g.from, opts.Now
 	sum.Took = time.Since(start)
 	return sum, nil

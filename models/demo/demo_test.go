@@ -3,6 +3,7 @@ package demo_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -166,6 +167,108 @@ func TestFill(t *testing.T) {
 		}
 		if n := count(t, db, `SELECT count(*) FROM transactions WHERE live`); n != 0 {
 			t.Errorf("%d live transactions; the demo's history is not live", n)
+		}
+	})
+
+	t.Run("the café's stamp card and its rewards are set, with a ledger of every kind", func(t *testing.T) {
+		p, err := db.FindRewardProgram(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.PointsPerVisit != 1 || p.PointsPerMajorUnit != 0 || p.MinAmount != 3000 || p.ExpireAfterDays == nil || *p.ExpireAfterDays != 365 {
+			t.Errorf("program %+v, want a stamp card", p)
+		}
+		coffee, err := db.FindRewardByCode(ctx, demo.CoffeeReward)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if coffee.CostPoints != 10 || coffee.DiscountMinor == nil || !coffee.Active {
+			t.Errorf("coffee %+v", coffee)
+		}
+		if n := count(t, db, `SELECT count(*) FROM rewards WHERE active AND discount_percent IS NOT NULL`); n == 0 {
+			t.Error("no reward with a percentage off")
+		}
+		if !slices.Equal(sum.Rewards, []string{"coffee", "record-10"}) {
+			t.Errorf("summary names rewards %v", sum.Rewards)
+		}
+		for _, kind := range []string{"earned", "refunded", "spent", "cancelled", "expired"} {
+			if n := count(t, db, `SELECT count(*) FROM points_ledger WHERE kind = '`+kind+`'`); n == 0 {
+				t.Errorf("no %s entries in the ledger", kind)
+			}
+		}
+		t.Logf("rewards: %d members with points, %d can afford a coffee (card %s), %d redemptions, %d vouchers",
+			sum.PointsMembers, sum.CoffeeMembers, sum.CoffeeCard, sum.Redemptions, sum.Vouchers)
+		if sum.PointsMembers < 100 || sum.CoffeeMembers == 0 || sum.Redemptions == 0 || sum.Vouchers == 0 {
+			t.Errorf("summary %+v", *sum)
+		}
+		if n := count(t, db, `SELECT count(*) FROM redemptions WHERE cancelled_at IS NOT NULL`); n == 0 {
+			t.Error("no cancelled redemption")
+		}
+		if n := count(t, db, `SELECT count(*) FROM redemptions WHERE voucher_id IS NOT NULL AND points_spent = 0`); n == 0 {
+			t.Error("no voucher was used")
+		}
+		if n := count(t, db, `SELECT count(*) FROM vouchers WHERE used_at IS NULL AND expires_at > '`+now.Format(time.RFC3339)+`'`); n == 0 {
+			t.Error("no voucher is still open")
+		}
+		if n := count(t, db, `SELECT count(*) FROM vouchers WHERE used_at IS NULL AND expires_at <= '`+now.Format(time.RFC3339)+`'`); n == 0 {
+			t.Error("no voucher expired unused")
+		}
+	})
+
+	t.Run("balances are the ledger's sum and no redemption took a balance below zero", func(t *testing.T) {
+		// The running balance of each member in ledger order, the expiry (written last) aside.
+		if n := count(t, db, `SELECT count(*) FROM (
+			SELECT kind, sum(points) OVER (PARTITION BY member_id ORDER BY id) AS balance
+			FROM points_ledger WHERE kind <> 'expired') r WHERE kind = 'spent' AND balance < 0`); n != 0 {
+			t.Errorf("%d redemptions left a negative balance", n)
+		}
+		if n := count(t, db, `SELECT count(*) FROM points_ledger a JOIN points_ledger b ON b.member_id = a.member_id
+			AND b.id > a.id AND b.created_at < a.created_at`); n != 0 {
+			t.Errorf("%d ledger entries out of time order", n)
+		}
+		m, err := db.LookupMember(ctx, sum.CoffeeCard, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pts, err := db.FindMemberPoints(ctx, m.ID, models.MaxPointsPage, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ledger := 0
+		for _, e := range pts.Entries {
+			ledger += e.Points
+		}
+		if m.Points == nil || m.Points.Balance != pts.Balance || pts.Balance != ledger || pts.NextBefore != nil {
+			t.Fatalf("lookup %+v, ledger %+v (sum %d)", m.Points, pts, ledger)
+		}
+		if pts.Balance < 10 || !m.Points.Rewards[0].Affordable || m.Points.Rewards[0].Code != demo.CoffeeReward {
+			t.Errorf("card %s: lookup %+v; want a coffee it can afford", sum.CoffeeCard, m.Points)
+		}
+		l, err := db.FindRewardsLiability(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Reward == nil || *l.Reward != demo.CoffeeReward || l.Total.PointsOutstanding == 0 || l.Total.ExpiringWithin30Days == 0 {
+			t.Errorf("liability %+v", l)
+		}
+	})
+
+	t.Run("a demo redemption replays as the till posts it", func(t *testing.T) {
+		var store, id, card, reward, txn string
+		if err := db.Pool.QueryRow(ctx, `SELECT s.code, r.txn_id, m.card, r.reward_code, r.transaction_ref
+			FROM redemptions r JOIN stores s ON s.id = r.store_id JOIN members m ON m.id = r.member_id
+			WHERE r.voucher_id IS NULL ORDER BY r.id LIMIT 1`).Scan(&store, &id, &card, &reward, &txn); err != nil {
+			t.Fatal(err)
+		}
+		st, err := db.FindStoreByCode(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &models.Principal{Role: models.RoleRegister, Store: st}
+		_, outcome, err := db.Redeem(ctx, p, models.RedemptionInput{ID: id, Store: store, Member: &models.MemberRef{Card: card},
+			Reward: reward, Transaction: txn})
+		if err != nil || outcome != models.Replayed {
+			t.Errorf("replaying %s/%s: %v, %v; want a replay", store, id, outcome, err)
 		}
 	})
 
