@@ -345,6 +345,23 @@ func (e *Engine) step(ctx context.Context, tx pgx.Tx, f *Flow, i int, op Op) (in
 		return tag.RowsAffected(), err
 	case OpMail:
 		return e.mail(ctx, tx, f, i, op)
+	case OpVoucher:
+		// A voucher for each member walking the flow (held-out members get none), keyed by
+		// entry and step so it is issued once; a member whose random code clashed with an
+		// existing one stays and gets another on the next tick.
+		tag, err := tx.Exec(ctx, `WITH `+due+`,
+			issued AS (
+				INSERT INTO vouchers (code, member_id, reward_code, expires_at, issued_by, source_key)
+				SELECT new_voucher_code(), due.member_id, $5, now() + $6::interval, 'flow',
+				       'flow:' || $1::bigint || ':' || due.id || ':' || $2::int
+				FROM due WHERE NOT due.held_out
+				ON CONFLICT DO NOTHING
+				RETURNING source_key)
+			UPDATE flow_entries e SET step = $4, next_at = now() FROM due
+			WHERE e.id = due.id
+			  AND (due.held_out OR 'flow:' || $1::bigint || ':' || due.id || ':' || $2::int IN (SELECT source_key FROM issued))`,
+			f.ID, i, e.batch(), op.Next, op.Reward, op.Life)
+		return tag.RowsAffected(), err
 	}
 	return 0, fmt.Errorf("unknown instruction %q", op.Kind)
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -60,9 +61,11 @@ const (
 	MaxBodyBytes   = 256 << 10 // one mail's subject, HTML and text together
 )
 
-// noRewards is why vouchers and the reward_affordable trigger are refused until the rewards
-// program exists.
-const noRewards = "needs rewards (points and vouchers), which this server does not have yet"
+// Voucher lifetimes: a voucher step's expires_in.
+const (
+	MinVoucherLife = time.Hour
+	MaxVoucherLife = 10 * 365 * 24 * time.Hour
+)
 
 // Flow is a stored flow.
 type Flow struct {
@@ -94,6 +97,9 @@ type Trigger struct {
 	DaysBefore *int `json:"days_before,omitempty"`
 	// Value: p_alive_below.
 	Value *float64 `json:"value,omitempty"`
+	// Reward: reward_affordable, the reward whose cost the balance reaches (default: the
+	// cheapest active one).
+	Reward string `json:"reward,omitempty"`
 }
 
 // IsState tells the triggers evaluated on what members are (checked on activation and every
@@ -111,7 +117,8 @@ type Step struct {
 	If   json.RawMessage `json:"if,omitempty"`
 	Then []Step          `json:"then,omitempty"`
 	Else []Step          `json:"else,omitempty"`
-	// Voucher is a reward code (refused until rewards exist), valid ExpiresIn after issue.
+	// Voucher issues a voucher for this reward code, valid ExpiresIn after issue (a Go
+	// duration, default 720h); the next mails show it as {{.Voucher.Code}}.
 	Voucher   string `json:"voucher,omitempty"`
 	ExpiresIn string `json:"expires_in,omitempty"`
 }
@@ -279,6 +286,10 @@ func parseTrigger(raw json.RawMessage, fe models.FieldErrors) *Trigger {
 			}
 		case "personal":
 			decodeField(v, &t.Personal, path, fe)
+		case "reward":
+			if decodeField(v, &t.Reward, path, fe) && !rewardCode.MatchString(t.Reward) {
+				fe.Add(path, "must be a reward code (GET /rewards)")
+			}
 		case "factor", "value":
 			var f float64
 			if decodeField(v, &f, path, fe) {
@@ -331,7 +342,7 @@ func parseTrigger(raw json.RawMessage, fe models.FieldErrors) *Trigger {
 			fe.Add("trigger.value", "must be between 0 and 1 (exclusive)")
 		}
 	case EventRewardAffordable:
-		fe.Add("trigger.event", "reward_affordable "+noRewards)
+		allowed["reward"] = true
 	case "":
 		fe.Add("trigger.event", "is required")
 	default:
@@ -414,8 +425,13 @@ func (p *stepParser) step(raw json.RawMessage, path string, depth int) Step {
 				s.Else = branch
 			}
 		case key == "voucher":
-			p.fe.Add(at, "a voucher step "+noRewards)
+			if decodeField(v, &s.Voucher, at, p.fe) && !rewardCode.MatchString(s.Voucher) {
+				p.fe.Add(at, "must be a reward code (GET /rewards)")
+			}
 		case key == "expires_in" && kinds[0] == "voucher":
+			if decodeField(v, &s.ExpiresIn, at, p.fe) {
+				checkLife(s.ExpiresIn, at, p.fe)
+			}
 		default:
 			p.fe.Add(at, "unknown field")
 		}
@@ -433,6 +449,23 @@ func checkDuration(s, path string, least time.Duration, fe models.FieldErrors) {
 		fe.Add(path, "must be at least "+strings.TrimSuffix(least.String(), "0s"))
 	case d > MaxWait:
 		fe.Add(path, "must be at most 8760h (a year)")
+	}
+}
+
+// rewardCode is the form of a reward's code (the rewards table's check).
+var rewardCode = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// DefaultVoucherLife is a voucher step's expires_in when it gives none.
+const DefaultVoucherLife = "720h"
+
+// checkLife checks a voucher step's expires_in.
+func checkLife(s, path string, fe models.FieldErrors) {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		fe.Add(path, `must be a duration such as "720h" (30 days)`)
+	case d < MinVoucherLife || d > MaxVoucherLife:
+		fe.Add(path, "must be between 1h and 87600h (ten years)")
 	}
 }
 

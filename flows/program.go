@@ -9,9 +9,10 @@ import (
 
 // Instruction kinds of a Program.
 const (
-	OpMail = "mail"
-	OpWait = "wait"
-	OpIf   = "if"
+	OpMail    = "mail"
+	OpWait    = "wait"
+	OpIf      = "if"
+	OpVoucher = "voucher"
 )
 
 // Op is one instruction. Next is where a member goes after it (len(Program) ends the flow); an
@@ -23,6 +24,9 @@ type Op struct {
 	Wait       time.Duration
 	Rules      *segments.Node
 	Mail       *Mail
+	// Reward and Life: a voucher step's reward code and how long its vouchers are valid.
+	Reward string
+	Life   time.Duration
 	// Path is the step's JSON path ("steps.2.then.0"), for reports and errors.
 	Path string
 	// MailNumber counts mail steps from 1 in reading order, for their names.
@@ -56,6 +60,16 @@ func Compile(steps []Step) (Program, error) {
 					return nil, fmt.Errorf("%s.wait: %w", at, err)
 				}
 				op.Kind, op.Wait = OpWait, d
+			case s.Voucher != "":
+				life := s.ExpiresIn
+				if life == "" {
+					life = DefaultVoucherLife
+				}
+				d, err := time.ParseDuration(life)
+				if err != nil {
+					return nil, fmt.Errorf("%s.expires_in: %w", at, err)
+				}
+				op.Kind, op.Reward, op.Life = OpVoucher, s.Voucher, d
 			case s.If != nil:
 				tree, err := segments.Parse(s.If)
 				if err != nil {

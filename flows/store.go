@@ -155,7 +155,27 @@ func check(ctx context.Context, q querier, f *Flow, defaultFrom string) (Program
 	if defaultFrom == "" {
 		defaultFrom = validationFrom
 	}
+	checkReward := func(code, path string) error {
+		var active bool
+		if err := q.QueryRow(ctx, `SELECT coalesce((SELECT active FROM rewards WHERE code = $1), false)`, code).Scan(&active); err != nil {
+			return fmt.Errorf("find reward %s: %w", code, err)
+		}
+		if !active {
+			fe.Add(path, "no active reward "+code+" (GET /rewards)")
+		}
+		return nil
+	}
+	if f.Trigger.Event == EventRewardAffordable && f.Trigger.Reward != "" {
+		if err := checkReward(f.Trigger.Reward, "trigger.reward"); err != nil {
+			return nil, err
+		}
+	}
 	for _, op := range prog {
+		if op.Kind == OpVoucher {
+			if err := checkReward(op.Reward, op.Path+".voucher"); err != nil {
+				return nil, err
+			}
+		}
 		if op.Kind != OpMail {
 			continue
 		}

@@ -74,6 +74,15 @@ func candidates(t Trigger) (query string, args []any, err error) {
 			      WHERE m.status = 'active') l
 			` + medianGapJoin(t.Personal) + `
 			WHERE l.occurred_at < now() - make_interval(days => $4::int) AND ` + personal, args, nil
+	case EventRewardAffordable:
+		// A credit (a sale's points, or a cancelled redemption's given back) that took the
+		// balance from below the reward's cost to at least it. The key is that ledger entry.
+		cost := `(SELECT min(cost_points) FROM rewards WHERE active AND ($4::text = '' OR code = $4::text))`
+		return `SELECT l.member_id, 'affordable:' || l.id AS event_key FROM points_ledger l
+			CROSS JOIN LATERAL (SELECT sum(p.points) AS after FROM points_ledger p
+			                    WHERE p.member_id = l.member_id AND p.id <= l.id) b
+			WHERE l.kind IN ('earned', 'cancelled') AND l.created_at >= $2
+			  AND b.after >= ` + cost + ` AND b.after - l.points < ` + cost, []any{t.Reward}, nil
 	case EventPAliveBelow:
 		// As of the latest metrics run (member_metrics holds each member's latest figures).
 		return `SELECT mm.member_id, 'p_alive:' || mm.as_of AS event_key FROM member_metrics mm

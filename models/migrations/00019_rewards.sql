@@ -90,6 +90,8 @@ CREATE UNIQUE INDEX points_ledger_transaction ON points_ledger (transaction_id) 
 CREATE UNIQUE INDEX points_ledger_redemption ON points_ledger (redemption_id, kind) WHERE redemption_id IS NOT NULL;
 CREATE INDEX points_ledger_member ON points_ledger (member_id, created_at);
 CREATE INDEX points_ledger_expiring ON points_ledger (expires_at) WHERE kind = 'earned' AND expires_at IS NOT NULL;
+-- Recent credits, for the flow trigger reward_affordable.
+CREATE INDEX points_ledger_credits ON points_ledger (created_at) WHERE kind IN ('earned', 'cancelled');
 
 -- +goose StatementBegin
 CREATE FUNCTION points_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
