@@ -46,6 +46,19 @@ func TestVoucherStepIssuesOncePerEntry(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND status = 'done'`, f.ID); n != 40 {
 		t.Errorf("%d members done, want 40", n)
 	}
+	// One is redeemed at a till, one redeemed and cancelled: the report counts one.
+	for i, cancelled := range []bool{false, true} {
+		e.exec(t, `INSERT INTO redemptions (store_id, txn_id, member_id, reward_code, voucher_id, points_spent, content_hash, cancelled_at)
+			SELECT (SELECT id FROM stores), 'RD-' || $1::int, v.member_id, v.reward_code, v.id, 0, '\x00', CASE WHEN $2 THEN now() END
+			FROM vouchers v ORDER BY v.id OFFSET $1::int LIMIT 1`, i, cancelled)
+	}
+	st, err := FindFlowStats(context.Background(), e.db, f.ID, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.VouchersIssued != int64(40-held) || st.VouchersRedeemed != 1 {
+		t.Errorf("report: %d vouchers issued, %d redeemed; want %d and 1", st.VouchersIssued, st.VouchersRedeemed, 40-held)
+	}
 }
 
 // TestVoucherStepNeedsAnActiveReward: a flow naming an unknown or inactive reward is refused.

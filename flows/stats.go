@@ -27,6 +27,10 @@ type Stats struct {
 	Revenue  FlowRevenue    `json:"revenue"`
 	Clicks   int64          `json:"clicks"`
 	Clickers int64          `json:"unique_clickers"`
+	// VouchersIssued by the flow's voucher steps, and how many of them were redeemed (a
+	// standing redemption at a till).
+	VouchersIssued   int64 `json:"vouchers_issued"`
+	VouchersRedeemed int64 `json:"vouchers_redeemed"`
 	// Preliminary is true until each group has MinMatured entries whose attribution window
 	// has closed; FinalAt is when that happens for the entries made so far (null when too few
 	// members have entered yet to tell). While preliminary the console gives no verdict about
@@ -91,6 +95,12 @@ func FindFlowStats(ctx context.Context, db *models.DB, id int64, attributionDays
 	}
 	if err := readRevenue(ctx, db, id, attributionDays, st); err != nil {
 		return nil, err
+	}
+	if err := db.Pool.QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM redemptions r
+		                                                WHERE r.voucher_id = v.id AND r.cancelled_at IS NULL))
+		FROM vouchers v WHERE v.source_key LIKE 'flow:' || $1::bigint || ':%'`, id).Scan(&st.VouchersIssued, &st.VouchersRedeemed); err != nil {
+		return nil, fmt.Errorf("flow %d vouchers: %w", id, err)
 	}
 	return st, nil
 }
