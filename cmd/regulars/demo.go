@@ -134,6 +134,12 @@ func printSummary(w io.Writer, s *demo.Summary) {
 		fmt.Fprintf(w, "Flows %s, active for the last %d days: %s entries (GET /api/v1/flows, /console/flows).\n",
 			strings.Join(s.Flows, ", "), demo.FlowHistoryDays, thousands(s.FlowEntries))
 	}
+	if len(s.Rewards) > 0 {
+		fmt.Fprintf(w, "Rewards %s on a stamp card for the last %d days: %s members with points, %s redemptions, %s vouchers;\n"+
+			"%s members can afford a free coffee, such as card %s (GET /api/v1/members/lookup?card=%s).\n",
+			strings.Join(s.Rewards, ", "), demo.RewardHistoryDays, thousands(s.PointsMembers), thousands(s.Redemptions),
+			thousands(s.Vouchers), thousands(s.CoffeeMembers), s.CoffeeCard, s.CoffeeCard)
+	}
 }
 
 // oslo is the demo stores' zone; the binary embeds tzdata, so the fallback is only a guard.

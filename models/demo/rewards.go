@@ -76,6 +76,11 @@ func (g *generator) rewardsAndHistory(ctx context.Context, db *models.DB, sum *S
 	for i := range codes {
 		codes[i] = models.WithCheckDigit(fmt.Sprintf("28%010d", rng.Int64N(10_000_000_000)))
 	}
+	// The history was loaded a moment ago: without statistics the planner would walk it with
+	// nested loops for minutes.
+	if _, err := db.Pool.Exec(ctx, `ANALYZE transactions, members`); err != nil {
+		return fmt.Errorf("demo: reward history: %w", err)
+	}
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("demo: reward history: %w", err)
