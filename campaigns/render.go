@@ -29,8 +29,9 @@ import (
 // HTML body, text/template for the subject and the text body) executed with Data:
 //
 //	{{.Member.FirstName}} {{.Member.Name}} {{.Member.Card}} {{.Member.HomeStore}}
-//	{{.Member.Tier}} {{.Member.Discount}} {{.Links.Preferences}} {{.Links.Unsubscribe}}
-//	{{.Barcode}}
+//	{{.Member.Tier}} {{.Member.Discount}} {{.Member.Points}} {{.Member.Stamps}}
+//	{{.Member.StampsNeeded}} {{.Links.Preferences}} {{.Links.Unsubscribe}}
+//	{{.Barcode}} {{.StampCard}}
 //
 // Only the built-in actions and functions of text/template exist; a template naming any other
 // function fails to parse, so it is refused when the campaign is saved. {{define}}, {{template}}
@@ -63,6 +64,29 @@ func (d *Data) Barcode() any {
 		htmltemplate.HTMLEscapeString(d.Member.Card) + `">`)
 }
 
+// maxStampCard is the largest stamp card StampCard draws as a row; a larger one is told as
+// figures only.
+const maxStampCard = 50
+
+// StampCard is the member's stamp card: a row of stamps, filled (●) then empty (○), and the
+// figures, "●●●○○○○○○○ 3/10"; in the HTML body the row is hidden from screen readers, which read
+// the figures. Empty when the member has no stamp card (MemberData.StampsNeeded 0).
+func (d *Data) StampCard() any {
+	m := d.Member
+	if m.StampsNeeded <= 0 {
+		return ""
+	}
+	figures := strconv.Itoa(m.Stamps) + "/" + strconv.Itoa(m.StampsNeeded)
+	if m.StampsNeeded > maxStampCard {
+		return figures
+	}
+	row := strings.Repeat("●", m.Stamps) + strings.Repeat("○", m.StampsNeeded-m.Stamps)
+	if !d.html {
+		return row + " " + figures
+	}
+	return htmltemplate.HTML(`<span aria-hidden="true">` + row + `</span> ` + figures)
+}
+
 // MemberData are the member fields templates may use.
 type MemberData struct {
 	// FirstName is the first word of Name; empty when the member gave no name, so
@@ -79,6 +103,14 @@ type MemberData struct {
 	Discount string
 	// Language is the member's mail language; the footer is written in it.
 	Language string
+	// Points is the member's points balance (the sum of their ledger; 0 without a program).
+	Points int
+	// Stamps and StampsNeeded are the member's stamp card when the program is a stamp program
+	// (models.StampCostSQL): the stamps filled (the balance, at most the card's size) and the
+	// card's size, the cost of the cheapest active reward. Both are 0 otherwise, so that
+	// {{if .Member.StampsNeeded}} tests for a card.
+	Stamps       int
+	StampsNeeded int
 }
 
 // Links are the member's links to the club pages.
@@ -101,7 +133,8 @@ var SampleMember = sampleMember
 // sampleMember is what templates are executed with when a campaign is saved, so that a field
 // that does not exist is refused then rather than when the campaign goes out.
 var sampleMember = MemberData{FirstName: "Kari", Name: "Kari Nordmann", Card: "7012345678908",
-	HomeStore: "oslo-1", Tier: "Gold", Discount: "10", Language: templates.DefaultLanguage}
+	HomeStore: "oslo-1", Tier: "Gold", Discount: "10", Language: templates.DefaultLanguage,
+	Points: 7, Stamps: 7, StampsNeeded: 10}
 
 // NewMemberData fills MemberData from a stored member and its tier (nil: none) and discount.
 func NewMemberData(m *models.Member, tier *string, discount float64) MemberData {
@@ -116,6 +149,16 @@ func NewMemberData(m *models.Member, tier *string, discount float64) MemberData 
 		d.Discount = strconv.FormatFloat(discount, 'f', -1, 64)
 	}
 	return d
+}
+
+// AddPoints sets d's points: the balance and, when stampCost is more than 0 (a stamp program,
+// models.StampCostSQL), the stamp card. A function rather than a method, so that no template
+// can call it.
+func AddPoints(d *MemberData, balance, stampCost int) {
+	d.Points = balance
+	if stampCost > 0 {
+		d.Stamps, d.StampsNeeded = models.StampsFilled(balance, stampCost), stampCost
+	}
 }
 
 // MemberLinks are the signed links of member id: preferences valid for PreferencesTTL from now,

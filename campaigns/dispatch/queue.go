@@ -93,9 +93,10 @@ type PostgresQueue struct {
 
 // Claim takes up to n due recipients of sending runs — queued ones whose retry time has come,
 // and ones whose lease expired (in flight when their process died) — and, in the same
-// statement, what rendering needs of their members: the member, its home store and its tier
-// now, and whether it is still mailable (consent withdrawn, erased or suppressed since the
-// snapshot: not mailed).
+// statement, what rendering needs of their members: the member, its home store, its tier and
+// points balance now, the stamp card's size, and whether it is still mailable (consent
+// withdrawn, erased or suppressed since the snapshot: not mailed). The card's size reads no
+// member, so PostgreSQL computes it once for the statement (an InitPlan), not once a row.
 func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) ([]Claimed, map[int64]ClaimedMember, error) {
 	rows, err := q.DB.Pool.Query(ctx, `
 		WITH picked AS MATERIALIZED (
@@ -117,6 +118,8 @@ func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) (
 		SELECT got.run_id, got.member_id, got.email, got.attempts,
 			coalesce(m.card, ''), coalesce(m.name, ''), coalesce(st.code, ''), coalesce(m.language, ''),
 			t.name, coalesce(t.discount, 0),
+			(SELECT coalesce(sum(l.points), 0) FROM points_ledger l WHERE l.member_id = m.id),
+			coalesce((`+models.StampCostSQL+`), 0),
 			coalesce(`+segments.Mailable+` AND NOT EXISTS (SELECT 1 FROM email_suppressions es
 				WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL), false)
 		FROM got
@@ -137,13 +140,16 @@ func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) (
 		var tier *string
 		var discount float64
 		var mailable bool
+		var balance, stampCost int
 		if err := rows.Scan(&c.RunID, &c.MemberID, &c.Email, &c.Attempts,
-			&m.Card, &m.Name, &m.HomeStore, &m.Language, &tier, &discount, &mailable); err != nil {
+			&m.Card, &m.Name, &m.HomeStore, &m.Language, &tier, &discount, &balance, &stampCost, &mailable); err != nil {
 			return nil, nil, fmt.Errorf("claim recipients: %w", err)
 		}
 		m.ID = c.MemberID
 		out = append(out, c)
-		members[m.ID] = ClaimedMember{Data: campaigns.NewMemberData(&m, tier, discount), Mailable: mailable}
+		data := campaigns.NewMemberData(&m, tier, discount)
+		campaigns.AddPoints(&data, balance, stampCost)
+		members[m.ID] = ClaimedMember{Data: data, Mailable: mailable}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("claim recipients: %w", err)
