@@ -66,6 +66,11 @@ type Figures struct {
 	ClickThroughRate *float64    `json:"click_through_rate"`
 	Links            []LinkStats `json:"links"`
 	Revenue          Revenue     `json:"revenue"`
+	// Redemptions are the rewards redeemed at the tills (not cancelled) by the sent recipients
+	// within the attribution window after their mail; HeldOutRedemptions by the held-out
+	// members within it after the run started.
+	Redemptions        int64 `json:"redemptions"`
+	HeldOutRedemptions int64 `json:"held_out_redemptions"`
 }
 
 // LinkStats are the clicks on one tracked link.
@@ -172,6 +177,9 @@ func FindCampaignStats(ctx context.Context, db *models.DB, campaignID int64, o S
 	}
 	cur, other, err := readRevenue(ctx, db, campaignID, o.AttributionDays, accs, total)
 	if err != nil {
+		return nil, err
+	}
+	if err := readRedemptions(ctx, db, campaignID, o.AttributionDays, accs, total); err != nil {
 		return nil, err
 	}
 	finish := func(a *runAcc, other bool) {
@@ -330,6 +338,40 @@ func readOpens(ctx context.Context, db *models.DB, campaignID int64, accs map[in
 		return fmt.Errorf("opens of campaign %d: %w", campaignID, err)
 	}
 	return nil
+}
+
+// readRedemptions counts the standing redemptions of each run's sent recipients and held-out
+// members within the attribution window, measured from the same moments as revenue.
+func readRedemptions(ctx context.Context, db *models.DB, campaignID int64, days int, accs map[int64]*runAcc, total *runAcc) error {
+	rows, err := db.Pool.Query(ctx, `
+		SELECT r.run_id, r.held_out, count(*)
+		FROM campaign_recipients r JOIN campaign_runs run ON run.id = r.run_id
+		JOIN LATERAL (SELECT CASE WHEN r.held_out THEN run.started_at ELSE r.sent_at END AS since) s ON true
+		JOIN redemptions rd ON rd.member_id = r.member_id AND rd.cancelled_at IS NULL
+		 AND rd.created_at > s.since AND rd.created_at <= s.since + make_interval(days => $2)
+		WHERE run.campaign_id = $1 AND (r.held_out OR r.status = 'sent')
+		GROUP BY r.run_id, r.held_out`, campaignID, days)
+	if err != nil {
+		return fmt.Errorf("redemptions of campaign %d: %w", campaignID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var runID, n int64
+		var heldOut bool
+		if err := rows.Scan(&runID, &heldOut, &n); err != nil {
+			return fmt.Errorf("redemptions of campaign %d: %w", campaignID, err)
+		}
+		for _, a := range []*runAcc{accs[runID], total} {
+			switch {
+			case a == nil:
+			case heldOut:
+				a.f.HeldOutRedemptions += n
+			default:
+				a.f.Redemptions += n
+			}
+		}
+	}
+	return rows.Err()
 }
 
 // readRevenue reads the per-member revenue of each run's sent and held-out groups as count,

@@ -181,6 +181,28 @@ func TestCampaignStats(t *testing.T) {
 			t.Errorf("unsubscribed %d, want 2 (ada's withdrawal on day 10 is inside 11 days)", st.Runs[0].Unsubscribed)
 		}
 	})
+	t.Run("redemptions in the window count, cancelled and late ones not", func(t *testing.T) {
+		f.exec(t, `INSERT INTO rewards (code, name, cost_points, discount_minor) VALUES ('coffee', 'Coffee', 10, 3500)`)
+		redeem := func(id, name string, at time.Time, cancelled bool) {
+			f.exec(t, `INSERT INTO redemptions (store_id, txn_id, member_id, reward_code, points_spent, content_hash, created_at, cancelled_at)
+				VALUES ($1, $2, $3, 'coffee', 10, '\x00', $4::timestamptz, CASE WHEN $5::boolean THEN $4::timestamptz END)`, f.oslo, id, f.member(t, name), at, cancelled)
+		}
+		redeem("RD-1", "ada", sent.Add(day), false)
+		redeem("RD-2", "ada", sent.Add(2*day), true)  // cancelled
+		redeem("RD-3", "bo", sent.Add(9*day), false)  // after the 7-day window
+		redeem("RD-4", "ha", t0.Add(3*day), false)    // held out
+		redeem("RD-5", "ada", sent.Add(-day), false)  // before the mail
+		st, err := FindCampaignStats(ctx, f.db, f.campaignID, StatsOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := st.Runs[0]; r.Redemptions != 1 || r.HeldOutRedemptions != 1 {
+			t.Errorf("run 1: %d redemptions, %d held out; want 1 and 1", r.Redemptions, r.HeldOutRedemptions)
+		}
+		if st.Total.Redemptions != 1 {
+			t.Errorf("total: %d redemptions, want 1", st.Total.Redemptions)
+		}
+	})
 	t.Run("an unknown campaign is not found", func(t *testing.T) {
 		if _, err := FindCampaignStats(ctx, f.db, 9999, StatsOptions{}); err == nil {
 			t.Error("no error")
