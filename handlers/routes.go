@@ -47,6 +47,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api.GET("/club/funnel", s.joinFunnel, staff)
 	api.GET("/tiers", s.listTiers, s.auth(models.RoleAdmin, models.RoleMarketer))
 	api.PUT("/tiers", s.replaceTiers, admin)
+	api.PUT("/products", s.upsertProducts, admin)
+	api.GET("/products", s.searchProducts, staff)
 	api.POST("/metrics/run", s.runMetrics, admin)
 	api.GET("/metrics/segments", s.metricsSegments, staff)
 	api.GET("/metrics/model", s.metricsModel, staff)

@@ -15,10 +15,10 @@ import (
 	"golang.org/x/term"
 )
 
-// importCSV runs `regulars import transactions|members FILE.csv` ("-" reads stdin).
+// importCSV runs `regulars import transactions|members|products FILE.csv` ("-" reads stdin).
 func (env *environment) importCSV(ctx context.Context, what string, args []string) error {
-	if what != "transactions" && what != "members" {
-		return fmt.Errorf("usage: regulars import transactions|members FILE.csv (not %q)", what)
+	if what != "transactions" && what != "members" && what != "products" {
+		return fmt.Errorf("usage: regulars import transactions|members|products FILE.csv (not %q)", what)
 	}
 	name := "import " + what
 	fs := flag.NewFlagSet("regulars "+name, flag.ContinueOnError)
@@ -76,10 +76,14 @@ func (env *environment) importCSV(ctx context.Context, what string, args []strin
 	}
 	start := time.Now()
 	var res *models.ImportResult
-	if what == "transactions" {
+	var products *models.ProductImportResult
+	switch what {
+	case "transactions":
 		res, err = db.ImportTransactionsCSV(ctx, in)
-	} else {
+	case "members":
 		res, err = db.ImportMembersCSV(ctx, in)
+	default:
+		products, err = db.ImportProductsCSV(ctx, in)
 	}
 	if bar != nil {
 		_ = bar.Finish()
@@ -92,6 +96,13 @@ func (env *environment) importCSV(ctx context.Context, what string, args []strin
 		return fmt.Errorf("%s %s: %w", name, files[0], err)
 	}
 	took := time.Since(start)
+	if products != nil {
+		// An upsert: a product may also be updated, so the counts are not those of the other imports.
+		fmt.Fprintf(env.stdout, "imported %s products (%s new, %s updated, %s unchanged) in %.1fs\n",
+			thousands(products.Read), thousands(products.Inserted), thousands(products.Updated),
+			thousands(products.Unchanged), took.Seconds())
+		return nil
+	}
 	rows := "rows"
 	if res.Read == 1 {
 		rows = "row"
