@@ -15,7 +15,8 @@
 # With REWARDS=1, then the rewards phases (issue 12; REWARDS=only: just those and the ceiling (2),
 # about 5 minutes):
 #   R1. POST /api/v1/transactions from 32 registers as in (1), but with loadgen's card pool
-#       registered as members, alternately without and with a reward program (off, on, off, on);
+#       registered as members, without and with a reward program (off, on, on, off; with
+#       BASELINE_REV also a server built from that revision: before, off, on, on, off, before);
 #   R2. 2,000 members with REDEEM_SALES sales of 240.00 each (25 points apiece) and a reward
 #       costing 10: POST /api/v1/redemptions from 32 registers for random members, REDEEM_DURATION
 #       seconds, then SQL checks: no balance below zero, one 'spent' row per 201;
@@ -28,8 +29,11 @@
 # VAR=value words for the server, e.g. "REGULARS_DB_MAX_CONNS=16"), PROFILE=1 to save 20 s CPU
 # profiles of the server under single and batch load (cpu-single.pprof, cpu-batch.pprof in the
 # kept work directory; read with `go tool pprof -top WORK/regulars WORK/cpu-single.pprof`).
-# REWARDS (unset, 1 or only), REDEEM_MEMBERS (2000), REDEEM_SALES (4: 100 points a member),
-# REDEEM_DURATION (20).
+# REV (build the server from this git revision instead of the working tree, which other work in
+# progress may share), REWARDS (unset, 1 or only), BASELINE_REV (a git revision whose server R1
+# also measures, e.g. 5102ad8^, the code before rewards), REWARDS_SQL (SQL run on the API's
+# database before R1, to try a fix such as an index), REDEEM_MEMBERS (2000), REDEEM_SALES (4:
+# 100 points a member), REDEEM_DURATION (20).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +45,9 @@ CONCURRENCY=${CONCURRENCY:-32}
 SERVER_ENV=${SERVER_ENV:-}
 PROFILE=${PROFILE:-}
 REWARDS=${REWARDS:-}
+BASELINE_REV=${BASELINE_REV:-}
+REV=${REV:-}
+REWARDS_SQL=${REWARDS_SQL:-}
 REDEEM_MEMBERS=${REDEEM_MEMBERS:-2000}
 REDEEM_SALES=${REDEEM_SALES:-4}
 REDEEM_DURATION=${REDEEM_DURATION:-20}
@@ -50,9 +57,10 @@ chmod 755 "$WORK"
 [ "$PROFILE" = 1 ] && KEEP=1
 
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
-cpu_begin() { CPU0_SERVER=$(proc_cpu "$SERVER_PID"); CPU0_PG=$(pg_cpu); }
+# CPU_PID: the server whose CPU a phase counts (default SERVER_PID; the baseline's in its phases).
+cpu_begin() { CPU0_SERVER=$(proc_cpu "${CPU_PID:-$SERVER_PID}"); CPU0_PG=$(pg_cpu); }
 cpu_end() { # phase [client_cpu_s]: appends "phase server_cpu_s postgres_cpu_s client_cpu_s" to cpu.txt
-	printf '%s %s %s %s\n' "$1" "$(awk -v a="$(proc_cpu "$SERVER_PID")" -v b="$CPU0_SERVER" 'BEGIN { print a - b }')" \
+	printf '%s %s %s %s\n' "$1" "$(awk -v a="$(proc_cpu "${CPU_PID:-$SERVER_PID}")" -v b="$CPU0_SERVER" 'BEGIN { print a - b }')" \
 		"$(awk -v a="$(pg_cpu)" -v b="$CPU0_PG" 'BEGIN { print a - b }')" "${2:--}" >>"$WORK/cpu.txt"
 }
 client_cpu() { jq .cpu_seconds "$1"; } # loadgen's own CPU seconds from its JSON
@@ -61,12 +69,13 @@ profile() { # seconds file: a CPU profile of the server, in the background
 	curl -fsS -o "$WORK/$2" "http://127.0.0.1:$PPROF_PORT/debug/pprof/profile?seconds=$1" &
 }
 
-SERVER_PID=
+SERVER_PID= BASELINE_PID=
 cleanup() {
 	set +e
-	if [ -n "$SERVER_PID" ]; then
-		kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-	fi
+	local pid
+	for pid in $SERVER_PID $BASELINE_PID; do
+		kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	done
 	if [ -f "$WORK/pg/postmaster.pid" ]; then
 		as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast -w stop >/dev/null 2>&1
 	fi
@@ -78,8 +87,25 @@ trap cleanup EXIT INT TERM
 command -v pgbench >/dev/null || PATH=$PGBIN:$PATH
 command -v jq >/dev/null || { echo "jq is needed to read loadgen's JSON" >&2; exit 1; }
 
-log "building regulars and loadgen"
-(cd "$ROOT" && go build -o "$WORK/regulars" ./cmd/regulars && go build -o "$WORK/loadgen" ./cmd/loadgen)
+# build_rev REV OUT: builds cmd/regulars as it is at git revision REV (not the working tree).
+build_rev() {
+	mkdir "$WORK/src-$2"
+	git -C "$ROOT" archive "$1" | tar -x -C "$WORK/src-$2"
+	(cd "$WORK/src-$2" && go build -o "$WORK/$2" ./cmd/regulars)
+	rm -rf "$WORK/src-$2"
+}
+if [ -n "$REV" ]; then
+	log "building regulars at $REV ($(git -C "$ROOT" rev-parse --short "$REV")) and loadgen"
+	build_rev "$REV" regulars
+else
+	log "building regulars (the working tree) and loadgen"
+	(cd "$ROOT" && go build -o "$WORK/regulars" ./cmd/regulars)
+fi
+(cd "$ROOT" && go build -o "$WORK/loadgen" ./cmd/loadgen)
+if [ -n "$BASELINE_REV" ]; then
+	log "building regulars at $BASELINE_REV ($(git -C "$ROOT" rev-parse --short "$BASELINE_REV"), the baseline)"
+	build_rev "$BASELINE_REV" regulars-baseline
+fi
 
 PGPORT=$(free_port)
 HTTP_PORT=$(free_port)
@@ -97,7 +123,40 @@ PSQL=("$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qA
 API_URL="postgres://postgres@127.0.0.1:$PGPORT/regulars_api?sslmode=disable"
 PGB_URL="postgres://postgres@127.0.0.1:$PGPORT/regulars_pgbench?sslmode=disable"
 
-regulars() { REGULARS_DATA_DIR="$WORK/data" REGULARS_LOG_LEVEL=warn "$WORK/regulars" "$@"; }
+regulars() { REGULARS_DATA_DIR="$WORK/data-server" REGULARS_LOG_LEVEL=warn "$WORK/regulars" "$@"; }
+
+# start_server BINARY DATABASE PORT NAME [VAR=value...]: `BINARY serve` on 127.0.0.1:PORT against
+# DATABASE (it migrates it), logging to WORK/NAME.log; waits until it is ready, sets STARTED_PID.
+start_server() {
+	local bin=$1 db=$2 port=$3 name=$4
+	shift 4
+	env REGULARS_DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/$db?sslmode=disable" \
+		REGULARS_HTTP_ADDR="127.0.0.1:$port" REGULARS_DATA_DIR="$WORK/data-$name" REGULARS_LOG_LEVEL=warn "$@" \
+		"$bin" serve 2>"$WORK/$name.log" &
+	STARTED_PID=$!
+	for _ in $(seq 100); do
+		curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+		kill -0 "$STARTED_PID" 2>/dev/null || { cat "$WORK/$name.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null
+}
+# setup_store BINARY DATABASE URL NAME: store bench-1 through the server at URL, an admin key
+# (printed) and four register tokens (into WORK/NAME-tokens.txt), made by `BINARY apikey create`.
+setup_store() {
+	local admin i
+	apikey() {
+		REGULARS_DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/$2?sslmode=disable" REGULARS_DATA_DIR="$WORK/data-$4" \
+			REGULARS_LOG_LEVEL=warn "$1" apikey create "${@:5}"
+	}
+	admin=$(apikey "$@" --role admin --name bench-admin)
+	curl -fsS -X POST "$3/api/v1/stores" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+		-d '{"code":"bench-1","name":"Bench store","timezone":"Europe/Oslo","currency":"NOK"}' >/dev/null
+	for i in 1 2 3 4; do
+		printf 'bench-1 %s\n' "$(apikey "$@" --role register --store bench-1 --name "bench till $i")"
+	done >"$WORK/$4-tokens.txt"
+	echo "$admin"
+}
 
 log "starting regulars serve on 127.0.0.1:$HTTP_PORT"
 if [ "$PROFILE" = 1 ]; then
@@ -105,27 +164,14 @@ if [ "$PROFILE" = 1 ]; then
 	SERVER_ENV="$SERVER_ENV REGULARS_PPROF_ADDR=127.0.0.1:$PPROF_PORT"
 fi
 # shellcheck disable=SC2086 # SERVER_ENV is a list of VAR=value words
-env REGULARS_DATABASE_URL="$API_URL" REGULARS_HTTP_ADDR="127.0.0.1:$HTTP_PORT" \
-	REGULARS_DATA_DIR="$WORK/data" REGULARS_LOG_LEVEL=warn $SERVER_ENV \
-	"$WORK/regulars" serve 2>"$WORK/server.log" &
-SERVER_PID=$!
+start_server "$WORK/regulars" regulars_api "$HTTP_PORT" server $SERVER_ENV
+SERVER_PID=$STARTED_PID
 BASE="http://127.0.0.1:$HTTP_PORT"
-for _ in $(seq 100); do
-	curl -fsS "$BASE/readyz" >/dev/null 2>&1 && break
-	kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-	sleep 0.1
-done
-curl -fsS "$BASE/readyz" >/dev/null
 
 log "creating store bench-1, an admin key and register tokens"
-ADMIN=$(REGULARS_DATABASE_URL="$API_URL" regulars apikey create --role admin --name bench-admin)
-curl -fsS -X POST "$BASE/api/v1/stores" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-	-d '{"code":"bench-1","name":"Bench store","timezone":"Europe/Oslo","currency":"NOK"}' >/dev/null
-for i in 1 2 3 4; do
-	printf 'bench-1 %s\n' "$(REGULARS_DATABASE_URL="$API_URL" regulars apikey create --role register --store bench-1 --name "bench till $i")"
-done >"$WORK/tokens.txt"
+ADMIN=$(setup_store "$WORK/regulars" regulars_api "$BASE" server)
 
-loadgen() { "$WORK/loadgen" -url "$BASE" -tokens "$WORK/tokens.txt" -json "$@"; }
+loadgen() { "$WORK/loadgen" -url "$BASE" -tokens "$WORK/server-tokens.txt" -json "$@"; }
 checkpoint() { "${PSQL[@]}" -d postgres -c CHECKPOINT; }
 
 # 1. Single transactions, 32 registers posting back to back.
@@ -245,32 +291,68 @@ program_on() {
 		-d "$PROGRAM" >/dev/null
 }
 program_off() { "${PSQL[@]}" -d regulars_api -c 'DELETE FROM reward_program'; } # the API has no DELETE: no row, no points
-# ledger_counts: member sales stored, earned rows, points earned, refund debits (so far).
+# ledger_counts DB: member sales stored, earned rows, points earned, refund debits (so far); the
+# baseline's database has no ledger.
 ledger_counts() {
-	"${PSQL[@]}" -F' ' -d regulars_api -c "SELECT (SELECT count(*) FROM transactions WHERE kind = 'sale' AND member_id IS NOT NULL),
+	if [ "$1" = regulars_baseline ]; then
+		"${PSQL[@]}" -d "$1" -c "SELECT count(*) || ' 0 0 0' FROM transactions WHERE kind = 'sale' AND member_id IS NOT NULL"
+		return
+	fi
+	"${PSQL[@]}" -F' ' -d "$1" -c "SELECT (SELECT count(*) FROM transactions WHERE kind = 'sale' AND member_id IS NOT NULL),
 		count(*) FILTER (WHERE kind = 'earned'), coalesce(sum(points) FILTER (WHERE kind = 'earned'), 0),
 		count(*) FILTER (WHERE kind = 'refunded') FROM points_ledger"
 }
 
 # R1. POST /transactions as in (1), the card pool registered as members, without and with a
-# reward program, alternated so that drift (a growing table, other load) falls on both.
+# reward program, in the order off, on, on, off so that a drift that grows with time (the
+# table, other load) falls on both alike. With BASELINE_REV, a server built from that revision
+# (before rewards: 5102ad8^) on a database of its own with the same members takes turns too:
+# before, off, on, on, off, before.
 phase_rewards() {
+	local states="off on on off" i=0 state before db url tokens
 	"$WORK/loadgen" -list-cards >"$WORK/cards.txt"
 	register_members "$WORK/cards.txt" 'bench member' regulars_api
-	log "R1 POST /transactions, $(wc -l <"$WORK/cards.txt") loadgen cards registered as members, reward program off/on/off/on:"
+	if [ -n "$REWARDS_SQL" ]; then
+		log "R1 setup on the API's database: $REWARDS_SQL"
+		"${PSQL[@]}" -d regulars_api -c "$REWARDS_SQL"
+	fi
+	if [ -n "$BASELINE_REV" ]; then
+		"${PSQL[@]}" -d postgres -c 'CREATE DATABASE regulars_baseline'
+		BASELINE_PORT=$(free_port)
+		log "starting the baseline's regulars serve ($BASELINE_REV) on 127.0.0.1:$BASELINE_PORT"
+		start_server "$WORK/regulars-baseline" regulars_baseline "$BASELINE_PORT" baseline
+		BASELINE_PID=$STARTED_PID
+		setup_store "$WORK/regulars-baseline" regulars_baseline "http://127.0.0.1:$BASELINE_PORT" baseline >/dev/null
+		register_members "$WORK/cards.txt" 'bench member' regulars_baseline
+		states="before off on on off before"
+	fi
+	log "R1 POST /transactions, $(wc -l <"$WORK/cards.txt") loadgen cards registered as members: $states"
 	: >"$WORK/rewards.txt"
-	local i=0 state before
-	for state in off on off on; do
+	for state in $states; do
 		i=$((i + 1))
-		if [ "$state" = on ]; then program_on; else program_off; fi
+		db=regulars_api url=$BASE tokens=$WORK/server-tokens.txt CPU_PID=$SERVER_PID
+		case $state in
+		on) program_on ;;
+		off) program_off ;;
+		before) db=regulars_baseline url="http://127.0.0.1:$BASELINE_PORT" tokens=$WORK/baseline-tokens.txt CPU_PID=$BASELINE_PID ;;
+		esac
 		checkpoint
-		before=$(ledger_counts)
-		log "    $i/4 program $state: $CONCURRENCY registers, ${WARMUP}s warm-up + ${DURATION}s"
+		before=$(ledger_counts "$db")
+		log "    $i: $state, $CONCURRENCY registers, ${WARMUP}s warm-up + ${DURATION}s"
 		cpu_begin
-		loadgen -concurrency "$CONCURRENCY" -warmup "${WARMUP}s" -duration "${DURATION}s" -run-id "rw$i$state" >"$WORK/rewards-$i.json"
+		"$WORK/loadgen" -url "$url" -tokens "$tokens" -json -concurrency "$CONCURRENCY" -warmup "${WARMUP}s" \
+			-duration "${DURATION}s" -run-id "rw$i$state" >"$WORK/rewards-$i.json"
 		cpu_end "rewards-$i-$state" "$(client_cpu "$WORK/rewards-$i.json")"
-		echo "$i $state $before $(ledger_counts)" >>"$WORK/rewards.txt"
+		echo "$i $state $before $(ledger_counts "$db")" >>"$WORK/rewards.txt"
 	done
+	CPU_PID=
+}
+# mean_rps STATE: the mean req/s of R1's phases in STATE.
+mean_rps() {
+	local i state
+	while read -r i state _; do
+		if [ "$state" = "$1" ]; then jq .requests_per_sec "$WORK/rewards-$i.json"; fi
+	done <"$WORK/rewards.txt" | jq -s 'add / length'
 }
 
 # R2. Redemptions: REDEEM_MEMBERS members (loadgen -seed 2's cards) with REDEEM_SALES sales of
@@ -283,7 +365,7 @@ phase_redeem() {
 	curl -fsS -X POST "$BASE/api/v1/rewards" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
 		-d '{"code": "coffee", "name": "Free coffee", "cost_points": 10, "discount_minor": 3500}' >/dev/null
 	local till at s
-	till=$(awk 'NR == 1 { print $2 }' "$WORK/tokens.txt")
+	till=$(awk 'NR == 1 { print $2 }' "$WORK/server-tokens.txt")
 	at=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)
 	log "R2 redemptions: $REDEEM_MEMBERS members, $REDEEM_SALES sale(s) of 240.00 each through /transactions/batch"
 	for s in $(seq "$REDEEM_SALES"); do
@@ -405,17 +487,24 @@ summary_core() {
 	echo "  ceiling: pgbench, the same rows as 1000-row INSERTs, 4 clients: $PGB_BATCH_ROWS rows/s (API best = $(pct "$BEST" "$PGB_BATCH_ROWS")%)"
 }
 summary_rewards() {
-	local off on
+	local off on before
 	echo "Rewards (issue 12): POST /transactions, $CONCURRENCY registers, closed loop, loadgen's cards registered as members:"
 	echo "  pgbench ceiling of this run (one-row insert): $PGB_TPS tps   latency average $PGB_LAT ms  $PGB_PCT"
+	# CPU per request: the phase's CPU (warm-up included) over its requests, the warm-up's
+	# counted at the measured rate.
 	while read -r i state s0 e0 p0 d0 s1 e1 p1 d1; do
+		read -r _ server pg _ < <(grep "^rewards-$i-" "$WORK/cpu.txt")
 		jq -r --arg h "$i $state" --arg pgb "$PGB_TPS" --arg earn "member sales $((s1 - s0)), credited $((e1 - e0)) ($((p1 - p0)) points), refund debits $((d1 - d0))" \
-			'"  \($h)  \(.requests_per_sec|floor) req/s (\(.requests_per_sec * 1000 / ($pgb|tonumber) | round / 10)% of pgbench)  p50 \(.latency_ms.p50) ms  p99 \(.latency_ms.p99) ms  errors \(.errors)   \($earn)"' \
+			--argjson server "$server" --argjson pg "$pg" --argjson span "$(jq -n "($WARMUP + $DURATION) / $DURATION")" \
+			'"  \($h)  \(.requests_per_sec|floor) req/s (\(.requests_per_sec * 1000 / ($pgb|tonumber) | round / 10)% of pgbench)  p50 \(.latency_ms.p50) ms  p99 \(.latency_ms.p99) ms  errors \(.errors)\n      CPU per request: server \($server * 1e6 / (.requests * $span) | round) µs, PostgreSQL \($pg * 1e6 / (.requests * $span) | round) µs, loadgen \(.cpu_seconds * 1e6 / (.requests * $span) | round) µs;  \($earn)"' \
 			"$WORK/rewards-$i.json"
 	done <"$WORK/rewards.txt"
-	off=$(jq -s '(.[0].requests_per_sec + .[2].requests_per_sec) / 2' "$WORK"/rewards-[1-4].json)
-	on=$(jq -s '(.[1].requests_per_sec + .[3].requests_per_sec) / 2' "$WORK"/rewards-[1-4].json)
+	off=$(mean_rps off) on=$(mean_rps on)
 	echo "  mean off $(jq -n "$off | floor") req/s, on $(jq -n "$on | floor") req/s: on / off = $(pct "$on" "$off")%  (target >= 90%: $(yes_no "$on >= 0.9 * $off"))"
+	if [ -n "$BASELINE_REV" ]; then
+		before=$(mean_rps before)
+		echo "  mean before ($BASELINE_REV) $(jq -n "$before | floor") req/s: off / before = $(pct "$off" "$before")%, on / before = $(pct "$on" "$before")%  (target >= 90%: $(yes_no "$on >= 0.9 * $before"))"
+	fi
 	echo "Redemptions: $REDEEM_MEMBERS members, $REDEEM_SALES sale(s) of 240.00 each, reward 'coffee' costs 10, $CONCURRENCY registers, random members:"
 	read -r n lo hi sum <"$WORK/redeem-before.txt"
 	echo "  before: $n members, balances $lo..$hi, $sum points"
@@ -429,6 +518,10 @@ summary_rewards() {
 	echo "  members with a balance below zero: $overdrawn; members with more redemptions than their points buy: $over_cap  ($(yes_no "$overdrawn == 0 and $over_cap == 0"))"
 	echo "  'spent' rows $spent, redemptions $redemptions, 201s $created  ($(yes_no "$spent == $created and $redemptions == $created"))"
 	read -r overdrawn spent <"$WORK/pgbench-redeem-check.txt"
+	if [ -z "$PGB_REDEEM_TPS" ]; then
+		echo "  ceiling: pgbench gave no rate (see pgbench-redeem.txt in the kept work directory)"
+		return
+	fi
 	echo "  ceiling: pgbench, Redeem's statements, 32 clients, same members and balances: $PGB_REDEEM_TPS tps (latency average $PGB_REDEEM_LAT ms), $spent redeemed, $overdrawn overdrawn"
 	echo "  API / pgbench = $(pct "$(jq .requests_per_sec "$WORK/redeem.json")" "$PGB_REDEEM_TPS")%"
 }
@@ -436,6 +529,12 @@ summary_rewards() {
 	echo
 	echo "== regulars till API benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "   PostgreSQL $("${PSQL[@]}" -d postgres -c 'SHOW server_version'), fsync=on, synchronous_commit=on, shared_buffers=512MB"
+	if [ -n "$REV" ]; then
+		echo "   server built from $REV ($(git -C "$ROOT" rev-parse --short "$REV"))"
+	else
+		echo "   server built from the working tree (HEAD $(git -C "$ROOT" rev-parse --short HEAD), $(git -C "$ROOT" status --porcelain | wc -l) paths changed or new)"
+	fi
+	if [ -n "$REWARDS_SQL" ]; then echo "   REWARDS_SQL (API database, before R1): $REWARDS_SQL"; fi
 	echo
 	if [ "$REWARDS" != only ]; then summary_core; fi
 	if [ -n "$REWARDS" ] && [ "$REWARDS" != 0 ]; then summary_rewards; fi
