@@ -319,7 +319,10 @@ func compile(ctx context.Context, db *models.DB, cfg Config, id int64) (*Campaig
 }
 
 // memberData loads what templates see of member id (field names the request field, for errors).
-func memberData(ctx context.Context, db *models.DB, memberID int64, field string) (MemberData, error) {
+// FindMemberData is what templates see of member memberID (previews and test sends of
+// campaigns and flows): the member, its tier and its points now. An unknown or erased member is
+// EINVALID on field.
+func FindMemberData(ctx context.Context, db *models.DB, memberID int64, field string) (MemberData, error) {
 	m, err := db.FindMemberByID(ctx, memberID)
 	if models.ErrorCode(err) == models.ENOTFOUND || err == nil && m.Status == "erased" {
 		return MemberData{}, &models.Error{Code: models.EINVALID, Message: "invalid member",
@@ -332,7 +335,13 @@ func memberData(ctx context.Context, db *models.DB, memberID int64, field string
 	if err != nil {
 		return MemberData{}, err
 	}
-	return NewMemberData(m, tier, discount), nil
+	d := NewMemberData(m, tier, discount)
+	points, err := db.FindPointsSummary(ctx, memberID)
+	if err != nil {
+		return MemberData{}, err
+	}
+	AddPoints(&d, points.Balance, points.StampCost)
+	return d, nil
 }
 
 // Preview renders campaign id for member memberID with their real data (tier included) and the
@@ -343,7 +352,7 @@ func Preview(ctx context.Context, db *models.DB, cfg Config, id, memberID int64)
 	if err != nil {
 		return nil, err
 	}
-	member, err := memberData(ctx, db, memberID, "member_id")
+	member, err := FindMemberData(ctx, db, memberID, "member_id")
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +378,7 @@ func TestSend(ctx context.Context, db *models.DB, sender mailer.Sender, cfg Conf
 	}
 	member := sampleMember
 	if sampleMemberID != nil {
-		if member, err = memberData(ctx, db, *sampleMemberID, "member_id"); err != nil {
+		if member, err = FindMemberData(ctx, db, *sampleMemberID, "member_id"); err != nil {
 			return 0, err
 		}
 	}
@@ -378,7 +387,8 @@ func TestSend(ctx context.Context, db *models.DB, sender mailer.Sender, cfg Conf
 	}
 	sent := 0
 	for i, to := range targets {
-		msg, err := compiled.Render(ctx, Recipient{To: to, Member: member, Links: PlaceholderLinks(cfg.BaseURL)})
+		msg, err := compiled.Render(ctx, Recipient{To: to, Member: member, Links: PlaceholderLinks(cfg.BaseURL),
+			Vouchers: SampleVouchers{}}) // a test send issues no real voucher
 		if err != nil {
 			return sent, err
 		}

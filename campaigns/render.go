@@ -31,7 +31,7 @@ import (
 //	{{.Member.FirstName}} {{.Member.Name}} {{.Member.Card}} {{.Member.HomeStore}}
 //	{{.Member.Tier}} {{.Member.Discount}} {{.Member.Points}} {{.Member.Stamps}}
 //	{{.Member.StampsNeeded}} {{.Links.Preferences}} {{.Links.Unsubscribe}}
-//	{{.Barcode}} {{.StampCard}}
+//	{{.Barcode}} {{.StampCard}} {{.Voucher.Code}} {{(.Voucher "coffee").Code}}
 //
 // Only the built-in actions and functions of text/template exist; a template naming any other
 // function fails to parse, so it is refused when the campaign is saved. {{define}}, {{template}}
@@ -51,6 +51,10 @@ type Data struct {
 	barcodeCID string
 	used       bool    // Barcode was called: the mail carries the barcode image
 	budget     *budget // of the render this data is for (see sandbox.go)
+	// shared is the mail's vouchers (vouchers.go); voucherImages the codes whose barcode the
+	// HTML shows.
+	shared        *renderShared
+	voucherImages []string
 }
 
 // Barcode is the member's card barcode: in the HTML body an <img> of the inline barcode image
@@ -259,7 +263,7 @@ func Validate(ctx context.Context, c *Campaign, defaultFrom string) error {
 	if err != nil {
 		return err
 	}
-	_, err = compiled.execute(ctx, sampleMember, PlaceholderLinks("https://example.invalid"))
+	_, err = compiled.execute(ctx, sampleMember, PlaceholderLinks("https://example.invalid"), SampleVouchers{})
 	return err
 }
 
@@ -268,39 +272,43 @@ type Rendered struct {
 	Subject string `json:"subject"`
 	HTML    string `json:"html"`
 	Text    string `json:"text"`
-	// barcode tells whether the HTML shows the inline barcode image.
-	barcode bool
+	// barcode tells whether the HTML shows the inline barcode image; vouchers the codes of the
+	// voucher barcodes it shows.
+	barcode  bool
+	vouchers []string
 }
 
 // execute renders the three parts under one budget (see sandbox.go) and ctx, puts links where
 // the templates have the placeholder links (see memberlinks.go), and adds the footer. Errors are
 // EINVALID naming the field.
-func (c *Compiled) execute(ctx context.Context, member MemberData, links Links) (*Rendered, error) {
+func (c *Compiled) execute(ctx context.Context, member MemberData, links Links, vouchers VoucherSource) (*Rendered, error) {
 	fe := models.FieldErrors{}
 	out := &Rendered{}
 	b := newBudget(ctx)
+	shared := &renderShared{source: vouchers}
 	var err error
-	if out.Subject, err = run(c.subject, &Data{Member: member, Links: templateLinks, budget: b}); err != nil {
+	if out.Subject, err = run(c.subject, &Data{Member: member, Links: templateLinks, budget: b, shared: shared}); err != nil {
 		fe.Add("subject", templateError(err))
 	} else if hasLinkPlaceholder(out.Subject) {
 		fe.Add("subject", errLinkInSubject)
 	}
 	out.Subject = oneLine(out.Subject) // a header holds one line
 	if c.text != nil {
-		if out.Text, err = run(c.text, &Data{Member: member, Links: templateLinks, budget: b}); err != nil {
+		if out.Text, err = run(c.text, &Data{Member: member, Links: templateLinks, budget: b, shared: shared}); err != nil {
 			fe.Add("text", templateError(err))
 		} else if out.Text, err = textLinks(out.Text, links); err != nil {
 			fe.Add("text", err.Error())
 		}
 	}
 	if c.html != nil {
-		d := &Data{Member: member, Links: templateLinks, html: true, barcodeCID: BarcodeCID, budget: b}
+		d := &Data{Member: member, Links: templateLinks, html: true, barcodeCID: BarcodeCID, budget: b, shared: shared}
 		if out.HTML, err = run(c.html, d); err != nil {
 			fe.Add("html", templateError(err))
 		} else if out.HTML, err = htmlLinks(out.HTML, links); err != nil {
 			fe.Add("html", err.Error())
 		}
 		out.barcode = d.used
+		out.vouchers = d.voucherImages
 	}
 	if err := fe.Err("invalid campaign template"); err != nil {
 		return nil, err
@@ -477,6 +485,8 @@ type Recipient struct {
 	To     string
 	Member MemberData
 	Links  Links
+	// Vouchers gives the mail its vouchers; nil: a template asking for one fails the mail.
+	Vouchers VoucherSource
 }
 
 // MessageID is the Message-ID (without angle brackets) of the mail of run runID to member
@@ -493,7 +503,7 @@ func MessageID(runID, memberID int64, domain string) string {
 // repeated test sends are not taken for duplicates of each other. The templates run under the
 // render budget and stop when ctx ends; an error is EINVALID naming the part.
 func (c *Compiled) Render(ctx context.Context, r Recipient) (*mailer.Message, error) {
-	out, err := c.execute(ctx, r.Member, r.Links)
+	out, err := c.execute(ctx, r.Member, r.Links, r.Vouchers)
 	if err != nil {
 		return nil, err
 	}
@@ -509,6 +519,19 @@ func (c *Compiled) Render(ctx context.Context, r Recipient) (*mailer.Message, er
 		msg.Inline = append(msg.Inline, mailer.Inline{ContentID: BarcodeCID,
 			Filename: "card-" + r.Member.Card + ".png", ContentType: "image/png", Data: png})
 	}
+	seen := map[string]bool{}
+	for _, code := range out.vouchers {
+		if seen[code] {
+			continue
+		}
+		seen[code] = true
+		png, err := templates.BarcodePNG(code, 400, 160)
+		if err != nil {
+			return nil, err
+		}
+		msg.Inline = append(msg.Inline, mailer.Inline{ContentID: voucherCID(code),
+			Filename: "voucher-" + code + ".png", ContentType: "image/png", Data: png})
+	}
 	var targets []string
 	if r.Links.Unsubscribe != "" {
 		targets = append(targets, r.Links.Unsubscribe)
@@ -523,7 +546,7 @@ func (c *Compiled) Render(ctx context.Context, r Recipient) (*mailer.Message, er
 // Preview renders the parts of a mail for member and links without building a message, under
 // the render budget and ctx.
 func (c *Compiled) Preview(ctx context.Context, member MemberData, links Links) (*Rendered, error) {
-	return c.execute(ctx, member, links)
+	return c.execute(ctx, member, links, SampleVouchers{})
 }
 
 // templateErrorRE splits the errors of text/template: "template: html:3: unexpected ..." and

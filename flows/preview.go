@@ -40,26 +40,9 @@ func Preview(ctx context.Context, db *models.DB, cfg campaigns.Config, flowID in
 	}
 	member := campaigns.SampleMember // memberID 0: the made-up member
 	if memberID != 0 {
-		if member, err = memberData(ctx, db, memberID); err != nil {
+		if member, err = campaigns.FindMemberData(ctx, db, memberID, "member_id"); err != nil {
 			return nil, err
 		}
 	}
 	return compiled.Preview(ctx, member, campaigns.PlaceholderLinks(cfg.BaseURL))
-}
-
-// memberData is what templates see of member id; an unknown or erased member is EINVALID.
-func memberData(ctx context.Context, db *models.DB, id int64) (campaigns.MemberData, error) {
-	m, err := db.FindMemberByID(ctx, id)
-	if models.ErrorCode(err) == models.ENOTFOUND || err == nil && m.Status == "erased" {
-		return campaigns.MemberData{}, &models.Error{Code: models.EINVALID, Message: "invalid member",
-			Fields: map[string]string{"member_id": "no member " + strconv.FormatInt(id, 10)}}
-	}
-	if err != nil {
-		return campaigns.MemberData{}, err
-	}
-	tier, discount, err := db.FindMemberTier(ctx, id)
-	if err != nil {
-		return campaigns.MemberData{}, err
-	}
-	return campaigns.NewMemberData(m, tier, discount), nil
 }

@@ -100,3 +100,32 @@ func TestRewardAffordableFiresWhenASaleReachesTheCost(t *testing.T) {
 		t.Errorf("entered %v, want member %d who reached 10 points (not %d)", got, reaches, rich)
 	}
 }
+
+// TestFlowMailShowsTheVoucherOfItsStep: a mail after a voucher step shows that voucher's code;
+// a mail showing {{.Voucher}} with no voucher step before it is refused.
+func TestFlowMailShowsTheVoucherOfItsStep(t *testing.T) {
+	e := rewardsEnv(t)
+	ctx := context.Background()
+	id, card := e.member(t, "confirmed")
+	e.sale(t, card, time.Now().Add(-90*24*time.Hour))
+	e.flow(t, `{"name": "Win back", "trigger": {"event": "lapsed", "days": 60},
+		"steps": [{"voucher": "coffee"}, {"mail": {"subject": "A coffee on us", "text": "Show {{.Voucher.Code}} ({{.Voucher.Name}}) by {{.Voucher.ExpiresAt}}."}}]}`)
+	e.tick(t, e.engine())
+	e.send(t)
+	var code string
+	if err := e.db.Pool.QueryRow(ctx, `SELECT code FROM vouchers WHERE member_id = $1`, id).Scan(&code); err != nil {
+		t.Fatal(err)
+	}
+	msgs := e.smtp.Messages()
+	if len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), "Show "+code+" (Free coffee) by ") {
+		t.Fatalf("%d mails; want one showing voucher %s", len(msgs), code)
+	}
+	in, err := ParseInput([]byte(`{"name": "Early", "trigger": {"event": "joined"},
+		"steps": [{"mail": {"subject": "Hi", "text": "{{.Voucher.Code}}"}}, {"voucher": "coffee"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, e.db, testFrom, in); err == nil || !strings.Contains(err.Error(), "steps.0.mail") {
+		t.Errorf("a voucher shown before its step: %v, want 422 on steps.0.mail", err)
+	}
+}

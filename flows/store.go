@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -179,6 +180,9 @@ func check(ctx context.Context, q querier, f *Flow, defaultFrom string) (Program
 		if op.Kind != OpMail {
 			continue
 		}
+		if usesFlowVoucher(op.Mail) && !voucherBefore(prog, op) {
+			fe.Add(op.Path+".mail", "shows {{.Voucher}} but no voucher step comes before it")
+		}
 		err := campaigns.Validate(ctx, mailCampaign(f, op), defaultFrom)
 		var me *models.Error
 		if errors.As(err, &me) && len(me.Fields) > 0 {
@@ -190,6 +194,27 @@ func check(ctx context.Context, q querier, f *Flow, defaultFrom string) (Program
 		}
 	}
 	return prog, fe.Err("invalid flow")
+}
+
+// flowVoucherRE finds {{.Voucher}} used without a reward code (the flow's voucher): .Voucher
+// followed by a field, the end of the action or a closing parenthesis.
+var flowVoucherRE = regexp.MustCompile(`\.Voucher\s*(?:\.|\}\}|\)|-\}\})`)
+
+func usesFlowVoucher(m *Mail) bool {
+	return flowVoucherRE.MatchString(m.Subject) || flowVoucherRE.MatchString(m.HTML) || flowVoucherRE.MatchString(m.Text)
+}
+
+// voucherBefore tells whether a voucher step comes before mail step op in reading order.
+func voucherBefore(prog Program, op Op) bool {
+	for _, o := range prog {
+		if o.Path == op.Path {
+			return false
+		}
+		if o.Kind == OpVoucher {
+			return true
+		}
+	}
+	return false
 }
 
 // mailCampaign is the campaign row of mail step op of f.

@@ -23,7 +23,7 @@ type consolePage struct {
 	User  *consoleUser
 	CSRF  string // the session's CSRF token, for every form's hidden _csrf field
 	Title string
-	Nav   string // dashboard, segments, campaigns, flows, members: the highlighted menu entry
+	Nav   string // dashboard, segments, campaigns, flows, members, rewards: the highlighted menu entry
 	Flash string // a one-line notice after a redirect ("Campaign scheduled")
 	Data  any
 }

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -42,6 +43,11 @@ type Queue interface {
 	RunStatus(ctx context.Context, id int64) (RunStatus, error)
 	// Campaign reads campaign id.
 	Campaign(ctx context.Context, id int64) (*campaigns.Campaign, error)
+	// Voucher gives the mail of run runID to memberID its voucher (campaigns.VoucherSource): for
+	// reward "" the latest unused voucher flowID's voucher steps issued to the member (an error
+	// outside a flow); for a reward code, one voucher of it issued to this recipient, the same
+	// one however often the mail is rendered.
+	Voucher(ctx context.Context, flowID *int64, runID, memberID int64, reward string) (*campaigns.VoucherData, error)
 	// Tracker registers links, the campaign's template links, and returns what rewrites its
 	// mails to track them (tracking.NewTracker, signing with secret for baseURL).
 	Tracker(ctx context.Context, campaignID int64, secret []byte, baseURL string, links []string) (LinkTracker, error)
@@ -312,6 +318,75 @@ func (q *PostgresQueue) RunStatus(ctx context.Context, id int64) (RunStatus, err
 // Campaign reads the campaign or flow mail step (campaigns.GetForSending).
 func (q *PostgresQueue) Campaign(ctx context.Context, id int64) (*campaigns.Campaign, error) {
 	return campaigns.GetForSending(ctx, q.DB, id)
+}
+
+// campaignVoucherLife is how long a voucher a campaign mail issues is valid.
+const campaignVoucherLife = 30 * 24 * time.Hour
+
+// Voucher reads a flow's voucher or issues a recipient's: INSERT … ON CONFLICT DO NOTHING keyed
+// by source_key, then the row under that key, so a retried mail shows the voucher issued the
+// first time. A random code that clashes with another voucher's is tried again once.
+func (q *PostgresQueue) Voucher(ctx context.Context, flowID *int64, runID, memberID int64, reward string) (*campaigns.VoucherData, error) {
+	var code, name string
+	var expires time.Time
+	if reward == "" {
+		if flowID == nil {
+			return nil, errors.New(`{{.Voucher}} without a reward shows a flow's voucher; a campaign issues one with {{.Voucher "coffee"}}`)
+		}
+		err := q.DB.Pool.QueryRow(ctx, `
+			SELECT v.code, r.name, v.expires_at FROM vouchers v JOIN rewards r ON r.code = v.reward_code
+			WHERE v.member_id = $1 AND v.source_key LIKE 'flow:' || $2::bigint || ':%'
+			  AND v.used_at IS NULL AND v.expires_at > now()
+			ORDER BY v.created_at DESC, v.id DESC LIMIT 1`, memberID, *flowID).Scan(&code, &name, &expires)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, errors.New("the member has no unused voucher of this flow: put a voucher step before this mail")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("find the flow's voucher: %w", err)
+		}
+		return q.voucherData(code, name, expires), nil
+	}
+	issuer, key := "campaign", fmt.Sprintf("campaign:%d:%d:%s", runID, memberID, reward)
+	if flowID != nil {
+		issuer, key = "flow", fmt.Sprintf("flow:%d:mail:%d:%d:%s", *flowID, runID, memberID, reward)
+	}
+	for range 2 {
+		err := q.DB.Pool.QueryRow(ctx, `
+			WITH ins AS (
+				INSERT INTO vouchers (code, member_id, reward_code, expires_at, issued_by, source_key)
+				SELECT new_voucher_code(), $1, r.code, now() + $3::interval, $4, $5
+				FROM rewards r WHERE r.code = $2 AND r.active
+				ON CONFLICT DO NOTHING
+				RETURNING code, reward_code, expires_at)
+			SELECT ins.code, r.name, ins.expires_at FROM ins JOIN rewards r ON r.code = ins.reward_code
+			UNION ALL
+			SELECT v.code, r.name, v.expires_at FROM vouchers v JOIN rewards r ON r.code = v.reward_code
+			WHERE v.source_key = $5
+			LIMIT 1`, memberID, reward, campaignVoucherLife, issuer, key).Scan(&code, &name, &expires)
+		if err == nil {
+			return q.voucherData(code, name, expires), nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("issue a voucher of %s: %w", reward, err)
+		}
+		var active bool
+		if err := q.DB.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rewards WHERE code = $1 AND active)`, reward).Scan(&active); err != nil {
+			return nil, fmt.Errorf("issue a voucher of %s: %w", reward, err)
+		}
+		if !active {
+			return nil, fmt.Errorf("no active reward %q (GET /rewards)", reward)
+		}
+	}
+	return nil, fmt.Errorf("issue a voucher of %s: no free code after two tries", reward)
+}
+
+// voucherData shows a voucher's last day in the shop's zone.
+func (q *PostgresQueue) voucherData(code, name string, expires time.Time) *campaigns.VoucherData {
+	zone := q.DB.Timezone
+	if zone == nil {
+		zone = time.UTC
+	}
+	return &campaigns.VoucherData{Code: code, Name: name, ExpiresAt: expires.In(zone).Format("2006-01-02")}
 }
 
 // Tracker builds a tracking.Tracker, which registers the links in campaign_links.

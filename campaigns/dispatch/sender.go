@@ -88,6 +88,7 @@ type runState struct {
 // valid while its updated_at is unchanged.
 type compiledCampaign struct {
 	updatedAt time.Time
+	flowID    *int64 // set for a flow's mail step
 	compiled  *campaigns.Compiled
 	tracker   LinkTracker
 	err       error
@@ -382,7 +383,7 @@ func (s *Sender) compile(ctx context.Context, st runState) (*compiledCampaign, e
 	if err != nil {
 		return nil, err
 	}
-	out := &compiledCampaign{updatedAt: camp.UpdatedAt}
+	out := &compiledCampaign{updatedAt: camp.UpdatedAt, flowID: camp.FlowID}
 	out.compiled, out.err = campaigns.Compile(camp, s.DefaultFrom)
 	if out.err == nil {
 		// The tracked links are the template's own, seen in renders for two sample members.
@@ -398,6 +399,17 @@ func (s *Sender) compile(ctx context.Context, st runState) (*compiledCampaign, e
 	s.compiled[st.CampaignID] = out
 	s.mu.Unlock()
 	return out, out.err
+}
+
+// recipientVouchers is the campaigns.VoucherSource of one recipient: its queue's vouchers.
+type recipientVouchers struct {
+	q               Queue
+	flowID          *int64
+	runID, memberID int64
+}
+
+func (v recipientVouchers) Voucher(ctx context.Context, reward string) (*campaigns.VoucherData, error) {
+	return v.q.Voucher(ctx, v.flowID, v.runID, v.memberID, reward)
 }
 
 // errNotMailable fails a recipient who may no longer be mailed.
@@ -419,7 +431,8 @@ func (s *Sender) deliver(ctx context.Context, r Claimed, st runState, m ClaimedM
 		return false, err
 	}
 	msg, err := c.compiled.Render(ctx, campaigns.Recipient{RunID: r.RunID, MemberID: r.MemberID, To: r.Email,
-		Member: m.Data, Links: campaigns.MemberLinks(s.BaseURL, s.Secret, r.MemberID, s.now())})
+		Member: m.Data, Links: campaigns.MemberLinks(s.BaseURL, s.Secret, r.MemberID, s.now()),
+		Vouchers: recipientVouchers{q: s.queue, flowID: c.flowID, runID: r.RunID, memberID: r.MemberID}})
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err() // shutting down: the render was stopped, not the mail's fault

@@ -172,6 +172,11 @@ func (q *fakeQueue) Tracker(ctx context.Context, campaignID int64, secret []byte
 	return untracked{}, nil
 }
 
+// Voucher: the fake campaigns' templates ask for none.
+func (q *fakeQueue) Voucher(ctx context.Context, flowID *int64, runID, memberID int64, reward string) (*campaigns.VoucherData, error) {
+	return nil, errors.New("no vouchers in the fake queue")
+}
+
 // row returns a copy of member's row.
 func (q *fakeQueue) row(member int64) fakeRecipient {
 	q.mu.Lock()

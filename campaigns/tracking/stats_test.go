@@ -188,10 +188,10 @@ func TestCampaignStats(t *testing.T) {
 				VALUES ($1, $2, $3, 'coffee', 10, '\x00', $4::timestamptz, CASE WHEN $5::boolean THEN $4::timestamptz END)`, f.oslo, id, f.member(t, name), at, cancelled)
 		}
 		redeem("RD-1", "ada", sent.Add(day), false)
-		redeem("RD-2", "ada", sent.Add(2*day), true)  // cancelled
-		redeem("RD-3", "bo", sent.Add(9*day), false)  // after the 7-day window
-		redeem("RD-4", "ha", t0.Add(3*day), false)    // held out
-		redeem("RD-5", "ada", sent.Add(-day), false)  // before the mail
+		redeem("RD-2", "ada", sent.Add(2*day), true) // cancelled
+		redeem("RD-3", "bo", sent.Add(9*day), false) // after the 7-day window
+		redeem("RD-4", "ha", t0.Add(3*day), false)   // held out
+		redeem("RD-5", "ada", sent.Add(-day), false) // before the mail
 		st, err := FindCampaignStats(ctx, f.db, f.campaignID, StatsOptions{})
 		if err != nil {
 			t.Fatal(err)
