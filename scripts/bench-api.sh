@@ -31,9 +31,10 @@
 # kept work directory; read with `go tool pprof -top WORK/regulars WORK/cpu-single.pprof`).
 # REV (build the server from this git revision instead of the working tree, which other work in
 # progress may share), REWARDS (unset, 1 or only), BASELINE_REV (a git revision whose server R1
-# also measures, e.g. 5102ad8^, the code before rewards), REWARDS_SQL (SQL run on the API's
-# database before R1, to try a fix such as an index), REDEEM_MEMBERS (2000), REDEEM_SALES (4:
-# 100 points a member), REDEEM_DURATION (20).
+# also measures, e.g. 5102ad8^, the code before rewards), REWARDS_FIX and REWARDS_UNFIX (SQL that
+# applies and takes back a fix to try on the API's database, such as an index: R1 then also
+# measures the program on with the fix), REDEEM_MEMBERS (2000), REDEEM_SALES (4: 100 points a
+# member), REDEEM_DURATION (20; 0 leaves out R2 and R3).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,11 +48,13 @@ PROFILE=${PROFILE:-}
 REWARDS=${REWARDS:-}
 BASELINE_REV=${BASELINE_REV:-}
 REV=${REV:-}
-REWARDS_SQL=${REWARDS_SQL:-}
+REWARDS_FIX=${REWARDS_FIX:-}
+REWARDS_UNFIX=${REWARDS_UNFIX:-}
 REDEEM_MEMBERS=${REDEEM_MEMBERS:-2000}
 REDEEM_SALES=${REDEEM_SALES:-4}
 REDEEM_DURATION=${REDEEM_DURATION:-20}
 case "$REWARDS" in '' | 0 | 1 | only) ;; *) echo "REWARDS must be 1 or only" >&2; exit 1 ;; esac
+if [ -n "$REWARDS_FIX" ] && [ -z "$REWARDS_UNFIX" ]; then echo "REWARDS_FIX needs REWARDS_UNFIX" >&2; exit 1; fi
 WORK=$(mktemp -d /tmp/regulars-bench.XXXXXX)
 chmod 755 "$WORK"
 [ "$PROFILE" = 1 ] && KEEP=1
@@ -307,15 +310,13 @@ ledger_counts() {
 # reward program, in the order off, on, on, off so that a drift that grows with time (the
 # table, other load) falls on both alike. With BASELINE_REV, a server built from that revision
 # (before rewards: 5102ad8^) on a database of its own with the same members takes turns too:
-# before, off, on, on, off, before.
+# before, off, on, on, off, before. With REWARDS_FIX, "fix" (the program on, the fix applied)
+# joins in the middle: off, on, fix, fix, on, off.
 phase_rewards() {
-	local states="off on on off" i=0 state before db url tokens
+	local states="off on on off" i=0 state before db url tokens fixed=
 	"$WORK/loadgen" -list-cards >"$WORK/cards.txt"
 	register_members "$WORK/cards.txt" 'bench member' regulars_api
-	if [ -n "$REWARDS_SQL" ]; then
-		log "R1 setup on the API's database: $REWARDS_SQL"
-		"${PSQL[@]}" -d regulars_api -c "$REWARDS_SQL"
-	fi
+	if [ -n "$REWARDS_FIX" ]; then states="off on fix fix on off"; fi
 	if [ -n "$BASELINE_REV" ]; then
 		"${PSQL[@]}" -d postgres -c 'CREATE DATABASE regulars_baseline'
 		BASELINE_PORT=$(free_port)
@@ -324,15 +325,23 @@ phase_rewards() {
 		BASELINE_PID=$STARTED_PID
 		setup_store "$WORK/regulars-baseline" regulars_baseline "http://127.0.0.1:$BASELINE_PORT" baseline >/dev/null
 		register_members "$WORK/cards.txt" 'bench member' regulars_baseline
-		states="before off on on off before"
+		states="before $states before"
 	fi
 	log "R1 POST /transactions, $(wc -l <"$WORK/cards.txt") loadgen cards registered as members: $states"
 	: >"$WORK/rewards.txt"
 	for state in $states; do
 		i=$((i + 1))
 		db=regulars_api url=$BASE tokens=$WORK/server-tokens.txt CPU_PID=$SERVER_PID
+		if [ "$state" = fix ] && [ -z "$fixed" ]; then
+			log "    fix: $REWARDS_FIX"
+			"${PSQL[@]}" -d regulars_api -c "$REWARDS_FIX"
+			fixed=1
+		elif [ "$state" != fix ] && [ -n "$fixed" ]; then
+			"${PSQL[@]}" -d regulars_api -c "$REWARDS_UNFIX"
+			fixed=
+		fi
 		case $state in
-		on) program_on ;;
+		on | fix) program_on ;;
 		off) program_off ;;
 		before) db=regulars_baseline url="http://127.0.0.1:$BASELINE_PORT" tokens=$WORK/baseline-tokens.txt CPU_PID=$BASELINE_PID ;;
 		esac
@@ -465,7 +474,10 @@ EOF
 if [ "$REWARDS" != only ]; then phase_single; fi
 phase_pgbench
 if [ "$REWARDS" != only ]; then phase_paced; phase_batch; fi
-if [ -n "$REWARDS" ] && [ "$REWARDS" != 0 ]; then phase_rewards; phase_redeem; phase_redeem_ceiling; fi
+if [ -n "$REWARDS" ] && [ "$REWARDS" != 0 ]; then
+	phase_rewards
+	if [ "$REDEEM_DURATION" != 0 ]; then phase_redeem; phase_redeem_ceiling; fi
+fi
 
 ROWS_API=$("${PSQL[@]}" -d regulars_api -c 'SELECT count(*) FROM transactions')
 ROWS_PGB=$("${PSQL[@]}" -d regulars_pgbench -c 'SELECT count(*) FROM transactions')
@@ -487,7 +499,7 @@ summary_core() {
 	echo "  ceiling: pgbench, the same rows as 1000-row INSERTs, 4 clients: $PGB_BATCH_ROWS rows/s (API best = $(pct "$BEST" "$PGB_BATCH_ROWS")%)"
 }
 summary_rewards() {
-	local off on before
+	local off on before fix
 	echo "Rewards (issue 12): POST /transactions, $CONCURRENCY registers, closed loop, loadgen's cards registered as members:"
 	echo "  pgbench ceiling of this run (one-row insert): $PGB_TPS tps   latency average $PGB_LAT ms  $PGB_PCT"
 	# CPU per request: the phase's CPU (warm-up included) over its requests, the warm-up's
@@ -496,15 +508,21 @@ summary_rewards() {
 		read -r _ server pg _ < <(grep "^rewards-$i-" "$WORK/cpu.txt")
 		jq -r --arg h "$i $state" --arg pgb "$PGB_TPS" --arg earn "member sales $((s1 - s0)), credited $((e1 - e0)) ($((p1 - p0)) points), refund debits $((d1 - d0))" \
 			--argjson server "$server" --argjson pg "$pg" --argjson span "$(jq -n "($WARMUP + $DURATION) / $DURATION")" \
-			'"  \($h)  \(.requests_per_sec|floor) req/s (\(.requests_per_sec * 1000 / ($pgb|tonumber) | round / 10)% of pgbench)  p50 \(.latency_ms.p50) ms  p99 \(.latency_ms.p99) ms  errors \(.errors)\n      CPU per request: server \($server * 1e6 / (.requests * $span) | round) µs, PostgreSQL \($pg * 1e6 / (.requests * $span) | round) µs, loadgen \(.cpu_seconds * 1e6 / (.requests * $span) | round) µs;  \($earn)"' \
+			'"  \($h)  \(.requests_per_sec|floor) req/s \(if $pgb == "" then "" else "(\(.requests_per_sec * 1000 / ($pgb|tonumber) | round / 10)% of pgbench)" end)  p50 \(.latency_ms.p50) ms  p99 \(.latency_ms.p99) ms  errors \(.errors)\n      CPU per request: server \($server * 1e6 / (.requests * $span) | round) µs, PostgreSQL \($pg * 1e6 / (.requests * $span) | round) µs, loadgen \(.cpu_seconds * 1e6 / (.requests * $span) | round) µs;  \($earn)"' \
 			"$WORK/rewards-$i.json"
 	done <"$WORK/rewards.txt"
 	off=$(mean_rps off) on=$(mean_rps on)
 	echo "  mean off $(jq -n "$off | floor") req/s, on $(jq -n "$on | floor") req/s: on / off = $(pct "$on" "$off")%  (target >= 90%: $(yes_no "$on >= 0.9 * $off"))"
+	if [ -n "$REWARDS_FIX" ]; then
+		fix=$(mean_rps fix)
+		echo "  mean fix (on, with $REWARDS_FIX) $(jq -n "$fix | floor") req/s: fix / off = $(pct "$fix" "$off")%, fix / on = $(pct "$fix" "$on")%"
+	fi
 	if [ -n "$BASELINE_REV" ]; then
 		before=$(mean_rps before)
 		echo "  mean before ($BASELINE_REV) $(jq -n "$before | floor") req/s: off / before = $(pct "$off" "$before")%, on / before = $(pct "$on" "$before")%  (target >= 90%: $(yes_no "$on >= 0.9 * $before"))"
+		if [ -n "$REWARDS_FIX" ]; then echo "  fix / before = $(pct "$fix" "$before")%"; fi
 	fi
+	[ "$REDEEM_DURATION" != 0 ] || return 0
 	echo "Redemptions: $REDEEM_MEMBERS members, $REDEEM_SALES sale(s) of 240.00 each, reward 'coffee' costs 10, $CONCURRENCY registers, random members:"
 	read -r n lo hi sum <"$WORK/redeem-before.txt"
 	echo "  before: $n members, balances $lo..$hi, $sum points"
@@ -534,7 +552,7 @@ summary_rewards() {
 	else
 		echo "   server built from the working tree (HEAD $(git -C "$ROOT" rev-parse --short HEAD), $(git -C "$ROOT" status --porcelain | wc -l) paths changed or new)"
 	fi
-	if [ -n "$REWARDS_SQL" ]; then echo "   REWARDS_SQL (API database, before R1): $REWARDS_SQL"; fi
+	if [ -n "$REWARDS_FIX" ]; then echo "   REWARDS_FIX: $REWARDS_FIX; REWARDS_UNFIX: $REWARDS_UNFIX"; fi
 	echo
 	if [ "$REWARDS" != only ]; then summary_core; fi
 	if [ -n "$REWARDS" ] && [ "$REWARDS" != 0 ]; then summary_rewards; fi
