@@ -97,7 +97,7 @@ func (c *compiler) node(n *Node, path string, depth int) string {
 			groups++
 		}
 	}
-	isRule := n.Field != "" || n.Op != "" || n.Value != nil
+	isRule := n.Field != "" || n.Op != "" || n.Value != nil || n.WithinDays != nil
 	switch {
 	case groups > 1:
 		c.fe.Add(path, "a node holds only one group: all, any or not")
@@ -159,6 +159,19 @@ func (c *compiler) rule(n *Node, path string) string {
 	if why != "" {
 		c.fe.Add(path+".value", why)
 		return ""
+	}
+	v.days = DefaultWithinDays
+	if n.WithinDays != nil {
+		switch d := *n.WithinDays; {
+		case !f.WithinDays:
+			c.fe.Add(path+".within_days", "only bought_sku, bought_category and bought_brand take within_days")
+			return ""
+		case d < 1 || d > MaxWithinDays:
+			c.fe.Add(path+".within_days", fmt.Sprintf("must be a whole number of days from 1 to %d", MaxWithinDays))
+			return ""
+		default:
+			v.days = d
+		}
 	}
 	if f.leaf != nil {
 		return f.leaf(c, n.Op, v)
@@ -245,9 +258,10 @@ func (c *compiler) timePredicate(expr string, op Op, v operand) string {
 
 // operand is a rule's value, checked and converted for its field and operator.
 type operand struct {
-	one    any // eq, ne, lt, lte, gt, gte, contains, starts_with
-	lo, hi any // between
-	list   any // in, not_in: []string or []int64
+	one    any   // eq, ne, lt, lte, gt, gte, contains, starts_with
+	lo, hi any   // between
+	list   any   // in, not_in: []string or []int64
+	days   int64 // the rule's within_days (DefaultWithinDays when not given)
 }
 
 // timeValue is an instant (start) or a whole day [start, end) in the shop's timezone.

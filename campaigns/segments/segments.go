@@ -49,7 +49,16 @@ type Node struct {
 	// Value is a JSON value as decoded with UseNumber (json.Number, string, bool, []any), or a
 	// Go value of the same shape (int, int64, float64, string, []string, []int64, ...).
 	Value any `json:"value,omitempty"`
+	// WithinDays is a rule's window in days, only on the fields that take one (Field.WithinDays:
+	// bought_sku, bought_category, bought_brand); nil means DefaultWithinDays.
+	WithinDays *int64 `json:"within_days,omitempty"`
 }
+
+// DefaultWithinDays is the window of a bought_* rule without within_days; MaxWithinDays bounds it.
+const (
+	DefaultWithinDays = 365
+	MaxWithinDays     = 3660
+)
 
 // Op is a rule's operator.
 type Op string
@@ -191,6 +200,18 @@ func (p *parser) node(path string, depth int) *Node {
 			if err := p.dec.Decode(&n.Value); err != nil {
 				p.fail(kpath, "not valid JSON: "+err.Error())
 			}
+		case "within_days":
+			var raw any
+			if err := p.dec.Decode(&raw); err != nil {
+				p.fail(kpath, "not valid JSON: "+err.Error())
+				break
+			}
+			days, ok := asInt(raw)
+			if !ok {
+				p.fail(kpath, "must be a whole number of days")
+				break
+			}
+			n.WithinDays = &days
 		default:
 			p.fail(kpath, "unknown key (a node has all, any, not, or field, op, value)")
 		}
