@@ -34,6 +34,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api := e.Group("/api/v1")
 	api.POST("/stores", s.createStore, admin)
 	api.GET("/stores", s.listStores, s.auth(models.RoleAdmin, models.RoleMarketer, models.RoleRegister))
+	api.GET("/apikeys", s.listAPIKeys, admin)
+	api.DELETE("/apikeys/:id", s.revokeAPIKey, admin)
 	api.POST("/transactions", s.createTransaction, register)
 	api.POST("/transactions/batch", s.createTransactionBatch, register)
 	api.POST("/members", s.createMember, s.auth(models.RoleRegister, models.RoleAdmin))

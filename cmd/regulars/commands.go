@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,6 +95,19 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		if err := db.Close(); err != nil {
 			log.Error("close database", "err", err)
 		}
+	}()
+	// API keys' last_used_at: kept in memory by each request's authentication and written here
+	// in one statement every models.KeyUsageFlushEvery, and once more at shutdown (deferred
+	// after the database's Close, so it runs before it, after the HTTP server has stopped).
+	keyUsageCtx, stopKeyUsage := context.WithCancel(context.WithoutCancel(ctx))
+	keyUsageDone := make(chan struct{})
+	go func() {
+		defer close(keyUsageDone)
+		db.RunKeyUsage(keyUsageCtx, 0, log)
+	}()
+	defer func() {
+		stopKeyUsage()
+		<-keyUsageDone
 	}()
 	if demo {
 		if err := env.fillDemo(ctx, db.DB, false); err != nil {
@@ -232,13 +247,58 @@ func (env *environment) migrate(ctx context.Context, args []string) error {
 	return db.Close()
 }
 
+// apikey dispatches the apikey subcommands.
+func (env *environment) apikey(ctx context.Context, args []string) error {
+	const usage = "usage: regulars apikey create --role ROLE [--store CODE] --name NAME [--expires DURATION] | list | revoke ID"
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "create":
+		return env.apikeyCreate(ctx, args[1:])
+	case "list":
+		return env.apikeyList(ctx, args[1:])
+	case "revoke":
+		return env.apikeyRevoke(ctx, args[1:])
+	default:
+		return errors.New(usage)
+	}
+}
+
 func (env *environment) apikeyCreate(ctx context.Context, args []string) error {
 	var role, store, name string
+	var expires time.Duration
 	if err := env.parse("apikey create", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&role, "role", "", "register, marketer or admin")
 		fs.StringVar(&store, "store", "", "store code (required for register)")
 		fs.StringVar(&name, "name", "", "who or what uses the key, e.g. oslo-1 till 2")
+		fs.DurationVar(&expires, "expires", 0, "refuse the key after this long, e.g. 720h (default: never)")
 	}); err != nil {
+		return err
+	}
+	if expires < 0 {
+		return errors.New("apikey create: --expires must be positive")
+	}
+	db, err := env.openDatabase(ctx, env.quietLogger())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var until *time.Time
+	if expires > 0 {
+		until = new(db.Now().Add(expires))
+	}
+	token, err := db.CreateAPIKeyUntil(ctx, role, store, name, until)
+	if err != nil {
+		return domainError("", err)
+	}
+	fmt.Fprintln(env.stdout, token)
+	return nil
+}
+
+// apikeyList prints every key, one a line: id, role, store, name, then its dates; never a token.
+func (env *environment) apikeyList(ctx context.Context, args []string) error {
+	if err := env.parse("apikey list", args, nil); err != nil {
 		return err
 	}
 	db, err := env.openDatabase(ctx, env.quietLogger())
@@ -246,16 +306,61 @@ func (env *environment) apikeyCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	token, err := db.CreateAPIKey(ctx, role, store, name)
+	keys, err := db.FindAPIKeys(ctx)
 	if err != nil {
-		var e *models.Error
-		if errors.As(err, &e) {
-			return errors.New(e.Error())
-		}
 		return err
 	}
-	fmt.Fprintln(env.stdout, token)
+	at := func(label string, t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return " " + label + "=" + t.UTC().Format(time.RFC3339)
+	}
+	for _, k := range keys {
+		store := "-"
+		if k.Store != nil {
+			store = *k.Store
+		}
+		fmt.Fprintf(env.stdout, "%d\t%s\t%s\t%q\tcreated=%s%s%s%s\n", k.ID, k.Role, store, k.Name,
+			k.CreatedAt.UTC().Format(time.RFC3339), at("last_used", k.LastUsedAt), at("expires", k.ExpiresAt), at("revoked", k.RevokedAt))
+	}
 	return nil
+}
+
+// apikeyRevoke revokes the key ID: every serve process refuses it within a couple of seconds.
+func (env *environment) apikeyRevoke(ctx context.Context, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[len(args)-1], "-") {
+		return errors.New("usage: regulars apikey revoke ID (the id from regulars apikey list)")
+	}
+	last := args[len(args)-1]
+	id, err := strconv.ParseInt(last, 10, 64)
+	if err != nil || id <= 0 {
+		return fmt.Errorf("apikey revoke: %q is not a key id (see regulars apikey list)", last)
+	}
+	if err := env.parse("apikey revoke", args[:len(args)-1], nil); err != nil {
+		return err
+	}
+	db, err := env.openDatabase(ctx, env.quietLogger())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	k, err := db.RevokeAPIKey(ctx, id)
+	if err != nil {
+		return domainError("apikey revoke: ", err)
+	}
+	fmt.Fprintf(env.stdout, "revoked key %d (%s, %s) at %s; every server refuses it within %v\n",
+		k.ID, k.Name, k.Role, k.RevokedAt.UTC().Format(time.RFC3339), 2*models.RevocationCheckEvery)
+	return nil
+}
+
+// domainError turns a models.Error into a plain one for the command line, with a prefix.
+func domainError(prefix string, err error) error {
+	var e *models.Error
+	if errors.As(err, &e) {
+		return errors.New(prefix + e.Error())
+	}
+	return err
 }
 
 // quietLogger is for commands whose stdout is their answer: only warnings, on stderr.

@@ -18,7 +18,9 @@ const usage = `Regulars: a loyalty and email-marketing server for shops.
 Usage:
   regulars serve [--demo]                 HTTP server and cron jobs
   regulars migrate                        apply schema migrations
-  regulars apikey create --role register|marketer|admin [--store CODE] --name NAME
+  regulars apikey create --role register|marketer|admin [--store CODE] --name NAME [--expires 720h]
+  regulars apikey list                    every key, one a line, its id first (never a token)
+  regulars apikey revoke ID               refuse the key on every server within seconds
   regulars user create --email EMAIL --role admin|marketer   console login (password on stdin or prompted)
   regulars import transactions FILE.csv   bulk load transactions
   regulars import members FILE.csv        bulk load club members
@@ -57,10 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "migrate":
 		return env.migrate(ctx, rest)
 	case "apikey":
-		if len(rest) == 0 || rest[0] != "create" {
-			return fmt.Errorf("usage: regulars apikey create --role ROLE [--store CODE] --name NAME")
-		}
-		return env.apikeyCreate(ctx, rest[1:])
+		return env.apikey(ctx, rest)
 	case "user":
 		return env.user(ctx, rest)
 	case "import":
