@@ -94,7 +94,7 @@ command -v jq >/dev/null || { echo "jq is needed to read loadgen's JSON" >&2; ex
 build_rev() {
 	mkdir "$WORK/src-$2"
 	git -C "$ROOT" archive "$1" | tar -x -C "$WORK/src-$2"
-	(cd "$WORK/src-$2" && go build -o "$WORK/$2" ./cmd/regulars)
+	(cd "$WORK/src-$2" && go build -trimpath -o "$WORK/$2" ./cmd/regulars) # -trimpath: the build cache serves the next run
 	rm -rf "$WORK/src-$2"
 }
 if [ -n "$REV" ]; then
