@@ -41,6 +41,12 @@ func (s *Server) scheduleCampaign(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// sendCampaignNow makes a one-off run at the current time (dispatch.SendNow): 200 with the
+// campaign scheduled for now; its run starts within about two seconds.
+func (s *Server) sendCampaignNow(c echo.Context) error {
+	return s.campaignStateChange(dispatch.SendNow)(c)
+}
+
 func (s *Server) pauseCampaign(c echo.Context) error { return s.campaignStateChange(dispatch.Pause)(c) }
 func (s *Server) resumeCampaign(c echo.Context) error {
 	return s.campaignStateChange(dispatch.Resume)(c)
@@ -49,7 +55,7 @@ func (s *Server) cancelCampaign(c echo.Context) error {
 	return s.campaignStateChange(dispatch.Cancel)(c)
 }
 
-// campaignStateChange serves pause, resume and cancel, which take no body.
+// campaignStateChange serves send now, pause, resume and cancel, which take no body.
 func (s *Server) campaignStateChange(change func(context.Context, *models.DB, int64) (*campaigns.Campaign, error)) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id, err := campaignID(c)

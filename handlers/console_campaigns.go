@@ -1,6 +1,6 @@
 package handlers
 
-// The console's campaign pages: the list, the editor (with preview, schedule, test send and
+// The console's campaign pages: the list, the editor (with preview, schedule, send now, test send and
 // the pause/resume/cancel buttons) and the report. Every action is a plain form POST that
 // redirects back with a notice, or re-renders the page with the errors next to their fields;
 // templates/static/console-campaigns.js only adds the live preview.
@@ -29,6 +29,7 @@ var campaignNotices = map[string]string{
 	"created":   "Campaign created.",
 	"saved":     "Campaign saved.",
 	"scheduled": "Campaign scheduled.",
+	"sending":   "Campaign sending now: the first mails go out within seconds.",
 	"paused":    "Campaign paused.",
 	"resumed":   "Campaign resumed.",
 	"cancelled": "Campaign cancelled.",
@@ -201,6 +202,9 @@ type campaignEditData struct {
 
 	TestAddresses string
 	TestErrors    map[string]string
+
+	// ConfirmSend is set on the Send now button's first click: the audience, for the second.
+	ConfirmSend *sendConfirm
 
 	CanSchedule, CanPause, CanResume, CanCancel bool
 	Zone                                        *time.Location
@@ -399,14 +403,74 @@ func (cn *console) campaignSchedule(c echo.Context) error {
 	return cn.renderEditor(c, http.StatusUnprocessableEntity, d)
 }
 
+// sendConfirm is what the Send now confirmation shows: the segment and how many members it
+// would mail now (mailable by consent; the bounced and the held-out share are left out when the
+// run starts, so "up to").
+type sendConfirm struct {
+	Segment  string
+	Mailable int64
+	HeldOut  int64 // about: the holdout share of Mailable
+}
+
+// campaignSendNow serves the Send now button in two steps, so that a stray click mails nobody:
+// the first POST counts the segment and shows the audience with a second button, and only that
+// one (confirm=send) sends, through dispatch.SendNow under the scheduling rules.
+func (cn *console) campaignSendNow(c echo.Context) error {
+	cp, err := cn.loadCampaign(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	d := &campaignEditData{Campaign: cp}
+	refuse := func(status int, why string) error {
+		d.Problem = "Not sent: " + why
+		return cn.renderEditor(c, status, d)
+	}
+	if c.FormValue("confirm") != "send" {
+		switch {
+		case cp.Status != campaigns.StatusDraft && cp.Status != campaigns.StatusPaused:
+			return refuse(http.StatusConflict, conflictReason(cp.Status, "sent now"))
+		case cp.SegmentID == nil:
+			return refuse(http.StatusUnprocessableEntity, "the campaign needs a segment before it can be sent.")
+		}
+		// A live count: this is what the marketer is about to mail (the lists' cached count
+		// may be minutes old); a count made in the last minute is reused.
+		if _, err := segments.Recount(ctx, cn.s.db, *cp.SegmentID, cn.s.db.Now().Add(-time.Minute), true); err != nil {
+			return err
+		}
+		seg, err := segments.FindCounted(ctx, cn.s.db, *cp.SegmentID)
+		if err != nil {
+			return err
+		}
+		conf := &sendConfirm{Segment: seg.Name}
+		if seg.Mailable != nil {
+			conf.Mailable = *seg.Mailable
+		}
+		conf.HeldOut = int64(float64(conf.Mailable) * cp.HoldoutPercent / 100)
+		d.ConfirmSend = conf
+		return cn.renderEditor(c, http.StatusOK, d)
+	}
+	_, err = dispatch.SendNow(ctx, cn.s.db, cp.ID)
+	var me *models.Error
+	switch {
+	case err == nil:
+		return cn.campaignRedirect(c, cp.ID, "", "sending")
+	case errors.As(err, &me) && me.Code == models.ECONFLICT:
+		return refuse(http.StatusConflict, conflictReason(cp.Status, "sent now"))
+	case errors.As(err, &me) && me.Code == models.EINVALID:
+		return refuse(http.StatusUnprocessableEntity, "the campaign needs a segment before it can be sent.")
+	}
+	return err
+}
+
 // conflictReason says, for people, why a campaign in status cannot be action.
 func conflictReason(status, action string) string {
 	switch action {
-	case "scheduled":
+	case "scheduled", "sent now":
 		if status == campaigns.StatusPaused {
 			return "the campaign has already started sending; resume or cancel it instead."
 		}
-		return "the campaign is " + status + "; only a draft or a paused campaign can be scheduled."
+		return "the campaign is " + status + "; only a draft or a paused campaign can be " + action + "."
 	case "paused":
 		return "the campaign is " + status + "; only a scheduled or sending campaign can be paused."
 	case "resumed":

@@ -137,6 +137,20 @@ func Schedule(ctx context.Context, db *models.DB, id int64, in ScheduleInput) (*
 	if err := in.check(now); err != nil {
 		return nil, err
 	}
+	return setSchedule(ctx, db, id, in, now)
+}
+
+// SendNow makes campaign id a one-off sent now: Schedule with send_at the current time (which
+// Schedule itself refuses as not in the future), under the same state rules, so the dispatcher
+// starts its run at its next tick, within about DefaultInterval. A recurring campaign's cron is
+// dropped: it becomes a one-off.
+func SendNow(ctx context.Context, db *models.DB, id int64) (*campaigns.Campaign, error) {
+	now := db.Now()
+	return setSchedule(ctx, db, id, ScheduleInput{SendAt: &now}, now)
+}
+
+// setSchedule stores a checked schedule under Schedule's state rules.
+func setSchedule(ctx context.Context, db *models.DB, id int64, in ScheduleInput, now time.Time) (*campaigns.Campaign, error) {
 	return inTx(ctx, db, id, func(tx pgx.Tx, status string, segmentID *int64) error {
 		switch status {
 		case campaigns.StatusDraft:
