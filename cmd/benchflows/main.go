@@ -261,6 +261,10 @@ type kind struct {
 	Args []any
 	// Needs is a table a rewrite reads: without it the rewrite is skipped.
 	Needs string
+	// HandOnly: measure the hand-written query and its rewrites, not the engine.
+	HandOnly bool
+	// EnterOnly: stop each tick after its entry statement.
+	EnterOnly bool
 }
 
 // mailable is what the engine adds to every trigger (segments.Mailable and the suppression
@@ -371,6 +375,8 @@ type tracer struct {
 	times map[string]time.Duration
 	// last is the last statement of each label and its arguments (for EXPLAIN).
 	last map[string]started
+	// afterEnter, when set, is called when an entry statement ends (with the rows it inserted).
+	afterEnter func(rows int64)
 }
 
 type startKey struct{}
@@ -385,7 +391,7 @@ func (t *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQu
 	return context.WithValue(ctx, startKey{}, started{d.SQL, d.Args, time.Now()})
 }
 
-func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
 	s, ok := ctx.Value(startKey{}).(started)
 	if !ok {
 		return
@@ -399,6 +405,9 @@ func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQuer
 			t.last = map[string]started{}
 		}
 		t.last[l] = s
+	}
+	if l == "enter" && t.afterEnter != nil {
+		t.afterEnter(d.CommandTag.RowsAffected())
 	}
 }
 
@@ -458,6 +467,8 @@ func triggersCmd(args []string) error {
 	only := fs.String("only", "", "measure only kinds whose name starts with one of these (comma-separated)")
 	setup := fs.String("setup", "", "SQL to run before measuring (e.g. CREATE INDEX of a proposed fix); MEDIAN_GAP stands for the statement that makes bench_median_gap")
 	teardown := fs.String("teardown", "", "SQL to run after measuring (e.g. DROP INDEX)")
+	enterOnly := fs.String("enter-only", "", "kinds (name prefixes, comma-separated) whose ticks stop after the entry statement")
+	handOnly := fs.String("hand-only", "", "kinds (name prefixes, comma-separated) measured without the engine: the hand-written query and its rewrites only")
 	set := fs.String("set", "", "run-time settings of every connection, engine's and hand-written alike (e.g. jit=off)")
 	explain := fs.String("explain", "", "directory for EXPLAIN (ANALYZE, BUFFERS) of the engine's entry statement and the hand-written query")
 	_ = fs.Parse(args)
@@ -537,6 +548,8 @@ func triggersCmd(args []string) error {
 		if *only != "" && !slices.ContainsFunc(strings.Split(*only, ","), func(p string) bool { return strings.HasPrefix(k.Name, p) }) {
 			continue
 		}
+		k.EnterOnly = *enterOnly != "" && slices.ContainsFunc(strings.Split(*enterOnly, ","), func(p string) bool { return strings.HasPrefix(k.Name, p) })
+		k.HandOnly = *handOnly != "" && slices.ContainsFunc(strings.Split(*handOnly, ","), func(p string) bool { return strings.HasPrefix(k.Name, p) })
 		res, err := measureKind(ctx, db, plain, traced, tr, engine, k, *repeats, *tzName, *explain)
 		if err != nil {
 			return fmt.Errorf("%s: %w", k.Name, err)
@@ -551,7 +564,7 @@ func triggersCmd(args []string) error {
 	fmt.Printf("\n%-24s %10s %10s %8s %12s %10s %10s %12s %10s %10s %10s\n", "kind", "enter s", "hand s", "ratio", "hand ins. s", "tick s", "entered", "hand count", "again s", "steady s", "exits s")
 	for _, r := range results {
 		fmt.Printf("%-24s %10.3f %10.3f %8.2f %12.3f %10.3f %10d %12d %10.3f %10.3f %10.3f\n", r.Kind, r.MedianEnter, r.MedianHand, r.Ratio,
-			r.MedianHandInsert, r.MedianTick, r.Entered, r.HandCount, r.Again, r.Steady, r.FullExit)
+			r.MedianHandInsert, r.MedianTick, r.Entered, r.HandCount, r.Again, r.Steady, r.FirstStmts["exit"])
 		for name, s := range r.RewriteMedian {
 			fmt.Printf("  rewrite %-30s %10.3f s, count %d\n", name, s, r.RewriteCount[name])
 		}
@@ -655,21 +668,83 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 	}
 	res.RewriteMedian, res.RewriteCount = map[string]float64{}, map[string]int64{}
 	rewriteTimes := map[string][]float64{}
+	var firstEnter started // the first tick's entry statement, replayed by the later repeats
 	for r := range repeats {
 		if err := reset(); err != nil {
 			return res, err
 		}
 		runEngine := func() error {
+			if k.EnterOnly {
+				// A real tick stopped right after its entry statement (the context ends, the
+				// transaction rolls back): exits and advance of a large first entry take
+				// minutes and are not what is measured here.
+				tctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				var entered int64
+				tr.mu.Lock()
+				tr.afterEnter = func(n int64) { entered = n; cancel() }
+				tr.mu.Unlock()
+				tr.reset()
+				err := engine.Tick(tctx)
+				stmts := tr.reset()
+				tr.mu.Lock()
+				tr.afterEnter = nil
+				tr.mu.Unlock()
+				if err == nil || stmts["enter"] == 0 {
+					return fmt.Errorf("tick stopped after its entry statement: %v", err)
+				}
+				res.EngineEnter = append(res.EngineEnter, stmts["enter"].Seconds())
+				res.Entered = entered
+				if r == 0 && k.Events == "" {
+					// The next evaluation with everyone in: the statement twice in one transaction.
+					tr.mu.Lock()
+					enter := tr.last["enter"]
+					tr.mu.Unlock()
+					if res.Again, _, err = replayEnter(ctx, plain, enter, true); err != nil {
+						return err
+					}
+					logf("%s: again %.3f s", k.Name, res.Again)
+				}
+				return nil
+			}
+			if r > 0 {
+				// The entry statement of the first tick, verbatim, in a transaction rolled back.
+				secs, n, err := replayEnter(ctx, plain, firstEnter, false)
+				res.EngineEnter = append(res.EngineEnter, secs)
+				res.Entered = n
+				return err
+			}
 			secs, stmts, err := tick()
 			if err != nil {
 				return err
 			}
 			res.EngineTick = append(res.EngineTick, secs)
 			res.EngineEnter = append(res.EngineEnter, stmts["enter"].Seconds())
-			if r == 0 {
-				res.FirstStmts = seconds(stmts)
+			res.FirstStmts = seconds(stmts)
+			tr.mu.Lock()
+			firstEnter = tr.last["enter"]
+			tr.mu.Unlock()
+			if err := plain.QueryRow(ctx, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID).Scan(&res.Entered); err != nil {
+				return err
 			}
-			return plain.QueryRow(ctx, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID).Scan(&res.Entered)
+			// Everyone is in now: a state trigger's next evaluation (10 minutes later), then a
+			// tick with nothing due.
+			if k.Events == "" {
+				if res.Again, _, err = replayEnter(ctx, plain, firstEnter, false); err != nil {
+					return err
+				}
+			}
+			secs, stmts, err = tick()
+			if err != nil {
+				return err
+			}
+			res.Steady, res.SteadyStmts = secs, seconds(stmts)
+			if err := plain.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'active') FROM flow_entries WHERE flow_id = $1`, f.ID).Scan(&res.SteadyActive); err != nil {
+				return err
+			}
+			logf("%s: first tick %.3f s %v; again %.3f s, steady tick %.3f s with %d active entries %v", k.Name, res.EngineTick[0], res.FirstStmts,
+				res.Again, res.Steady, res.SteadyActive, res.SteadyStmts)
+			return nil
 		}
 		runHand := func() error {
 			secs, n, err := hand(k.Hand, handArgs)
@@ -678,10 +753,12 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 			}
 			res.Hand = append(res.Hand, secs)
 			res.HandCount = n
-			if secs, err = handInsert(k.Hand, handArgs); err != nil {
-				return fmt.Errorf("hand insert: %w", err)
+			if r == repeats-1 && !k.HandOnly { // once: it writes as many rows as the engine
+				if secs, err = handInsert(k.Hand, handArgs); err != nil {
+					return fmt.Errorf("hand insert: %w", err)
+				}
+				res.HandInsert = append(res.HandInsert, secs)
 			}
-			res.HandInsert = append(res.HandInsert, secs)
 			for _, rw := range rws {
 				secs, n, err := hand(rw.Hand, append([]any{from, tzName}, rw.Args...))
 				if err != nil {
@@ -696,59 +773,30 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 		if r%2 == 1 {
 			first, second = runHand, runEngine
 		}
+		if k.HandOnly {
+			first, second = runHand, func() error { return nil }
+		}
 		if err := first(); err != nil {
 			return res, err
 		}
 		if err := second(); err != nil {
 			return res, err
 		}
-		logf("%s, repeat %d: tick %.3f s (enter %.3f s, %d entered), hand %.3f s (%d), hand insert %.3f s", k.Name, r+1,
-			res.EngineTick[len(res.EngineTick)-1], res.EngineEnter[len(res.EngineEnter)-1], res.Entered, res.Hand[len(res.Hand)-1], res.HandCount,
-			res.HandInsert[len(res.HandInsert)-1])
+		logf("%s, repeat %d: tick %v s (enter %v s, %d entered), hand %v s (%d), hand insert %v s, rewrites %v", k.Name, r+1,
+			lastOf(res.EngineTick), lastOf(res.EngineEnter), res.Entered, lastOf(res.Hand), res.HandCount, lastOf(res.HandInsert), rewriteTimes)
+	}
+	if k.HandOnly {
+		for name, ts := range rewriteTimes {
+			res.RewriteMedian[name] = median(ts)
+		}
+		res.MedianHand = median(res.Hand)
+		return res, nil
 	}
 	res.MedianEnter, res.MedianTick, res.MedianHand = median(res.EngineEnter), median(res.EngineTick), median(res.Hand)
 	res.MedianHandInsert = median(res.HandInsert)
 	res.Ratio = res.MedianEnter / res.MedianHand
 	for name, ts := range rewriteTimes {
 		res.RewriteMedian[name] = median(ts)
-	}
-	// Everyone is in now: a state trigger's next evaluation, then a tick with nothing to do but
-	// the exit scan over the flow's active entries.
-	if k.Events == "" {
-		if _, err := plain.Exec(ctx, `UPDATE flows SET states_checked_at = NULL WHERE id = $1`, f.ID); err != nil {
-			return res, err
-		}
-		_, stmts, err := tick()
-		if err != nil {
-			return res, err
-		}
-		res.Again = stmts["enter"].Seconds()
-	}
-	secs, stmts, err := tick()
-	if err != nil {
-		return res, err
-	}
-	res.Steady, res.SteadyStmts = secs, seconds(stmts)
-	if err := plain.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'active') FROM flow_entries WHERE flow_id = $1`, f.ID).Scan(&res.SteadyActive); err != nil {
-		return res, err
-	}
-	logf("%s: again %.3f s, steady tick %.3f s with %d active entries %v", k.Name, res.Again, res.Steady, res.SteadyActive, res.SteadyStmts)
-	// The tick that also checks the exits of everyone on the way (every StateEvery).
-	if _, err := plain.Exec(ctx, `UPDATE flows SET exits_checked_at = NULL WHERE id = $1`, f.ID); err != nil {
-		return res, err
-	}
-	if secs, stmts, err = tick(); err != nil {
-		return res, err
-	}
-	res.FullExitTick, res.FullExit = secs, stmts["exit"].Seconds()
-	logf("%s: tick with every exit checked %.3f s (exit statement %.3f s)", k.Name, res.FullExitTick, res.FullExit)
-	if explainDir != "" {
-		tr.mu.Lock()
-		exit := tr.last["exit"]
-		tr.mu.Unlock()
-		if err := explainOne(ctx, plain, filepath.Join(explainDir, fileName(k.Name)+".steady-exit.txt"), exit.sql, exit.args); err != nil {
-			return res, err
-		}
 	}
 	if explainDir != "" {
 		if err := reset(); err != nil {
@@ -825,4 +873,31 @@ func explainOne(ctx context.Context, pool *pgxpool.Pool, file, sql string, args 
 		return fmt.Errorf("explain %s: %w", file, err)
 	}
 	return os.WriteFile(file, []byte(sql+"\n\n"+strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
+// lastOf is the last of xs rounded to milliseconds, or nil.
+func lastOf(xs []float64) any {
+	if len(xs) == 0 {
+		return nil
+	}
+	return float64(int64(xs[len(xs)-1]*1000+0.5)) / 1000
+}
+
+// replayEnter runs an entry statement the tracer saw, with its arguments, in a transaction
+// rolled back: its time and the entries it would have made.
+// With twice, it runs it first untimed and times the second run (everyone in already).
+func replayEnter(ctx context.Context, pool *pgxpool.Pool, enter started, twice bool) (float64, int64, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if twice {
+		if _, err := tx.Exec(ctx, enter.sql, enter.args...); err != nil {
+			return 0, 0, err
+		}
+	}
+	start := time.Now()
+	tag, err := tx.Exec(ctx, enter.sql, enter.args...)
+	return time.Since(start).Seconds(), tag.RowsAffected(), err
 }
