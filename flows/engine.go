@@ -20,6 +20,10 @@ const (
 	DefaultStateEvery = 10 * time.Minute
 	DefaultMailCap    = 3
 	DefaultBatch      = 5000
+	// DefaultMaxEntries bounds the members one tick enters into one flow; a trigger that
+	// matches more (a win-back flow activated on a large club) enters the rest on the next
+	// ticks, so no tick holds its flow for minutes.
+	DefaultMaxEntries = 20000
 	DefaultQuietStart = "21:00"
 	DefaultQuietEnd   = "08:00"
 	// capWindow is the period REGULARS_MAIL_CAP counts marketing mails over.
@@ -42,8 +46,9 @@ type Engine struct {
 	// QuietStart and QuietEnd are REGULARS_QUIET_START/END ("21:00", "08:00"): flow mail waits
 	// for the end of quiet hours in the member's home store's zone. Equal: no quiet hours.
 	QuietStart, QuietEnd string
-	// Batch bounds the members one statement moves (DefaultBatch).
-	Batch int
+	// Batch bounds the members one statement moves (DefaultBatch); MaxEntries the members one
+	// tick enters into a flow (DefaultMaxEntries).
+	Batch, MaxEntries int
 }
 
 func (e *Engine) log() *slog.Logger {
@@ -51,6 +56,13 @@ func (e *Engine) log() *slog.Logger {
 		return slog.Default()
 	}
 	return e.Log
+}
+
+func (e *Engine) maxEntries() int {
+	if e.MaxEntries > 0 {
+		return e.MaxEntries
+	}
+	return DefaultMaxEntries
 }
 
 func (e *Engine) stateEvery() time.Duration {
@@ -110,6 +122,11 @@ func (e *Engine) tickFlow(ctx context.Context, id int64) error {
 	defer func() { _ = tx.Rollback(ctx) }()
 	var mine bool
 	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1::int, $2::int)`, lockNamespace, id).Scan(&mine); err != nil {
+		return err
+	}
+	// The tick's statements are planned afresh each time and run once: compiling them with
+	// JIT cost 0.4–2.3 s a statement at 1M members (docs/benchmarks.md, "Flows").
+	if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 		return err
 	}
 	if !mine {
@@ -180,7 +197,7 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 	// segment's.
 	args := append([]any{f.ID, from, zone}, own...)
 	holdoutAt := len(args) + 1
-	args = append(args, int64(math.Round(f.HoldoutPercent*100)), f.ReentryDays)
+	args = append(args, int64(math.Round(f.HoldoutPercent*100)), f.ReentryDays, e.maxEntries())
 	segment := "true"
 	if f.SegmentID != nil {
 		where, segArgs, err := e.segment(ctx, tx, *f.SegmentID, len(args))
@@ -203,10 +220,26 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 		                       OR e.entered_at > now() - make_interval(days => ` + placeholder(holdoutAt+1) + `::int)))
 		  AND ($2::timestamptz, $3::text) IS NOT NULL -- typed even where the trigger does not use them
 		ORDER BY c.member_id, c.event_key
+		LIMIT ` + placeholder(holdoutAt+2) + `::int
 		ON CONFLICT (flow_id, member_id, event_key) DO NOTHING`
 	tag, err := tx.Exec(ctx, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("trigger %s of flow %d: %w", f.Trigger.Event, f.ID, err)
+	}
+	if tag.RowsAffected() >= int64(e.maxEntries()) {
+		// More to enter: the watermark and the state check stay, so the next tick goes on
+		// (the entries' unique key skips those entered now). The new rows would otherwise
+		// leave flow_entries' statistics saying it is empty, and the step statements would
+		// plan for that (minutes a tick): they are refreshed now.
+		if _, err := tx.Exec(ctx, `ANALYZE flow_entries`); err != nil {
+			return 0, err
+		}
+		return tag.RowsAffected(), nil
+	}
+	if tag.RowsAffected() > 1000 {
+		if _, err := tx.Exec(ctx, `ANALYZE flow_entries`); err != nil {
+			return 0, err
+		}
 	}
 	mark := `events_checked_until = now()`
 	if state {

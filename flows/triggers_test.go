@@ -241,3 +241,22 @@ func TestImportedHistoryEndsNoFlow(t *testing.T) {
 		t.Errorf("%d purchase exits, want 1 (the imported sale after the entry, not the old one)", n)
 	}
 }
+
+// TestATickEntersAtMostMaxEntries: a trigger matching more members than MaxEntries enters them
+// over the next ticks, each once.
+func TestATickEntersAtMostMaxEntries(t *testing.T) {
+	e := newEnv(t)
+	for range 25 {
+		_, card := e.member(t, "confirmed")
+		e.sale(t, card, time.Now().Add(-90*24*time.Hour))
+	}
+	f := e.flow(t, `{"name": "Win back", "trigger": {"event": "lapsed", "days": 60}, `+oneMail+`}`)
+	en := e.engine()
+	en.MaxEntries = 10
+	for i, want := range []int{10, 20, 25, 25} {
+		e.tick(t, en)
+		if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != want {
+			t.Errorf("after tick %d: %d entries, want %d", i+1, n, want)
+		}
+	}
+}
