@@ -24,7 +24,8 @@ const earnSQL = `, earned AS (
     SELECT ins.member_id, 'earned', e.points, ins.id,
            ins.received_at + make_interval(days => p.expire_after_days)
     FROM ins CROSS JOIN reward_program p
-    CROSS JOIN LATERAL (SELECT visit_points(ins.amount_minor) + unit_points(ins.amount_minor, ins.currency) AS points) e
+    CROSS JOIN LATERAL (SELECT visit_points(ins.amount_minor, p.min_amount, p.points_per_visit)
+                             + unit_points(ins.amount_minor, ins.currency, p.points_per_major_unit) AS points) e
     WHERE ins.kind = 'sale' AND ins.member_id IS NOT NULL AND e.points > 0
     ON CONFLICT DO NOTHING
     RETURNING transaction_id, points
@@ -36,7 +37,8 @@ const creditLinkedSQL = `
     INSERT INTO points_ledger (member_id, kind, points, transaction_id, expires_at)
     SELECT t.member_id, 'earned', e.points, t.id, now() + make_interval(days => p.expire_after_days)
     FROM transactions t CROSS JOIN reward_program p
-    CROSS JOIN LATERAL (SELECT visit_points(t.amount_minor) + unit_points(t.amount_minor, t.currency) AS points) e
+    CROSS JOIN LATERAL (SELECT visit_points(t.amount_minor, p.min_amount, p.points_per_visit)
+                             + unit_points(t.amount_minor, t.currency, p.points_per_major_unit) AS points) e
     WHERE t.id = ANY($1) AND t.kind = 'sale' AND t.live AND t.member_id IS NOT NULL AND e.points > 0
     ON CONFLICT DO NOTHING`
 
@@ -57,7 +59,9 @@ const lockRefundedSalesSQL = `
 //	debit_k = min(own_k, cap − min(cap, Σ own_j of the sale's earlier refunds in $1))
 //	cap     = what the sale earned − what its refunds already debited
 //
-// A refund that names no stored sale debits unit_points of its amount.
+// A refund that names no stored sale debits unit_points of its amount. Without a program nothing
+// is debited. The sums over a sale's refunds use the index transactions_refunds (migration
+// 00021); without it each debit read the store's every transaction.
 const debitRefundsSQL = `
     WITH r AS (
         SELECT t.id, t.member_id, t.amount_minor, t.currency, s.id AS sale_id, s.amount_minor AS sale_amount,
@@ -72,12 +76,12 @@ const debitRefundsSQL = `
         WHERE t.id = ANY($1) AND t.kind = 'refund' AND t.member_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM points_ledger l WHERE l.transaction_id = t.id)
     ), own AS (
-        SELECT r.*, coalesce(unit_points(r.amount_minor, r.currency), 0)
+        SELECT r.*, unit_points(r.amount_minor, r.currency, p.points_per_major_unit)
                  + CASE WHEN r.sale_id IS NOT NULL
                          AND r.refunded_before + sum(r.amount_minor) OVER w - r.amount_minor < r.sale_amount
                          AND r.refunded_before + sum(r.amount_minor) OVER w >= r.sale_amount
-                        THEN coalesce(visit_points(r.sale_amount), 0) ELSE 0 END AS own
-        FROM r WINDOW w AS (PARTITION BY r.sale_id ORDER BY r.id)
+                        THEN visit_points(r.sale_amount, p.min_amount, p.points_per_visit) ELSE 0 END AS own
+        FROM r CROSS JOIN reward_program p WINDOW w AS (PARTITION BY r.sale_id ORDER BY r.id)
     ), debit AS (
         SELECT own.*, CASE WHEN own.sale_id IS NULL THEN own.own
                            ELSE greatest(0, least(own.own, greatest(own.cap, 0)
@@ -95,14 +99,17 @@ type execer interface {
 }
 
 // settlePoints credits the sales and debits the refunds among ids that a rewards program
-// makes count and that have no ledger entry yet, inside tx. It returns the refunds' debits
-// (negative points) by transaction id.
-func settlePoints(ctx context.Context, tx execer, ids []int64) (map[int64]int, error) {
+// makes count and that have no ledger entry yet, inside tx (refundsOnly: the ids are refunds,
+// the till's insert having credited its sales). It returns the refunds' debits (negative points)
+// by transaction id.
+func settlePoints(ctx context.Context, tx execer, ids []int64, refundsOnly bool) (map[int64]int, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	if _, err := tx.Exec(ctx, creditLinkedSQL, ids); err != nil {
-		return nil, fmt.Errorf("credit points: %w", err)
+	if !refundsOnly {
+		if _, err := tx.Exec(ctx, creditLinkedSQL, ids); err != nil {
+			return nil, fmt.Errorf("credit points: %w", err)
+		}
 	}
 	rows, err := tx.Query(ctx, lockRefundedSalesSQL, ids)
 	if err != nil {

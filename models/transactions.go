@@ -654,7 +654,7 @@ func (db *DB) execInsertTransactions(ctx context.Context, n int, query string, a
 			refunds = append(refunds, r.key)
 		}
 	}
-	debits, err := settlePoints(ctx, tx, refunds)
+	debits, err := settlePoints(ctx, tx, refunds, true)
 	if err != nil {
 		return nil, err
 	}
@@ -828,7 +828,7 @@ func (db *DB) linkAndSettle(ctx context.Context, query string, args ...any) (int
 	if err != nil {
 		return 0, err
 	}
-	if _, err := settlePoints(ctx, tx, ids); err != nil {
+	if _, err := settlePoints(ctx, tx, ids, false); err != nil {
 		return 0, err
 	}
 	return int64(len(ids)), tx.Commit(ctx)
@@ -878,7 +878,7 @@ func linkMember(ctx context.Context, tx pgx.Tx, m *Member) (int64, error) {
 	}
 	linked = append(linked, ids...)
 	// Sales linked now earn their points now (and their refunds debit them).
-	if _, err := settlePoints(ctx, tx, linked); err != nil {
+	if _, err := settlePoints(ctx, tx, linked, false); err != nil {
 		return 0, fmt.Errorf("points of member %d's linked sales: %w", m.ID, err)
 	}
 	return total + int64(len(ids)), nil

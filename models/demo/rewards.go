@@ -133,21 +133,23 @@ var rewardHistorySQL = `
         WHERE t.kind = 'sale' AND t.member_id IS NOT NULL AND t.occurred_at >= $1 AND t.occurred_at < $2
     ), rule AS MATERIALIZED (
         -- The rule once per amount: the demo's baskets repeat, and the functions are slow per row.
-        SELECT amount_minor, currency, visit_points(amount_minor) + unit_points(amount_minor, currency) AS points
-        FROM (SELECT DISTINCT amount_minor, currency FROM sales) a
+        SELECT amount_minor, currency, visit_points(amount_minor, p.min_amount, p.points_per_visit)
+               + unit_points(amount_minor, currency, p.points_per_major_unit) AS points
+        FROM (SELECT DISTINCT amount_minor, currency FROM sales) a CROSS JOIN reward_program p
     ), earned AS (
         SELECT s.id AS txn, s.member_id, s.store_id, s.txn_id, s.occurred_at AS at, r.points
         FROM sales s JOIN rule r USING (amount_minor, currency)
         WHERE r.points > 0
     ), refund AS (
         SELECT r.id AS txn, r.member_id, r.occurred_at AS at, e.txn AS sale, e.points AS cap,
-               coalesce(unit_points(r.amount_minor, r.currency), 0)
+               unit_points(r.amount_minor, r.currency, p.points_per_major_unit)
                  + CASE WHEN sum(r.amount_minor) OVER w - r.amount_minor < s.amount_minor
                          AND sum(r.amount_minor) OVER w >= s.amount_minor
-                        THEN visit_points(s.amount_minor) ELSE 0 END AS own
+                        THEN visit_points(s.amount_minor, p.min_amount, p.points_per_visit) ELSE 0 END AS own
         FROM transactions r
         JOIN transactions s ON s.store_id = r.store_id AND s.txn_id = r.refunds_txn_id AND s.kind = 'sale'
         JOIN earned e ON e.txn = s.id
+        CROSS JOIN reward_program p
         WHERE r.kind = 'refund' AND r.member_id IS NOT NULL AND r.occurred_at < $2
         WINDOW w AS (PARTITION BY s.id ORDER BY r.id)
     ), refunded AS (

@@ -138,25 +138,27 @@ CREATE FUNCTION new_voucher_code() RETURNS text
                                     % 10000000000)::text, 10, '0')) $$;
 -- +goose StatementEnd
 
--- unit_points is what amount (minor units of currency) earns per major unit under the program:
--- ⌊points_per_major_unit × amount in major units⌋. visit_points is points_per_visit when the
--- sale is a visit (at least min_amount). NULL without a program. The one home of the earning
--- rule: the till's insert, linking, refunds and the docs all use these.
+-- unit_points is what amount (minor units of currency) earns per major unit at
+-- per_major_unit points: ⌊per_major_unit × amount in major units⌋. visit_points is per_visit
+-- when the sale is a visit (at least min_amount). The one home of the earning rule: the till's
+-- insert, linking, refunds and the demo call them with the reward_program row's columns. They
+-- are pure expressions (IMMUTABLE, no FROM) so that PostgreSQL inlines them: reading the program
+-- inside them made each call a separately planned function, 0.3–0.5 ms a till insert
+-- (docs/benchmarks.md, "Rewards").
 -- +goose StatementBegin
-CREATE FUNCTION unit_points(amount bigint, currency text) RETURNS int
-    LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT floor(p.points_per_major_unit * amount / (10::numeric ^ currency_minor_digits(currency)))::int
-          FROM reward_program p $$;
+CREATE FUNCTION unit_points(amount bigint, currency text, per_major_unit numeric) RETURNS int
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT floor(per_major_unit * amount / (10::numeric ^ currency_minor_digits(currency)))::int $$;
 -- +goose StatementEnd
 -- +goose StatementBegin
-CREATE FUNCTION visit_points(amount bigint) RETURNS int
-    LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT CASE WHEN amount >= p.min_amount THEN p.points_per_visit ELSE 0 END FROM reward_program p $$;
+CREATE FUNCTION visit_points(amount bigint, min_amount bigint, per_visit int) RETURNS int
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT CASE WHEN amount >= min_amount THEN per_visit ELSE 0 END $$;
 -- +goose StatementEnd
 
 -- +goose Down
-DROP FUNCTION visit_points(bigint);
-DROP FUNCTION unit_points(bigint, text);
+DROP FUNCTION visit_points(bigint, bigint, int);
+DROP FUNCTION unit_points(bigint, text, numeric);
 DROP FUNCTION currency_minor_digits(text);
 DROP FUNCTION new_voucher_code();
 DROP FUNCTION ean13(text);
