@@ -193,7 +193,7 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 		return 0, err
 	}
 	zone := e.DB.ZoneName()
-	// $1 flow, $2 from, $3 zone, then the trigger's own, then holdout and reentry, then the
+	// $1 flow, $2 from, $3 zone, then the trigger's own, then holdout, reentry and the cap, then the
 	// segment's.
 	args := append([]any{f.ID, from, zone}, own...)
 	holdoutAt := len(args) + 1
