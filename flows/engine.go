@@ -404,6 +404,16 @@ func (e *Engine) step(ctx context.Context, tx pgx.Tx, f *Flow, i int, op Op) (in
 // unless quiet hours in their home store's zone hold them (they wait for the end) or they had
 // REGULARS_MAIL_CAP marketing mails in 7 days (they wait a day).
 func (e *Engine) mail(ctx context.Context, tx pgx.Tx, f *Flow, i int, op Op) (int64, error) {
+	// Most ticks find nobody at a mail step: then no day's run is made (an empty run a day per
+	// step would only clutter the report) and nothing more is asked.
+	var anyDue bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM flow_entries
+		WHERE flow_id = $1 AND status = 'active' AND step = $2 AND next_at <= now())`, f.ID, i).Scan(&anyDue); err != nil {
+		return 0, err
+	}
+	if !anyDue {
+		return 0, nil
+	}
 	var runID int64
 	err := tx.QueryRow(ctx, `
 		WITH c AS (SELECT id FROM campaigns WHERE flow_id = $1 AND flow_step = $2),
