@@ -65,6 +65,7 @@ type DB struct {
 
 	stores *storeCache
 	keys   *keyCache
+	tills  tillCommitter // group commit of POST /transactions
 }
 
 // ZoneName is the name of REGULARS_TIMEZONE ("UTC" when unset), as the SQL rules that count

@@ -317,12 +317,19 @@ type BatchResult struct {
 
 // RecordTransaction validates and commits one transaction for the caller p. A replay of a
 // stored transaction returns it with Replayed; the same id with other content is ECONFLICT.
+// Valid transactions are committed together with those other registers post at the same moment
+// (db.tills, group commit), and it returns only after that commit.
 func (db *DB) RecordTransaction(ctx context.Context, p *Principal, in TransactionInput) (*Transaction, Outcome, error) {
-	res, err := db.RecordTransactions(ctx, p, []TransactionInput{in})
+	results, valid, _, err := db.checkTransactions(ctx, p, []TransactionInput{in})
 	if err != nil {
 		return nil, 0, err
 	}
-	r := res[0]
+	r := results[0]
+	if len(valid) == 1 {
+		if r, err = db.tills.commit(ctx, db, p.Store, valid[0]); err != nil {
+			return nil, 0, err
+		}
+	}
 	switch {
 	case r.Error != nil:
 		return nil, 0, r.Error
@@ -336,8 +343,36 @@ func (db *DB) RecordTransaction(ctx context.Context, p *Principal, in Transactio
 // RecordTransactions validates and commits up to MaxBatch transactions with one set-based
 // statement, and reports on each. Invalid items do not stop valid ones.
 func (db *DB) RecordTransactions(ctx context.Context, p *Principal, ins []TransactionInput) ([]BatchResult, error) {
+	results, valid, validIdx, err := db.checkTransactions(ctx, p, ins)
+	if err != nil {
+		return nil, err
+	}
+	if len(valid) > 0 {
+		if err := db.insertTransactions(ctx, p.Store, valid, results, validIdx); err != nil {
+			return nil, err
+		}
+	}
+	// Same-batch duplicates take the outcome of their first copy: stored once, so a replay.
+	for i := range results {
+		if s := results[i].Status; s < 0 {
+			first := results[-s-1]
+			if first.Error != nil {
+				results[i].Status, results[i].Error, results[i].Transaction = first.Status, first.Error, nil
+			} else {
+				results[i].Status, results[i].Transaction = 200, first.Transaction
+			}
+		}
+	}
+	return results, nil
+}
+
+// checkTransactions validates up to MaxBatch transactions for the caller p and checks the sales
+// their refunds name. It returns a result for each (an error, or for a later copy of an id in
+// ins a negative Status: -(index of the first copy)-1) and the transactions to store, with
+// their indexes in ins.
+func (db *DB) checkTransactions(ctx context.Context, p *Principal, ins []TransactionInput) ([]BatchResult, []*Transaction, map[*Transaction]int, error) {
 	if len(ins) > MaxBatch {
-		return nil, Errorf(ETOOLARGE, "a batch holds at most %d transactions, this one has %d", MaxBatch, len(ins))
+		return nil, nil, nil, Errorf(ETOOLARGE, "a batch holds at most %d transactions, this one has %d", MaxBatch, len(ins))
 	}
 	now := db.Now()
 	results := make([]BatchResult, len(ins))
@@ -370,7 +405,7 @@ func (db *DB) RecordTransactions(ctx context.Context, p *Principal, ins []Transa
 		if first, dup := seen[t.ID]; dup {
 			// The same id twice in one batch: the first wins, the second is judged against it.
 			if bytes.Equal(first.hash, t.hash) {
-				results[i].Status, results[i].Transaction = -validIdx[first]-1, first // resolved below
+				results[i].Status, results[i].Transaction = -validIdx[first]-1, first // resolved by the caller
 			} else {
 				results[i].Status, results[i].Error = 409, conflictError(t.ID)
 			}
@@ -385,27 +420,11 @@ func (db *DB) RecordTransactions(ctx context.Context, p *Principal, ins []Transa
 	}
 	if len(valid) > 0 {
 		if err := db.checkRefundTargets(ctx, p.Store, valid, seen, refunded, results, validIdx); err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		valid = keepUnfailed(valid, results, validIdx)
 	}
-	if len(valid) > 0 {
-		if err := db.insertTransactions(ctx, p.Store, valid, results, validIdx); err != nil {
-			return nil, err
-		}
-	}
-	// Same-batch duplicates take the outcome of their first copy: stored once, so a replay.
-	for i := range results {
-		if s := results[i].Status; s < 0 {
-			first := results[-s-1]
-			if first.Error != nil {
-				results[i].Status, results[i].Error, results[i].Transaction = first.Status, first.Error, nil
-			} else {
-				results[i].Status, results[i].Transaction = 200, first.Transaction
-			}
-		}
-	}
-	return results, nil
+	return results, valid, validIdx, nil
 }
 
 func conflictError(id string) *Error {

@@ -1,0 +1,8 @@
+package models
+
+// TillQueued is how many transactions wait in db's group-commit queue (tests only).
+func (db *DB) TillQueued() int {
+	db.tills.mu.Lock()
+	defer db.tills.mu.Unlock()
+	return len(db.tills.queue)
+}
