@@ -56,24 +56,52 @@ func candidates(t Trigger) (query string, args []any, err error) {
 			[]any{*t.DaysBefore}, nil
 	case EventLapsed:
 		// Members whose last sale is more than days ago (and, personal, more than factor × the
-		// median gap between their purchase days). The key is that last sale: one lapse, one
-		// entry; a purchase and a new lapse make a new one. Members who never bought do not
-		// lapse; one purchase day has no gap, so days alone decides.
+		// median gap between their purchase days). The key is the day of that last sale: one
+		// lapse, one entry; a purchase and a new lapse make a new one. Members who never bought
+		// do not lapse; one purchase day has no gap, so days alone decides.
+		//
+		// Looking up the last sale of every member is a million index probes at 1M members
+		// (12 s, docs/benchmarks.md "Flows"). The latest metrics run already holds each
+		// member's last purchase day, and a member's real last sale can only be later than
+		// it, so its lapsed members are a superset of the lapsed now: those not already
+		// entered for that lapse are checked exactly, one probe each (a few a tick once the
+		// flow has caught up). Members without a purchase in the run (joined or first bought
+		// since, or no run yet: then everyone) are looked up directly, found by their live
+		// sales since the run's day. A history import since the run is seen at the next run.
 		personal := "true"
 		args := []any{*t.Days}
 		if t.Personal {
-			personal = `(g.median_gap IS NULL OR l.occurred_at < now() - g.median_gap * $5::float8)`
+			personal = `(g.median_gap IS NULL OR s.occurred_at < now() - g.median_gap * $5::float8)`
 			args = append(args, *t.Factor)
 		}
-		return `SELECT l.member_id, 'lapsed:' || l.id AS event_key
-			FROM (SELECT m.id AS member_id, last.id, last.occurred_at
-			      FROM members m
-			      CROSS JOIN LATERAL (SELECT t.id, t.occurred_at FROM transactions t
-			                          WHERE t.member_id = m.id AND t.kind = 'sale'
-			                          ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) last
-			      WHERE m.status = 'active') l
+		return `WITH since AS MATERIALIZED (
+			      SELECT (SELECT max(as_of) FROM metric_runs WHERE status = 'done') AS run_day
+			  ), maybe AS MATERIALIZED (
+			      SELECT mm.member_id, mm.as_of - mm.days_since_last_purchase AS last_day
+			      FROM member_metrics mm
+			      WHERE mm.days_since_last_purchase IS NOT NULL
+			        AND mm.as_of - mm.days_since_last_purchase <= ((now() - make_interval(days => $4::int)) AT TIME ZONE $3)::date
+			      UNION ALL
+			      SELECT m.id, NULL FROM members m, since
+			      WHERE NOT EXISTS (SELECT 1 FROM member_metrics mm
+			                        WHERE mm.member_id = m.id AND mm.days_since_last_purchase IS NOT NULL)
+			        AND (since.run_day IS NULL
+			             OR m.id IN (SELECT t.member_id FROM transactions t
+			                         WHERE t.live AND t.member_id IS NOT NULL
+			                           AND t.received_at >= since.run_day::timestamp AT TIME ZONE $3))
+			  ), fresh AS MATERIALIZED (
+			      SELECT c.member_id FROM maybe c
+			      WHERE c.last_day IS NULL
+			         OR NOT EXISTS (SELECT 1 FROM flow_entries e WHERE e.flow_id = $1 AND e.member_id = c.member_id
+			                        AND e.event_key = 'lapsed:' || c.last_day)
+			  )
+			SELECT l.member_id, 'lapsed:' || (s.occurred_at AT TIME ZONE $3)::date AS event_key
+			FROM fresh l
+			CROSS JOIN LATERAL (SELECT t.occurred_at FROM transactions t
+			                    WHERE t.member_id = l.member_id AND t.kind = 'sale'
+			                    ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) s
 			` + medianGapJoin(t.Personal) + `
-			WHERE l.occurred_at < now() - make_interval(days => $4::int) AND ` + personal, args, nil
+			WHERE s.occurred_at < now() - make_interval(days => $4::int) AND ` + personal, args, nil
 	case EventRewardAffordable:
 		// A credit (a sale's points, or a cancelled redemption's given back) that took the
 		// balance from below the reward's cost to at least it. The key is that ledger entry.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regulars/regulars/jobs/metrics"
 )
 
 // entered returns the members of flow id's entries with their event keys.
@@ -258,5 +260,48 @@ func TestATickEntersAtMostMaxEntries(t *testing.T) {
 		if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != want {
 			t.Errorf("after tick %d: %d entries, want %d", i+1, n, want)
 		}
+	}
+}
+
+// TestLapsedReadsTheLatestMetricsRun: with a metrics run made, the lapsed trigger starts from
+// each member's last purchase day in it and checks it against the sales since: a member who
+// bought after the run is not lapsed, one whose first (offline) sale arrived after the run is
+// found all the same, and a flow that has caught up enters nobody again.
+func TestLapsedReadsTheLatestMetricsRun(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	now := time.Now()
+	lapsed, card := e.member(t, "confirmed")
+	e.sale(t, card, now.Add(-50*24*time.Hour))
+	back, card2 := e.member(t, "confirmed")
+	e.sale(t, card2, now.Add(-50*24*time.Hour))
+	_, card3 := e.member(t, "confirmed")
+	e.sale(t, card3, now.Add(-3*24*time.Hour))
+	zone, err := time.LoadLocation(e.db.ZoneName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.Compute(ctx, e.db, metrics.Options{AsOf: now, Timezone: zone}); err != nil {
+		t.Fatal(err)
+	}
+	// After the run: back buys today; late joins and a till uploads their sale of 45 days ago.
+	e.sale(t, card2, now)
+	late, card4 := e.member(t, "confirmed")
+	e.sale(t, card4, now.Add(-45*24*time.Hour))
+
+	f := e.flow(t, `{"name": "Win back", "trigger": {"event": "lapsed", "days": 30}, `+oneMail+`}`)
+	e.tick(t, e.engine())
+	got := e.entered(t, f.ID)
+	if len(got) != 2 || got[lapsed] == "" || got[late] == "" {
+		t.Fatalf("entered %v, want %d and %d (not %d, who bought after the run)", got, lapsed, late, back)
+	}
+	day := now.Add(-50 * 24 * time.Hour).In(zone).Format(time.DateOnly)
+	if got[lapsed] != "lapsed:"+day {
+		t.Errorf("key %q, want lapsed:%s (the day of the last sale)", got[lapsed], day)
+	}
+	e.exec(t, `UPDATE flows SET states_checked_at = NULL WHERE id = $1`, f.ID)
+	e.tick(t, e.engine())
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != 2 {
+		t.Errorf("%d entries after the next check, want still 2", n)
 	}
 }
