@@ -341,10 +341,18 @@ func boughtLeaf(skus func(c *compiler, op Op, v operand) string) func(c *compile
 		return `m.id IN (SELECT t.member_id FROM transaction_items i JOIN transactions t ON t.id = i.transaction_id
         WHERE ` + skus(c, op, v) + ` AND t.kind = 'sale' AND t.member_id IS NOT NULL
           AND t.occurred_at >= ` + from + ` AND t.occurred_at < ` + asOf + `
-          AND NOT EXISTS (SELECT 1 FROM transactions r
-                          WHERE r.store_id = t.store_id AND r.refunds_txn_id = t.txn_id AND r.kind = 'refund'
-                            AND r.occurred_at < ` + asOf + `))`
+          AND ` + saleNotRefunded("t", asOf) + `)`
 	}
+}
+
+// saleNotRefunded is the one home of "this sale's lines still count" as of asOf (a placeholder):
+// no refund in the sale's store names it (refunds_txn_id = its txn_id) before asOf. sale is
+// the alias of the sale's transactions row. Used by the bought_* fields and by Categories; one
+// probe of transactions_refunds per sale.
+func saleNotRefunded(sale, asOf string) string {
+	return `NOT EXISTS (SELECT 1 FROM transactions r
+                          WHERE r.store_id = ` + sale + `.store_id AND r.refunds_txn_id = ` + sale + `.txn_id AND r.kind = 'refund'
+                            AND r.occurred_at < ` + asOf + `)`
 }
 
 // catalogueSKUs matches the lines whose sku is a catalogue product whose column (category or
