@@ -55,6 +55,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api.GET("/metrics/segments", s.metricsSegments, staff)
 	api.GET("/metrics/model", s.metricsModel, staff)
 	api.GET("/metrics/series", s.metricsSeries, staff)
+	api.GET("/metrics/revenue", s.metricsRevenue, staff)
+	api.GET("/metrics/categories", s.metricsCategories, staff)
 	api.GET("/campaigns", s.listCampaigns, staff)
 	api.POST("/campaigns", s.createCampaign, staff)
 	api.GET("/campaigns/:id", s.getCampaign, staff)
