@@ -21,6 +21,9 @@ const (
 	RoleRegister = "register"
 	RoleMarketer = "marketer"
 	RoleAdmin    = "admin"
+	// RoleWebhook may call only the webhook endpoints: a mail provider's credential, which
+	// therefore cannot read or erase members if it leaks from the provider's dashboard.
+	RoleWebhook = "webhook"
 )
 
 // tokenPrefix marks Regulars tokens so that secret scanners and people recognise them.
@@ -71,9 +74,9 @@ func (db *DB) CreateAPIKey(ctx context.Context, role, storeCode, name string) (s
 func (db *DB) CreateAPIKeyUntil(ctx context.Context, role, storeCode, name string, expiresAt *time.Time) (string, error) {
 	fe := FieldErrors{}
 	switch role {
-	case RoleRegister, RoleMarketer, RoleAdmin:
+	case RoleRegister, RoleMarketer, RoleAdmin, RoleWebhook:
 	default:
-		fe.Add("role", "must be one of: register marketer admin")
+		fe.Add("role", "must be one of: register marketer admin webhook")
 	}
 	if strings.TrimSpace(name) == "" {
 		fe.Add("name", "is required")

@@ -146,25 +146,31 @@ func (db *DB) UpdatePreferences(ctx context.Context, id int64, in PreferencesInp
 // ENOTFOUND for a missing member; an erased one is already unsubscribed (changed false, no error).
 // A consent confirmation still waiting in the queue is dropped with it.
 func (db *DB) Unsubscribe(ctx context.Context, id int64, ev ConsentEvidence) (changed bool, err error) {
+	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		changed, err = UnsubscribeTx(ctx, tx, id, ev)
+		return err
+	})
+	return changed, err
+}
+
+// UnsubscribeTx is Unsubscribe inside tx, for a withdrawal that is part of a larger change (a
+// provider's spam complaint: tracking.RecordComplaint).
+func UnsubscribeTx(ctx context.Context, tx pgx.Tx, id int64, ev ConsentEvidence) (changed bool, err error) {
 	if ev.Source == "" {
 		ev.Source = "unsubscribe"
 	}
-	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		lm, err := lockMember(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if lm.consent != ConsentPending && lm.consent != ConsentConfirmed {
-			return nil
-		}
-		changed = true
-		if _, err := tx.Exec(ctx, `UPDATE members SET marketing_consent = 'withdrawn', updated_at = now() WHERE id = $1`, id); err != nil {
-			return fmt.Errorf("unsubscribe member %d: %w", id, err)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM club_mail WHERE member_id = $1 AND kind = $2 AND sent_at IS NULL`, id, MailConsentConfirm); err != nil {
-			return fmt.Errorf("unsubscribe member %d: %w", id, err)
-		}
-		return recordConsent(ctx, tx, id, false, "", ev)
-	})
-	return changed, err
+	lm, err := lockMember(ctx, tx, id)
+	if err != nil {
+		return false, err
+	}
+	if lm.consent != ConsentPending && lm.consent != ConsentConfirmed {
+		return false, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE members SET marketing_consent = 'withdrawn', updated_at = now() WHERE id = $1`, id); err != nil {
+		return false, fmt.Errorf("unsubscribe member %d: %w", id, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM club_mail WHERE member_id = $1 AND kind = $2 AND sent_at IS NULL`, id, MailConsentConfirm); err != nil {
+		return false, fmt.Errorf("unsubscribe member %d: %w", id, err)
+	}
+	return true, recordConsent(ctx, tx, id, false, "", ev)
 }

@@ -6,8 +6,6 @@ package tracking
 import (
 	"context"
 	"fmt"
-	"net/mail"
-	"strings"
 	"time"
 
 	"github.com/regulars/regulars/models"
@@ -38,35 +36,53 @@ type BounceInput struct {
 	Email  string `json:"email"`
 	Type   string `json:"type"`
 	Reason string `json:"reason"`
+	// MessageID (optional) is the Message-ID of the mail that bounced: a campaign mail's names
+	// its run and member (campaigns.ParseMessageID), so the exact recipient row is marked.
+	MessageID string `json:"message_id"`
+	// EventID (optional) is the sender's id for this report: a report whose id was recorded
+	// before changes nothing, so a retried delivery is not counted twice.
+	EventID string `json:"event_id"`
+	// Report says where the report came from (its source and one-time keys); the generic
+	// webhook leaves it empty and is "generic" with EventID as its key.
+	Report Report `json:"-"`
 }
 
 // BounceResult is the address's state after the bounce.
 type BounceResult struct {
 	Email      string `json:"email"`
 	Suppressed bool   `json:"suppressed"`
+	// Duplicate: the report was recorded before (its event id), and nothing changed now.
+	Duplicate bool `json:"duplicate"`
+	// RunID is the run whose mail was marked bounced (0: none), for the auto-pause check.
+	RunID int64 `json:"-"`
 }
 
 // RecordBounce counts a bounce of in.Email: a hard bounce suppresses the address at once, the
-// SoftBounceLimit-th soft bounce within SoftBounceWindow too. The newest campaign mail sent to
-// the address within BounceLookback is marked bounced. Bad input is EINVALID naming the field.
+// SoftBounceLimit-th soft bounce within SoftBounceWindow too. The mail that bounced is marked
+// (markMail: by Message-ID, else the newest to the address within BounceLookback). A report
+// recorded before (in.EventID, in.Report) changes nothing. Bad input is EINVALID naming the field.
 func RecordBounce(ctx context.Context, db *models.DB, in BounceInput) (*BounceResult, error) {
 	fe := models.FieldErrors{}
-	email := strings.ToLower(strings.TrimSpace(in.Email))
-	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || a.Name != "" {
+	email, ok := normalEmail(in.Email)
+	if !ok {
 		fe.Add("email", "must be an email address")
 	}
 	if in.Type != BounceHard && in.Type != BounceSoft {
 		fe.Add("type", `must be "hard" or "soft"`)
 	}
+	if len(in.EventID) > maxEventIDLen {
+		fe.Add("event_id", fmt.Sprintf("must be at most %d characters", maxEventIDLen))
+	}
+	if len(in.MessageID) > maxEventIDLen {
+		fe.Add("message_id", fmt.Sprintf("must be at most %d characters", maxEventIDLen))
+	}
 	if err := fe.Err("invalid bounce"); err != nil {
 		return nil, err
 	}
-	reason := in.Reason
-	if len(reason) > maxReasonLen {
-		reason = strings.ToValidUTF8(reason[:maxReasonLen], "")
-	}
+	reason := clip(in.Reason)
 	now := db.Now()
 	hard := in.Type == BounceHard
+	out := &BounceResult{Email: email}
 
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
@@ -74,10 +90,16 @@ func RecordBounce(ctx context.Context, db *models.DB, in BounceInput) (*BounceRe
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 
+	if first, err := in.Report.orGeneric(in.EventID).claim(ctx, tx); err != nil {
+		return nil, err
+	} else if !first {
+		out.Duplicate = true
+		return out, nil
+	}
+
 	// One upsert per bounce: the row lock of ON CONFLICT serialises concurrent reports for one
 	// address. recent_soft_bounces keeps the soft bounces of the window, this one included; the
 	// address is suppressed when the hard count or that window reaches its limit, and stays so.
-	var suppressed bool
 	err = tx.QueryRow(ctx, `
 		INSERT INTO email_suppressions AS s (email, hard_bounces, soft_bounces, last_reason,
 		                                     recent_soft_bounces, suppressed_at, updated_at)
@@ -96,27 +118,17 @@ func RecordBounce(ctx context.Context, db *models.DB, in BounceInput) (*BounceRe
 		        THEN $4::timestamptz END),
 		    updated_at = $4
 		RETURNING suppressed_at IS NOT NULL`,
-		email, hard, nullIfEmpty(reason), now, SoftBounceWindow, SoftBounceLimit).Scan(&suppressed)
+		email, hard, nullIfEmpty(reason), now, SoftBounceWindow, SoftBounceLimit).Scan(&out.Suppressed)
 	if err != nil {
 		return nil, fmt.Errorf("record bounce of %s: %w", email, err)
 	}
-
-	// The newest campaign mail to the address is the one that bounced (index
-	// campaign_recipients_sent_email: one probe).
-	_, err = tx.Exec(ctx, `
-		UPDATE campaign_recipients SET bounced_at = $2
-		WHERE (run_id, member_id) = (
-		    SELECT run_id, member_id FROM campaign_recipients
-		    WHERE lower(email) = $1 AND status = 'sent' AND sent_at > $2::timestamptz - $3::interval
-		    ORDER BY sent_at DESC LIMIT 1)
-		  AND bounced_at IS NULL`, email, now, BounceLookback)
-	if err != nil {
-		return nil, fmt.Errorf("mark mail to %s bounced: %w", email, err)
+	if out.RunID, err = markMail(ctx, tx, markBounced, email, in.MessageID, now); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("record bounce of %s: %w", email, err)
 	}
-	return &BounceResult{Email: email, Suppressed: suppressed}, nil
+	return out, nil
 }
 
 // IsSuppressed reports whether email may no longer be mailed.
