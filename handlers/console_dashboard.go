@@ -47,6 +47,16 @@ func ptrValue(get func(m *metrics.SegmentMetrics) *float64) func(m *metrics.Segm
 	}
 }
 
+func intPtrValue(get func(m *metrics.SegmentMetrics) *int64) func(m *metrics.SegmentMetrics) (float64, bool) {
+	return func(m *metrics.SegmentMetrics) (float64, bool) {
+		v := get(m)
+		if v == nil {
+			return 0, false
+		}
+		return float64(*v), true
+	}
+}
+
 func intValue(get func(m *metrics.SegmentMetrics) int64) func(m *metrics.SegmentMetrics) (float64, bool) {
 	return func(m *metrics.SegmentMetrics) (float64, bool) { return float64(get(m)), true }
 }
@@ -65,6 +75,11 @@ func dashColumns() []dashColumn {
 		{Key: "clv_predicted", Label: "CLV predicted", Numeric: true, value: ptrValue(func(m *metrics.SegmentMetrics) *float64 { return m.CLVPredicted })},
 		{Key: "p_alive", Label: "P(alive)", Numeric: true, value: ptrValue(func(m *metrics.SegmentMetrics) *float64 { return m.PAlive })},
 		{Key: "churn_rate", Label: "Churn rate", Numeric: true, value: ptrValue(func(m *metrics.SegmentMetrics) *float64 { return m.ChurnRate })},
+		{Key: "units_per_transaction", Label: "UPT", Numeric: true, value: ptrValue(func(m *metrics.SegmentMetrics) *float64 { return m.UnitsPerTransaction })},
+		{Key: "gross_margin", Label: "Gross margin", Numeric: true, value: intPtrValue(func(m *metrics.SegmentMetrics) *int64 { return m.GrossMargin })},
+		{Key: "clv_margin_historic", Label: "CLV margin historic", Numeric: true, value: ptrValue(func(m *metrics.SegmentMetrics) *float64 { return m.CLVMarginHistoric })},
+		{Key: "clv_margin_predicted", Label: "CLV margin predicted", Numeric: true, value: ptrValue(func(m *metrics.SegmentMetrics) *float64 { return m.CLVMarginPredicted })},
+		{Key: "unknown_cost_share", Label: "Lines of unknown cost", Numeric: true, value: ptrValue(func(m *metrics.SegmentMetrics) *float64 { return m.UnknownCostShare })},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,17 @@ func TestConsoleDashboard(t *testing.T) {
 			"RFM Champions", `aria-sort="ascending"`, "?dir=desc&amp;sort=clv_predicted", " NOK",
 			templates.FormatMoneyFloat(*all.CLVHistoric, "NOK"), templates.FormatPercent(*all.RepeatPurchaseRate)} {
 			if !strings.Contains(res.Body, want) && !strings.Contains(strings.ToLower(res.Body), strings.ToLower(want)) {
+				t.Errorf("the page does not show %q", want)
+			}
+		}
+		// The demo's receipts have lines, so UPT shows beside the margin columns (their
+		// figures are jobs/metrics' TestUnitsAndMargins).
+		if all.UnitsPerTransaction == nil {
+			t.Fatal("all: no UPT; the demo's receipts have lines")
+		}
+		for _, want := range []string{">UPT<", ">Gross margin<", ">CLV margin historic<", ">Lines of unknown cost<",
+			`<td class="num">` + strconv.FormatFloat(*all.UnitsPerTransaction, 'f', 2, 64) + `</td>`} {
+			if !strings.Contains(res.Body, want) {
 				t.Errorf("the page does not show %q", want)
 			}
 		}

@@ -19,10 +19,21 @@
 #   3. EXPLAIN (ANALYZE, BUFFERS) of each hand-written query, saved in the work directory.
 # Everything it starts is stopped on exit; the work directory is removed unless KEEP=1.
 #
+# Issue 16 (docs/benchmarks.md, "Catalogue"): LINES=1 also writes a catalogue (gencsv -format
+# products: PRODUCTS products in 40 categories, 10% without a cost) and every transaction's
+# receipt lines (gencsv -format retail -lines: ~2.5 a sale, amounts the sums of their lines),
+# loaded with `regulars import products` and \copy plus one INSERT joining the transactions by
+# (store, txn_id). CATALOGUE=1 then runs cmd/benchcatalogue: a segment count with one
+# bought_category rule beside a hand-written query of the same set, ROUNDS interleaved rounds,
+# with EXPLAINs; SKIP_FAMILIES=1 skips the per-family comparison (step 2).
+#
+#   sudo LINES=1 CATALOGUE=1 SKIP_FAMILIES=1 KEEP=1 scripts/bench-metrics.sh
+#
 # Knobs (environment): MEMBERS (1000000), STORES (10), ROWS (10000000), ROUNDS (2),
 # AS_OF (2026-01-01), TZNAME (Europe/Oslo), PGBIN (/usr/lib/postgresql/15/bin), KEEP=1,
 # WORK (an existing work directory of a KEEP=1 run: reuse its cluster and data, skip the load),
-# SKIP_RUN=1 (skip step 1, e.g. when reusing a run that measured it).
+# SKIP_RUN=1 (skip step 1, e.g. when reusing a run that measured it), LINES=1, PRODUCTS (5000),
+# CATALOGUE=1, CATEGORY ("Category 01"), SKIP_FAMILIES=1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +65,7 @@ trap cleanup EXIT INT TERM
 
 log "building regulars, gencsv and benchmetrics"
 (cd "$ROOT" && go build -o "$WORK/regulars" ./cmd/regulars && go build -o "$WORK/gencsv" ./cmd/gencsv &&
-	go build -o "$WORK/benchmetrics" ./cmd/benchmetrics)
+	go build -o "$WORK/benchmetrics" ./cmd/benchmetrics && go build -o "$WORK/benchcatalogue" ./cmd/benchcatalogue)
 
 mkdir -p "$WORK/pg" "$WORK/sock"
 [ "$(id -u)" = 0 ] && chown postgres: "$WORK/pg" "$WORK/sock"
@@ -81,7 +92,13 @@ timed() { # label cmd...: wall seconds and peak RSS into times.txt, output into 
 if [ -z "$REUSE" ]; then
 	log "writing $MEMBERS members and $ROWS transactions with gencsv"
 	"$WORK/gencsv" -members "$MEMBERS" -stores "$STORES" -format members >"$WORK/members.csv"
-	"$WORK/gencsv" -members "$MEMBERS" -stores "$STORES" -rows "$ROWS" -format retail >"$WORK/txns.csv"
+	if [ "${LINES:-}" = 1 ]; then
+		"$WORK/gencsv" -format products -products "${PRODUCTS:-5000}" >"$WORK/products.csv"
+		"$WORK/gencsv" -members "$MEMBERS" -stores "$STORES" -rows "$ROWS" -products "${PRODUCTS:-5000}" \
+			-format retail -lines "$WORK/lines.csv" >"$WORK/txns.csv"
+	else
+		"$WORK/gencsv" -members "$MEMBERS" -stores "$STORES" -rows "$ROWS" -format retail >"$WORK/txns.csv"
+	fi
 	"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
 	"${REGULARS[@]}" migrate >/dev/null
 	"${PSQL[@]}" -d bench -c "INSERT INTO stores (code, name, timezone, currency)
@@ -89,12 +106,24 @@ if [ -z "$REUSE" ]; then
 	"${PSQL[@]}" -d postgres -c CHECKPOINT
 	timed import-members "${REGULARS[@]}" import members "$WORK/members.csv"
 	timed import-txns "${REGULARS[@]}" import transactions "$WORK/txns.csv"
-	rm -f "$WORK/txns.csv" "$WORK/members.csv"
+	if [ "${LINES:-}" = 1 ]; then
+		timed import-products "${REGULARS[@]}" import products "$WORK/products.csv"
+		[ "$(id -u)" = 0 ] && chmod 644 "$WORK/lines.csv"
+		timed load-lines "${PSQL[@]}" -d bench -c "CREATE UNLOGGED TABLE lines_staging (store text, txn_id text, line int, sku text, qty int, unit_price_minor bigint)" \
+			-c "\\copy lines_staging FROM '$WORK/lines.csv' WITH (FORMAT csv, HEADER true)" \
+			-c "INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
+				SELECT t.id, l.line, l.sku, l.qty, l.unit_price_minor
+				FROM lines_staging l JOIN stores s ON s.code = l.store JOIN transactions t ON t.store_id = s.id AND t.txn_id = l.txn_id" \
+			-c "DROP TABLE lines_staging"
+	fi
+	rm -f "$WORK/txns.csv" "$WORK/members.csv" "$WORK/products.csv" "$WORK/lines.csv"
 	"${PSQL[@]}" -d bench -c "VACUUM ANALYZE" -c CHECKPOINT
 fi
 "${PSQL[@]}" -d bench -c "SELECT 'members ' || (SELECT count(*) FROM members) || ', transactions ' || count(*) ||
 	' (' || count(*) FILTER (WHERE member_id IS NOT NULL) || ' with a member, ' || count(*) FILTER (WHERE kind = 'refund') ||
-	' refunds), ' || pg_size_pretty(pg_total_relation_size('transactions')) FROM transactions" | tee -a "$WORK/times.txt" >&2
+	' refunds), ' || pg_size_pretty(pg_total_relation_size('transactions')) ||
+	', receipt lines ' || (SELECT count(*) FROM transaction_items) || ' (' || pg_size_pretty(pg_total_relation_size('transaction_items')) ||
+	'), products ' || (SELECT count(*) FROM products) FROM transactions" | tee -a "$WORK/times.txt" >&2
 
 if [ "${SKIP_RUN:-}" != 1 ]; then
 	log "the whole job: regulars metrics run --as-of $AS_OF"
@@ -102,10 +131,18 @@ if [ "${SKIP_RUN:-}" != 1 ]; then
 	head -1 "$WORK/metrics-run.out" >&2
 fi
 
-log "per family: hand-written query vs Compute with that family alone ($ROUNDS rounds), and the fit alone"
-/usr/bin/time -f '%M' -o "$WORK/benchmetrics.time" "$WORK/benchmetrics" -url "$URL" -as-of "$AS_OF" -tz "$TZNAME" \
-	-rounds "$ROUNDS" -explain "$WORK/explain" | tee "$WORK/benchmetrics.out"
-echo "benchmetrics peak RSS $(awk '{ printf "%.0f MB", $1 / 1024 }' "$WORK/benchmetrics.time")"
+mkdir -p "$WORK/explain"
+if [ "${SKIP_FAMILIES:-}" != 1 ]; then
+	log "per family: hand-written query vs Compute with that family alone ($ROUNDS rounds), and the fit alone"
+	/usr/bin/time -f '%M' -o "$WORK/benchmetrics.time" "$WORK/benchmetrics" -url "$URL" -as-of "$AS_OF" -tz "$TZNAME" \
+		-rounds "$ROUNDS" -explain "$WORK/explain" | tee "$WORK/benchmetrics.out"
+	echo "benchmetrics peak RSS $(awk '{ printf "%.0f MB", $1 / 1024 }' "$WORK/benchmetrics.time")"
+fi
+if [ "${CATALOGUE:-}" = 1 ]; then
+	log "segment count with one bought_category rule vs a hand-written query ($ROUNDS rounds)"
+	"$WORK/benchcatalogue" -url "$URL" -as-of "$AS_OF" -tz "$TZNAME" -category "${CATEGORY:-Category 01}" \
+		-rounds "$ROUNDS" -explain "$WORK/explain" | tee "$WORK/benchcatalogue.out"
+fi
 echo
 echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $("${PSQL[@]}" -d bench -c "SELECT 'PostgreSQL ' || current_setting('server_version') || ', shared_buffers=' || current_setting('shared_buffers') || ', work_mem=' || current_setting('work_mem')")"
 cat "$WORK/times.txt"

@@ -6,9 +6,12 @@
 //	gencsv -rows 1000000 -format table > txns-table.csv
 //	gencsv -members 1000000 -stores 10 -format members > members.csv
 //	gencsv -members 1000000 -stores 10 -rows 10000000 -format retail > txns.csv
+//	gencsv -format products -products 5000 > products.csv
+//	gencsv -members 1000000 -stores 10 -rows 10000000 -format retail -lines lines.csv > txns.csv
 //
 // The members and retail formats (retail.go) make a club for the metrics benchmark: members
-// with valid cards and home stores, and purchases that come back as real customers do.
+// with valid cards and home stores, and purchases that come back as real customers do. The
+// products format and -lines (catalogue.go) add a catalogue and the receipts' lines.
 //
 // The table format assumes the stores oslo-1, oslo-2, bergen-1 and trondheim-1 have the ids 1
 // to 4 (created in that order in a fresh database), and writes a stand-in content hash of the
@@ -34,16 +37,26 @@ var stores = []string{"oslo-1", "oslo-2", "bergen-1", "trondheim-1"}
 
 func main() {
 	rows := flag.Int("rows", 1_000_000, "number of transactions")
-	format := flag.String("format", "import", "import (the import CSV), table (the transactions table's columns, for \\copy), members (a members import CSV) or retail (an import CSV of purchases by those members)")
+	format := flag.String("format", "import", "import (the import CSV), table (the transactions table's columns, for \\copy), members (a members import CSV), retail (an import CSV of purchases by those members) or products (a products import CSV)")
 	seed := flag.Uint64("seed", 1, "random seed")
 	club := clubFlags{}
 	flag.IntVar(&club.members, "members", 1_000_000, "members and retail: number of members")
 	flag.IntVar(&club.stores, "stores", 10, "members and retail: number of stores, named store-01, store-02, ...")
 	flag.Float64Var(&club.anonymous, "anonymous", 0.25, "retail: share of sales without a member")
 	flag.Float64Var(&club.refunds, "refunds", 0.02, "retail: share of rows that refund an earlier sale")
+	cat := catalogueFlags{}
+	flag.IntVar(&cat.products, "products", 5000, "products and retail -lines: number of products")
+	flag.IntVar(&cat.categories, "categories", 40, "products and retail -lines: number of categories")
+	flag.IntVar(&cat.brands, "brands", 200, "products and retail -lines: number of brands")
+	flag.Float64Var(&cat.unknownCost, "unknown-cost", 0.1, "products and retail -lines: share of products without a cost")
+	linesFile := flag.String("lines", "", "retail: also write every transaction's receipt lines to this file (amounts become the sums of the lines)")
 	flag.Parse()
-	if *format != "import" && *format != "table" && *format != "members" && *format != "retail" {
-		fmt.Fprintln(os.Stderr, "gencsv: -format must be import, table, members or retail")
+	if *format != "import" && *format != "table" && *format != "members" && *format != "retail" && *format != "products" {
+		fmt.Fprintln(os.Stderr, "gencsv: -format must be import, table, members, retail or products")
+		os.Exit(2)
+	}
+	if cat.products < 1 || cat.categories < 1 || cat.brands < 1 {
+		fmt.Fprintln(os.Stderr, "gencsv: -products, -categories and -brands must be at least 1")
 		os.Exit(2)
 	}
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
@@ -51,8 +64,10 @@ func main() {
 	switch *format {
 	case "members":
 		err = generateMembers(w, club, *seed)
+	case "products":
+		err = generateProducts(w, cat, *seed)
 	case "retail":
-		err = generateRetail(w, *rows, club, *seed)
+		err = generateRetailFiles(w, *rows, club, cat, *seed, *linesFile)
 	default:
 		err = generate(w, *rows, *format == "table", *seed)
 	}
@@ -119,4 +134,24 @@ func generate(w io.Writer, rows int, table bool, seed uint64) error {
 		}
 	}
 	return nil
+}
+
+// generateRetailFiles writes the retail format, and the receipt lines to linesFile when named.
+func generateRetailFiles(w io.Writer, rows int, club clubFlags, cat catalogueFlags, seed uint64, linesFile string) error {
+	if linesFile == "" {
+		return generateRetail(w, rows, club, seed, nil, nil)
+	}
+	f, err := os.Create(linesFile)
+	if err != nil {
+		return err
+	}
+	lw := bufio.NewWriterSize(f, 1<<20)
+	err = generateRetail(w, rows, club, seed, newBasket(buildCatalogue(cat, seed), seed), lw)
+	if ferr := lw.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

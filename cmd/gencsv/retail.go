@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -95,7 +96,9 @@ func generateMembers(w io.Writer, c clubFlags, seed uint64) error {
 // c.anonymous of the sales without a member, the others by a member drawn in proportion to its
 // weight at a uniform time in its active span, at its home store four times in five; a share
 // c.refunds of the rows refund an earlier sale of the same store in full, up to 14 days later.
-func generateRetail(w io.Writer, rows int, c clubFlags, seed uint64) error {
+// With a basket (catalogue.go), every transaction's lines go to linesW: a sale's amount is then
+// the sum of its lines, and a refund has the lines of the sale it refunds.
+func generateRetail(w io.Writer, rows int, c clubFlags, seed uint64, b *basket, linesW io.Writer) error {
 	ms := buildClub(c, seed)
 	cum := make([]float64, len(ms))
 	total := 0.0
@@ -107,10 +110,18 @@ func generateRetail(w io.Writer, rows int, c clubFlags, seed uint64) error {
 	if _, err := fmt.Fprintln(w, "id,store,register,kind,occurred_at,amount,currency,member_card,member_email,refunds"); err != nil {
 		return err
 	}
+	if b != nil {
+		if _, err := fmt.Fprintln(linesW, "store,txn_id,line,sku,qty,unit_price_minor"); err != nil {
+			return err
+		}
+	}
 	type sale struct {
 		id, store, card, amount string
 		at                      time.Time
+		lines                   []receiptLine
 	}
+	var drawn []receiptLine
+	var lineBuf []byte
 	var recent []sale // a ring of recent sales to refund
 	var line []byte
 	salesSpan := int64(salesEnd.Sub(salesStart) / time.Second)
@@ -131,6 +142,12 @@ func generateRetail(w io.Writer, rows int, c clubFlags, seed uint64) error {
 			line = append(line, ",till-1,refund,"...)
 			line = at.AppendFormat(line, time.RFC3339)
 			line = append(line, ","+s.amount+",NOK,"+s.card+",,"+s.id+"\n"...)
+			if b != nil {
+				var err error
+				if lineBuf, err = writeLines(linesW, lineBuf, s.store, id, s.lines); err != nil {
+					return err
+				}
+			}
 		} else {
 			var s sale
 			if rng.Float64() < c.anonymous {
@@ -147,6 +164,16 @@ func generateRetail(w io.Writer, rows int, c clubFlags, seed uint64) error {
 			}
 			s.id = id
 			s.amount = strconv.FormatInt(100+rng.Int64N(50_000), 10)
+			if b != nil {
+				var sum int64
+				drawn, sum = b.draw(drawn)
+				s.lines = slices.Clone(drawn)
+				s.amount = strconv.FormatInt(sum, 10)
+				var err error
+				if lineBuf, err = writeLines(linesW, lineBuf, s.store, id, s.lines); err != nil {
+					return err
+				}
+			}
 			line = append(line, s.store...)
 			line = append(line, ",till-"+strconv.Itoa(1+rng.IntN(2))+",sale,"...)
 			line = s.at.AppendFormat(line, time.RFC3339)

@@ -230,7 +230,8 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 // $8 P (days), $9 lifespan cap (years). Only trusted family queries are spliced in.
 //
 // Plan: per_member scans the transactions of [min(A−W, A−2P), A) once and reduces them to one
-// row per member (a hash aggregate); each family lists its (segment, member) pairs; one hash
+// row per member (a hash aggregate), per_member_lines does the same for the window's receipt
+// lines (units and margins); each family lists its (segment, member) pairs; one hash
 // join and one GROUP BY segment then count, and the ratios are taken from the counts with
 // NULLIF so an empty denominator gives NULL, never a division error.
 func segmentMetricsSQL(families []Family) string {
@@ -252,6 +253,25 @@ per_member AS (
       AND t.occurred_at >= least($3::timestamptz, $4::timestamptz) AND t.occurred_at < $2
     GROUP BY t.member_id
 ),
+per_member_lines AS (
+    -- Receipt lines of the member transactions in the window (docs/metrics.md, "Units and
+    -- margins"): a refund's lines count against its member like its amount. A line's cost is
+    -- its product's cost_minor now; a line without one (sku not in the catalogue, or no cost
+    -- known) is counted as unknown and left out of the margin, never costed at 0. One hash join
+    -- of the window's transactions to the lines, and the (small) catalogue hashed beside it.
+    SELECT t.member_id,
+           sum(CASE WHEN t.kind = 'sale' THEN i.qty ELSE -i.qty END) AS units,
+           count(DISTINCT t.id) FILTER (WHERE t.kind = 'sale') AS itemised_orders,
+           count(*) AS lines,
+           count(*) FILTER (WHERE p.cost_minor IS NULL) AS unknown_cost_lines,
+           sum(net_amount(t.kind, i.qty * i.unit_price_minor)) FILTER (WHERE p.cost_minor IS NOT NULL) AS known_cost_revenue,
+           sum(net_amount(t.kind, i.qty * (i.unit_price_minor - p.cost_minor))) FILTER (WHERE p.cost_minor IS NOT NULL) AS gross_margin
+    FROM transactions t
+    JOIN transaction_items i ON i.transaction_id = t.id
+    LEFT JOIN products p ON p.sku = i.sku
+    WHERE t.member_id IS NOT NULL AND t.occurred_at >= $3 AND t.occurred_at < $2
+    GROUP BY t.member_id
+),
 membership (segment, member_id) AS (
     ` + membershipUnion(families) + `
 ),
@@ -263,9 +283,16 @@ counts AS (
            coalesce(sum(pm.orders), 0)::bigint AS orders,
            coalesce(sum(pm.net_revenue), 0)::bigint AS net_revenue,
            count(*) FILTER (WHERE pm.bought_before) AS churn_base,
-           count(*) FILTER (WHERE pm.bought_before AND NOT pm.bought_recently) AS churned
+           count(*) FILTER (WHERE pm.bought_before AND NOT pm.bought_recently) AS churned,
+           coalesce(sum(pl.units), 0)::bigint AS units,
+           coalesce(sum(pl.itemised_orders), 0)::bigint AS itemised_orders,
+           coalesce(sum(pl.lines), 0)::bigint AS lines,
+           coalesce(sum(pl.unknown_cost_lines), 0)::bigint AS unknown_cost_lines,
+           sum(pl.known_cost_revenue)::bigint AS known_cost_revenue,
+           sum(pl.gross_margin)::bigint AS gross_margin
     FROM membership s
     LEFT JOIN per_member pm ON pm.member_id = s.member_id
+    LEFT JOIN per_member_lines pl ON pl.member_id = s.member_id
     GROUP BY s.segment
 ),
 ratios AS (
@@ -273,7 +300,10 @@ ratios AS (
            c.repeaters::numeric / NULLIF(c.customers, 0) AS repeat_purchase_rate,
            c.net_revenue::numeric / NULLIF(c.orders, 0) AS aov,
            c.orders::numeric / NULLIF(c.customers, 0) * 365 / $7::int AS purchase_frequency,
-           c.churned::numeric / NULLIF(c.churn_base, 0) AS churn_rate
+           c.churned::numeric / NULLIF(c.churn_base, 0) AS churn_rate,
+           c.units::numeric / NULLIF(c.itemised_orders, 0) AS units_per_transaction,
+           c.unknown_cost_lines::numeric / NULLIF(c.lines, 0) AS unknown_cost_share,
+           c.gross_margin::numeric / NULLIF(c.known_cost_revenue, 0) AS margin_ratio
     FROM counts c
 ),
 lifespans AS (
@@ -288,10 +318,17 @@ lifespans AS (
 )
 INSERT INTO segment_metrics (run_id, segment, members, customers, repeat_purchase_rate, orders,
                              net_revenue, aov, purchase_frequency, churn_rate, lifespan_years,
-                             clv_historic)
+                             clv_historic, units, itemised_orders, units_per_transaction, lines,
+                             unknown_cost_lines, unknown_cost_share, known_cost_revenue,
+                             gross_margin, margin_ratio, clv_margin_historic)
 SELECT $6::bigint, l.segment, l.members, l.customers, l.repeat_purchase_rate, l.orders,
        l.net_revenue, l.aov, l.purchase_frequency, l.churn_rate, l.lifespan_years,
-       l.aov * l.purchase_frequency * l.lifespan_years
+       l.aov * l.purchase_frequency * l.lifespan_years,
+       l.units, l.itemised_orders, l.units_per_transaction, l.lines,
+       l.unknown_cost_lines, l.unknown_cost_share, l.known_cost_revenue,
+       l.gross_margin, l.margin_ratio,
+       -- CLV on margin: the same CLV with each purchase worth its margin (docs/metrics.md).
+       l.aov * l.purchase_frequency * l.lifespan_years * l.margin_ratio
 FROM lifespans l`
 }
 

@@ -266,6 +266,8 @@ UPDATE segment_metrics sm
 SET p_alive = a.p_alive::numeric,
     expected_purchases = a.expected_purchases::numeric,
     clv_predicted = a.clv_predicted::numeric,
+    -- The segment's margin ratio of the window, as for clv_margin_historic (docs/metrics.md).
+    clv_margin_predicted = a.clv_predicted::numeric * sm.margin_ratio,
     expected_churned = 1 - a.p_alive::numeric
 FROM averages a
 WHERE sm.run_id = $3 AND sm.segment = a.segment`

@@ -41,6 +41,19 @@ type SegmentMetrics struct {
 	ExpectedPurchases  *float64 `json:"expected_purchases"`
 	CLVPredicted       *float64 `json:"clv_predicted"`
 	ExpectedChurned    *float64 `json:"expected_churned"`
+	// Units and margins (docs/metrics.md): nil on runs made before they existed; the margin
+	// figures are also nil where no line of the segment's window has a known cost.
+	Units               *int64   `json:"units"`
+	ItemisedOrders      *int64   `json:"itemised_orders"`
+	UnitsPerTransaction *float64 `json:"units_per_transaction"`
+	Lines               *int64   `json:"lines"`
+	UnknownCostLines    *int64   `json:"unknown_cost_lines"`
+	UnknownCostShare    *float64 `json:"unknown_cost_share"`
+	KnownCostRevenue    *int64   `json:"known_cost_revenue"`
+	GrossMargin         *int64   `json:"gross_margin"`
+	MarginRatio         *float64 `json:"margin_ratio"`
+	CLVMarginHistoric   *float64 `json:"clv_margin_historic"`
+	CLVMarginPredicted  *float64 `json:"clv_margin_predicted"`
 }
 
 // Snapshot is one run with its segments, ordered by segment name.
@@ -67,7 +80,10 @@ func Latest(ctx context.Context, db *models.DB, asOf *time.Time) (*Snapshot, err
 		SELECT segment, members, customers, repeat_purchase_rate::float8, orders, net_revenue,
 		       aov::float8, purchase_frequency::float8, churn_rate::float8, lifespan_years::float8,
 		       clv_historic::float8, p_alive::float8, expected_purchases::float8,
-		       clv_predicted::float8, expected_churned::float8
+		       clv_predicted::float8, expected_churned::float8,
+		       units, itemised_orders, units_per_transaction::float8, lines, unknown_cost_lines,
+		       unknown_cost_share::float8, known_cost_revenue, gross_margin, margin_ratio::float8,
+		       clv_margin_historic::float8, clv_margin_predicted::float8
 		FROM segment_metrics WHERE run_id = $1 ORDER BY segment`, r.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read metrics of run %d: %w", r.ID, err)
@@ -76,7 +92,10 @@ func Latest(ctx context.Context, db *models.DB, asOf *time.Time) (*Snapshot, err
 		var m SegmentMetrics
 		err := row.Scan(&m.Segment, &m.Members, &m.Customers, &m.RepeatPurchaseRate, &m.Orders, &m.NetRevenue,
 			&m.AOV, &m.PurchaseFrequency, &m.ChurnRate, &m.LifespanYears, &m.CLVHistoric, &m.PAlive,
-			&m.ExpectedPurchases, &m.CLVPredicted, &m.ExpectedChurned)
+			&m.ExpectedPurchases, &m.CLVPredicted, &m.ExpectedChurned,
+			&m.Units, &m.ItemisedOrders, &m.UnitsPerTransaction, &m.Lines, &m.UnknownCostLines,
+			&m.UnknownCostShare, &m.KnownCostRevenue, &m.GrossMargin, &m.MarginRatio,
+			&m.CLVMarginHistoric, &m.CLVMarginPredicted)
 		return m, err
 	})
 	if err != nil {
@@ -94,6 +113,12 @@ var seriesColumns = map[string]string{
 	"lifespan_years": "lifespan_years", "clv_historic": "clv_historic", "p_alive": "p_alive",
 	"expected_purchases": "expected_purchases", "clv_predicted": "clv_predicted",
 	"expected_churned": "expected_churned",
+	"units":            "units", "itemised_orders": "itemised_orders",
+	"units_per_transaction": "units_per_transaction", "lines": "lines",
+	"unknown_cost_lines": "unknown_cost_lines", "unknown_cost_share": "unknown_cost_share",
+	"known_cost_revenue": "known_cost_revenue", "gross_margin": "gross_margin",
+	"margin_ratio": "margin_ratio", "clv_margin_historic": "clv_margin_historic",
+	"clv_margin_predicted": "clv_margin_predicted",
 }
 
 // Point is one value of a series; Value is nil where the metric is undefined.
