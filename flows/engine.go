@@ -437,6 +437,8 @@ func (e *Engine) mail(ctx context.Context, tx pgx.Tx, f *Flow, i int, op Op) (in
 	if mailCap <= 0 {
 		mailCap = math.MaxInt32
 	}
+	// The recipient rows carry what the mail needs of the member (models.RecipientSnapshot).
+	snapColumns, snapValues, snapJoins := models.RecipientSnapshot("$5")
 	tag, err := tx.Exec(ctx, `WITH `+due+`,
 		judged AS (
 			SELECT due.id, due.member_id, due.held_out, m.email,
@@ -446,9 +448,9 @@ func (e *Engine) mail(ctx context.Context, tx pgx.Tx, f *Flow, i int, op Op) (in
 		go AS (
 			SELECT * FROM judged WHERE held_out OR (quiet IS NULL AND NOT capped)),
 		ins AS (
-			INSERT INTO campaign_recipients (run_id, member_id, email, held_out, status)
-			SELECT $10::bigint, go.member_id, go.email, go.held_out, CASE WHEN go.held_out THEN 'held_out' ELSE 'queued' END
-			FROM go
+			INSERT INTO campaign_recipients (run_id, member_id, email, held_out, status, `+snapColumns+`)
+			SELECT $10::bigint, go.member_id, go.email, go.held_out, CASE WHEN go.held_out THEN 'held_out' ELSE 'queued' END, `+snapValues+`
+			FROM go JOIN members m ON m.id = go.member_id `+snapJoins+`
 			ON CONFLICT (run_id, member_id) DO NOTHING
 			RETURNING held_out),
 		counted AS (

@@ -20,3 +20,12 @@ pg_cpu() {
 	done
 	echo "$total"
 }
+
+# build_rev REV OUT: builds cmd/regulars as it is at git revision REV (not the working tree)
+# into $WORK/OUT.
+build_rev() {
+	mkdir "$WORK/src-$2"
+	git -C "$ROOT" archive "$1" | tar -x -C "$WORK/src-$2"
+	(cd "$WORK/src-$2" && go build -trimpath -o "$WORK/$2" ./cmd/regulars) # -trimpath: the build cache serves the next run
+	rm -rf "$WORK/src-$2"
+}

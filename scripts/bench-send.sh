@@ -18,7 +18,11 @@
 #
 # Knobs (environment): N (100000), CONCURRENCY (4), PGBIN (/usr/lib/postgresql/15/bin), KEEP=1
 # to keep the work directory (the server's log), PPROF=127.0.0.1:6060 to let the server serve
-# pprof during the run (e.g. go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=20).
+# pprof during the run (e.g. go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=20),
+# PGSS=1 (any value) to preload pg_stat_statements (with track_planning) and print the top statements of the
+# server's run, BASELINE_REV=<git revision> to also measure a server built from that revision in
+# the same run (bare loop, baseline, working tree, bare loop; each server on a fresh database).
+# PostgreSQL's CPU from the schedule to the run's end is printed per mail.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,13 +49,18 @@ case "$N$CONCURRENCY" in *[!0-9]*) echo "N and CONCURRENCY must be positive inte
 
 log "building regulars and benchsend"
 (cd "$ROOT" && go build -o "$WORK/regulars" ./cmd/regulars && go build -o "$WORK/benchsend" ./cmd/benchsend)
+if [ -n "${BASELINE_REV:-}" ]; then
+	log "building regulars at $BASELINE_REV ($(git -C "$ROOT" rev-parse --short "$BASELINE_REV"), the baseline)"
+	build_rev "$BASELINE_REV" regulars-baseline
+fi
 
 mkdir -p "$WORK/pg" "$WORK/sock"
 [ "$(id -u)" = 0 ] && chown postgres: "$WORK/pg" "$WORK/sock"
 as_pg "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
 PGPORT=$(free_port)
-as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/sock/postgres.log" -w -o \
-	"-p $PGPORT -k $WORK/sock -c listen_addresses=127.0.0.1" start >/dev/null
+PGOPTS="-p $PGPORT -k $WORK/sock -c listen_addresses=127.0.0.1"
+[ -n "${PGSS:-}" ] && PGOPTS="$PGOPTS -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
+as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/sock/postgres.log" -w -o "$PGOPTS" start >/dev/null
 PG_PID=$(head -1 "$WORK/pg/postmaster.pid")
 "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt -c "CREATE DATABASE bench" >/dev/null
 URL="postgres://postgres@127.0.0.1:$PGPORT/bench?sslmode=disable"
@@ -60,7 +69,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 PG_CPU0=$(pg_cpu)
 log "sending $N mails each way over $CONCURRENCY connections (load before: $LOAD_BEFORE)"
 "$WORK/benchsend" -database-url "$URL" -regulars "$WORK/regulars" -n "$N" -concurrency "$CONCURRENCY" \
-	-work "$WORK" ${PPROF:+-pprof "$PPROF"} | tee "$WORK/result.txt"
+	-work "$WORK" ${BASELINE_REV:+-baseline "$WORK/regulars-baseline"} -pg-pid "$PG_PID" ${PGSS:+-pgss} ${PPROF:+-pprof "$PPROF"} | tee "$WORK/result.txt"
 PG_CPU1=$(pg_cpu)
 log "PostgreSQL CPU during the run: $(awk -v a="$PG_CPU0" -v b="$PG_CPU1" 'BEGIN { printf "%.1f s", b - a }')"
 log "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $("$PGBIN/postgres" --version), $(go version | cut -d' ' -f3)"

@@ -17,16 +17,19 @@
 // Recipients. A pending run is claimed with FOR UPDATE SKIP LOCKED and its audience — the
 // segment's rules as of now AND segments.Mailable (active, confirmed consent, an address) AND
 // not suppressed by bounces — is copied into campaign_recipients by one INSERT ... SELECT,
-// never through Go. A deterministic share (holdout_percent) of them, chosen by a hash of (run,
-// member), is held out: it gets a row with status held_out and no mail.
+// never through Go, each row with what its mail needs of the member (models.RecipientSnapshot:
+// name, card, home store, language, tier, points) and a number (seq). A deterministic share
+// (holdout_percent) of them, chosen by a hash of (run, member), is held out: it gets a row with
+// status held_out and no mail.
 //
-// Sending and the crash rule. A Sender's workers claim recipients in chunks (Claim, 50) by
-// setting them to 'sending' with a short lease (30 s, renewed every 10 s while the worker holds
-// them), loading their members' data in the same statement, and send them one by one. A refusal
+// Sending and the crash rule. A Sender's workers claim recipients in chunks (Claim, 50): mostly
+// the next range of a run's seq (PostgresQueue.Claim), each row given a short lease (30 s,
+// renewed every 10 s while the worker holds them) and read with its snapshot, its member checked
+// again for being still mailable in the same statement; and they send them one by one. A refusal
 // or a temporary failure is recorded at once; the mails the relay accepted are recorded together,
 // Batch (10) at a time and when the worker stops early, in one statement — a commit per mail cost
-// more than the mail itself (docs/benchmarks.md, "Campaign sending"). A recipient left in
-// 'sending' after its lease expired was held by a process that died (or lost the database for
+// more than the mail itself (docs/benchmarks.md, "Campaign sending"). A recipient still leased
+// after its lease expired was held by a process that died (or lost the database for
 // longer than the lease); it is claimed again. Of those, only the mails each worker had handed to
 // the relay since its last recorded batch went out before the crash, so only those — at most one
 // Batch per worker of the dead process (Concurrency × Batch), plus any whose outcome could not be
@@ -40,8 +43,8 @@
 // several, is unaffected — PostgreSQL keeps every commit it acknowledged, so the bound above
 // holds. A crash of PostgreSQL itself or of its machine (not a clean shutdown) may lose the
 // commits of its last moments: at most 3 × wal_writer_delay, 600 ms by default. Marks lost that
-// way leave their recipients in 'sending' under their (durable) claim, so they are claimed again
-// when the lease runs out and sent once more: the mails marked sent in the last ~600 ms before a
+// way leave their recipients under their (durable) claim, so they are claimed again when the
+// lease runs out and sent once more: the mails marked sent in the last ~600 ms before a
 // PostgreSQL crash may go twice, on top of the bound above. None is skipped (a mark is written
 // only after the relay accepted its mail, and failures and claims commit normally), and none
 // goes to a member who may no longer be mailed (that is checked again at every claim).
@@ -247,14 +250,20 @@ func (d *Dispatcher) startOne(ctx context.Context, now time.Time) (done bool, er
 	}
 	basisPoints := int64(math.Round(holdout * 100))
 	var recipients, heldOut int64
+	// Each recipient row gets what its mail needs of the member (models.RecipientSnapshot), so
+	// that the senders' claims read this one table.
+	args = append([]any{runID, basisPoints}, args...)
+	args = append(args, d.DB.ZoneName())
+	snapColumns, snapValues, snapJoins := models.RecipientSnapshot(fmt.Sprintf("$%d", len(args)))
 	err = tx.QueryRow(ctx, `
 		WITH ins AS (
-			INSERT INTO campaign_recipients (run_id, member_id, email, held_out, status)
-			SELECT $1::bigint, m.id, m.email, h.held, CASE WHEN h.held THEN 'held_out' ELSE 'queued' END
+			INSERT INTO campaign_recipients (run_id, member_id, email, held_out, status, `+snapColumns+`)
+			SELECT $1::bigint, m.id, m.email, h.held, CASE WHEN h.held THEN 'held_out' ELSE 'queued' END, `+snapValues+`
 			FROM members m
 			CROSS JOIN LATERAL (
 				SELECT (('x' || substr(md5($1::bigint::text || ':' || m.id::text), 1, 8))::bit(32)::bigint % 10000) < $2::bigint AS held
 			) h
+			`+snapJoins+`
 			WHERE `+segments.Mailable+` AND (`+where+`)
 			  AND NOT EXISTS (SELECT 1 FROM email_suppressions es
 			                  WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL)
@@ -262,7 +271,7 @@ func (d *Dispatcher) startOne(ctx context.Context, now time.Time) (done bool, er
 			RETURNING held_out
 		)
 		SELECT count(*) FILTER (WHERE NOT held_out), count(*) FILTER (WHERE held_out) FROM ins`,
-		append([]any{runID, basisPoints}, args...)...).Scan(&recipients, &heldOut)
+		args...).Scan(&recipients, &heldOut)
 	if err != nil {
 		return false, fmt.Errorf("snapshot recipients of run %d: %w", runID, err)
 	}

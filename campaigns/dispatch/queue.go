@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -93,47 +94,137 @@ type LinkTracker interface {
 
 // PostgresQueue is the Queue in campaign_runs and campaign_recipients. A Sender without a Queue
 // uses one on its DB.
+//
+// A claimed recipient stays 'queued' with its lease in lease_until (rows claimed before
+// migration 00025 may still be 'sending'; they are claimed again the same way when their lease
+// ends). Claims, renewals and releases change only columns no index covers, so PostgreSQL
+// updates the rows in place (HOT); only the outcome ('sent', 'failed') touches the indexes.
 type PostgresQueue struct {
 	DB *models.DB
+
+	// lastSweep is when this queue last looked for stragglers (UnixNano; see Claim).
+	lastSweep atomic.Int64
 }
 
-// Claim takes up to n due recipients of sending runs — queued ones whose retry time has come,
-// and ones whose lease expired (in flight when their process died) — and, in the same
-// statement, what rendering needs of their members: the member, its home store, its tier and
-// points balance now, the stamp card's size, and whether it is still mailable (consent
-// withdrawn, erased or suppressed since the snapshot: not mailed). The card's size reads no
-// member, so PostgreSQL computes it once for the statement (an InitPlan), not once a row.
+// sweepEvery is how often a queue looks for stragglers while fresh ranges remain: recipients
+// whose lease expired (their process died), retries that came due, releases after a pause, and
+// rows a flow added behind a run's claimed range.
+const sweepEvery = 5 * time.Second
+
+// Claim takes up to n due recipients of sending runs with what rendering needs of them, copied
+// into their rows when they were made (models.RecipientSnapshot), and whether their members may
+// still be mailed (consent withdrawn, erased or suppressed since the snapshot: not mailed), read
+// for these n members only.
+//
+// Most claims take the next range of a run (claimRange): the run's claimed_seq moves past the
+// next n open recipients in seq order, and those in the range get their lease; a claim neither
+// locks nor skips other workers' rows one by one. Recipients the ranges do not hand out — leases
+// that expired, retries that came due, releases after a pause, rows a flow added behind a run's
+// range — are swept by the older kind of claim (claimSweep, FOR UPDATE SKIP LOCKED over the open
+// rows) when no range is left, and every sweepEvery meanwhile. Both set a lease only on a row
+// that has none (or an expired one), checked again on the row's latest version, so a recipient
+// is never held by two claims.
 func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) ([]Claimed, map[int64]ClaimedMember, error) {
-	rows, err := q.DB.Pool.Query(ctx, `
-		WITH picked AS MATERIALIZED (
-			SELECT cr.run_id, cr.member_id
-			FROM campaign_runs r JOIN campaign_recipients cr ON cr.run_id = r.id
-			WHERE r.status = 'sending'
-			  AND cr.status IN ('queued', 'sending')
-			  AND ((cr.status = 'queued' AND (cr.next_attempt_at IS NULL OR cr.next_attempt_at <= now()))
-			    OR (cr.status = 'sending' AND cr.lease_until < now()))
-			LIMIT $1
-			FOR UPDATE OF cr SKIP LOCKED
-		), got AS (
-			UPDATE campaign_recipients cr
-			SET status = 'sending', lease_until = now() + $2::interval, attempts = cr.attempts + 1
-			FROM picked p
-			WHERE cr.run_id = p.run_id AND cr.member_id = p.member_id
-			RETURNING cr.run_id, cr.member_id, cr.email, cr.attempts
-		)
-		SELECT got.run_id, got.member_id, got.email, got.attempts,
-			coalesce(m.card, ''), coalesce(m.name, ''), coalesce(st.code, ''), coalesce(m.language, ''),
-			t.name, coalesce(t.discount, 0),
-			(SELECT coalesce(sum(l.points), 0) FROM points_ledger l WHERE l.member_id = m.id),
-			coalesce((`+models.StampCostSQL+`), 0),
-			coalesce(`+segments.Mailable+` AND NOT EXISTS (SELECT 1 FROM email_suppressions es
+	now := time.Now().UnixNano()
+	if last := q.lastSweep.Load(); now-last >= int64(sweepEvery) && q.lastSweep.CompareAndSwap(last, now) {
+		recs, members, err := q.claim(ctx, claimSweep, n, lease)
+		if err != nil || len(recs) > 0 {
+			return recs, members, err
+		}
+	}
+	var run, from, to int64
+	b := &pgx.Batch{}
+	b.Queue(asyncCommit)
+	// Query, not QueryRow: no range is an empty result, not an error (pgx forgets its prepared
+	// statements after a batch with an error).
+	b.Queue(nextRange, n).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&run, &from, &to); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err := q.DB.Pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("claim recipients: %w", err)
+	}
+	if to > from {
+		recs, members, err := q.claim(ctx, claimRange, lease, run, from, to)
+		if err != nil || len(recs) > 0 {
+			return recs, members, err
+		}
+	}
+	q.lastSweep.Store(now)
+	return q.claim(ctx, claimSweep, n, lease)
+}
+
+// claimable is a recipient no claim holds that is due: queued without a lease, or with one
+// that expired, and past its retry time; or left 'sending' (claimed before migration 00025) by
+// a process that died.
+const claimable = `((cr.status = 'queued' AND (cr.lease_until IS NULL OR cr.lease_until < now())
+	  AND (cr.next_attempt_at IS NULL OR cr.next_attempt_at <= now()))
+	OR (cr.status = 'sending' AND cr.lease_until < now()))`
+
+// nextRange moves the claimed_seq of the first sending run with open recipients past its next
+// $1 open ones and returns the range it handed out: (claimed_from, claimed_seq]. The run's row
+// lock orders the workers, so this statement is alone in its transaction, committed without
+// waiting for the WAL flush (asyncCommit): the lock is held for microseconds, not for a flush.
+// A move lost in a crash of PostgreSQL only hands the same range out again, and its rows are
+// leased (with a normal commit) by claimRange, which leases only rows no claim holds.
+const nextRange = `
+	WITH run AS (
+		SELECT r.id FROM campaign_runs r
+		WHERE r.status = 'sending'
+		  AND EXISTS (SELECT 1 FROM campaign_recipients cr
+		              WHERE cr.run_id = r.id AND cr.seq > r.claimed_seq AND cr.status IN ('queued', 'sending'))
+		ORDER BY r.id
+		LIMIT 1
+	)
+	UPDATE campaign_runs r SET claimed_from = r.claimed_seq,
+		claimed_seq = coalesce((SELECT max(o.seq) FROM (
+			SELECT cr.seq FROM campaign_recipients cr
+			WHERE cr.run_id = r.id AND cr.seq > r.claimed_seq AND cr.status IN ('queued', 'sending')
+			ORDER BY cr.seq LIMIT $1) o), r.claimed_seq)
+	FROM run WHERE r.id = run.id AND r.status = 'sending'
+	RETURNING r.id, r.claimed_from, r.claimed_seq`
+
+// claimRange leases, for $1, the claimable recipients of run $2 in the range ($3, $4]
+// (nextRange). Its result is got: the claimed rows (claimedColumns).
+const claimRange = `
+	WITH got AS (
+		UPDATE campaign_recipients cr SET status = 'queued', lease_until = now() + $1::interval, attempts = cr.attempts + 1
+		WHERE cr.run_id = $2 AND cr.seq > $3 AND cr.seq <= $4 AND cr.status IN ('queued', 'sending')
+		  AND ` + claimable + `
+		RETURNING ` + claimedColumns + `
+	)`
+
+// claimSweep leases up to $1 claimable recipients of sending runs for $2, whatever their place
+// in their run's ranges.
+const claimSweep = `
+	WITH picked AS MATERIALIZED (
+		SELECT cr.run_id, cr.member_id
+		FROM campaign_runs r JOIN campaign_recipients cr ON cr.run_id = r.id
+		WHERE r.status = 'sending' AND cr.status IN ('queued', 'sending') AND ` + claimable + `
+		LIMIT $1
+		FOR UPDATE OF cr SKIP LOCKED
+	), got AS (
+		UPDATE campaign_recipients cr SET status = 'queued', lease_until = now() + $2::interval, attempts = cr.attempts + 1
+		FROM picked p
+		WHERE cr.run_id = p.run_id AND cr.member_id = p.member_id
+		RETURNING ` + claimedColumns + `
+	)`
+
+// claimedColumns are what a claim returns of each recipient: the claim and the snapshot.
+const claimedColumns = `cr.run_id, cr.member_id, cr.email, cr.attempts, cr.card, cr.name, cr.home_store, cr.language,
+	cr.tier, cr.discount, cr.points, cr.stamp_cost`
+
+// claim runs one kind of claim (claimRange or claimSweep, with its arguments) and reads, for the claimed members
+// only, whether each may still be mailed (by primary key and the suppressions' key).
+func (q *PostgresQueue) claim(ctx context.Context, kind string, args ...any) ([]Claimed, map[int64]ClaimedMember, error) {
+	rows, err := q.DB.Pool.Query(ctx, kind+`
+		SELECT got.*, coalesce(`+segments.Mailable+` AND NOT EXISTS (SELECT 1 FROM email_suppressions es
 				WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL), false)
-		FROM got
-		LEFT JOIN members m ON m.id = got.member_id
-		LEFT JOIN stores st ON st.id = m.home_store_id
-		LEFT JOIN LATERAL (
-			SELECT mt.name, mt.discount_percent::float8 AS discount FROM member_tier(m.id, now(), $3) mt
-		) t ON true`, n, lease, q.DB.ZoneName())
+		FROM got LEFT JOIN members m ON m.id = got.member_id`, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("claim recipients: %w", err)
 	}
@@ -142,25 +233,33 @@ func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) (
 	members := map[int64]ClaimedMember{}
 	for rows.Next() {
 		var c Claimed
-		var m models.Member
-		var tier *string
-		var discount float64
+		var card, name, store, language, tier *string
+		var discount *float64
+		var balance, stampCost *int32
 		var mailable bool
-		var balance, stampCost int
 		if err := rows.Scan(&c.RunID, &c.MemberID, &c.Email, &c.Attempts,
-			&m.Card, &m.Name, &m.HomeStore, &m.Language, &tier, &discount, &balance, &stampCost, &mailable); err != nil {
+			&card, &name, &store, &language, &tier, &discount, &balance, &stampCost, &mailable); err != nil {
 			return nil, nil, fmt.Errorf("claim recipients: %w", err)
 		}
-		m.ID = c.MemberID
 		out = append(out, c)
-		data := campaigns.NewMemberData(&m, tier, discount)
-		campaigns.AddPoints(&data, balance, stampCost)
+		m := models.Member{ID: c.MemberID, Card: deref(card), Name: deref(name), HomeStore: deref(store), Language: deref(language)}
+		data := campaigns.NewMemberData(&m, tier, deref(discount))
+		campaigns.AddPoints(&data, int(deref(balance)), int(deref(stampCost)))
 		members[m.ID] = ClaimedMember{Data: data, Mailable: mailable}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("claim recipients: %w", err)
 	}
 	return out, members, nil
+}
+
+// deref is *p, or the zero value for nil (a snapshot column the row was made without).
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
 }
 
 // asyncCommit, queued before a statement in a pgx.Batch, makes that statement commit without
@@ -172,13 +271,13 @@ func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) (
 // lost while its worker goes on sending.
 const asyncCommit = `SET LOCAL synchronous_commit = off`
 
-// stillSending is "the row is still claimed", written so that it does not imply the predicate
-// of the partial index campaign_recipients_open (run_id) WHERE status IN ('queued', 'sending'):
-// with a plain status = 'sending', PostgreSQL's generic plan for these one-row updates used that
-// index with run_id alone and filtered every open row of the run for the member, which made a
-// run quadratic (0.7 ms per recorded mail at 10,000 recipients, growing with the run; see
-// docs/benchmarks.md, "Campaign sending"). Written this way only the primary key fits.
-const stillSending = `(cr.status || '') = 'sending'`
+// stillHeld is "the row is still held by the claim", with the claim's attempts: a lease is set
+// only by a claim and cleared by every outcome and release. It does not name status, so it does
+// not imply the predicate of the partial index campaign_recipients_open: with a status test,
+// PostgreSQL's generic plan for these updates used that index with run_id alone and filtered
+// every open row of the run for the member, which made a run quadratic (0.7 ms per recorded mail
+// at 10,000 recipients; see docs/benchmarks.md, "Campaign sending"). Only the primary key fits.
+const stillHeld = `cr.lease_until IS NOT NULL`
 
 // MarkSent writes the marks in one statement, committed asynchronously, with three tries.
 func (q *PostgresQueue) MarkSent(ctx context.Context, mails []SentMail) error {
@@ -200,7 +299,7 @@ func (q *PostgresQueue) MarkSent(ctx context.Context, mails []SentMail) error {
 				sent_at = u.sent_at, next_attempt_at = NULL
 			FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[]) AS u(run_id, member_id, attempts, sent_at)
 			WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
-			  AND `+stillSending, runs, members, attempts, at)
+			  AND `+stillHeld, runs, members, attempts, at)
 		return q.DB.Pool.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
@@ -227,7 +326,7 @@ func (q *PostgresQueue) Record(ctx context.Context, r Claimed, status string, ca
 			UPDATE campaign_recipients cr SET status = $4, error = $5, lease_until = NULL,
 				sent_at = CASE WHEN $4 = 'sent' THEN now() END,
 				next_attempt_at = CASE WHEN $4 = 'queued' THEN now() + $6::interval END
-			WHERE run_id = $1 AND member_id = $2 AND `+stillSending+` AND attempts = $3`,
+			WHERE run_id = $1 AND member_id = $2 AND `+stillHeld+` AND attempts = $3`,
 			r.RunID, r.MemberID, r.Attempts, status, msg, retryIn)
 		return err
 	})
@@ -264,7 +363,7 @@ func (q *PostgresQueue) Release(ctx context.Context, recs []Claimed) error {
 		UPDATE campaign_recipients cr SET status = 'queued', lease_until = NULL, attempts = cr.attempts - 1
 		FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS u(run_id, member_id, attempts)
 		WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
-		  AND `+stillSending, runs, members, attempts); err != nil {
+		  AND `+stillHeld, runs, members, attempts); err != nil {
 		return fmt.Errorf("release %d claimed campaign recipients: %w", len(recs), err)
 	}
 	return nil
@@ -277,7 +376,7 @@ func (q *PostgresQueue) Renew(ctx context.Context, recs []Claimed, lease time.Du
 		UPDATE campaign_recipients cr SET lease_until = now() + $4::interval
 		FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS u(run_id, member_id, attempts)
 		WHERE cr.run_id = u.run_id AND cr.member_id = u.member_id AND cr.attempts = u.attempts
-		  AND `+stillSending+`
+		  AND `+stillHeld+`
 		RETURNING cr.run_id, cr.member_id`, runs, members, attempts, lease)
 	if err != nil {
 		return nil, fmt.Errorf("renew lease: %w", err)

@@ -9,6 +9,12 @@
 //     members in one saved segment, and a campaign to it created and scheduled through the API;
 //  3. the bare loop again (the machine is noisy: the ceiling is the mean of the two).
 //
+// With -baseline (another regulars binary, e.g. an earlier revision), that binary's server is
+// measured the same way between 1 and 2. Each server runs on a freshly created database (the one
+// -database-url names is dropped and created again). With -pg-pid, PostgreSQL's CPU from the
+// campaign's creation to its end is measured for each; with -pgss, pg_stat_statements' top
+// statements of each server's run are printed.
+//
 // The server's figure runs from its run's started_at (the recipient snapshot included) to the
 // sink's last mail; its peak RSS is VmHWM of the serve process at the end. The sink counts every
 // mail by its envelope recipient, so the run also checks that each member got exactly one.
@@ -63,6 +69,9 @@ func main() {
 		skipBare    = flag.Bool("skip-bare", false, "measure the server only")
 		flowMode    = flag.Bool("flow", false, "compare flow mail with campaign mail (the database is dropped and created for each run)")
 		rounds      = flag.Int("rounds", 3, "with -flow: runs of each way, alternated")
+		pgPID       = flag.Int("pg-pid", 0, "the postmaster's pid, to measure PostgreSQL's CPU during the server's run")
+		baseline    = flag.String("baseline", "", "another regulars binary (an earlier revision) to measure the same way before this one, each on a fresh database")
+		pgss        = flag.Bool("pgss", false, "print pg_stat_statements' top statements of the server's run (the cluster must preload it)")
 	)
 	flag.Parse()
 	if *dbURL == "" || *regulars == "" || *n < 1 || *concurrency < 1 || *rounds < 1 {
@@ -73,7 +82,7 @@ func main() {
 		if *flowMode {
 			return runFlows(sink, *dbURL, *regulars, *n, *concurrency, *rounds, work, *pprofAddr)
 		}
-		return run(sink, *dbURL, *regulars, *n, *concurrency, work, *pprofAddr, *skipBare)
+		return run(sink, *dbURL, *regulars, *baseline, *n, *concurrency, work, *pprofAddr, *skipBare, pgWatch{pid: *pgPID, statements: *pgss})
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "benchsend:", err)
 		os.Exit(1)
@@ -106,7 +115,7 @@ type result struct {
 	PerSec  float64 `json:"mails_per_s"`
 }
 
-func run(sink *sink, dbURL, regulars string, n, concurrency int, work, pprofAddr string, skipBare bool) error {
+func run(sink *sink, dbURL, regulars, baseline string, n, concurrency int, work, pprofAddr string, skipBare bool, pg pgWatch) error {
 	ctx := context.Background()
 	logf("sink on %s; %d mails each way over %d connections", sink.addr, n, concurrency)
 
@@ -131,14 +140,41 @@ func run(sink *sink, dbURL, regulars string, n, concurrency int, work, pprofAddr
 		}
 	}
 
-	sink.reset()
-	srv, err := serveRun(ctx, dbURL, regulars, work, sink, n, concurrency, pprofAddr, serveOptions{})
+	serve := func(binary, label string) (serverResult, error) {
+		if err := recreate(ctx, dbURL); err != nil {
+			return serverResult{}, err
+		}
+		dir := filepath.Join(work, label)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return serverResult{}, err
+		}
+		sink.reset()
+		srv, err := serveRun(ctx, dbURL, binary, dir, sink, n, concurrency, pprofAddr, serveOptions{pg: pg})
+		if err != nil {
+			return srv, err
+		}
+		srv.Way += " " + label
+		logf("regulars serve %s: %d mails in %.2f s (%.0f mails/s; sending alone %.2f s, %.0f mails/s), peak RSS %.1f MB, server CPU %.0f µs a mail, PostgreSQL CPU %.4f ms a mail",
+			label, srv.Mails, srv.Seconds, srv.PerSec, srv.sendSeconds, float64(n)/srv.sendSeconds, float64(srv.peakRSSKB)/1024,
+			1e6*srv.cpuSeconds/float64(n), 1e3*srv.pgCPUSeconds/float64(n))
+		if srv.statements != "" {
+			fmt.Fprint(os.Stderr, srv.statements)
+		}
+		return srv, nil
+	}
+	var base serverResult
+	if baseline != "" {
+		var err error
+		if base, err = serve(baseline, "baseline"); err != nil {
+			return err
+		}
+		results = append(results, base.result)
+	}
+	srv, err := serve(regulars, "this")
 	if err != nil {
 		return err
 	}
 	results = append(results, srv.result)
-	logf("regulars serve: %d mails in %.2f s (%.0f mails/s; sending alone %.2f s, %.0f mails/s), peak RSS %.1f MB",
-		srv.Mails, srv.Seconds, srv.PerSec, srv.sendSeconds, float64(n)/srv.sendSeconds, float64(srv.peakRSSKB)/1024)
 
 	if !skipBare {
 		if err := bare("bare go-mail loop (after)"); err != nil {
@@ -149,18 +185,37 @@ func run(sink *sink, dbURL, regulars string, n, concurrency int, work, pprofAddr
 	out := map[string]any{"mails": n, "concurrency": concurrency, "results": results,
 		"server_snapshot_s": srv.snapshotSeconds, "server_cpu_s": srv.cpuSeconds, "server_send_only_s": srv.sendSeconds,
 		"server_peak_rss_mb": float64(srv.peakRSSKB) / 1024, "server_rss_at_ready_mb": float64(srv.readyRSSKB) / 1024}
+	if pg.pid != 0 {
+		out["pg_cpu_s"] = srv.pgCPUSeconds
+		out["pg_cpu_ms_per_mail"] = 1e3 * srv.pgCPUSeconds / float64(n)
+	}
+	if baseline != "" {
+		out["baseline"] = map[string]any{"mails_per_s": base.PerSec, "send_only_mails_per_s": float64(n) / base.sendSeconds,
+			"server_cpu_s": base.cpuSeconds, "server_peak_rss_mb": float64(base.peakRSSKB) / 1024,
+			"pg_cpu_ms_per_mail": 1e3 * base.pgCPUSeconds / float64(n), "snapshot_s": base.snapshotSeconds}
+	}
 	if !skipBare {
-		ceiling := (results[0].PerSec + results[2].PerSec) / 2
+		ceiling := (results[0].PerSec + results[len(results)-1].PerSec) / 2
 		out["bare_mean_mails_per_s"] = ceiling
 		out["ratio"] = srv.PerSec / ceiling
 		out["ratio_send_only"] = float64(n) / srv.sendSeconds / ceiling
-		fmt.Printf("bare go-mail loop: %.0f and %.0f mails/s (mean %.0f)\n", results[0].PerSec, results[2].PerSec, ceiling)
+		fmt.Printf("bare go-mail loop: %.0f and %.0f mails/s (mean %.0f)\n", results[0].PerSec, results[len(results)-1].PerSec, ceiling)
+		if baseline != "" {
+			out["baseline"].(map[string]any)["ratio"] = base.PerSec / ceiling
+			fmt.Printf("baseline serve:    %.0f mails/s, %.0f%% of the bare loop; sending alone %.0f mails/s, %.0f%%; server CPU %.0f µs, PostgreSQL CPU %.4f ms a mail, peak RSS %.1f MB\n",
+				base.PerSec, 100*base.PerSec/ceiling, float64(n)/base.sendSeconds, 100*float64(n)/base.sendSeconds/ceiling,
+				1e6*base.cpuSeconds/float64(n), 1e3*base.pgCPUSeconds/float64(n), float64(base.peakRSSKB)/1024)
+		}
 		fmt.Printf("regulars serve:    %.0f mails/s, %.0f%% of the bare loop (target >= 80%%); sending alone %.0f mails/s, %.0f%%\n",
 			srv.PerSec, 100*srv.PerSec/ceiling, float64(n)/srv.sendSeconds, 100*float64(n)/srv.sendSeconds/ceiling)
 	}
 	fmt.Printf("server peak RSS:   %.1f MB (VmHWM; %.1f MB when ready; target < 150 MB)\n",
 		float64(srv.peakRSSKB)/1024, float64(srv.readyRSSKB)/1024)
 	fmt.Printf("server CPU:        %.1f s during the run, %.0f µs a mail\n", srv.cpuSeconds, 1e6*srv.cpuSeconds/float64(n))
+	if pg.pid != 0 {
+		fmt.Printf("PostgreSQL CPU:    %.2f s from the schedule to the run's end, %.4f ms a mail (target <= 0.02)\n",
+			srv.pgCPUSeconds, 1e3*srv.pgCPUSeconds/float64(n))
+	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
@@ -239,12 +294,17 @@ type serverResult struct {
 	sendSeconds, snapshotSeconds float64
 	peakRSSKB, readyRSSKB        int64
 	cpuSeconds                   float64 // the serve process's user+system CPU during the run
+	pgCPUSeconds                 float64 // PostgreSQL's, from the schedule to the run's end (with -pg-pid)
+	statements                   string  // pg_stat_statements' top statements of the run (with -pgss)
 }
 
 // serveOptions: flowEnv switches quiet hours and the mail cap off (REGULARS_QUIET_START =
 // REGULARS_QUIET_END = 00:00, REGULARS_MAIL_CAP=0); flow sends through a joined flow instead of
 // a campaign.
-type serveOptions struct{ flowEnv, flow bool }
+type serveOptions struct {
+	flowEnv, flow bool
+	pg            pgWatch
+}
 
 func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, concurrency int, pprofAddr string, opts serveOptions) (serverResult, error) {
 	var out serverResult
@@ -336,6 +396,10 @@ func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, 
 		return flowRun(ctx, dbURL, api, sink, n, pid, cpu0, exited, logFile.Name())
 	}
 	html, text := bodies()
+	pgCPU0, err := opts.pg.start(ctx, dbURL)
+	if err != nil {
+		return out, err
+	}
 	var seg, camp struct{ ID int64 }
 	if err := api.call("POST", "/api/v1/segments", map[string]any{"name": "bench",
 		"rules": map[string]any{"field": "email_domain", "op": "eq", "value": "bench.example"}}, &seg); err != nil {
@@ -374,6 +438,9 @@ func serveRun(ctx context.Context, dbURL, regulars, work string, sink *sink, n, 
 			return out, fmt.Errorf("campaign still %s a minute after its last mail", status)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if out.pgCPUSeconds, out.statements, err = opts.pg.stop(ctx, dbURL, pgCPU0); err != nil {
+		return out, err
 	}
 	err = out.finish(sink, n, pid, cpu0, "regulars serve (dispatcher and sender)", started, first, last)
 	return out, err
@@ -448,7 +515,11 @@ func seed(ctx context.Context, dbURL string, n int) error {
 }
 
 // cpuSeconds is the user and system CPU time process pid has used so far.
-func cpuSeconds(pid int) (float64, error) {
+func cpuSeconds(pid int) (float64, error) { return procCPU(pid, false) }
+
+// procCPU is the user and system CPU time process pid has used so far, with that of its reaped
+// children when children is set.
+func procCPU(pid int, children bool) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -464,6 +535,13 @@ func cpuSeconds(pid int) (float64, error) {
 	s, err2 := strconv.ParseFloat(f[12], 64)
 	if err1 != nil || err2 != nil {
 		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	if children && len(f) >= 15 {
+		cu, err1 := strconv.ParseFloat(f[13], 64)
+		cs, err2 := strconv.ParseFloat(f[14], 64)
+		if err1 == nil && err2 == nil {
+			u, s = u+cu, s+cs
+		}
 	}
 	return (u + s) / 100, nil
 }
@@ -757,4 +835,95 @@ func rounded(xs []float64) []int {
 		out[i] = int(x + 0.5)
 	}
 	return out
+}
+
+// pgWatch measures PostgreSQL during the server's run: the CPU of the postmaster pid and its
+// backends, and (statements) pg_stat_statements' top statements.
+type pgWatch struct {
+	pid        int
+	statements bool
+}
+
+// start resets pg_stat_statements and returns PostgreSQL's CPU so far.
+func (w pgWatch) start(ctx context.Context, dbURL string) (float64, error) {
+	if w.statements {
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+			return 0, err
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+			return 0, err
+		}
+	}
+	return w.cpu()
+}
+
+// stop returns PostgreSQL's CPU since cpu0 and the statements' report.
+func (w pgWatch) stop(ctx context.Context, dbURL string, cpu0 float64) (float64, string, error) {
+	cpu1, err := w.cpu()
+	if err != nil || !w.statements {
+		return cpu1 - cpu0, "", err
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, "", err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `
+		SELECT calls, round((total_exec_time + total_plan_time)::numeric, 1), round(total_plan_time::numeric, 1),
+		       rows, regexp_replace(left(query, 160), '\s+', ' ', 'g')
+		FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 12`)
+	if err != nil {
+		return 0, "", err
+	}
+	var b strings.Builder
+	b.WriteString("pg_stat_statements (calls, total ms, of which planning, rows, statement):\n")
+	for rows.Next() {
+		var calls, nrows int64
+		var total, plan float64
+		var q string
+		if err := rows.Scan(&calls, &total, &plan, &nrows, &q); err != nil {
+			return 0, "", err
+		}
+		fmt.Fprintf(&b, "  %7d %9.1f %8.1f %8d  %s\n", calls, total, plan, nrows, q)
+	}
+	return cpu1 - cpu0, b.String(), rows.Err()
+}
+
+// cpu is the user and system CPU of the postmaster with its reaped children and of its live
+// children (the backends), in seconds; 0 without a pid.
+func (w pgWatch) cpu() (float64, error) {
+	if w.pid == 0 {
+		return 0, nil
+	}
+	total, err := procCPU(w.pid, true)
+	if err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(w.pid) {
+			continue
+		}
+		if c, err := procCPU(pid, false); err == nil {
+			total += c
+		}
+	}
+	return total, nil
 }
