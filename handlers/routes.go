@@ -136,6 +136,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 
 	con.GET("/", cn.dashboard, consoleStaff)
 	con.POST("/metrics/run", cn.runMetricsNow, consoleAdmin)
+	con.GET("/revenue", cn.revenue, consoleStaff)
 
 	con.GET("/segments", cn.segmentList, consoleStaff)
 	con.GET("/segments/new", cn.segmentNew, consoleStaff)
