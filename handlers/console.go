@@ -3,7 +3,8 @@ package handlers
 // The marketers' console under /console/: server-rendered pages from templates/console, behind a
 // login with server-side sessions. Its routes are in routes.go; each area's handlers are in its
 // own file: console_auth.go (login, logout, sessions, roles), console_dashboard.go,
-// console_segments.go, console_campaigns.go, console_members.go.
+// console_segments.go, console_campaigns.go, console_members.go, and the owner's pages
+// console_stores.go, console_keys.go, console_users.go, console_audit.go.
 
 import (
 	"net/http"
@@ -23,7 +24,7 @@ type consolePage struct {
 	User  *consoleUser
 	CSRF  string // the session's CSRF token, for every form's hidden _csrf field
 	Title string
-	Nav   string // dashboard, segments, campaigns, flows, members, rewards: the highlighted menu entry
+	Nav   string // dashboard, segments, campaigns, flows, members, rewards, stores, keys, users, audit, account: the highlighted menu entry
 	Flash string // a one-line notice after a redirect ("Campaign scheduled")
 	Data  any
 }

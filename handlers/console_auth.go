@@ -253,6 +253,7 @@ func (cn *console) login(c echo.Context) error {
 	c.SetCookie(&http.Cookie{Name: consoleCookie, Value: token, Path: "/console",
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: cn.secureCookies()})
 	cn.clearCookie(c, consoleLoginCookie, "/console/login")
+	c.Set(ctxAuditUser, u) // the audit log records the login as this user's (audit.go)
 	cn.s.log.InfoContext(ctx, "console login", "user", u.Email, "role", u.Role)
 	return c.Redirect(http.StatusSeeOther, safeNext(v.Next))
 }

@@ -21,13 +21,12 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e.Use(s.observe) // logs and metrics; renders errors so the status it records is the real one
 	e.Use(middleware.Recover())
 	e.Use(s.statementDeadline) // a time limit for the request's database statements (deadline.go)
+	e.Use(s.audit)             // admins' and marketers' changes go to the audit log (audit.go)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	e.GET("/api/docs", s.apiDocs) // the document, or to a browser the page showing it (ops.go)
-	e.GET("/api/docs/openapi.yaml", s.apiDocsYAML)
-	e.GET("/api/docs/:file", s.apiDocsFile)
+	e.GET("/api/docs", s.apiDocs)
 
 	// The API (JSON under /api/v1, auth.go): each route names the roles that may call it.
 	admin := s.auth(models.RoleAdmin)
@@ -136,7 +135,6 @@ func (s *Server) routes(reg *prometheus.Registry) {
 
 	con.GET("/", cn.dashboard, consoleStaff)
 	con.POST("/metrics/run", cn.runMetricsNow, consoleAdmin)
-	con.GET("/revenue", cn.revenue, consoleStaff)
 
 	con.GET("/segments", cn.segmentList, consoleStaff)
 	con.GET("/segments/new", cn.segmentNew, consoleStaff)
@@ -184,4 +182,22 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	con.POST("/rewards/program", cn.saveRewardProgram, consoleAdmin)
 	con.POST("/rewards", cn.createReward, consoleAdmin)
 	con.POST("/rewards/edit/:code", cn.updateReward, consoleAdmin)
+
+	// The owner's pages (admin only; marketers see neither the links nor the pages), and every
+	// user's own account.
+	con.GET("/stores", cn.stores, consoleAdmin)
+	con.POST("/stores", cn.createStoreForm, consoleAdmin)
+	con.POST("/stores/:code", cn.updateStoreForm, consoleAdmin)
+	con.GET("/keys", cn.tillKeys, consoleAdmin)
+	con.POST("/keys", cn.createTillKey, consoleAdmin)
+	con.POST("/keys/:id/revoke", cn.revokeTillKey, consoleAdmin)
+	con.GET("/users", cn.users, consoleAdmin)
+	con.POST("/users", cn.inviteUser, consoleAdmin)
+	con.POST("/users/:id/disable", cn.userAction("disabled", cn.disableUser), consoleAdmin)
+	con.POST("/users/:id/enable", cn.userAction("enabled", cn.enableUser), consoleAdmin)
+	con.POST("/users/:id/password", cn.userAction("password", cn.resetUserPassword), consoleAdmin)
+	con.POST("/users/:id/role", cn.userAction("role", cn.setUserRole), consoleAdmin)
+	con.GET("/audit", cn.auditLog, consoleAdmin)
+	con.GET("/account", cn.account, consoleStaff)
+	con.POST("/account/password", cn.changeOwnPassword, consoleStaff)
 }

@@ -74,6 +74,8 @@ type ConsoleUser struct {
 	LockedUntil  *time.Time
 	CreatedAt    time.Time
 	LastLoginAt  *time.Time
+	// DisabledAt is set for a user who may no longer log in (users_admin.go).
+	DisabledAt *time.Time
 }
 
 // ConsoleSession is a logged-in session with its user.
@@ -98,21 +100,17 @@ func (db *DB) CreateUser(ctx context.Context, email, role, password string) (*Co
 	default:
 		fe.Add("role", "must be admin or marketer")
 	}
-	if n := len([]rune(password)); n < MinPasswordLength {
-		fe.Add("password", fmt.Sprintf("must be at least %d characters", MinPasswordLength))
-	} else if len(password) > maxPasswordBytes {
-		fe.Add("password", fmt.Sprintf("must be at most %d bytes", maxPasswordBytes))
-	}
+	checkPassword(fe, "password", password)
 	if err := fe.Err("invalid user"); err != nil {
 		return nil, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), db.passwordCost())
+	hash, err := db.hashPassword(password)
 	if err != nil {
-		return nil, fmt.Errorf("hash password: %w", err)
+		return nil, err
 	}
 	u := ConsoleUser{Email: email, Role: role}
 	err = db.Pool.QueryRow(ctx, `INSERT INTO console_users (email, role, password_hash, created_at)
-		VALUES ($1, $2, $3, $4) RETURNING id, created_at`, email, role, string(hash), db.Now()).Scan(&u.ID, &u.CreatedAt)
+		VALUES ($1, $2, $3, $4) RETURNING id, created_at`, email, role, hash, db.Now()).Scan(&u.ID, &u.CreatedAt)
 	if IsUniqueViolation(err, "console_users_email_key") {
 		return nil, &Error{Code: ECONFLICT, Message: "a console user with this email exists",
 			Fields: map[string]string{"email": "is taken"}}
@@ -121,6 +119,24 @@ func (db *DB) CreateUser(ctx context.Context, email, role, password string) (*Co
 		return nil, fmt.Errorf("create console user %s: %w", email, err)
 	}
 	return &u, nil
+}
+
+// checkPassword adds field's error to fe when password breaks the password policy.
+func checkPassword(fe FieldErrors, field, password string) {
+	if n := len([]rune(password)); n < MinPasswordLength {
+		fe.Add(field, fmt.Sprintf("must be at least %d characters", MinPasswordLength))
+	} else if len(password) > maxPasswordBytes {
+		fe.Add(field, fmt.Sprintf("must be at most %d bytes", maxPasswordBytes))
+	}
+}
+
+// hashPassword is password's bcrypt hash at db's cost.
+func (db *DB) hashPassword(password string) (string, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), db.passwordCost())
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(hash), nil
 }
 
 // passwordCost is the bcrypt cost of db's new passwords: PasswordCost unless tests lowered it.
@@ -158,8 +174,8 @@ func (db *DB) AuthenticateUser(ctx context.Context, email, password string) (*Co
 		hash string
 	)
 	err := db.Pool.QueryRow(ctx, `SELECT id, email, role, password_hash, failed_logins, locked_until,
-		created_at, last_login_at FROM console_users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).
-		Scan(&u.ID, &u.Email, &u.Role, &hash, &u.FailedLogins, &u.LockedUntil, &u.CreatedAt, &u.LastLoginAt)
+		created_at, last_login_at, disabled_at FROM console_users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).
+		Scan(&u.ID, &u.Email, &u.Role, &hash, &u.FailedLogins, &u.LockedUntil, &u.CreatedAt, &u.LastLoginAt, &u.DisabledAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		_ = bcrypt.CompareHashAndPassword(db.dummyHash(), []byte(password))
 		return nil, ErrWrongLogin
@@ -169,6 +185,11 @@ func (db *DB) AuthenticateUser(ctx context.Context, email, password string) (*Co
 	}
 	now := db.Now()
 	good := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+	if u.DisabledAt != nil {
+		// Answered like a wrong password, after the same comparison: a disabled login tells the
+		// person at the form nothing.
+		return nil, ErrWrongLogin
+	}
 	if u.LockedUntil != nil && now.Before(*u.LockedUntil) {
 		return nil, ErrAccountLocked // compared anyway above: a locked account answers as slowly
 	}
@@ -267,9 +288,9 @@ func sessionExpiry(created, seen time.Time) time.Time {
 	return absolute
 }
 
-// LookupSession returns the session of token with its user: ErrNoSession for an unknown token,
-// ErrSessionExpired (and the session is deleted) for one that has ended. Using a session moves
-// its idle expiry forward, writing at most once every minute.
+// LookupSession returns the session of token with its user: ErrNoSession for an unknown token or
+// a disabled user's, ErrSessionExpired (and the session is deleted) for one that has ended. Using
+// a session moves its idle expiry forward, writing at most once every minute.
 func (db *DB) LookupSession(ctx context.Context, token string) (*ConsoleSession, error) {
 	if token == "" {
 		return nil, ErrNoSession
@@ -278,7 +299,8 @@ func (db *DB) LookupSession(ctx context.Context, token string) (*ConsoleSession,
 	var s ConsoleSession
 	err := db.Pool.QueryRow(ctx, `SELECT s.csrf, s.created_at, s.last_seen_at, s.expires_at,
 			u.id, u.email, u.role, u.failed_logins, u.locked_until, u.created_at, u.last_login_at
-		FROM console_sessions s JOIN console_users u ON u.id = s.user_id WHERE s.id_hash = $1`, hash).
+		FROM console_sessions s JOIN console_users u ON u.id = s.user_id
+		WHERE s.id_hash = $1 AND u.disabled_at IS NULL`, hash).
 		Scan(&s.CSRF, &s.CreatedAt, &s.LastSeenAt, &s.ExpiresAt,
 			&s.User.ID, &s.User.Email, &s.User.Role, &s.User.FailedLogins, &s.User.LockedUntil,
 			&s.User.CreatedAt, &s.User.LastLoginAt)
