@@ -1,7 +1,8 @@
 package handlers
 
-// Console pages of the club: member search and profile, export and erase (admin), and the tier
-// ladder (admin edits, marketer reads).
+// Console pages of the club: member search and profile (the member 360: figures, tier progress,
+// points and a timeline of purchases, mails and consent changes), export and erase (admin), and
+// the tier ladder (admin edits, marketer reads).
 
 import (
 	"errors"
@@ -13,10 +14,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/regulars/regulars/models"
+	"github.com/regulars/regulars/templates"
 )
 
-// memberPurchasesShown is how many of a member's latest transactions the profile lists.
-const memberPurchasesShown = 50
+// memberTimelineShown is how many of a member's latest events (purchases, mails, consent
+// changes) the profile's timeline lists.
+const memberTimelineShown = models.MaxTimeline
 
 // memberPointsShown is how many of a member's latest ledger entries the profile lists.
 const memberPointsShown = 20
@@ -43,15 +46,19 @@ func (cn *console) members(c echo.Context) error {
 
 // memberView is the profile page's data.
 type memberView struct {
-	Member    *models.Member
-	Tier      *string
-	Discount  float64
-	Consents  []models.ConsentRecord
-	Purchases []models.Purchase
-	Points    *models.MemberPoints // balance and the latest ledger entries
-	Vouchers  []models.Voucher     // unused and unexpired
-	Erased    bool
-	CanAdmin  bool // show export and erase
+	Member   *models.Member
+	Tier     *string
+	Discount float64
+	Consents []models.ConsentRecord
+	Value    *models.MemberValue    // CLV, p_alive, RFM, tier progress
+	Currency string                 // the shops' one currency, for the figures ("" when they differ)
+	Timeline []models.TimelineEvent // newest first
+	// ExpectedPurchases is Value's, written with one decimal ("–" before a metrics run).
+	ExpectedPurchases string
+	Points            *models.MemberPoints // balance and the latest ledger entries
+	Vouchers          []models.Voucher     // unused and unexpired
+	Erased            bool
+	CanAdmin          bool // show export and erase
 }
 
 func (cn *console) member(c echo.Context) error {
@@ -72,7 +79,17 @@ func (cn *console) member(c echo.Context) error {
 	if v.Consents, err = cn.s.db.FindMemberConsents(ctx, id); err != nil {
 		return err
 	}
-	if v.Purchases, err = cn.s.db.FindMemberPurchases(ctx, id, memberPurchasesShown); err != nil {
+	if v.Value, err = cn.s.db.FindMemberValue(ctx, id); err != nil {
+		return err
+	}
+	v.ExpectedPurchases = templates.MissingFigure
+	if e := v.Value.ExpectedPurchases; e != nil {
+		v.ExpectedPurchases = strconv.FormatFloat(*e, 'f', 1, 64)
+	}
+	if v.Currency, err = cn.currency(c); err != nil {
+		return err
+	}
+	if v.Timeline, err = cn.s.db.FindMemberTimeline(ctx, id, memberTimelineShown); err != nil {
 		return err
 	}
 	if v.Points, err = cn.s.db.FindMemberPoints(ctx, id, memberPointsShown, 0); err != nil {

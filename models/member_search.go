@@ -113,17 +113,8 @@ func (db *DB) FindMemberPurchases(ctx context.Context, id int64, limit int) ([]P
 // FindMemberConsents returns member id's consent history, oldest first (with the evidence, which
 // erasure removes).
 func (db *DB) FindMemberConsents(ctx context.Context, id int64) ([]ConsentRecord, error) {
-	rows, err := db.Pool.Query(ctx, `
-		SELECT purpose, granted, source, text_version, coalesce(host(ip), ''), user_agent, recorded_at
+	out, err := db.findConsents(ctx, `SELECT purpose, granted, source, text_version, coalesce(host(ip), ''), user_agent, recorded_at
 		FROM consents WHERE member_id = $1 ORDER BY recorded_at, id`, id)
-	if err != nil {
-		return nil, fmt.Errorf("consents of member %d: %w", id, err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ConsentRecord, error) {
-		var c ConsentRecord
-		err := r.Scan(&c.Purpose, &c.Granted, &c.Source, &c.TextVersion, &c.IP, &c.UserAgent, &c.RecordedAt)
-		return c, err
-	})
 	if err != nil {
 		return nil, fmt.Errorf("consents of member %d: %w", id, err)
 	}
