@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"github.com/regulars/regulars/campaigns/feedback"
 	"github.com/regulars/regulars/campaigns/tracking"
 )
 
@@ -25,5 +26,12 @@ func (s *Server) campaignStats(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	paused, err := feedback.CampaignAutoPause(c.Request().Context(), s.db, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, struct {
+		*tracking.Stats
+		AutoPaused *feedback.AutoPause `json:"auto_paused"`
+	}{out, paused})
 }

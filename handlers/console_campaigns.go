@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/regulars/regulars/campaigns"
 	"github.com/regulars/regulars/campaigns/dispatch"
+	"github.com/regulars/regulars/campaigns/feedback"
 	"github.com/regulars/regulars/campaigns/segments"
 	"github.com/regulars/regulars/campaigns/tracking"
 	"github.com/regulars/regulars/models"
@@ -594,7 +595,7 @@ func (cn *console) campaignReport(c echo.Context) error {
 		d.Segment = names[*cp.SegmentID]
 	}
 	return cn.render(c, http.StatusOK, "campaign_report", consolePage{Title: "Report: " + cp.Name, Nav: "campaigns",
-		Flash: campaignNotices[c.QueryParam("done")], Data: d})
+		Flash: cn.autoPauseNotice(c, campaignNotices[c.QueryParam("done")], feedback.CampaignAutoPause, cp.ID), Data: d})
 }
 
 func (cn *console) renderEditor(c echo.Context, status int, d *campaignEditData) error {

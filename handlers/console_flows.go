@@ -22,6 +22,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/regulars/regulars/campaigns"
+	"github.com/regulars/regulars/campaigns/feedback"
 	"github.com/regulars/regulars/campaigns/segments"
 	"github.com/regulars/regulars/flows"
 	"github.com/regulars/regulars/models"
@@ -542,7 +543,7 @@ func (cn *console) flowReport(c echo.Context) error {
 	}
 	sort.Slice(d.Exits, func(i, j int) bool { return d.Exits[i].Count > d.Exits[j].Count })
 	return cn.render(c, http.StatusOK, "flow_report", consolePage{Title: "Report: " + f.Name, Nav: "flows",
-		Flash: flowNotices[c.QueryParam("done")], Data: d})
+		Flash: cn.autoPauseNotice(c, flowNotices[c.QueryParam("done")], feedback.FlowAutoPause, f.ID), Data: d})
 }
 
 func (cn *console) flowRedirect(c echo.Context, id int64, suffix, done string) error {

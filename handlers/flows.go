@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/regulars/regulars/campaigns/feedback"
 	"github.com/regulars/regulars/flows"
 	"github.com/regulars/regulars/models"
 )
@@ -103,5 +104,12 @@ func (s *Server) flowStats(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	paused, err := feedback.FlowAutoPause(c.Request().Context(), s.db, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, struct {
+		*flows.Stats
+		AutoPaused *feedback.AutoPause `json:"auto_paused"`
+	}{out, paused})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/regulars/regulars/campaigns/providers"
 	"github.com/regulars/regulars/jobs/metrics"
 	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/templates"
@@ -47,6 +48,9 @@ type Config struct {
 	Tracking TrackingOptions
 	// Security configures client addresses and HSTS.
 	Security SecurityOptions
+	// Webhooks are the mail providers' webhook secrets (webhooks.go); a provider left unset
+	// answers 404.
+	Webhooks providers.Settings
 	// Templates are the parsed pages and console templates; nil: New loads them (templates.Load),
 	// so a broken template stops the server at start-up.
 	Templates *templates.Engine
@@ -68,6 +72,8 @@ type Server struct {
 	campaigns   CampaignOptions
 	tracking    TrackingOptions
 	security    SecurityOptions
+	// providers are the configured mail providers' webhook checks (webhooks.go).
+	providers *providers.Set
 	// templates are the pages and console templates, parsed once.
 	templates *templates.Engine
 	// countSlot lets one background segment count run at a time in this process (segments.go),
@@ -116,10 +122,14 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Templates = t
 	}
+	provs, err := providers.New(cfg.Webhooks)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: %w", err)
+	}
 	s := &Server{db: cfg.DB, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), echo: echo.New(),
 		tz: cfg.Timezone, statementLimit: cfg.StatementTimeout, metricsOpts: cfg.Metrics,
 		club: cfg.Club, campaigns: cfg.Campaigns, tracking: cfg.Tracking, security: cfg.Security,
-		templates: cfg.Templates, countSlot: make(chan struct{}, 1)}
+		templates: cfg.Templates, countSlot: make(chan struct{}, 1), providers: provs}
 	cfg.Registry.MustRegister(newPoolCollector(cfg.DB))
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
