@@ -5,7 +5,7 @@ import "context"
 // otherSampleMember differs from sampleMember in every field, so that a link built from member
 // data comes out differently for the two (see SampleHTML).
 var otherSampleMember = MemberData{FirstName: "Ola", Name: "Ola Hansen", Card: "7098765432103",
-	HomeStore: "bergen-2", Tier: "Silver", Discount: "5", Language: sampleMember.Language}
+	HomeStore: "bergen-2", Tier: "Silver", Discount: "5", DiscountText: "5 %", Language: sampleMember.Language}
 
 // SampleHTML renders c's HTML body for two sample members who differ in every field, with the
 // placeholder links of baseURL. A link that is the same in both is the template's own; one that
@@ -16,11 +16,11 @@ func (c *Compiled) SampleHTML(ctx context.Context, baseURL string) (a, b string,
 		return "", "", nil
 	}
 	links := PlaceholderLinks(baseURL)
-	ra, err := c.Preview(ctx, sampleMember, links)
+	ra, err := c.execute(ctx, sampleMember, links, SampleVouchers{})
 	if err != nil {
 		return "", "", err
 	}
-	rb, err := c.Preview(ctx, otherSampleMember, links)
+	rb, err := c.execute(ctx, otherSampleMember, links, SampleVouchers{})
 	if err != nil {
 		return "", "", err
 	}

@@ -8,6 +8,7 @@ package campaigns
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	htmltemplate "html/template"
 	"io"
@@ -29,7 +30,7 @@ import (
 // HTML body, text/template for the subject and the text body) executed with Data:
 //
 //	{{.Member.FirstName}} {{.Member.Name}} {{.Member.Card}} {{.Member.HomeStore}}
-//	{{.Member.Tier}} {{.Member.Discount}} {{.Member.Points}} {{.Member.Stamps}}
+//	{{.Member.Tier}} {{.Member.Discount}} {{.Member.DiscountText}} {{.Member.Points}} {{.Member.Stamps}}
 //	{{.Member.StampsNeeded}} {{.Links.Preferences}} {{.Links.Unsubscribe}}
 //	{{.Barcode}} {{.StampCard}} {{.Voucher.Code}} {{(.Voucher "coffee").Code}}
 //
@@ -105,6 +106,9 @@ type MemberData struct {
 	// Discount is the tier's discount in percent without trailing zeros ("10", "12.5"), empty
 	// when the member has none, so {{if .Member.Discount}} tests it.
 	Discount string
+	// DiscountText is Discount as a reader expects it, with the percent sign: "10 %", "12.5 %";
+	// empty when Discount is. {{.Member.Discount}} alone prints a bare "10".
+	DiscountText string
 	// Language is the member's mail language; the footer is written in it.
 	Language string
 	// Points is the member's points balance (the sum of their ledger; 0 without a program).
@@ -137,7 +141,7 @@ var SampleMember = sampleMember
 // sampleMember is what templates are executed with when a campaign is saved, so that a field
 // that does not exist is refused then rather than when the campaign goes out.
 var sampleMember = MemberData{FirstName: "Kari", Name: "Kari Nordmann", Card: "7012345678908",
-	HomeStore: "oslo-1", Tier: "Gold", Discount: "10", Language: templates.DefaultLanguage,
+	HomeStore: "oslo-1", Tier: "Gold", Discount: "10", DiscountText: "10 %", Language: templates.DefaultLanguage,
 	Points: 7, Stamps: 7, StampsNeeded: 10}
 
 // NewMemberData fills MemberData from a stored member and its tier (nil: none) and discount.
@@ -151,6 +155,7 @@ func NewMemberData(m *models.Member, tier *string, discount float64) MemberData 
 	}
 	if discount > 0 {
 		d.Discount = strconv.FormatFloat(discount, 'f', -1, 64)
+		d.DiscountText = d.Discount + " %"
 	}
 	return d
 }
@@ -544,9 +549,38 @@ func (c *Compiled) Render(ctx context.Context, r Recipient) (*mailer.Message, er
 }
 
 // Preview renders the parts of a mail for member and links without building a message, under
-// the render budget and ctx.
+// the render budget and ctx. The barcode images the mail would carry as inline parts ("cid:")
+// are put into the HTML as data URIs, since a page showing the preview has no mail parts to
+// resolve "cid:" against (the console's preview showed a broken image).
 func (c *Compiled) Preview(ctx context.Context, member MemberData, links Links) (*Rendered, error) {
-	return c.execute(ctx, member, links, SampleVouchers{})
+	out, err := c.execute(ctx, member, links, SampleVouchers{})
+	if err != nil {
+		return nil, err
+	}
+	if out.barcode {
+		if out.HTML, err = inlineImage(out.HTML, BarcodeCID, member.Card); err != nil {
+			return nil, err
+		}
+	}
+	for _, code := range out.vouchers {
+		if out.HTML, err = inlineImage(out.HTML, voucherCID(code), code); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// inlineImage replaces the src "cid:<cid>" in html with a data URI of the barcode of code.
+func inlineImage(html, cid, code string) (string, error) {
+	src := `src="cid:` + cid + `"`
+	if !strings.Contains(html, src) {
+		return html, nil
+	}
+	png, err := templates.BarcodePNG(code, 400, 160)
+	if err != nil {
+		return "", err
+	}
+	return strings.ReplaceAll(html, src, `src="data:image/png;base64,`+base64.StdEncoding.EncodeToString(png)+`"`), nil
 }
 
 // templateErrorRE splits the errors of text/template: "template: html:3: unexpected ..." and

@@ -60,6 +60,9 @@ type FlowRevenue struct {
 	// without matured members in both groups).
 	PerMember *float64          `json:"per_member"`
 	Holdout   *tracking.Holdout `json:"holdout"`
+	// Margin is the gross margin of the receipt lines of the purchases in Revenue whose cost
+	// the catalogue knows, with the lines of unknown cost counted beside it (margin.go).
+	Margin models.Margin `json:"margin"`
 }
 
 // FindFlowStats computes flow id's report; attributionDays is REGULARS_ATTRIBUTION_DAYS (0:
@@ -94,6 +97,9 @@ func FindFlowStats(ctx context.Context, db *models.DB, id int64, attributionDays
 		return nil, err
 	}
 	if err := readRevenue(ctx, db, id, attributionDays, st); err != nil {
+		return nil, err
+	}
+	if err := readMargin(ctx, db, id, attributionDays, st); err != nil {
 		return nil, err
 	}
 	if err := db.Pool.QueryRow(ctx, `

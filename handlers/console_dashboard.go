@@ -125,6 +125,8 @@ type dashboardView struct {
 	Segment   string // the segment of the line charts
 	Segments  []dashOption
 	Lines     []dashChart
+	// Categories is what the segment of the line charts buys (console_revenue.go).
+	Categories *dashCategories
 }
 
 // segmentFamily is the family of a snapshot's segment name: the part before the colon.
@@ -285,6 +287,9 @@ func (cn *console) dashboard(c echo.Context) error {
 	view.Bars = dashBars(view.Rows, view.Currency)
 	view.Lines, err = cn.dashLines(c, snap.Run.AsOf, view.Segment, segmentLabel(view.Segment, names), view.Currency)
 	if err != nil {
+		return err
+	}
+	if view.Categories, err = cn.dashCategoryTable(c, view.Segment, segmentLabel(view.Segment, names), snap.Run.AsOf); err != nil {
 		return err
 	}
 	return cn.render(c, http.StatusOK, "dashboard", page)

@@ -288,7 +288,8 @@ func (cn *console) renderSegmentForm(c echo.Context, status int, view *segmentFo
 }
 
 // segmentBuilderData is what the visual builder needs, as JSON for a data- attribute: the field
-// registry, suggestions for the free-text fields that name stores and tiers, and the limits
+// registry, suggestions for the free-text fields that name stores and tiers, the fields whose
+// values a picker searches in the catalogue (GET /console/api/catalogue), and the limits
 // segments.Parse enforces.
 func (cn *console) segmentBuilderData(ctx context.Context) (string, error) {
 	stores, err := cn.s.db.FindStores(ctx)
@@ -309,7 +310,8 @@ func (cn *console) segmentBuilderData(ctx context.Context) (string, error) {
 	b, err := json.Marshal(map[string]any{
 		"fields": segments.Fields(), "suggest": suggest,
 		"maxDepth": segments.MaxDepth, "maxRules": segments.MaxRules,
-		"preview": "/console/api/segments/preview",
+		"preview":   "/console/api/segments/preview",
+		"catalogue": "/console/api/catalogue", "pickers": []string{"bought_sku", "bought_category", "bought_brand"},
 	})
 	return string(b), err
 }

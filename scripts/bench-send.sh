@@ -21,7 +21,8 @@
 # pprof during the run (e.g. go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=20),
 # PGSS=1 (any value) to preload pg_stat_statements (with track_planning) and print the top statements of the
 # server's run, BASELINE_REV=<git revision> to also measure a server built from that revision in
-# the same run (bare loop, baseline, working tree, bare loop; each server on a fresh database).
+# the same run (bare loop, baseline, working tree, bare loop; each server on a fresh database),
+# REV=<git revision> to measure a server built from that revision instead of the working tree.
 # PostgreSQL's CPU from the schedule to the run's end is printed per mail.
 set -euo pipefail
 
@@ -48,7 +49,13 @@ trap cleanup EXIT INT TERM
 case "$N$CONCURRENCY" in *[!0-9]*) echo "N and CONCURRENCY must be positive integers" >&2; exit 1 ;; esac
 
 log "building regulars and benchsend"
-(cd "$ROOT" && go build -o "$WORK/regulars" ./cmd/regulars && go build -o "$WORK/benchsend" ./cmd/benchsend)
+(cd "$ROOT" && go build -o "$WORK/benchsend" ./cmd/benchsend)
+if [ -n "${REV:-}" ]; then
+	log "building regulars at $REV ($(git -C "$ROOT" rev-parse --short "$REV"))"
+	build_rev "$REV" regulars
+else
+	(cd "$ROOT" && go build -o "$WORK/regulars" ./cmd/regulars)
+fi
 if [ -n "${BASELINE_REV:-}" ]; then
 	log "building regulars at $BASELINE_REV ($(git -C "$ROOT" rev-parse --short "$BASELINE_REV"), the baseline)"
 	build_rev "$BASELINE_REV" regulars-baseline

@@ -100,6 +100,9 @@ type Revenue struct {
 	// mail is configured or nothing was sent.
 	Cost *int64   `json:"cost"`
 	ROI  *float64 `json:"roi"`
+	// Margin is the gross margin of the receipt lines of the purchases in Attributed whose
+	// cost the catalogue knows, with the lines of unknown cost counted beside it (margin.go).
+	Margin models.Margin `json:"margin"`
 }
 
 // Holdout is the lift of revenue per recipient over revenue per held-out member.
@@ -201,6 +204,9 @@ func FindCampaignStats(ctx context.Context, db *models.DB, campaignID int64, o S
 		finish(accs[st.Runs[i].RunID], other[st.Runs[i].RunID])
 	}
 	finish(total, len(other) > 0)
+	if err := readMargins(ctx, db, campaignID, o.AttributionDays, st); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 

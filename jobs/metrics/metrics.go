@@ -255,17 +255,13 @@ per_member AS (
 ),
 per_member_lines AS (
     -- Receipt lines of the member transactions in the window (docs/metrics.md, "Units and
-    -- margins"): a refund's lines count against its member like its amount. A line's cost is
-    -- its product's cost_minor now; a line without one (sku not in the catalogue, or no cost
-    -- known) is counted as unknown and left out of the margin, never costed at 0. One hash join
-    -- of the window's transactions to the lines, and the (small) catalogue hashed beside it.
+    -- margins"): a refund's lines count against its member like its amount; the margin
+    -- columns are models.LineMarginSQL (lines of unknown cost counted, never costed at 0). One
+    -- hash join of the window's transactions to the lines, the (small) catalogue hashed beside.
     SELECT t.member_id,
            sum(CASE WHEN t.kind = 'sale' THEN i.qty ELSE -i.qty END) AS units,
            count(DISTINCT t.id) FILTER (WHERE t.kind = 'sale') AS itemised_orders,
-           count(*) AS lines,
-           count(*) FILTER (WHERE p.cost_minor IS NULL) AS unknown_cost_lines,
-           sum(net_amount(t.kind, i.qty * i.unit_price_minor)) FILTER (WHERE p.cost_minor IS NOT NULL) AS known_cost_revenue,
-           sum(net_amount(t.kind, i.qty * (i.unit_price_minor - p.cost_minor))) FILTER (WHERE p.cost_minor IS NOT NULL) AS gross_margin
+           ` + models.LineMarginSQL + `
     FROM transactions t
     JOIN transaction_items i ON i.transaction_id = t.id
     LEFT JOIN products p ON p.sku = i.sku

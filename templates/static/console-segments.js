@@ -176,15 +176,119 @@
       }
       e.setAttribute('list', listID);
     }
-    e.addEventListener('input', function () {
+    var emit = function () {
       if (multiple) {
         onValue(e.value.split(',').map(function (s) { return parseValue(f, s); })
           .filter(function (v) { return v !== null; }));
       } else {
         onValue(parseValue(f, e.value));
       }
-    });
+    };
+    e.addEventListener('input', emit);
+    if (cfg.pickers && cfg.pickers.indexOf(f.name) >= 0 && cfg.catalogue) {
+      return picker(f, e, multiple, emit);
+    }
     return e;
+  }
+
+  // ---- catalogue pickers -------------------------------------------------------------------
+
+  // picker turns the text input e of a bought_* rule into a combobox that searches the catalogue
+  // as one types (GET cfg.catalogue?field=&query=, debounced): skus by sku, name, category or
+  // brand, and the distinct categories or brands. Picking a choice (click, or arrows and Enter)
+  // puts its value in the input, for "is one of" in place of the term being typed, and the
+  // rule changes as if it had been typed. The input still takes any text: a sku not in the
+  // catalogue counts too.
+  function picker(f, e, multiple, emit) {
+    var box = el('span', { class: 'rb-picker' });
+    var listID = e.id + '-options';
+    var list = el('ul', { id: listID, role: 'listbox', class: 'rb-options', 'aria-label': 'Catalogue matches' });
+    list.hidden = true;
+    e.setAttribute('role', 'combobox');
+    e.setAttribute('aria-autocomplete', 'list');
+    e.setAttribute('aria-expanded', 'false');
+    e.setAttribute('aria-controls', listID);
+    e.setAttribute('autocomplete', 'off');
+    e.placeholder = multiple ? 'type to search, comma between values' : 'type to search the catalogue';
+    box.appendChild(e);
+    box.appendChild(list);
+    var wait = null, asked = 0, active = -1;
+
+    // term is what is being typed: the whole value, or its last comma-separated part.
+    function term() {
+      return multiple ? e.value.slice(e.value.lastIndexOf(',') + 1).trim() : e.value.trim();
+    }
+    function close() {
+      list.hidden = true;
+      list.textContent = '';
+      active = -1;
+      e.setAttribute('aria-expanded', 'false');
+      e.removeAttribute('aria-activedescendant');
+    }
+    function pick(value) {
+      if (multiple) {
+        var done = e.value.slice(0, e.value.lastIndexOf(',') + 1);
+        e.value = (done ? done.trim() + ' ' : '') + value + ', ';
+      } else {
+        e.value = value;
+      }
+      close();
+      emit();
+      e.focus();
+    }
+    function mark(i) {
+      var items = list.querySelectorAll('[role=option]');
+      if (!items.length) { return; }
+      active = (i + items.length) % items.length;
+      Array.prototype.forEach.call(items, function (li, j) { li.setAttribute('aria-selected', j === active ? 'true' : 'false'); });
+      e.setAttribute('aria-activedescendant', items[active].id);
+    }
+    function search() {
+      var id = ++asked;
+      fetch(cfg.catalogue + '?field=' + encodeURIComponent(f.name) + '&query=' + encodeURIComponent(term()), {
+        credentials: 'same-origin', headers: { Accept: 'application/json' }
+      }).then(function (res) { return res.ok ? res.json() : { options: [] }; }).then(function (body) {
+        if (id !== asked || document.activeElement !== e) { return; }
+        // A choice marked with the arrows stays marked when a later answer still lists it.
+        var items = list.querySelectorAll('[role=option]');
+        var was = active >= 0 && items[active] ? items[active].getAttribute('data-value') : null;
+        close();
+        (body.options || []).forEach(function (o, i) {
+          var li = el('li', { id: listID + '-' + i, role: 'option', 'aria-selected': 'false', 'data-value': o.value, text: o.label });
+          // mousedown, not click: it comes before the input's blur closes the list.
+          li.addEventListener('mousedown', function (ev) { ev.preventDefault(); pick(o.value); });
+          list.appendChild(li);
+        });
+        if (!list.children.length) {
+          list.appendChild(el('li', { class: 'rb-no-options', text: 'Nothing in the catalogue matches.' }));
+        }
+        list.hidden = false;
+        e.setAttribute('aria-expanded', 'true');
+        (body.options || []).forEach(function (o, i) { if (o.value === was) { mark(i); } });
+      }).catch(function () { /* the input still takes the text as typed */ });
+    }
+    e.addEventListener('input', function () {
+      clearTimeout(wait);
+      wait = setTimeout(search, 200);
+    });
+    e.addEventListener('focus', function () {
+      clearTimeout(wait);
+      wait = setTimeout(search, 200);
+    });
+    e.addEventListener('blur', function () { clearTimeout(wait); close(); });
+    e.addEventListener('keydown', function (ev) {
+      if (list.hidden) { return; }
+      if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+        ev.preventDefault();
+        mark(active + (ev.key === 'ArrowDown' ? 1 : -1));
+      } else if (ev.key === 'Enter') {
+        ev.preventDefault(); // with the list open, Enter picks rather than submitting the form
+        if (active >= 0) { pick(list.querySelectorAll('[role=option]')[active].getAttribute('data-value')); }
+      } else if (ev.key === 'Escape') {
+        close();
+      }
+    });
+    return box;
   }
 
   function renderRule(rule, parent, depth) {
