@@ -92,7 +92,13 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api.PATCH("/rewards/:code", s.updateReward, admin)
 	api.POST("/redemptions", s.createRedemption, register)
 	api.POST("/redemptions/:store/:id/cancel", s.cancelRedemption, register)
-	api.POST("/webhooks/bounce", s.bounceWebhook, admin)
+	// Mail providers (webhooks.go): the generic format takes a webhook (or admin) token, the
+	// providers' own endpoints check the provider's signature or basic auth instead.
+	api.POST("/webhooks/bounce", s.bounceWebhook, s.auth(models.RoleWebhook, models.RoleAdmin))
+	api.POST("/webhooks/ses", s.sesWebhook)
+	api.POST("/webhooks/sendgrid", s.sendgridWebhook)
+	api.POST("/webhooks/mailgun", s.mailgunWebhook)
+	api.POST("/webhooks/postmark", s.postmarkWebhook)
 
 	// Tracked links of campaign mail (clicks.go).
 	e.GET("/c/:token", s.click)
