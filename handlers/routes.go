@@ -141,6 +141,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 
 	con.GET("/", cn.dashboard, consoleStaff)
 	con.POST("/metrics/run", cn.runMetricsNow, consoleAdmin)
+	con.GET("/help", cn.help, consoleStaff)
+	con.GET("/help/:doc", cn.helpDoc, consoleStaff)
 
 	con.GET("/segments", cn.segmentList, consoleStaff)
 	con.GET("/segments/new", cn.segmentNew, consoleStaff)

@@ -17,8 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regulars/regulars/campaigns"
 	"github.com/regulars/regulars/campaigns/dispatch"
 	"github.com/regulars/regulars/campaigns/mailer"
+	"github.com/regulars/regulars/campaigns/providers"
 	"github.com/regulars/regulars/campaigns/tracking"
 	"github.com/regulars/regulars/flows"
 	"github.com/regulars/regulars/handlers"
@@ -81,9 +83,23 @@ type config struct {
 	DKIMKeyFile  string
 	DKIMSelector string
 
+	// Webhooks are the mail providers' webhook settings (REGULARS_SES_TOPIC_ARNS,
+	// REGULARS_SENDGRID_WEBHOOK_KEY, REGULARS_MAILGUN_SIGNING_KEY, REGULARS_POSTMARK_WEBHOOK_AUTH);
+	// a provider whose setting is empty has no endpoint (404).
+	Webhooks providers.Settings
+
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (REGULARS_TRUSTED_PROXIES,
 	// comma-separated CIDRs); none by default, so the peer's address is the client's.
 	TrustedProxies []*net.IPNet
+
+	// TimezoneGiven tells that REGULARS_TIMEZONE was set; without it serve --demo takes the demo
+	// stores' zone (demoTimezone), so that the console schedules in the shops' time.
+	TimezoneGiven bool
+
+	// Shop is what the campaign editor's starter templates show: REGULARS_SHOP_NAME (default:
+	// the name in REGULARS_MAIL_FROM), REGULARS_SHOP_COLOR, REGULARS_SHOP_LOGO_URL and
+	// REGULARS_SHOP_URL.
+	Shop campaigns.Shop
 }
 
 // loadConfig reads the environment through getenv.
@@ -231,11 +247,26 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.MetricsMonthlyDiscountRate = n
 	}
+	for arn := range strings.SplitSeq(getenv("REGULARS_SES_TOPIC_ARNS"), ",") {
+		if arn = strings.TrimSpace(arn); arn != "" {
+			c.Webhooks.SESTopicARNs = append(c.Webhooks.SESTopicARNs, arn)
+		}
+	}
+	c.Webhooks.SendGridKey = getenv("REGULARS_SENDGRID_WEBHOOK_KEY")
+	c.Webhooks.MailgunKey = getenv("REGULARS_MAILGUN_SIGNING_KEY")
+	c.Webhooks.PostmarkAuth = getenv("REGULARS_POSTMARK_WEBHOOK_AUTH")
+	// A key that cannot be used stops the start with the setting's name, not the first webhook.
+	if _, err := providers.New(c.Webhooks); err != nil {
+		return c, err
+	}
 	proxies, err := parseTrustedProxies(getenv("REGULARS_TRUSTED_PROXIES"))
 	if err != nil {
 		return c, err
 	}
 	c.TrustedProxies = proxies
+	c.TimezoneGiven = getenv("REGULARS_TIMEZONE") != ""
+	c.Shop = campaigns.Shop{Name: getenv("REGULARS_SHOP_NAME"), Color: getenv("REGULARS_SHOP_COLOR"),
+		LogoURL: getenv("REGULARS_SHOP_LOGO_URL"), URL: getenv("REGULARS_SHOP_URL")}.WithDefaults(c.MailFrom)
 	return c, nil
 }
 
@@ -265,6 +296,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 
 // validate checks the settings that can be checked without side effects.
 func (c *config) validate() error {
+	if err := c.Shop.Check(); err != nil {
+		return err
+	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		return fmt.Errorf("REGULARS_TIMEZONE %q is not an IANA time zone", c.Timezone)
 	}
