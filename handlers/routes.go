@@ -26,9 +26,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	e.GET("/api/docs", s.apiDocs) // the document, or to a browser the page showing it (ops.go)
-	e.GET("/api/docs/openapi.yaml", s.apiDocsYAML)
-	e.GET("/api/docs/:file", s.apiDocsFile)
+	e.GET("/api/docs", s.apiDocs)
 
 	// The API (JSON under /api/v1, auth.go): each route names the roles that may call it.
 	admin := s.auth(models.RoleAdmin)
@@ -143,7 +141,6 @@ func (s *Server) routes(reg *prometheus.Registry) {
 
 	con.GET("/", cn.dashboard, consoleStaff)
 	con.POST("/metrics/run", cn.runMetricsNow, consoleAdmin)
-	con.GET("/revenue", cn.revenue, consoleStaff)
 
 	con.GET("/segments", cn.segmentList, consoleStaff)
 	con.GET("/segments/new", cn.segmentNew, consoleStaff)

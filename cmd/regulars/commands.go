@@ -78,11 +78,6 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	}); err != nil {
 		return err
 	}
-	if demo && !env.cfg.TimezoneGiven {
-		// The demo's stores are all in Oslo: with no zone of its own the installation takes
-		// theirs, so "today", the nightly jobs and the console's schedule default are the shops'.
-		env.cfg.Timezone = demoTimezone
-	}
 	log := env.cfg.logger(env.stderr)
 	// Checked before anything starts, so a bad key stops serve with one line, not a mail later.
 	dkim, err := env.cfg.dkimOptions()
@@ -211,6 +206,9 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	if err := scheduler.Add("@hourly", clubmail.Purge{DB: db.DB, TTL: env.cfg.confirmTTL(), Log: log}); err != nil {
 		return err
 	}
+	if err := scheduler.Add("@hourly", jobs.PurgeProviderEvents{DB: db.DB, Log: log}); err != nil {
+		return err
+	}
 	// The segment lists show cached counts; every replica schedules the count, and a segment
 	// another replica has just counted is skipped (jobs.CountSegments).
 	if err := scheduler.Add("@every "+jobs.SegmentCountsEvery.String(), jobs.CountSegments{DB: db.DB, Log: log}); err != nil {
@@ -226,10 +224,11 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		Timezone: metricsOpts.Timezone, StatementTimeout: env.cfg.StatementTimeout, Metrics: metricsOpts,
 		Club: handlers.ClubOptions{Secret: []byte(env.cfg.Secret), BaseURL: env.cfg.BaseURL,
 			ConfirmTTL: env.cfg.confirmTTL(), JoinRate: env.cfg.JoinRate, MailQueued: clubMail.Kick},
-		Campaigns: handlers.CampaignOptions{Mail: mailSender, BaseURL: env.cfg.BaseURL, From: env.cfg.MailFrom, Shop: env.cfg.Shop},
+		Campaigns: handlers.CampaignOptions{Mail: mailSender, BaseURL: env.cfg.BaseURL, From: env.cfg.MailFrom},
 		Tracking:  handlers.TrackingOptions{AttributionDays: env.cfg.AttributionDays, CostPerMail: env.cfg.CostPerMail},
 		Security:  handlers.SecurityOptions{TrustedProxies: env.cfg.TrustedProxies, HSTS: env.cfg.httpsBaseURL()},
 		Templates: tmpl,
+		Webhooks:  env.cfg.Webhooks,
 	})
 	if err != nil {
 		return err
@@ -274,7 +273,7 @@ func (env *environment) apikeyCreate(ctx context.Context, args []string) error {
 	var role, store, name string
 	var expires time.Duration
 	if err := env.parse("apikey create", args, func(fs *flag.FlagSet) {
-		fs.StringVar(&role, "role", "", "register, marketer or admin")
+		fs.StringVar(&role, "role", "", "register, marketer, admin or webhook (a mail provider: the webhook endpoints only)")
 		fs.StringVar(&store, "store", "", "store code (required for register)")
 		fs.StringVar(&name, "name", "", "who or what uses the key, e.g. oslo-1 till 2")
 		fs.DurationVar(&expires, "expires", 0, "refuse the key after this long, e.g. 720h (default: never)")

@@ -18,7 +18,7 @@ const usage = `Regulars: a loyalty and email-marketing server for shops.
 Usage:
   regulars serve [--demo]                 HTTP server and cron jobs
   regulars migrate                        apply schema migrations
-  regulars apikey create --role register|marketer|admin [--store CODE] --name NAME [--expires 720h]
+  regulars apikey create --role register|marketer|admin|webhook [--store CODE] --name NAME [--expires 720h]
   regulars apikey list                    every key, one a line, its id first (never a token)
   regulars apikey revoke ID               refuse the key on every server within seconds
   regulars user create --email EMAIL --role admin|marketer   console login (password on stdin or prompted)
