@@ -27,6 +27,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	e.GET("/api/docs", s.apiDocs)
+	e.GET("/api/docs/openapi.yaml", s.apiDocsYAML)
+	e.GET("/api/docs/:file", s.apiDocsFile)
 
 	// The API (JSON under /api/v1, auth.go): each route names the roles that may call it.
 	admin := s.auth(models.RoleAdmin)
@@ -141,6 +143,9 @@ func (s *Server) routes(reg *prometheus.Registry) {
 
 	con.GET("/", cn.dashboard, consoleStaff)
 	con.POST("/metrics/run", cn.runMetricsNow, consoleAdmin)
+	con.GET("/help", cn.help, consoleStaff)
+	con.GET("/help/:doc", cn.helpDoc, consoleStaff)
+	con.GET("/revenue", cn.revenue, consoleStaff)
 
 	con.GET("/segments", cn.segmentList, consoleStaff)
 	con.GET("/segments/new", cn.segmentNew, consoleStaff)
