@@ -208,7 +208,9 @@ func TestSNS(t *testing.T) {
 	before := len(signer.Fetched())
 	for _, u := range []string{"http://sns.eu-west-1.amazonaws.com/c.pem", "https://sns.eu-west-1.amazonaws.com.evil.example/c.pem",
 		"https://evil.example/sns.eu-west-1.amazonaws.com/c.pem", "https://sns.eu-west-1.amazonaws.com:8443/c.pem",
-		"https://user@sns.eu-west-1.amazonaws.com/c.pem", "https://s3.eu-west-1.amazonaws.com/c.pem"} {
+		"https://user@sns.eu-west-1.amazonaws.com/c.pem", "https://s3.eu-west-1.amazonaws.com/c.pem",
+		"https://sns.eu-west-1.amazonaws.com/?Action=Publish&x=SimpleNotificationService-1.pem",
+		"https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-1.pem?x=1"} {
 		m := foreign
 		m.TopicArn, m.SigningCertURL = providertest.TopicARN, u
 		_, err := v.Verify(ctx, signer.Sign(m))

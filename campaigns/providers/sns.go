@@ -31,6 +31,10 @@ const SNSWindow = time.Hour
 // sns.<region>.amazonaws.com (region like us-east-1, eu-central-2, us-gov-west-1).
 var snsHost = regexp.MustCompile(`^sns\.[a-z]{2}(-[a-z]+)+-[0-9]+\.amazonaws\.com$`)
 
+// snsCertPath is the path of SNS signing certificates (SimpleNotificationService-<hex>.pem):
+// anything else on the host is no certificate, and is not fetched.
+var snsCertPath = regexp.MustCompile(`^/SimpleNotificationService-[A-Za-z0-9]{1,64}\.pem$`)
+
 // maxCertBytes bounds a fetched certificate; maxCachedCerts the certificates kept (SNS rotates
 // its certificate rarely, so a handful covers every region in use).
 const (
@@ -157,8 +161,10 @@ func (v *SNSVerifier) Verify(ctx context.Context, body []byte) (*SNSMessage, err
 	if err != nil {
 		return nil, unauthorized("the SNS signature must be base64")
 	}
-	if _, err := CheckSNSURL(m.SigningCertURL); err != nil {
+	if u, err := CheckSNSURL(m.SigningCertURL); err != nil {
 		return nil, unauthorized("SigningCertURL: %v", err)
+	} else if !snsCertPath.MatchString(u.Path) || u.RawQuery != "" {
+		return nil, unauthorized("SigningCertURL %q is not an SNS certificate's", m.SigningCertURL)
 	}
 	cert, err := v.cert(ctx, m.SigningCertURL)
 	if err != nil {
