@@ -157,6 +157,7 @@ func cancelOnServer(cfg *pgxpool.Config) {
 
 // Close releases every connection.
 func (db *DB) Close() {
+	db.tills.close()
 	_ = db.sql.Close()
 	db.Pool.Close()
 }

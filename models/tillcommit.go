@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Group commit of the till's single transactions (POST /transactions, issue 14).
@@ -42,13 +44,22 @@ type tillCommitter struct {
 	flushing int
 	room     chan struct{} // a slot per queued transaction: at most tillMaxQueued wait
 	once     sync.Once
+	// pool is db.Pool's configuration with at most tillMaxFlushes connections whose sessions
+	// force generic plans. Groups vary in size, and PostgreSQL estimates unnest() of an array
+	// parameter at 10 rows: for groups smaller than that the plan cache finds custom plans
+	// cheaper and plans the whole insert again for every group (1-2.5 ms of CPU, more than
+	// executing a group of 10). The generic plan serves every size; the batch endpoint keeps
+	// custom plans on db.Pool, where up to 1000 rows steer the join.
+	pool    *pgxpool.Pool
+	poolErr error
 }
 
 const (
-	// tillMaxFlushes is how many groups are written at once. Two keep PostgreSQL working on one
-	// group while the other waits for its WAL flush; more only make the groups smaller on two
-	// cores (docs/benchmarks.md, "Group commit").
-	tillMaxFlushes = 2
+	// tillMaxFlushes is how many groups are written at once (and the connections of the
+	// committer's pool, beside REGULARS_DB_MAX_CONNS). Measured with 32 registers on two
+	// shared cores (docs/benchmarks.md, "Till group commit"): 2 left PostgreSQL idle while
+	// each group waited for its WAL flush; 8 gave more throughput than 4, with groups of 4-10.
+	tillMaxFlushes = 8
 	// tillMaxGroup is the most transactions one statement writes.
 	tillMaxGroup = 256
 	// tillMaxQueued bounds the queue; beyond it callers wait for room (or their context).
@@ -66,7 +77,17 @@ type tillWaiter struct {
 
 // commit queues t (valid, hashed, of store) for the next group and waits for its outcome.
 func (c *tillCommitter) commit(ctx context.Context, db *DB, store *Store, t *Transaction) (BatchResult, error) {
-	c.once.Do(func() { c.room = make(chan struct{}, tillMaxQueued) })
+	c.once.Do(func() {
+		c.room = make(chan struct{}, tillMaxQueued)
+		cfg := db.Pool.Config()
+		cfg.MaxConns = tillMaxFlushes
+		cfg.MinConns = 0
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+		c.pool, c.poolErr = pgxpool.NewWithConfig(context.WithoutCancel(ctx), cfg)
+	})
+	if c.poolErr != nil {
+		return BatchResult{}, fmt.Errorf("record transaction: %w", c.poolErr)
+	}
 	select {
 	case c.room <- struct{}{}:
 	case <-ctx.Done():
@@ -107,6 +128,15 @@ func (c *tillCommitter) take() []*tillWaiter {
 	clear(c.queue[rest:])
 	c.queue = c.queue[:rest]
 	return group
+}
+
+// close closes the pool of the group flushes, if it was opened; the caller makes sure that no
+// flush runs (DB.Close).
+func (c *tillCommitter) close() {
+	c.once.Do(func() {}) // no pool after Close
+	if c.pool != nil {
+		c.pool.Close()
+	}
 }
 
 // run writes group, then whatever queued meanwhile, until the queue is empty.
@@ -202,7 +232,7 @@ func (db *DB) judgeCopies(ctx context.Context, store *Store, ws []*tillWaiter) {
 	for i, w := range ws {
 		ids[i] = w.t.ID
 	}
-	stored, err := db.findTransactions(ctx, store, ids)
+	stored, err := db.findTransactions(ctx, db.tills.pool, store, ids)
 	for _, w := range ws {
 		s, ok := stored[w.t.ID]
 		switch {
@@ -228,7 +258,7 @@ func (db *DB) insertTillRound(ctx context.Context, store *Store, ws []*tillWaite
 		valid[i], idx[w.t] = w.t, i
 		results[i] = BatchResult{ID: w.t.ID}
 	}
-	err := db.insertTransactions(ctx, store, valid, results, idx)
+	err := db.insertTransactions(ctx, db.tills.pool, store, valid, results, idx)
 	for i, w := range ws {
 		w.res, w.err = results[i], err
 	}

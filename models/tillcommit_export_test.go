@@ -6,3 +6,6 @@ func (db *DB) TillQueued() int {
 	defer db.tills.mu.Unlock()
 	return len(db.tills.queue)
 }
+
+// TillMaxFlushes is how many groups are written at once.
+const TillMaxFlushes = tillMaxFlushes

@@ -84,6 +84,15 @@ func postAll(t *testing.T, f *pointsFixture, ins []models.TransactionInput, queu
 	return func() []posted { wg.Wait(); return out }
 }
 
+// busySales are the sales that keep every flush busy behind holdInserts.
+func busySales(t *testing.T, f *pointsFixture, amount int64) []models.TransactionInput {
+	var ins []models.TransactionInput
+	for i := range models.TillMaxFlushes {
+		ins = append(ins, memberSale(t, f, fmt.Sprintf("busy-%d", i), amount))
+	}
+	return ins
+}
+
 func memberSale(t *testing.T, f *pointsFixture, id string, amount int64) models.TransactionInput {
 	return input(t, `{"id": %q, "store": "oslo-1", "register": "till-%s", "kind": "sale", "occurred_at": "2026-11-02T10:00:00Z",
 		"amount": %d, "currency": "NOK", "member": {"card": %q}, "items": [{"sku": "A", "qty": 1, "unit_price": %d}]}`,
@@ -108,8 +117,8 @@ func TestGroupCommitWritesQueuedSalesWithOneStatement(t *testing.T) {
 	// Stored before: G-old's replay is a 200, its other content a 409.
 	old := f.sale(t, "G-old", 12000)
 	waitFlushes, release := holdInserts(t, f.db)
-	busy := postAll(t, f, []models.TransactionInput{memberSale(t, f, "busy-1", 6000), memberSale(t, f, "busy-2", 6000)}, 0)
-	waitFlushes(2)
+	busy := postAll(t, f, busySales(t, f, 6000), 0)
+	waitFlushes(models.TillMaxFlushes)
 	before := statements()
 
 	var ins []models.TransactionInput
@@ -130,10 +139,10 @@ func TestGroupCommitWritesQueuedSalesWithOneStatement(t *testing.T) {
 			t.Fatalf("busy: %+v", p)
 		}
 	}
-	// The two busy flushes and the group (the later copies of G-03, G-04 and G-old are judged
+	// The busy flushes and the group (the later copies of G-03, G-04 and G-old are judged
 	// against the stored rows).
-	if n := statements() - before; n != 3 {
-		t.Errorf("%d insert statements, want 3", n)
+	if n := statements() - before; n != models.TillMaxFlushes+1 {
+		t.Errorf("%d insert statements, want %d", n, models.TillMaxFlushes+1)
 	}
 	for i := range 20 {
 		p := got[i]
@@ -183,8 +192,8 @@ func TestGroupCommitBadRowFailsAlone(t *testing.T) {
 	}
 	statements := statementCounter(t, f.db)
 	waitFlushes, release := holdInserts(t, f.db)
-	busy := postAll(t, f, []models.TransactionInput{memberSale(t, f, "busy-1", 100), memberSale(t, f, "busy-2", 100)}, 0)
-	waitFlushes(2)
+	busy := postAll(t, f, busySales(t, f, 100), 0)
+	waitFlushes(models.TillMaxFlushes)
 	ins := []models.TransactionInput{memberSale(t, f, "B-1", 6000), memberSale(t, f, "B-bad", 6000), memberSale(t, f, "B-2", 7000)}
 	wait := postAll(t, f, ins, len(ins))
 	release()
@@ -201,8 +210,9 @@ func TestGroupCommitBadRowFailsAlone(t *testing.T) {
 	if n := countRows(t, f.db, `SELECT count(*) FROM transactions WHERE txn_id LIKE 'B-%'`); n != 2 {
 		t.Errorf("%d rows, want 2", n)
 	}
-	if n := statements(); n != 4 { // the two busy ones, then B-1 and B-2 alone (the failed group counts nothing)
-		t.Errorf("%d statements stored rows, want 4", n)
+	// The busy ones, then B-1 and B-2 alone (the failed group counts nothing).
+	if n := statements(); n != models.TillMaxFlushes+2 {
+		t.Errorf("%d statements stored rows, want %d", n, models.TillMaxFlushes+2)
 	}
 }
 
@@ -211,8 +221,8 @@ func TestGroupCommitBadRowFailsAlone(t *testing.T) {
 func TestGroupCommitDropsCancelledCallers(t *testing.T) {
 	f := newPointsFixture(t, "")
 	waitFlushes, release := holdInserts(t, f.db)
-	busy := postAll(t, f, []models.TransactionInput{memberSale(t, f, "C-busy-1", 100), memberSale(t, f, "C-busy-2", 100)}, 0)
-	waitFlushes(2)
+	busy := postAll(t, f, busySales(t, f, 100), 0)
+	waitFlushes(models.TillMaxFlushes)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {

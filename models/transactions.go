@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Transaction kinds.
@@ -348,7 +349,7 @@ func (db *DB) RecordTransactions(ctx context.Context, p *Principal, ins []Transa
 		return nil, err
 	}
 	if len(valid) > 0 {
-		if err := db.insertTransactions(ctx, p.Store, valid, results, validIdx); err != nil {
+		if err := db.insertTransactions(ctx, db.Pool, p.Store, valid, results, validIdx); err != nil {
 			return nil, err
 		}
 	}
@@ -546,7 +547,8 @@ const insertTransactionsTail = `, ins AS (
 SELECT ins.id, ins.txn_id, ins.member_id, ins.received_at, ins.kind, coalesce(earned.points, 0)
 FROM ins LEFT JOIN earned ON earned.transaction_id = ins.id`
 
-func (db *DB) insertTransactions(ctx context.Context, store *Store, valid []*Transaction, results []BatchResult, idx map[*Transaction]int) error {
+// pool is db.Pool, or the till committer's pool of generic plans (tillcommit.go).
+func (db *DB) insertTransactions(ctx context.Context, pool *pgxpool.Pool, store *Store, valid []*Transaction, results []BatchResult, idx map[*Transaction]int) error {
 	// A fixed order (by id) means two batches sharing ids lock them in the same order: no deadlock.
 	sort.Slice(valid, func(i, j int) bool { return valid[i].ID < valid[j].ID })
 	n := len(valid)
@@ -583,7 +585,7 @@ func (db *DB) insertTransactions(ctx context.Context, store *Store, valid []*Tra
 		query, args = insertOneTransactionSQL, []any{store.ID, ids[0], registers[0], kinds[0], occurred[0], amounts[0],
 			currencies[0], cards[0], emails[0], phones[0], refunds[0], hashes[0], itemTxn, itemLine, itemSKU, itemQty, itemPrice}
 	}
-	inserted, err := db.execInsertTransactions(ctx, n, query, args...)
+	inserted, err := db.execInsertTransactions(ctx, pool, n, query, args...)
 	if err != nil {
 		return fmt.Errorf("record transactions: %w", err)
 	}
@@ -605,7 +607,7 @@ func (db *DB) insertTransactions(ctx context.Context, store *Store, valid []*Tra
 	for id := range byID {
 		existingIDs = append(existingIDs, id)
 	}
-	stored, err := db.findTransactions(ctx, store, existingIDs)
+	stored, err := db.findTransactions(ctx, pool, store, existingIDs)
 	if err != nil {
 		return err
 	}
@@ -638,7 +640,7 @@ type insertedRow struct {
 // transactions and reads what it stored. Sales are credited by the statement itself; when it
 // stored refunds, it runs in a transaction with their debits (settlePoints), so that a refund
 // and its debit commit together too.
-func (db *DB) execInsertTransactions(ctx context.Context, n int, query string, args ...any) ([]insertedRow, error) {
+func (db *DB) execInsertTransactions(ctx context.Context, pool *pgxpool.Pool, n int, query string, args ...any) ([]insertedRow, error) {
 	read := func(q execer) ([]insertedRow, error) {
 		rows, err := q.Query(ctx, query, args...)
 		if err != nil {
@@ -656,9 +658,9 @@ func (db *DB) execInsertTransactions(ctx context.Context, n int, query string, a
 		return out, rows.Err()
 	}
 	if !hasRefund(args[3]) {
-		return read(db.Pool) // sales only: one statement, one implicit transaction
+		return read(pool) // sales only: one statement, one implicit transaction
 	}
-	tx, err := db.Pool.Begin(ctx)
+	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -743,7 +745,7 @@ func (db *DB) FindTransaction(ctx context.Context, storeCode, id string) (*Trans
 	if err != nil {
 		return nil, err
 	}
-	found, err := db.findTransactions(ctx, store, []string{id})
+	found, err := db.findTransactions(ctx, db.Pool, store, []string{id})
 	if err != nil {
 		return nil, err
 	}
@@ -755,8 +757,8 @@ func (db *DB) FindTransaction(ctx context.Context, storeCode, id string) (*Trans
 }
 
 // findTransactions loads stored transactions of one store with their items, keyed by id.
-func (db *DB) findTransactions(ctx context.Context, store *Store, ids []string) (map[string]*Transaction, error) {
-	rows, err := db.Pool.Query(ctx, `
+func (db *DB) findTransactions(ctx context.Context, q execer, store *Store, ids []string) (map[string]*Transaction, error) {
+	rows, err := q.Query(ctx, `
 		SELECT t.txn_id, t.register, t.kind, t.occurred_at, t.amount_minor, t.currency, t.member_id,
 		       coalesce(t.member_card, ''), coalesce(t.member_email, ''), coalesce(t.member_phone, ''),
 		       coalesce(t.refunds_txn_id, ''), t.content_hash, t.received_at,
