@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regulars/regulars/models"
 	"github.com/regulars/regulars/models/dbtest"
 )
 
@@ -108,115 +109,7 @@ func TestBoughtOnRealReceipts(t *testing.T) {
 	london, _ := time.LoadLocation("Europe/London")
 	asOf := time.Date(2011, 3, 1, 0, 0, 0, 0, london) // the day after the sample's last invoice
 
-	// The catalogue, through the import.
-	var catalogue bytes.Buffer
-	w := csv.NewWriter(&catalogue)
-	_ = w.Write([]string{"sku", "name", "category", "brand", "price_minor"})
-	category := map[string]string{}
-	for _, r := range rows {
-		if _, ok := category[r.sku]; ok {
-			continue
-		}
-		category[r.sku] = retailCategory(r.description)
-		name := r.description
-		if name == "" {
-			name = r.sku
-		}
-		_ = w.Write([]string{r.sku, name, category[r.sku], "", strconv.FormatInt(max(r.priceMinor, 0), 10)})
-	}
-	w.Flush()
-	res, err := db.ImportProductsCSV(ctx, &catalogue)
-	if err != nil {
-		t.Fatalf("import the catalogue: %v", err)
-	}
-	if res.Inserted != int64(len(category)) {
-		t.Fatalf("imported %d products, want %d", res.Inserted, len(category))
-	}
-
-	// Members, one per customer, and the invoices.
-	var storeID int64
-	if err := db.Pool.QueryRow(ctx, `INSERT INTO stores (code, name, timezone, currency) VALUES ('uk-1', 'UK', 'Europe/London', 'GBP') RETURNING id`).Scan(&storeID); err != nil {
-		t.Fatal(err)
-	}
-	type invoice struct {
-		customer string
-		at       time.Time
-		amount   int64
-		lines    []retailRow
-	}
-	invoices := map[string]*invoice{}
-	var order []string
-	for _, r := range rows {
-		inv := invoices[r.invoice]
-		if inv == nil {
-			inv = &invoice{customer: r.customer, at: r.at}
-			invoices[r.invoice] = inv
-			order = append(order, r.invoice)
-		}
-		inv.amount += int64(math.Abs(float64(r.qty))) * r.priceMinor
-		if !strings.HasPrefix(r.invoice, "C") && r.qty > 0 {
-			inv.lines = append(inv.lines, r)
-		}
-	}
-	memberOf := map[string]int64{}
-	for _, no := range order {
-		c := invoices[no].customer
-		if _, ok := memberOf[c]; ok || c == "" {
-			continue
-		}
-		var id int64
-		if err := db.Pool.QueryRow(ctx, `INSERT INTO members (card, name, status, source) VALUES (lpad($1, 13, '0'), $1, 'active', 'test') RETURNING id`, c).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		memberOf[c] = id
-	}
-	i := 0
-	n, err := db.Pool.CopyFrom(ctx, pgx.Identifier{"transactions"},
-		[]string{"store_id", "txn_id", "kind", "occurred_at", "amount_minor", "currency", "member_id", "content_hash"},
-		pgx.CopyFromFunc(func() ([]any, error) {
-			if i == len(order) {
-				return nil, nil
-			}
-			no := order[i]
-			inv := invoices[no]
-			i++
-			kind := "sale"
-			if strings.HasPrefix(no, "C") {
-				kind = "refund"
-			}
-			var member any
-			if id, ok := memberOf[inv.customer]; ok {
-				member = id
-			}
-			return []any{storeID, no, kind, inv.at, max(inv.amount, 1), "GBP", member, []byte{0}}, nil
-		}))
-	if err != nil || n != int64(len(order)) {
-		t.Fatalf("copy %d invoices: %d, %v", len(order), n, err)
-	}
-	var items [][]any
-	for _, no := range order {
-		for l, r := range invoices[no].lines {
-			items = append(items, []any{no, l + 1, r.sku, r.qty, max(r.priceMinor, 0)})
-		}
-	}
-	conn, err := db.Pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE lines (txn_id text, line int, sku text, qty int, price bigint)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"lines"}, []string{"txn_id", "line", "sku", "qty", "price"}, pgx.CopyFromRows(items)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `
-		INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
-		SELECT t.id, l.line, l.sku, l.qty, l.price FROM lines l JOIN transactions t ON t.txn_id = l.txn_id;
-		ANALYZE`); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("loaded %d lines: %d invoices, %d customers, %d products, %d receipt lines", len(rows), len(order), len(memberOf), len(category), len(items))
+	category, _, _ := loadRetail(t, db, rows)
 
 	// buyers counts, straight from the CSV lines, the customers with a line on a sale in the
 	// window that the match accepts.
@@ -255,4 +148,132 @@ func TestBoughtOnRealReceipts(t *testing.T) {
 			t.Logf("%d buyers", got)
 		})
 	}
+}
+
+// retailInvoice is one invoice of the sample: a transaction of the store uk-1.
+type retailInvoice struct {
+	customer string // "" when anonymous
+	at       time.Time
+	amount   int64       // Σ |qty| × price over all its lines
+	lines    []retailRow // the receipt lines stored: a sale's lines of a quantity of 1 or more
+}
+
+// stored is the amount stored for the invoice: at least 1, as transactions require.
+func (inv *retailInvoice) stored() int64 { return max(inv.amount, 1) }
+
+// refund tells a cancellation (InvoiceNo C…), stored as a refund, from a sale.
+func refund(invoice string) bool { return strings.HasPrefix(invoice, "C") }
+
+// loadRetail stores rows as TestBoughtOnRealReceipts describes: the catalogue through the
+// products import (the first description and price of each stock code, the category by
+// retailCategory), a member per customer, an invoice per transaction of the one store uk-1
+// (Europe/London, GBP), and the sales' receipt lines. It returns each sku's category, the
+// invoices by number and their numbers in order of appearance.
+func loadRetail(t *testing.T, db *models.DB, rows []retailRow) (category map[string]string, invoices map[string]*retailInvoice, order []string) {
+	t.Helper()
+	ctx := context.Background()
+	// The catalogue, through the import.
+	var catalogue bytes.Buffer
+	w := csv.NewWriter(&catalogue)
+	_ = w.Write([]string{"sku", "name", "category", "brand", "price_minor"})
+	category = map[string]string{}
+	for _, r := range rows {
+		if _, ok := category[r.sku]; ok {
+			continue
+		}
+		category[r.sku] = retailCategory(r.description)
+		name := r.description
+		if name == "" {
+			name = r.sku
+		}
+		_ = w.Write([]string{r.sku, name, category[r.sku], "", strconv.FormatInt(max(r.priceMinor, 0), 10)})
+	}
+	w.Flush()
+	res, err := db.ImportProductsCSV(ctx, &catalogue)
+	if err != nil {
+		t.Fatalf("import the catalogue: %v", err)
+	}
+	if res.Inserted != int64(len(category)) {
+		t.Fatalf("imported %d products, want %d", res.Inserted, len(category))
+	}
+
+	// Members, one per customer, and the invoices.
+	var storeID int64
+	if err := db.Pool.QueryRow(ctx, `INSERT INTO stores (code, name, timezone, currency) VALUES ('uk-1', 'UK', 'Europe/London', 'GBP') RETURNING id`).Scan(&storeID); err != nil {
+		t.Fatal(err)
+	}
+	invoices = map[string]*retailInvoice{}
+	for _, r := range rows {
+		inv := invoices[r.invoice]
+		if inv == nil {
+			inv = &retailInvoice{customer: r.customer, at: r.at}
+			invoices[r.invoice] = inv
+			order = append(order, r.invoice)
+		}
+		inv.amount += int64(math.Abs(float64(r.qty))) * r.priceMinor
+		if !strings.HasPrefix(r.invoice, "C") && r.qty > 0 {
+			inv.lines = append(inv.lines, r)
+		}
+	}
+	memberOf := map[string]int64{}
+	for _, no := range order {
+		c := invoices[no].customer
+		if _, ok := memberOf[c]; ok || c == "" {
+			continue
+		}
+		var id int64
+		if err := db.Pool.QueryRow(ctx, `INSERT INTO members (card, name, status, source) VALUES (lpad($1, 13, '0'), $1, 'active', 'test') RETURNING id`, c).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		memberOf[c] = id
+	}
+	i := 0
+	n, err := db.Pool.CopyFrom(ctx, pgx.Identifier{"transactions"},
+		[]string{"store_id", "txn_id", "kind", "occurred_at", "amount_minor", "currency", "member_id", "content_hash"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if i == len(order) {
+				return nil, nil
+			}
+			no := order[i]
+			inv := invoices[no]
+			i++
+			kind := "sale"
+			if strings.HasPrefix(no, "C") {
+				kind = "refund"
+			}
+			var member any
+			if id, ok := memberOf[inv.customer]; ok {
+				member = id
+			}
+			return []any{storeID, no, kind, inv.at, inv.stored(), "GBP", member, []byte{0}}, nil
+		}))
+	if err != nil || n != int64(len(order)) {
+		t.Fatalf("copy %d invoices: %d, %v", len(order), n, err)
+	}
+	var items [][]any
+	for _, no := range order {
+		for l, r := range invoices[no].lines {
+			items = append(items, []any{no, l + 1, r.sku, r.qty, max(r.priceMinor, 0)})
+		}
+	}
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE lines (txn_id text, line int, sku text, qty int, price bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"lines"}, []string{"txn_id", "line", "sku", "qty", "price"}, pgx.CopyFromRows(items)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `
+		INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
+		SELECT t.id, l.line, l.sku, l.qty, l.price FROM lines l JOIN transactions t ON t.txn_id = l.txn_id;
+		ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loaded %d lines: %d invoices, %d customers, %d products, %d receipt lines", len(rows), len(order), len(memberOf), len(category), len(items))
+
+	return category, invoices, order
 }
