@@ -220,3 +220,49 @@ func TestProviderWebhooks(t *testing.T) {
 		t.Error("the victim's consent changed")
 	}
 }
+
+// TestAutoPauseInStats: bounces reported through the generic webhook pass 5 % of 500 mails;
+// the campaign pauses itself and its stats say why.
+func TestAutoPauseInStats(t *testing.T) {
+	ts := newTrackingShop(t, false)
+	ctx := context.Background()
+	if _, err := ts.db.Pool.Exec(ctx, `
+		WITH m AS (
+		    INSERT INTO members (card, email, name, status, marketing_consent, source)
+		    SELECT '39' || lpad(i::text, 11, '0'), 'b' || i || '@example.com', 'B' || i, 'active', 'confirmed', 'test'
+		    FROM generate_series(1, 500) i RETURNING id, email)
+		INSERT INTO campaign_recipients (run_id, member_id, email, status, sent_at)
+		SELECT $1, id, email, 'sent', $2 FROM m`, ts.runID, ts.startedAt.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.db.CreateAPIKey(ctx, models.RoleWebhook, "", "provider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := func() map[string]any {
+		res := ts.do(t, "GET", fmt.Sprintf("/api/v1/campaigns/%d/stats", ts.campaignID), ts.marketer, nil)
+		if res.Status != 200 {
+			t.Fatalf("stats: %d %s", res.Status, res.Body)
+		}
+		return res.JSON(t)
+	}
+	for i := 1; i <= 26; i++ {
+		if i == 26 {
+			if got := stats()["auto_paused"]; got != nil {
+				t.Fatalf("auto_paused %v at 25 bounces in 500", got)
+			}
+		}
+		res := ts.do(t, "POST", "/api/v1/webhooks/bounce", tok, map[string]any{
+			"email": fmt.Sprintf("b%d@example.com", i), "type": "hard", "event_id": fmt.Sprintf("ev-%d", i)})
+		if res.Status != 200 {
+			t.Fatalf("bounce %d: %d %s", i, res.Status, res.Body)
+		}
+	}
+	got, _ := stats()["auto_paused"].(map[string]any)
+	if got == nil || got["reason"] != "bounce rate 5.2 % (26 of 500 mails) is above 5 %" {
+		t.Fatalf("auto_paused %v", stats()["auto_paused"])
+	}
+	if n := ts.count(t, `SELECT count(*) FROM campaigns WHERE id = $1 AND status = 'paused'`, ts.campaignID); n != 1 {
+		t.Error("the campaign is not paused")
+	}
+}
