@@ -22,10 +22,10 @@
 // (holdout_percent) of them, chosen by a hash of (run, member), is held out: it gets a row with
 // status held_out and no mail.
 //
-// Sending and the crash rule. A Sender's workers claim recipients in chunks (Claim, 50): mostly
-// the next range of a run's seq (PostgresQueue.Claim), each row given a short lease (30 s,
-// renewed every 10 s while the worker holds them) and read with its snapshot, its member checked
-// again for being still mailable in the same statement; and they send them one by one. A refusal
+// Sending and the crash rule. A Sender's workers claim recipients in chunks (Claim, 50), in seq
+// order (PostgresQueue.Claim), each row given a short lease (30 s, renewed every 10 s while the
+// worker holds them) and read with its snapshot, its member checked again for being still
+// mailable in the same statement; and they send them one by one. A refusal
 // or a temporary failure is recorded at once; the mails the relay accepted are recorded together,
 // Batch (10) at a time and when the worker stops early, in one statement — a commit per mail cost
 // more than the mail itself (docs/benchmarks.md, "Campaign sending"). A recipient still leased

@@ -98,17 +98,20 @@ type LinkTracker interface {
 // A claimed recipient stays 'queued' with its lease in lease_until (rows claimed before
 // migration 00025 may still be 'sending'; they are claimed again the same way when their lease
 // ends). Claims, renewals and releases change only columns no index covers, so PostgreSQL
-// updates the rows in place (HOT); only the outcome ('sent', 'failed') touches the indexes.
+// updates the rows in place (HOT) where their page has room (fillfactor 60); only the outcome
+// ('sent', 'failed') touches the indexes.
 type PostgresQueue struct {
 	DB *models.DB
 
-	// lastSweep is when this queue last looked for stragglers (UnixNano; see Claim).
+	// after is the highest seq this queue has claimed (see Claim); lastSweep is when it last
+	// looked behind it (UnixNano).
+	after     atomic.Int64
 	lastSweep atomic.Int64
 }
 
-// sweepEvery is how often a queue looks for stragglers while fresh ranges remain: recipients
-// whose lease expired (their process died), retries that came due, releases after a pause, and
-// rows a flow added behind a run's claimed range.
+// sweepEvery is how often a queue looks behind the recipients it has claimed: for leases that
+// expired (their process died), retries that came due, releases after a pause, and rows a
+// flow added to a run after others were claimed.
 const sweepEvery = 5 * time.Second
 
 // Claim takes up to n due recipients of sending runs with what rendering needs of them, copied
@@ -116,47 +119,31 @@ const sweepEvery = 5 * time.Second
 // still be mailed (consent withdrawn, erased or suppressed since the snapshot: not mailed), read
 // for these n members only.
 //
-// Most claims take the next range of a run (claimRange): the run's claimed_seq moves past the
-// next n open recipients in seq order, and those in the range get their lease; a claim neither
-// locks nor skips other workers' rows one by one. Recipients the ranges do not hand out — leases
-// that expired, retries that came due, releases after a pause, rows a flow added behind a run's
-// range — are swept by the older kind of claim (claimSweep, FOR UPDATE SKIP LOCKED over the open
-// rows) when no range is left, and every sweepEvery meanwhile. Both set a lease only on a row
-// that has none (or an expired one), checked again on the row's latest version, so a recipient
-// is never held by two claims.
+// The recipients are numbered (seq) as they are made, and a queue remembers the highest number it
+// has claimed: its claims start there, so that they walk each run's open rows once instead of
+// scanning, at every claim, past the rows being sent (a run's first rows, leased by the workers,
+// and the index entries of those already sent). What is behind that point — leases that expired,
+// retries that came due, rows released after a pause, rows another process skipped — is picked
+// up by a claim from the start (a sweep) when nothing is left ahead, and every sweepEvery
+// meanwhile. Both are the same statement: FOR UPDATE SKIP LOCKED over one table, leasing only a
+// row no claim holds (checked again on the row's latest version), so no recipient is ever held
+// by two claims; the point is only where to look first.
 func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) ([]Claimed, map[int64]ClaimedMember, error) {
 	now := time.Now().UnixNano()
 	if last := q.lastSweep.Load(); now-last >= int64(sweepEvery) && q.lastSweep.CompareAndSwap(last, now) {
-		recs, members, err := q.claim(ctx, claimSweep, n, lease)
+		recs, members, err := q.claim(ctx, n, lease, 0)
 		if err != nil || len(recs) > 0 {
 			return recs, members, err
 		}
 	}
-	var run, from, to int64
-	b := &pgx.Batch{}
-	b.Queue(asyncCommit)
-	b.Queue(genericPlan)
-	// Query, not QueryRow: no range is an empty result, not an error (pgx forgets its prepared
-	// statements after a batch with an error).
-	b.Queue(nextRange, n).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			if err := rows.Scan(&run, &from, &to); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	})
-	if err := q.DB.Pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, nil, fmt.Errorf("claim recipients: %w", err)
-	}
-	if to > from {
-		recs, members, err := q.claim(ctx, claimRange, lease, run, from, to)
+	if after := q.after.Load(); after > 0 {
+		recs, members, err := q.claim(ctx, n, lease, after)
 		if err != nil || len(recs) > 0 {
 			return recs, members, err
 		}
+		q.lastSweep.Store(now)
 	}
-	q.lastSweep.Store(now)
-	return q.claim(ctx, claimSweep, n, lease)
+	return q.claim(ctx, n, lease, 0)
 }
 
 // claimable is a recipient no claim holds that is due: queued without a lease, or with one
@@ -166,46 +153,14 @@ const claimable = `((cr.status = 'queued' AND (cr.lease_until IS NULL OR cr.leas
 	  AND (cr.next_attempt_at IS NULL OR cr.next_attempt_at <= now()))
 	OR (cr.status = 'sending' AND cr.lease_until < now()))`
 
-// nextRange moves the claimed_seq of the first sending run with open recipients past its next
-// $1 open ones and returns the range it handed out: (claimed_from, claimed_seq]. The run's row
-// lock orders the workers, so this statement is alone in its transaction, committed without
-// waiting for the WAL flush (asyncCommit): the lock is held for microseconds, not for a flush.
-// A move lost in a crash of PostgreSQL only hands the same range out again, and its rows are
-// leased (with a normal commit) by claimRange, which leases only rows no claim holds.
-const nextRange = `
-	WITH run AS (
-		SELECT r.id FROM campaign_runs r
-		WHERE r.status = 'sending'
-		  AND EXISTS (SELECT 1 FROM campaign_recipients cr
-		              WHERE cr.run_id = r.id AND cr.seq > r.claimed_seq AND cr.status IN ('queued', 'sending'))
-		ORDER BY r.id
-		LIMIT 1
-	)
-	UPDATE campaign_runs r SET claimed_from = r.claimed_seq,
-		claimed_seq = coalesce((SELECT max(o.seq) FROM (
-			SELECT cr.seq FROM campaign_recipients cr
-			WHERE cr.run_id = r.id AND cr.seq > r.claimed_seq AND cr.status IN ('queued', 'sending')
-			ORDER BY cr.seq LIMIT $1) o), r.claimed_seq)
-	FROM run WHERE r.id = run.id AND r.status = 'sending'
-	RETURNING r.id, r.claimed_from, r.claimed_seq`
-
-// claimRange leases, for $1, the claimable recipients of run $2 in the range ($3, $4]
-// (nextRange). Its result is got: the claimed rows (claimedColumns).
-const claimRange = `
-	WITH got AS (
-		UPDATE campaign_recipients cr SET status = 'queued', lease_until = now() + $1::interval, attempts = cr.attempts + 1
-		WHERE cr.run_id = $2 AND cr.seq > $3 AND cr.seq <= $4 AND cr.status IN ('queued', 'sending')
-		  AND ` + claimable + `
-		RETURNING ` + claimedColumns + `
-	)`
-
-// claimSweep leases up to $1 claimable recipients of sending runs for $2, whatever their place
-// in their run's ranges.
-const claimSweep = `
+// claimAfter leases, for $2, up to $1 claimable recipients of sending runs numbered after $3,
+// in each run's seq order (the index campaign_recipients_open), skipping rows other claims have
+// locked. Its result is got: the claimed rows (claimedColumns).
+const claimAfter = `
 	WITH picked AS MATERIALIZED (
 		SELECT cr.run_id, cr.member_id
 		FROM campaign_runs r JOIN campaign_recipients cr ON cr.run_id = r.id
-		WHERE r.status = 'sending' AND cr.status IN ('queued', 'sending') AND ` + claimable + `
+		WHERE r.status = 'sending' AND cr.status IN ('queued', 'sending') AND cr.seq > $3 AND ` + claimable + `
 		LIMIT $1
 		FOR UPDATE OF cr SKIP LOCKED
 	), got AS (
@@ -215,25 +170,30 @@ const claimSweep = `
 		RETURNING ` + claimedColumns + `
 	)`
 
-// claimedColumns are what a claim returns of each recipient: the claim and the snapshot.
-const claimedColumns = `cr.run_id, cr.member_id, cr.email, cr.attempts, cr.card, cr.name, cr.home_store, cr.language,
-	cr.tier, cr.discount, cr.points, cr.stamp_cost`
+// claimedColumns are what a claim returns of each recipient: the claim, the number and the
+// snapshot.
+const claimedColumns = `cr.run_id, cr.member_id, cr.email, cr.attempts, cr.seq, cr.card, cr.name, cr.home_store,
+	cr.language, cr.tier, cr.discount, cr.points, cr.stamp_cost`
 
-// claim runs one kind of claim (claimRange or claimSweep, with its arguments) and reads, for the claimed members
-// only, whether each may still be mailed (by primary key and the suppressions' key).
-func (q *PostgresQueue) claim(ctx context.Context, kind string, args ...any) ([]Claimed, map[int64]ClaimedMember, error) {
+// claim runs claimAfter after seq after and reads, for the claimed members only, whether each
+// may still be mailed (by primary key and the suppressions' key); it moves q.after past what it
+// claimed.
+func (q *PostgresQueue) claim(ctx context.Context, n int, lease time.Duration, after int64) ([]Claimed, map[int64]ClaimedMember, error) {
 	var out []Claimed
 	members := map[int64]ClaimedMember{}
+	var last int64
 	b := &pgx.Batch{}
 	b.Queue(genericPlan)
-	b.Queue(kind+`
+	b.Queue(claimAfter+`
 		SELECT got.*, coalesce(`+segments.Mailable+` AND NOT EXISTS (SELECT 1 FROM email_suppressions es
 				WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL), false)
-		FROM got LEFT JOIN members m ON m.id = got.member_id`, args...).Query(func(rows pgx.Rows) error {
-		return scanClaimed(rows, &out, members)
+		FROM got LEFT JOIN members m ON m.id = got.member_id`, n, lease, after).Query(func(rows pgx.Rows) error {
+		return scanClaimed(rows, &out, members, &last)
 	})
 	if err := q.DB.Pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, nil, fmt.Errorf("claim recipients: %w", err)
+	}
+	for cur := q.after.Load(); last > cur && !q.after.CompareAndSwap(cur, last); cur = q.after.Load() {
 	}
 	return out, members, nil
 }
@@ -244,18 +204,21 @@ func (q *PostgresQueue) claim(ctx context.Context, kind string, args ...any) ([]
 // pg_stat_statements, more than running it), and the generic plans are the same index scans.
 const genericPlan = `SET LOCAL plan_cache_mode = force_generic_plan`
 
-// scanClaimed appends the claimed recipients of rows to out and their members to members.
-func scanClaimed(rows pgx.Rows, out *[]Claimed, members map[int64]ClaimedMember) error {
+// scanClaimed appends the claimed recipients of rows to out and their members to members, and
+// raises *last to the highest seq among them.
+func scanClaimed(rows pgx.Rows, out *[]Claimed, members map[int64]ClaimedMember, last *int64) error {
 	for rows.Next() {
 		var c Claimed
 		var card, name, store, language, tier *string
 		var discount *float64
 		var balance, stampCost *int32
 		var mailable bool
-		if err := rows.Scan(&c.RunID, &c.MemberID, &c.Email, &c.Attempts,
+		var seq *int64
+		if err := rows.Scan(&c.RunID, &c.MemberID, &c.Email, &c.Attempts, &seq,
 			&card, &name, &store, &language, &tier, &discount, &balance, &stampCost, &mailable); err != nil {
 			return err
 		}
+		*last = max(*last, deref(seq))
 		*out = append(*out, c)
 		m := models.Member{ID: c.MemberID, Card: deref(card), Name: deref(name), HomeStore: deref(store), Language: deref(language)}
 		data := campaigns.NewMemberData(&m, tier, deref(discount))

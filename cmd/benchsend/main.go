@@ -875,21 +875,22 @@ func (w pgWatch) stop(ctx context.Context, dbURL string, cpu0 float64) (float64,
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `
 		SELECT calls, round((total_exec_time + total_plan_time)::numeric, 1), round(total_plan_time::numeric, 1),
-		       rows, regexp_replace(left(query, 160), '\s+', ' ', 'g')
+		       rows, shared_blks_hit + shared_blks_read, shared_blks_dirtied, wal_fpi, round(wal_bytes / 1024),
+		       regexp_replace(left(query, 140), '\s+', ' ', 'g')
 		FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 12`)
 	if err != nil {
 		return 0, "", err
 	}
 	var b strings.Builder
-	b.WriteString("pg_stat_statements (calls, total ms, of which planning, rows, statement):\n")
+	b.WriteString("pg_stat_statements (calls, total ms, of which planning, rows, buffers, dirtied, WAL full pages, WAL kB, statement):\n")
 	for rows.Next() {
-		var calls, nrows int64
-		var total, plan float64
+		var calls, nrows, blocks, dirtied, fpi int64
+		var total, plan, walKB float64
 		var q string
-		if err := rows.Scan(&calls, &total, &plan, &nrows, &q); err != nil {
+		if err := rows.Scan(&calls, &total, &plan, &nrows, &blocks, &dirtied, &fpi, &walKB, &q); err != nil {
 			return 0, "", err
 		}
-		fmt.Fprintf(&b, "  %7d %9.1f %8.1f %8d  %s\n", calls, total, plan, nrows, q)
+		fmt.Fprintf(&b, "  %7d %9.1f %8.1f %8d %9d %7d %6d %7.0f  %s\n", calls, total, plan, nrows, blocks, dirtied, fpi, walKB, q)
 	}
 	return cpu1 - cpu0, b.String(), rows.Err()
 }

@@ -5,13 +5,12 @@
 --    run's snapshot, a flow's mail step: models.RecipientSnapshot), so that a claim reads one
 --    table instead of joining members, stores, tiers and the points ledger for every batch.
 --    Whether the member may still be mailed is checked again at the claim (a cheap anti-join).
--- 2. seq numbers the recipients (one sequence for all runs, so each run's rows are numbered in
---    the order they were made); a run's claimed_seq is how far its recipients have been handed
---    out: a worker claims the next range of a run by moving it (claimed_from is where its range
---    started), so that claims neither lock nor skip each other's rows one by one.
+-- 2. seq numbers the recipients as they are made (one sequence for all runs): a sender claims
+--    the open rows after the highest number it has claimed, in seq order, instead of scanning
+--    past the rows being sent at every claim (and looks behind that point every few seconds).
 -- 3. A claimed recipient stays 'queued' with a lease (lease_until set): a claim and a renewal
---    change only columns no index covers, so PostgreSQL updates the row in place (HOT), on a page
---    with room for it (fillfactor). 'sending' rows (claimed before this migration) still count.
+--    change only columns no index covers, so PostgreSQL updates the row in place (HOT) where its
+--    page has room (fillfactor). 'sending' rows (claimed before this migration) still count.
 CREATE SEQUENCE campaign_recipients_seq;
 ALTER TABLE campaign_recipients
     ADD COLUMN seq        bigint,
@@ -40,16 +39,11 @@ UPDATE campaign_recipients cr SET seq = nextval('campaign_recipients_seq'),
 FROM members m
 WHERE m.id = cr.member_id AND cr.status IN ('queued', 'sending');
 
--- The open rows of a run in seq order: the claims' ranges, and whether a run has any left.
+-- The open rows of a run in seq order: where the claims look, and whether a run has any left.
 DROP INDEX campaign_recipients_open;
 CREATE INDEX campaign_recipients_open ON campaign_recipients (run_id, seq) WHERE status IN ('queued', 'sending');
 
-ALTER TABLE campaign_runs
-    ADD COLUMN claimed_seq  bigint NOT NULL DEFAULT 0,
-    ADD COLUMN claimed_from bigint NOT NULL DEFAULT 0;
-
 -- +goose Down
-ALTER TABLE campaign_runs DROP COLUMN claimed_from, DROP COLUMN claimed_seq;
 DROP INDEX campaign_recipients_open;
 CREATE INDEX campaign_recipients_open ON campaign_recipients (run_id) WHERE status IN ('queued', 'sending');
 ALTER TABLE campaign_recipients RESET (fillfactor);
