@@ -103,10 +103,11 @@ type LinkTracker interface {
 type PostgresQueue struct {
 	DB *models.DB
 
-	// after is the highest seq this queue has claimed (see Claim); lastSweep is when it last
-	// looked behind it (UnixNano).
-	after     atomic.Int64
-	lastSweep atomic.Int64
+	// after is the highest seq this queue has claimed; next is where its next claim starts
+	// looking, at or after it, moved by each claim so that concurrent claims start apart (see
+	// Claim); lastSweep is when it last looked behind after (UnixNano).
+	after, next atomic.Int64
+	lastSweep   atomic.Int64
 }
 
 // sweepEvery is how often a queue looks behind the recipients it has claimed: for leases that
@@ -122,7 +123,10 @@ const sweepEvery = 5 * time.Second
 // The recipients are numbered (seq) as they are made, and a queue remembers the highest number it
 // has claimed: its claims start there, so that they walk each run's open rows once instead of
 // scanning, at every claim, past the rows being sent (a run's first rows, leased by the workers,
-// and the index entries of those already sent). What is behind that point — leases that expired,
+// and the index entries of those already sent). Each claim moves the start on by n first, so
+// that the workers' concurrent claims start n apart and do not skip each other's locked rows one
+// by one (a run's numbers are mostly consecutive: one snapshot statement). What is behind that
+// point — leases that expired,
 // retries that came due, rows released after a pause, rows another process skipped — is picked
 // up by a claim from the start (a sweep) when nothing is left ahead, and every sweepEvery
 // meanwhile. Both are the same statement: FOR UPDATE SKIP LOCKED over one table, leasing only a
@@ -136,14 +140,31 @@ func (q *PostgresQueue) Claim(ctx context.Context, n int, lease time.Duration) (
 			return recs, members, err
 		}
 	}
-	if after := q.after.Load(); after > 0 {
-		recs, members, err := q.claim(ctx, n, lease, after)
+	if start := q.reserve(n); start > 0 {
+		recs, members, err := q.claim(ctx, n, lease, start)
 		if err != nil || len(recs) > 0 {
 			return recs, members, err
 		}
+		// Nothing ahead of this claim's start: later claims start from what was claimed.
+		q.next.Store(q.after.Load())
 		q.lastSweep.Store(now)
 	}
 	return q.claim(ctx, n, lease, 0)
+}
+
+// reserve returns where a claim of n starts looking (0: from the start), and moves next past
+// it: the greater of next and after.
+func (q *PostgresQueue) reserve(n int) int64 {
+	for {
+		cur := q.next.Load()
+		start := max(cur, q.after.Load())
+		if start == 0 {
+			return 0
+		}
+		if q.next.CompareAndSwap(cur, start+int64(n)) {
+			return start
+		}
+	}
 }
 
 // claimable is a recipient no claim holds that is due: queued without a lease, or with one
