@@ -152,8 +152,10 @@ var registry = func() map[string]*Field {
 		},
 		{
 			Name: "bought_sku", Type: TypeText, Ops: []Op{Eq, In}, WithinDays: true,
-			Doc:  "the member bought this sku (exact) in the within_days days (default 365) before the as-of time, on a sale not refunded by a refund naming it; skus not in the catalogue count too",
-			leaf: boughtLeaf(func(c *compiler, op Op, v operand) string { return c.predicate(TypeText, "i.sku", op, v) }),
+			Doc: "the member bought this sku (exact) in the within_days days (default 365) before the as-of time, on a sale not refunded by a refund naming it; skus not in the catalogue count too",
+			leaf: boughtLeaf(func(c *compiler, op Op, v operand) (string, string) {
+				return "transaction_items i", c.predicate(TypeText, "i.sku", op, v)
+			}),
 		},
 		{
 			Name: "bought_category", Type: TypeText, Ops: []Op{Eq, In}, WithinDays: true, foldCase: true,
@@ -306,41 +308,46 @@ func homeStoreLeaf(c *compiler, op Op, v operand) string {
 // sku is not in the catalogue counts for bought_sku and never matches a category or brand.
 //
 // The rule compiles to "m.id IN (members with such a line)", one set computed once per query,
-// rather than a subquery per member. A category or brand first becomes the array of its skus
-// (an InitPlan on products_category / products_brand, over lower(...)); written as
-// "sku = ANY (ARRAY(...))" rather than "sku IN (SELECT ...)" because with the IN form the planner
-// hashed the skus against a sequential scan of every line (1.6 s in the first measurement). Measured with TestBoughtCategoryPlan
-// (bought_plan_test.go: 100,000 members, 400,000 sales, 2,000,000 lines, 10,000 products in 50
-// categories, 2% of sales refunded; two busy cores, so the times are upper bounds), a count
-// with one bought_category rule (200 skus, 38,000 lines, 17,000 members) ran in 1.2 s as
+// rather than a subquery per member. A category or brand is a join from the catalogue:
+// "products p JOIN transaction_items i ON i.sku = p.sku WHERE lower(p.category) = ..." (p.sku is
+// the primary key, so the join adds no rows), the shape a person would write by hand.
 //
-//	Aggregate
-//	  InitPlan 1: Bitmap Heap Scan on products p (Bitmap Index Scan on products_category)
-//	  -> Nested Loop
-//	       -> HashAggregate (t.member_id)
-//	            -> Gather (2 workers)
-//	                 -> Nested Loop Anti Join                   [no refund naming the sale]
+// It was "i.sku = ANY (ARRAY(SELECT p.sku FROM products p WHERE ...))" (an InitPlan), chosen
+// over "i.sku IN (SELECT ...)" when the planner hashed the skus against a sequential scan of
+// every line. But the planner cannot see into the InitPlan's array: at 100,000 members and
+// 2,500,000 gencsv lines (scripts/bench-metrics.sh LINES=1 CATALOGUE=1, docs/benchmarks.md
+// "Catalogue") it guessed 5,346 lines for a category of 157,538 and reached each line's sale by
+// primary key, 157,538 random probes: 9.6 s against 5.5 s for the hand-written join, 1.8×. With
+// the join it knows the category's 125 skus and ~535 lines a sku, and plans exactly as the
+// hand-written query (4.9 s in the same database):
+//
+//	Finalize Aggregate
+//	  -> Gather (2 workers) -> Partial Aggregate
+//	       -> Parallel Hash Semi Join (m.id = t.member_id)
+//	            -> Parallel Index Only Scan on members m (members_pkey)
+//	            -> Parallel Hash
+//	                 -> Nested Loop Anti Join                      [no refund naming the sale]
 //	                      -> Hash Join (t.id = i.transaction_id)
-//	                           -> Parallel Seq Scan on transactions t   [sales in the window]
-//	                           -> Hash -> Index Only Scan on transaction_items i (transaction_items_sku, sku = ANY($0))
+//	                           -> Parallel Seq Scan on transactions t      [sales in the window]
+//	                           -> Hash -> Nested Loop
+//	                                -> Bitmap Heap Scan on products p (products_category)
+//	                                -> Index Only Scan on transaction_items i (transaction_items_sku, sku = p.sku)
 //	                      -> Index Scan on transactions r (transactions_refunds)
-//	       -> Index Only Scan on members m (members_pkey)
 //
-// With "within_days": 30 and status = active it took 0.7 s (the same shape, members by primary
-// key with the status filter); bought_sku in two skus 3 ms (index-only scan of the lines, then
-// transactions by primary key: a nested loop); not bought_brand 0.45 s (the set as a hashed
-// SubPlan filtering members_pkey). The lines are found by index; the cost that grows with the
-// data is reaching each line's sale: here a scan of the transactions in the window, which at
-// 25,000,000 lines (5,000,000 transactions) we expect, unmeasured, to take a few seconds. If too slow,
-// the remedy is to keep member_id and occurred_at on transaction_items (written by the same
-// statements that write the lines), which turns the rule into one index range per sku.
-func boughtLeaf(skus func(c *compiler, op Op, v operand) string) func(c *compiler, op Op, v operand) string {
+// bought_sku in a few skus is an index-only scan of the lines, then the sales by primary key (a
+// nested loop). The lines are found by index; the cost that grows with the data is reaching
+// each line's sale: a scan of the transactions in the window. The remedy, if that is too slow,
+// is to keep member_id and occurred_at on transaction_items (written by the same statements
+// that write the lines), which turns the rule into one index range per sku; docs/benchmarks.md
+// "Catalogue" has the figures that decide it.
+func boughtLeaf(lines func(c *compiler, op Op, v operand) (from, where string)) func(c *compiler, op Op, v operand) string {
 	return func(c *compiler, op Op, v operand) string {
 		asOf := c.asOfArg()
-		from := c.arg(c.asOf.AddDate(0, 0, -int(v.days)), "timestamptz")
-		return `m.id IN (SELECT t.member_id FROM transaction_items i JOIN transactions t ON t.id = i.transaction_id
-        WHERE ` + skus(c, op, v) + ` AND t.kind = 'sale' AND t.member_id IS NOT NULL
-          AND t.occurred_at >= ` + from + ` AND t.occurred_at < ` + asOf + `
+		since := c.arg(c.asOf.AddDate(0, 0, -int(v.days)), "timestamptz")
+		from, where := lines(c, op, v)
+		return `m.id IN (SELECT t.member_id FROM ` + from + ` JOIN transactions t ON t.id = i.transaction_id
+        WHERE ` + where + ` AND t.kind = 'sale' AND t.member_id IS NOT NULL
+          AND t.occurred_at >= ` + since + ` AND t.occurred_at < ` + asOf + `
           AND ` + saleNotRefunded("t", asOf) + `)`
 	}
 }
@@ -355,11 +362,11 @@ func saleNotRefunded(sale, asOf string) string {
                             AND r.occurred_at < ` + asOf + `)`
 }
 
-// catalogueSKUs matches the lines whose sku is a catalogue product whose column (category or
-// brand) matches, lower-cased on both sides (the values are lower-cased by foldCase).
-func catalogueSKUs(column string) func(c *compiler, op Op, v operand) string {
-	return func(c *compiler, op Op, v operand) string {
-		return "i.sku = ANY (ARRAY(SELECT p.sku FROM products p WHERE " + c.predicate(TypeText, "lower("+column+")", op, v) + "))"
+// catalogueSKUs is the lines of the catalogue products whose column (category or brand)
+// matches, lower-cased on both sides (the values are lower-cased by foldCase).
+func catalogueSKUs(column string) func(c *compiler, op Op, v operand) (string, string) {
+	return func(c *compiler, op Op, v operand) (string, string) {
+		return "products p JOIN transaction_items i ON i.sku = p.sku", c.predicate(TypeText, "lower("+column+")", op, v)
 	}
 }
 
