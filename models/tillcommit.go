@@ -56,10 +56,11 @@ type tillCommitter struct {
 
 const (
 	// tillMaxFlushes is how many groups are written at once (and the connections of the
-	// committer's pool, beside REGULARS_DB_MAX_CONNS). Measured with 32 registers on two
-	// shared cores (docs/benchmarks.md, "Till group commit"): 2 left PostgreSQL idle while
-	// each group waited for its WAL flush; 8 gave more throughput than 4, with groups of 4-10.
-	tillMaxFlushes = 8
+	// committer's pool, beside REGULARS_DB_MAX_CONNS). With 32 registers on two cores
+	// (docs/benchmarks.md, "Till group commit"), 2 made groups of about 9 and cut the CPU per
+	// sale by a third; 8 made groups of about 3 and saved little CPU, though on a machine
+	// crowded by other work more flushes win a larger share of the cores.
+	tillMaxFlushes = 2
 	// tillMaxGroup is the most transactions one statement writes.
 	tillMaxGroup = 256
 	// tillMaxQueued bounds the queue; beyond it callers wait for room (or their context).
