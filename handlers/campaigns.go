@@ -19,6 +19,9 @@ type CampaignOptions struct {
 	BaseURL string
 	// From is the author of campaigns that name none (REGULARS_MAIL_FROM).
 	From string
+	// Shop fills the console's starter templates (REGULARS_SHOP_*); a zero Shop: the name in
+	// From and the default colour.
+	Shop campaigns.Shop
 }
 
 func (s *Server) campaignConfig() campaigns.Config {

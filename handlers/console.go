@@ -27,6 +27,10 @@ type consolePage struct {
 	Nav   string // dashboard, segments, campaigns, flows, members, rewards, stores, keys, users, audit, account: the highlighted menu entry
 	Flash string // a one-line notice after a redirect ("Campaign scheduled")
 	Data  any
+	// MailPreview: the page shows a mail in a sandboxed srcdoc frame, which inherits the page's
+	// Content-Security-Policy; mail HTML is styled inline and may show remote images (a logo),
+	// so such a page allows inline styles and https images (scripts stay 'self' only).
+	MailPreview bool
 }
 
 // consoleUser is the logged-in console user as pages see it.
@@ -45,6 +49,9 @@ func (cn *console) render(c echo.Context, status int, name string, page consoleP
 		page.CSRF = consoleCSRF(c)
 	}
 	consoleHeaders(c.Response().Header())
+	if page.MailPreview {
+		c.Response().Header().Set("Content-Security-Policy", mailPreviewCSP)
+	}
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
 	return cn.s.templates.Console(c.Response(), name, cn.s.tz, page)
@@ -59,6 +66,11 @@ func consoleHeaders(h http.Header) {
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 }
+
+// mailPreviewCSP is consoleHeaders' policy with inline styles and https images, for pages with a
+// mail preview (consolePage.MailPreview). With images only from this server, data: and https
+// (no other scheme), and no script but our own, inline CSS cannot run or exfiltrate anything.
+const mailPreviewCSP = "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Messages of the console's error pages where the API's own would not do.
 const (

@@ -125,11 +125,16 @@ func (cn *console) statsOptions() tracking.StatsOptions {
 type campaignForm struct {
 	Name, Subject, From, HTML, Text, SegmentID, Holdout string
 	TrackOpens                                          bool
+	// TextAuto: the text body is made from the HTML (campaigns.HTMLToText) when saved, unless the
+	// marketer unticks it to write the text by hand.
+	TextAuto bool
 }
 
 func formOf(cp *campaigns.Campaign) campaignForm {
 	f := campaignForm{Name: cp.Name, Subject: cp.Subject, From: cp.From, HTML: cp.HTML, Text: cp.Text,
-		Holdout: strconv.FormatFloat(cp.HoldoutPercent, 'f', -1, 64), TrackOpens: cp.TrackOpens}
+		Holdout: strconv.FormatFloat(cp.HoldoutPercent, 'f', -1, 64), TrackOpens: cp.TrackOpens,
+		// A stored text that is what the HTML makes was made so: it stays made so.
+		TextAuto: cp.HTML != "" && cp.Text == campaigns.HTMLToText(cp.HTML)}
 	if cp.SegmentID != nil {
 		f.SegmentID = strconv.FormatInt(*cp.SegmentID, 10)
 	}
@@ -162,9 +167,14 @@ func (f campaignForm) input(fe models.FieldErrors) campaigns.Input {
 func readCampaignForm(c echo.Context) campaignForm {
 	// Browsers send textareas with CRLF line ends; templates are stored with LF.
 	lf := func(s string) string { return strings.ReplaceAll(c.FormValue(s), "\r\n", "\n") }
-	return campaignForm{Name: c.FormValue("name"), Subject: c.FormValue("subject"), From: c.FormValue("from"),
+	f := campaignForm{Name: c.FormValue("name"), Subject: c.FormValue("subject"), From: c.FormValue("from"),
 		HTML: lf("html"), Text: lf("text"), SegmentID: c.FormValue("segment_id"),
-		Holdout: c.FormValue("holdout_percent"), TrackOpens: c.FormValue("track_opens") != ""}
+		Holdout: c.FormValue("holdout_percent"), TrackOpens: c.FormValue("track_opens") != "",
+		TextAuto: c.FormValue("text_auto") != ""}
+	if f.TextAuto && f.HTML != "" {
+		f.Text = campaigns.HTMLToText(f.HTML)
+	}
+	return f
 }
 
 // scheduleForm is the schedule forms' fields as typed.
@@ -207,13 +217,34 @@ type campaignEditData struct {
 	// ConfirmSend is set on the Send now button's first click: the audience, for the second.
 	ConfirmSend *sendConfirm
 
+	// Starters are offered on a new campaign's page; Starter is the one it opened on.
+	Starters []campaigns.Starter
+	Starter  string
+
 	CanSchedule, CanPause, CanResume, CanCancel bool
 	Zone                                        *time.Location
 }
 
+// campaignNew opens the editor on a starter (?starter=, the first one by default; "blank"
+// for none), written for the shop (CampaignOptions.Shop).
 func (cn *console) campaignNew(c echo.Context) error {
-	d := &campaignEditData{Form: campaignForm{Holdout: "10"}}
+	d := &campaignEditData{Form: campaignForm{Holdout: "10", TextAuto: true}, Starter: c.QueryParam("starter")}
+	if d.Starter == "" {
+		d.Starter = campaigns.StarterKeys()[0]
+	}
+	if d.Starter != "blank" {
+		st, err := campaigns.MakeStarter(d.Starter, cn.shop())
+		if err != nil {
+			return echo.ErrNotFound
+		}
+		d.Form.Subject, d.Form.HTML, d.Form.Text = st.Subject, st.HTML, st.Text
+	}
 	return cn.renderEditor(c, http.StatusOK, d)
+}
+
+// shop is the shop the starters are written for (see campaigns.Shop.WithDefaults).
+func (cn *console) shop() campaigns.Shop {
+	return cn.s.campaigns.Shop.WithDefaults(cn.s.campaigns.From)
 }
 
 func (cn *console) campaignCreate(c echo.Context) error {
@@ -612,6 +643,11 @@ func (cn *console) renderEditorFlash(c echo.Context, status int, d *campaignEdit
 	d.Zone = cn.s.tz
 	d.Editable = true
 	title := "New campaign"
+	if d.Campaign == nil {
+		if d.Starters, err = campaigns.Starters(cn.shop()); err != nil {
+			return err
+		}
+	}
 	if cp := d.Campaign; cp != nil {
 		title = cp.Name
 		if d.Form == (campaignForm{}) {
@@ -645,7 +681,7 @@ func (cn *console) renderEditorFlash(c echo.Context, status int, d *campaignEdit
 			d.SampleMemberID = d.Sample[0].ID
 		}
 	}
-	return cn.render(c, status, "campaign_edit", consolePage{Title: title, Nav: "campaigns", Flash: flash, Data: d})
+	return cn.render(c, status, "campaign_edit", consolePage{Title: title, Nav: "campaigns", Flash: flash, Data: d, MailPreview: true})
 }
 
 // scheduleDefaults fills the schedule forms from cp's schedule, or with tomorrow at 09:00 in the

@@ -120,12 +120,28 @@ func TestConsoleCampaignEditor(t *testing.T) {
 	e := newCampaignConsole(t)
 
 	t.Run("the new campaign form offers the saved segments with their mailable counts", func(t *testing.T) {
-		res := e.get(t, e.client, "/console/campaigns/new")
+		res := e.get(t, e.client, "/console/campaigns/new?starter=blank")
 		if res.Status != http.StatusOK || !strings.Contains(res.Body, "Everyone – 3 mailable of 3") {
 			t.Fatalf("new: %d\n%s", res.Status, res.Body)
 		}
 		if strings.Contains(res.Body, "<script>") || strings.Contains(res.Body, "style=") {
 			t.Error("the page has inline script or style")
+		}
+	})
+
+	t.Run("the new campaign form opens on a starter, with its text made from the HTML", func(t *testing.T) {
+		res := e.get(t, e.client, "/console/campaigns/new")
+		if res.Status != http.StatusOK || !strings.Contains(res.Body, `id="starter-newsletter" aria-current="true"`) ||
+			!strings.Contains(res.Body, "is what is new at") || !strings.Contains(res.Body, `id="f-text-auto" name="text_auto" type="checkbox" value="1" checked`) {
+			t.Fatalf("new: %d\n%s", res.Status, res.Body)
+		}
+		for _, key := range []string{"offer", "winback", "blank"} {
+			if !strings.Contains(res.Body, `href="/console/campaigns/new?starter=`+key+`"`) {
+				t.Errorf("no starter %s offered", key)
+			}
+		}
+		if res := e.get(t, e.client, "/console/campaigns/new?starter=nope"); res.Status != http.StatusNotFound {
+			t.Errorf("an unknown starter: %d, want 404", res.Status)
 		}
 	})
 
@@ -608,7 +624,10 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 	run("write a campaign",
 		chromedp.Navigate(e.URL+"/console/campaigns"),
 		chromedp.Click(`a[href="/console/campaigns/new"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#f-name`, chromedp.ByID),
+		chromedp.WaitVisible(`#starter-blank`, chromedp.ByID),
+		chromedp.Click(`#starter-blank`, chromedp.ByID),
+		chromedp.WaitVisible(`#starter-blank[aria-current]`, chromedp.ByQuery),
+		chromedp.Click(`#f-text-auto`, chromedp.ByID), // the text is written by hand below
 		chromedp.SendKeys(`#f-name`, "Win-back November", chromedp.ByID),
 		chromedp.SendKeys(`#f-subject`, "Hi {{.Member.FirstName}}, we miss you", chromedp.ByID),
 		chromedp.SetValue(`#f-segment`, strconv.FormatInt(e.segmentID, 10), chromedp.ByID),

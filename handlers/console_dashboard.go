@@ -6,6 +6,7 @@ package handlers
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -91,8 +92,11 @@ var dashFamilies = []struct{ Value, Label string }{
 
 // dashRow is one segment of the table.
 type dashRow struct {
-	Label string // what a person reads: "Store oslo-1", "Segment Lapsed regulars"
+	Label string // what a person reads: "Regulars Oslo Sentrum", "Segment Lapsed regulars"
 	metrics.SegmentMetrics
+	// Capped: the segment's lifespan is the cap (hardly any churn), which makes its historic
+	// CLV large by construction; the page says so beside the figure.
+	Capped bool
 }
 
 // dashOption is an option of a select.
@@ -127,6 +131,9 @@ type dashboardView struct {
 	Lines     []dashChart
 	// Categories is what the segment of the line charts buys (console_revenue.go).
 	Categories *dashCategories
+	// LifespanCap is the run's cap of lifespan_years; Capped the shown segments that reach it.
+	LifespanCap float64
+	Capped      []string
 }
 
 // segmentFamily is the family of a snapshot's segment name: the part before the colon.
@@ -135,13 +142,17 @@ func segmentFamily(segment string) string {
 	return family
 }
 
-// segmentLabel names a snapshot segment for people; names are the saved segments' names by id.
-func segmentLabel(segment string, names map[int64]string) string {
+// segmentLabel names a snapshot segment for people; names are the saved segments' names by id,
+// stores the stores' names by code (a shop knows its stores by name, not by code).
+func segmentLabel(segment string, names map[int64]string, stores map[string]string) string {
 	family, rest, _ := strings.Cut(segment, ":")
 	switch family {
 	case "all":
 		return "All members"
 	case "store":
+		if name := stores[rest]; name != "" {
+			return name
+		}
 		return "Store " + rest
 	case "tier":
 		return "Tier " + rest
@@ -158,6 +169,19 @@ func segmentLabel(segment string, names map[int64]string) string {
 		return "Segment #" + rest + " (deleted)"
 	}
 	return segment
+}
+
+// storeNames are the stores' names by code.
+func storeNames(ctx context.Context, db *models.DB) (map[string]string, error) {
+	list, err := db.FindStores(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(list))
+	for _, st := range list {
+		out[st.Code] = st.Name
+	}
+	return out, nil
 }
 
 // sortDashRows orders rows by column key, ascending unless desc; undefined figures go last
@@ -222,10 +246,15 @@ func (cn *console) dashboard(c echo.Context) error {
 	view.AsOf = snap.Run.AsOf.Format(time.DateOnly)
 	view.Finished = snap.Run.FinishedAt.In(cn.s.tz).Format("2006-01-02 15:04 MST")
 	view.Window, view.Churn = snap.Run.WindowDays, snap.Run.ChurnPeriodDays
+	view.LifespanCap = snap.Run.LifespanCapYears
 	if view.Currency, err = cn.currency(c); err != nil {
 		return err
 	}
 	names, err := segments.Names(ctx, db)
+	if err != nil {
+		return err
+	}
+	stores, err := storeNames(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -264,10 +293,14 @@ func (cn *console) dashboard(c echo.Context) error {
 			&m.LifespanYears, &m.CLVHistoric, &m.PAlive, &m.ExpectedPurchases, &m.CLVPredicted, &m.ExpectedChurned} {
 			finite(v)
 		}
-		label := segmentLabel(m.Segment, names)
+		label := segmentLabel(m.Segment, names, stores)
 		view.Segments = append(view.Segments, dashOption{Value: m.Segment, Label: label, Selected: m.Segment == view.Segment})
 		if view.Family == "" || segmentFamily(m.Segment) == view.Family {
-			view.Rows = append(view.Rows, dashRow{Label: label, SegmentMetrics: m})
+			capped := m.LifespanYears != nil && *m.LifespanYears >= snap.Run.LifespanCapYears-1e-9
+			if capped {
+				view.Capped = append(view.Capped, label)
+			}
+			view.Rows = append(view.Rows, dashRow{Label: label, SegmentMetrics: m, Capped: capped})
 		}
 	}
 	sortDashRows(view.Rows, cols, view.Sort, view.Dir == "desc")
@@ -285,11 +318,11 @@ func (cn *console) dashboard(c echo.Context) error {
 	}
 	view.Columns = cols
 	view.Bars = dashBars(view.Rows, view.Currency)
-	view.Lines, err = cn.dashLines(c, snap.Run.AsOf, view.Segment, segmentLabel(view.Segment, names), view.Currency)
+	view.Lines, err = cn.dashLines(c, snap.Run.AsOf, view.Segment, segmentLabel(view.Segment, names, stores), view.Currency)
 	if err != nil {
 		return err
 	}
-	if view.Categories, err = cn.dashCategoryTable(c, view.Segment, segmentLabel(view.Segment, names), snap.Run.AsOf); err != nil {
+	if view.Categories, err = cn.dashCategoryTable(c, view.Segment, segmentLabel(view.Segment, names, stores), snap.Run.AsOf); err != nil {
 		return err
 	}
 	return cn.render(c, http.StatusOK, "dashboard", page)

@@ -107,7 +107,7 @@ func TestConsoleDashboard(t *testing.T) {
 			t.Fatalf("%d rows, want the snapshot's %d segments", len(rows), len(snap.Segments))
 		}
 		all := byName["all"]
-		for _, want := range []string{"As of", snap.Run.AsOf.Format(time.DateOnly), "Store oslo-1", "Segment Oslo &lt;regulars&gt;",
+		for _, want := range []string{"As of", snap.Run.AsOf.Format(time.DateOnly), "Regulars Oslo Sentrum", "Segment Oslo &lt;regulars&gt;",
 			"RFM Champions", `aria-sort="ascending"`, "?dir=desc&amp;sort=clv_predicted", " NOK",
 			templates.FormatMoneyFloat(*all.CLVHistoric, "NOK"), templates.FormatPercent(*all.RepeatPurchaseRate)} {
 			if !strings.Contains(res.Body, want) && !strings.Contains(strings.ToLower(res.Body), strings.ToLower(want)) {
@@ -202,7 +202,7 @@ func TestConsoleDashboard(t *testing.T) {
 
 	t.Run("the line charts draw the stored snapshots of the chosen segment", func(t *testing.T) {
 		page := cc.get(t, client, "/console/?segment=store:oslo-1").Body
-		svg := dashSVG(t, page, "CLV over time: Store oslo-1")
+		svg := dashSVG(t, page, "CLV over time: Regulars Oslo Sentrum")
 		if strings.Contains(svg, "chart-empty") || strings.Count(svg, "<circle") < 2 || !strings.Contains(svg, "<polyline") {
 			t.Errorf("the CLV line chart does not show two snapshots:\n%s", svg)
 		}
@@ -309,11 +309,12 @@ func TestSortDashRows(t *testing.T) {
 
 func TestSegmentLabel(t *testing.T) {
 	names := map[int64]string{7: "Lapsed"}
+	stores := map[string]string{"oslo-1": "Oslo Sentrum"}
 	for in, want := range map[string]string{
-		"all": "All members", "store:oslo-1": "Store oslo-1", "tier:Gold": "Tier Gold", "rfm:At risk": "RFM At risk",
+		"all": "All members", "store:oslo-1": "Oslo Sentrum", "store:gone-1": "Store gone-1", "tier:Gold": "Tier Gold", "rfm:At risk": "RFM At risk",
 		"cohort:2025-Q1": "Joined 2025-Q1", "segment:7": "Segment Lapsed", "segment:8": "Segment #8 (deleted)",
 	} {
-		if got := segmentLabel(in, names); got != want {
+		if got := segmentLabel(in, names, stores); got != want {
 			t.Errorf("segmentLabel(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -474,7 +474,7 @@ func (cn *console) renderFlowEditor(c echo.Context, status int, d *flowEditData,
 			d.Sample = sample
 		}
 	}
-	return cn.render(c, status, "flow_edit", consolePage{Title: title, Nav: "flows", Flash: flash, Data: d})
+	return cn.render(c, status, "flow_edit", consolePage{Title: title, Nav: "flows", Flash: flash, Data: d, MailPreview: true})
 }
 
 // stepLabel names a step by its JSON path for people: "steps.2.then.0" is "step 3 › then 1".

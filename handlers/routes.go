@@ -26,7 +26,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	e.GET("/api/docs", s.apiDocs)
+	e.GET("/api/docs", s.apiDocs) // the document, or to a browser the page showing it (ops.go)
 	e.GET("/api/docs/openapi.yaml", s.apiDocsYAML)
 	e.GET("/api/docs/:file", s.apiDocsFile)
 

@@ -78,6 +78,11 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	}); err != nil {
 		return err
 	}
+	if demo && !env.cfg.TimezoneGiven {
+		// The demo's stores are all in Oslo: with no zone of its own the installation takes
+		// theirs, so "today", the nightly jobs and the console's schedule default are the shops'.
+		env.cfg.Timezone = demoTimezone
+	}
 	log := env.cfg.logger(env.stderr)
 	// Checked before anything starts, so a bad key stops serve with one line, not a mail later.
 	dkim, err := env.cfg.dkimOptions()
@@ -224,7 +229,7 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 		Timezone: metricsOpts.Timezone, StatementTimeout: env.cfg.StatementTimeout, Metrics: metricsOpts,
 		Club: handlers.ClubOptions{Secret: []byte(env.cfg.Secret), BaseURL: env.cfg.BaseURL,
 			ConfirmTTL: env.cfg.confirmTTL(), JoinRate: env.cfg.JoinRate, MailQueued: clubMail.Kick},
-		Campaigns: handlers.CampaignOptions{Mail: mailSender, BaseURL: env.cfg.BaseURL, From: env.cfg.MailFrom},
+		Campaigns: handlers.CampaignOptions{Mail: mailSender, BaseURL: env.cfg.BaseURL, From: env.cfg.MailFrom, Shop: env.cfg.Shop},
 		Tracking:  handlers.TrackingOptions{AttributionDays: env.cfg.AttributionDays, CostPerMail: env.cfg.CostPerMail},
 		Security:  handlers.SecurityOptions{TrustedProxies: env.cfg.TrustedProxies, HSTS: env.cfg.httpsBaseURL()},
 		Templates: tmpl,

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regulars/regulars/campaigns"
 	"github.com/regulars/regulars/campaigns/dispatch"
 	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/campaigns/providers"
@@ -90,6 +91,15 @@ type config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (REGULARS_TRUSTED_PROXIES,
 	// comma-separated CIDRs); none by default, so the peer's address is the client's.
 	TrustedProxies []*net.IPNet
+
+	// TimezoneGiven tells that REGULARS_TIMEZONE was set; without it serve --demo takes the demo
+	// stores' zone (demoTimezone), so that the console schedules in the shops' time.
+	TimezoneGiven bool
+
+	// Shop is what the campaign editor's starter templates show: REGULARS_SHOP_NAME (default:
+	// the name in REGULARS_MAIL_FROM), REGULARS_SHOP_COLOR, REGULARS_SHOP_LOGO_URL and
+	// REGULARS_SHOP_URL.
+	Shop campaigns.Shop
 }
 
 // loadConfig reads the environment through getenv.
@@ -254,6 +264,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, err
 	}
 	c.TrustedProxies = proxies
+	c.TimezoneGiven = getenv("REGULARS_TIMEZONE") != ""
+	c.Shop = campaigns.Shop{Name: getenv("REGULARS_SHOP_NAME"), Color: getenv("REGULARS_SHOP_COLOR"),
+		LogoURL: getenv("REGULARS_SHOP_LOGO_URL"), URL: getenv("REGULARS_SHOP_URL")}.WithDefaults(c.MailFrom)
 	return c, nil
 }
 
@@ -283,6 +296,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 
 // validate checks the settings that can be checked without side effects.
 func (c *config) validate() error {
+	if err := c.Shop.Check(); err != nil {
+		return err
+	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		return fmt.Errorf("REGULARS_TIMEZONE %q is not an IANA time zone", c.Timezone)
 	}

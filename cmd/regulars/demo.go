@@ -142,9 +142,13 @@ func printSummary(w io.Writer, s *demo.Summary) {
 	}
 }
 
+// demoTimezone is the demo stores' zone, and the installation's under serve --demo when
+// REGULARS_TIMEZONE is not set.
+const demoTimezone = "Europe/Oslo"
+
 // oslo is the demo stores' zone; the binary embeds tzdata, so the fallback is only a guard.
 func oslo() *time.Location {
-	if loc, err := time.LoadLocation("Europe/Oslo"); err == nil {
+	if loc, err := time.LoadLocation(demoTimezone); err == nil {
 		return loc
 	}
 	return time.UTC

@@ -61,3 +61,20 @@
     load();
   }
 }());
+
+// The text body is made from the HTML when saved while "make the text body from the HTML" is
+// ticked: the box then keeps the textarea read-only, so nobody types into text that is replaced.
+(function () {
+  'use strict';
+  var auto = document.getElementById('f-text-auto');
+  var text = document.getElementById('f-text');
+  if (!auto || !text) {
+    return;
+  }
+  auto.addEventListener('change', function () {
+    text.readOnly = auto.checked;
+    if (!auto.checked) {
+      text.focus();
+    }
+  });
+}());

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -67,17 +68,25 @@ type LineChart struct {
 	Height     int // default 260
 }
 
-// Layout constants, in SVG user units.
+// Layout constants, in SVG user units. Text is FontSize units high (the stylesheet's font-size
+// must match): the charts are drawn about as wide as the panel they are shown in (a dashboard
+// panel is 480-640 px), so that their text reads at 13-15 px, not scaled down to 10.
 const (
-	defaultWidth  = 640
-	defaultHeight = 260
-	rowHeight     = 26
+	defaultWidth  = 560
+	defaultHeight = 280
+	rowHeight     = 28
 	barThickness  = 18
-	labelWidth    = 180 // the column of bar labels
-	valueWidth    = 90  // room right of the longest bar for its value
 	padTop        = 8
-	maxLabelRunes = 26 // longer labels are cut with an ellipsis; the <title> has the full text
+	maxLabelRunes = 28 // longer labels are cut with an ellipsis; the <title> has the full text
+	// FontSize is the charts' text size in user units (svg.chart's font-size in the stylesheet).
+	FontSize = 15
+	// charWidth is the most a character takes at FontSize, to reserve room for a text: digits and
+	// most letters of a sans-serif are narrower, so reserved room is never too small.
+	charWidth = 0.62 * FontSize
 )
+
+// textWidth is the room to reserve for s at FontSize.
+func textWidth(s string) float64 { return charWidth * float64(utf8.RuneCountInString(s)) }
 
 // chartSeq numbers charts so that several on one page have distinct title/desc ids.
 var chartSeq atomic.Uint64
@@ -100,6 +109,16 @@ func shorten(s string) string {
 	}
 	r := []rune(s)
 	return string(r[:maxLabelRunes-1]) + "…"
+}
+
+// fit cuts a label to maxLabelRunes and to width units, with an ellipsis.
+func fit(s string, width float64) string {
+	s = shorten(s)
+	n := max(int(width/charWidth+1e-6), 2)
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 // open writes the <svg> element with its accessible name and description.
@@ -140,18 +159,33 @@ func (c BarChart) Render() template.HTML {
 	if len(bars) == 0 {
 		return empty("bar", c.Title, c.Desc, w)
 	}
-	// The scale spans zero and every value, so bar lengths are proportional to values.
+	// The scale spans zero and every value, so bar lengths are proportional to values. The
+	// label column is as wide as the longest label and the room right of the bars (left of
+	// them for negative values) as wide as the longest value, so no text runs off the chart.
 	lo, hi := 0.0, 0.0
+	labelWidth, valueWidth := 0.0, 0.0
 	for _, bar := range bars {
 		lo, hi = math.Min(lo, *bar.Value), math.Max(hi, *bar.Value)
+		labelWidth = math.Max(labelWidth, textWidth(shorten(bar.Label)))
+		valueWidth = math.Max(valueWidth, textWidth(format(*bar.Value)))
 	}
-	plot := float64(w - labelWidth - valueWidth)
+	labelWidth = math.Min(labelWidth+12, float64(w)*0.5)
+	valueWidth += 8
+	negRoom := 0.0
+	if lo < 0 {
+		negRoom = valueWidth // a negative bar's value is written left of it
+	}
+	plot := float64(w) - labelWidth - valueWidth - negRoom
+	if plot < float64(w)/4 {
+		plot = float64(w) / 4
+		labelWidth = float64(w) - plot - valueWidth - negRoom
+	}
 	span := hi - lo
 	if span == 0 {
 		span = 1 // every value is zero: zero-length bars
 	}
 	scale := plot / span
-	zero := float64(labelWidth) + (-lo)*scale
+	zero := labelWidth + negRoom + (-lo)*scale
 	h := padTop*2 + rowHeight*len(bars)
 
 	var b strings.Builder
@@ -166,12 +200,17 @@ func (c BarChart) Render() template.HTML {
 		}
 		mid := y + rowHeight/2
 		fmt.Fprintf(&b, `<g class="bar"><title>%s: %s</title>`, esc(bar.Label), esc(format(v)))
-		fmt.Fprintf(&b, `<text class="label" x="%d" y="%s" text-anchor="end" dominant-baseline="middle">%s</text>`,
-			labelWidth-8, num(mid), esc(shorten(bar.Label)))
+		fmt.Fprintf(&b, `<text class="label" x="%s" y="%s" text-anchor="end" dominant-baseline="middle">%s</text>`,
+			num(labelWidth-8), num(mid), esc(fit(bar.Label, labelWidth-12)))
 		fmt.Fprintf(&b, `<rect x="%s" y="%s" width="%s" height="%d" data-value="%s"/>`,
 			num(x), num(mid-barThickness/2), num(length), barThickness, strconv.FormatFloat(v, 'g', -1, 64))
-		fmt.Fprintf(&b, `<text class="value" x="%s" y="%s" dominant-baseline="middle">%s</text></g>`,
-			num(x+length+4), num(mid), esc(format(v)))
+		if v < 0 {
+			fmt.Fprintf(&b, `<text class="value" x="%s" y="%s" text-anchor="end" dominant-baseline="middle">%s</text></g>`,
+				num(x-4), num(mid), esc(format(v)))
+		} else {
+			fmt.Fprintf(&b, `<text class="value" x="%s" y="%s" dominant-baseline="middle">%s</text></g>`,
+				num(x+length+4), num(mid), esc(format(v)))
+		}
 	}
 	fmt.Fprintf(&b, `<line class="axis" x1="%s" y1="%d" x2="%s" y2="%d"/>`, num(zero), padTop/2, num(zero), h-padTop/2)
 	b.WriteString(`</svg>`)
@@ -246,12 +285,29 @@ func (c LineChart) Render() template.HTML {
 	}
 	ticks := niceTicks(lo, hi, 4)
 	lo, hi = ticks[0], ticks[len(ticks)-1] // the axis runs from tick to tick
-	// The plot starts right of the longest tick label (about 7 units a character at 12px).
+	// The plot starts right of the longest tick label.
 	left := 40
 	for _, t := range ticks {
-		left = max(left, 7*utf8.RuneCountInString(tickFormat(t))+12)
+		left = max(left, int(math.Ceil(textWidth(tickFormat(t))))+12)
 	}
-	const right, top, legend, bottom = 16, 12, 22, 28
+	// The legend: a swatch and the name of each series, left to right, on as many rows as
+	// they need within the width.
+	type legendItem struct{ x, row int }
+	var items []legendItem
+	lx, rows := left, 1
+	for _, s := range c.Series {
+		wItem := 16 + int(math.Ceil(textWidth(shorten(s.Name)))) + 20
+		if lx > left && lx+wItem > w {
+			lx, rows = left, rows+1
+		}
+		items = append(items, legendItem{x: lx, row: rows - 1})
+		lx += wItem
+	}
+	// The first and last dates are centred on their points, so half a date's width is kept
+	// free on the right (the left has the tick labels' column).
+	dateHalf := int(math.Ceil(textWidth("2006-01-02") / 2))
+	right, top, bottom := max(16, dateHalf+4), 12, FontSize+16
+	legend := rows * (FontSize + 10)
 	plotW, plotH := float64(w-left-right), float64(h-top-bottom-legend)
 	days := last.Sub(first).Hours() / 24
 	x := func(at time.Time) float64 {
@@ -260,7 +316,7 @@ func (c LineChart) Render() template.HTML {
 		}
 		return float64(left) + plotW*(at.Sub(first).Hours()/24)/days
 	}
-	y := func(v float64) float64 { return top + plotH*(1-(v-lo)/(hi-lo)) }
+	y := func(v float64) float64 { return float64(top) + plotH*(1-(v-lo)/(hi-lo)) }
 
 	var b strings.Builder
 	open(&b, "line", c.Title, c.Desc, w, h)
@@ -269,11 +325,11 @@ func (c LineChart) Render() template.HTML {
 		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%s" text-anchor="end" dominant-baseline="middle">%s</text>`,
 			left-6, num(y(t)), esc(tickFormat(t)))
 	}
-	base := top + plotH
+	base := float64(top) + plotH
 	fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%s" x2="%d" y2="%s"/>`, left, num(base), w-right, num(base))
-	fmt.Fprintf(&b, `<text class="tick" x="%d" y="%s" text-anchor="start">%s</text>`, left, num(base+16), first.Format(time.DateOnly))
-	if days > 0 {
-		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%s" text-anchor="end">%s</text>`, w-right, num(base+16), last.Format(time.DateOnly))
+	for _, at := range dateTicks(c.Series, x, textWidth("2006-01-02")+16) {
+		fmt.Fprintf(&b, `<line class="axis" x1="%s" y1="%s" x2="%s" y2="%s"/>`, num(x(at)), num(base), num(x(at)), num(base+4))
+		fmt.Fprintf(&b, `<text class="tick" x="%s" y="%s" text-anchor="middle">%s</text>`, num(x(at)), num(base+4+FontSize), at.Format(time.DateOnly))
 	}
 	for i, s := range c.Series {
 		fmt.Fprintf(&b, `<g class="series series-%d"><title>%s</title>`, i, esc(s.Name))
@@ -299,13 +355,47 @@ func (c LineChart) Render() template.HTML {
 					num(x(p.At)), num(y(*p.Value)), esc(s.Name), p.At.Format(time.DateOnly), esc(format(*p.Value)))
 			}
 		}
-		// The legend: a swatch and the name, left to right along the bottom.
-		lx := left + i*180
-		ly := h - 8
+		it := items[i]
+		ly := h - 8 - (rows-1-it.row)*(FontSize+10)
 		fmt.Fprintf(&b, `<rect class="swatch" x="%d" y="%d" width="12" height="12"/><text class="legend" x="%d" y="%d">%s</text>`,
-			lx, ly-10, lx+16, ly, esc(shorten(s.Name)))
+			it.x, ly-11, it.x+16, ly, esc(shorten(s.Name)))
 		b.WriteString(`</g>`)
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// dateTicks picks the dates the time axis names: the dates of the points (snapshots), the first
+// and the last always, and between them as many as fit at least gap units apart, spread evenly.
+// A chart of six monthly snapshots names every month, not only the first and the last.
+func dateTicks(series []Series, x func(time.Time) float64, gap float64) []time.Time {
+	seen := map[time.Time]bool{}
+	var dates []time.Time
+	for _, s := range series {
+		for _, p := range s.Points {
+			if ok(p.Value) && !seen[p.At] {
+				seen[p.At] = true
+				dates = append(dates, p.At)
+			}
+		}
+	}
+	slices.SortFunc(dates, func(a, b time.Time) int { return a.Compare(b) })
+	if len(dates) <= 1 {
+		return dates
+	}
+	last := dates[len(dates)-1]
+	out := []time.Time{dates[0]}
+	for _, d := range dates[1 : len(dates)-1] {
+		// Evenly: a date is named when it is far enough from the one named before and leaves
+		// room before the last.
+		if x(d)-x(out[len(out)-1]) >= gap && x(last)-x(d) >= gap {
+			out = append(out, d)
+		}
+	}
+	if x(last)-x(out[len(out)-1]) >= gap {
+		out = append(out, last)
+	} else if len(out) > 1 {
+		out[len(out)-1] = last // the last date matters more than the one just before it
+	}
+	return out
 }
