@@ -12,8 +12,9 @@ import (
 )
 
 // MinMatured is how many entries of each group (mailed and held out) must have had their whole
-// attribution window before a flow's revenue comparison is final rather than preliminary.
-const MinMatured = 30
+// attribution window before a flow's revenue comparison is final rather than preliminary: the
+// minimum a campaign's verdict needs too.
+const MinMatured = tracking.MinGroupMembers
 
 // Stats is a flow's report.
 type Stats struct {
@@ -229,5 +230,6 @@ func readRevenue(ctx context.Context, db *models.DB, id int64, days int, st *Sta
 	if !st.Preliminary {
 		st.FinalAt = nil // final: no date to wait for
 	}
+	st.Revenue.Holdout.Judge(!st.Preliminary, mailed.N)
 	return nil
 }

@@ -602,6 +602,8 @@ type campaignReportData struct {
 	Sending   bool
 	Recurring bool
 	Zone      *time.Location
+	// MinGroup is the fewest members a group needs for a verdict (tracking.MinGroupMembers).
+	MinGroup int
 }
 
 func (cn *console) campaignReport(c echo.Context) error {
@@ -613,7 +615,7 @@ func (cn *console) campaignReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := campaignReportData{Campaign: cp, Stats: st, Zone: cn.s.tz, Recurring: cp.Cron != nil || len(st.Runs) > 1,
+	d := campaignReportData{Campaign: cp, Stats: st, Zone: cn.s.tz, MinGroup: tracking.MinGroupMembers, Recurring: cp.Cron != nil || len(st.Runs) > 1,
 		Sending: cp.Status == campaigns.StatusSending}
 	for _, r := range st.Runs {
 		d.Sending = d.Sending || r.Status == "sending"

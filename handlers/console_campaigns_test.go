@@ -503,10 +503,17 @@ func TestConsoleCampaignReport(t *testing.T) {
 			`<dt>Failed</dt><dd class="camp-bad">1</dd>`,
 			// 500 NOK attributed, 250 per recipient, 25 per held-out member: lift 225.
 			"500.00 NOK", "250.00 NOK", "25.00 NOK", "225.00 NOK",
-			`<meta http-equiv="refresh" content="5">`, `<svg class="camp-ci"`, `class="camp-ci-point"`,
+			`<meta http-equiv="refresh" content="5">`,
+			// A day after the send the 7 days are not over: no verdict, and the date it ends.
+			"Preliminary — final on " + sent.AddDate(0, 0, 7).In(e.Server.srv.tz).Format("2006-01-02 15:04"),
 		} {
 			if !strings.Contains(res.Body, want) {
 				t.Errorf("the report lacks %q", want)
+			}
+		}
+		for _, verdict := range []string{"made a difference", "may be chance", "below zero", `<svg class="camp-ci"`, "No verdict"} {
+			if strings.Contains(res.Body, verdict) {
+				t.Errorf("a preliminary report says %q", verdict)
 			}
 		}
 		if strings.Contains(res.Body, "style=") {
@@ -527,6 +534,17 @@ func TestConsoleCampaignReport(t *testing.T) {
 		res := e.get(t, e.client, e.path(id, "/report"))
 		if res.Status != http.StatusOK || strings.Contains(res.Body, `http-equiv="refresh"`) {
 			t.Fatalf("%d, refresh still there", res.Status)
+		}
+	})
+	t.Run("once the window has closed two held-out members are still too few for a verdict", func(t *testing.T) {
+		exec(`UPDATE campaign_runs SET started_at = started_at - interval '8 days' WHERE id = $1`, run)
+		exec(`UPDATE campaign_recipients SET sent_at = sent_at - interval '8 days' WHERE run_id = $1`, run)
+		res := e.get(t, e.client, e.path(id, "/report"))
+		if strings.Contains(res.Body, "Preliminary") || strings.Contains(res.Body, `<svg class="camp-ci"`) {
+			t.Errorf("a final report of 2 held-out members is preliminary or draws a verdict:\n%s", res.Body)
+		}
+		if !strings.Contains(res.Body, "No verdict about the lift: it needs at least 30 members mailed and 30 held out.") {
+			t.Errorf("the report does not say why there is no verdict:\n%s", res.Body)
 		}
 	})
 }

@@ -516,6 +516,8 @@ type flowReportData struct {
 	Exits    []flowExitRow
 	Currency string
 	Zone     *time.Location
+	// MinGroup is the fewest matured entries a group needs (flows.MinMatured).
+	MinGroup int
 }
 
 func (cn *console) flowReport(c echo.Context) error {
@@ -527,7 +529,7 @@ func (cn *console) flowReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := flowReportData{Flow: f, Trigger: triggerWords(f.Trigger), Stats: st, Zone: cn.s.tz}
+	d := flowReportData{Flow: f, Trigger: triggerWords(f.Trigger), Stats: st, Zone: cn.s.tz, MinGroup: flows.MinMatured}
 	if d.Currency, err = cn.currency(c); err != nil {
 		return err
 	}

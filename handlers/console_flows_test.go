@@ -321,7 +321,7 @@ func TestConsoleFlowReport(t *testing.T) {
 
 	t.Run("without members the report is preliminary until more have entered", func(t *testing.T) {
 		res := e.get(t, e.client, report)
-		if res.Status != http.StatusOK || !strings.Contains(res.Body, "Preliminary: figures are final when more members have entered.") {
+		if res.Status != http.StatusOK || !strings.Contains(res.Body, "Preliminary — final when more members have entered") {
 			t.Fatalf("status %d\n%s", res.Status, res.Body)
 		}
 		if !strings.Contains(res.Body, "When a member has not bought for 60 days") || !strings.Contains(res.Body, "Nobody has left the flow early.") {
@@ -333,7 +333,7 @@ func TestConsoleFlowReport(t *testing.T) {
 		e.addEntries(t, id, 31, true, 3, 10000)
 		res := e.get(t, e.client, report)
 		final := e.DB.Now().AddDate(0, 0, 4).In(e.Server.srv.tz).Format("2006-01-02")
-		if !strings.Contains(res.Body, "Preliminary: figures are final on "+final) {
+		if !strings.Contains(res.Body, "Preliminary — final on "+final) {
 			t.Errorf("no final date %s:\n%s", final, res.Body)
 		}
 		for _, verdict := range []string{"made a difference", "may be chance", "below zero", "camp-ci"} {

@@ -300,4 +300,24 @@ func TestCampaignStatsAPI(t *testing.T) {
 			t.Errorf("holdout %+v", h)
 		}
 	})
+	t.Run("a day after the send the figures are preliminary until the window closes, without a verdict", func(t *testing.T) {
+		res := ts.do(t, "GET", path, ts.marketer, nil)
+		var st tracking.Stats
+		if err := json.Unmarshal(res.Body, &st); err != nil {
+			t.Fatal(err)
+		}
+		final := ts.startedAt.Add(time.Hour + 7*24*time.Hour)
+		if !st.Preliminary || st.FinalAt == nil || !st.FinalAt.Equal(final) {
+			t.Errorf("preliminary %v, final_at %v; want true, %v (the last mail plus 7 days)", st.Preliminary, st.FinalAt, final)
+		}
+		if len(st.Runs) != 1 || !st.Runs[0].Preliminary || st.Runs[0].FinalAt == nil || !st.Runs[0].FinalAt.Equal(final) {
+			t.Errorf("run %+v, want preliminary until %v", st.Runs, final)
+		}
+		if h := st.Total.Revenue.Holdout; h == nil || h.Verdict != nil {
+			t.Errorf("holdout %+v, want figures without a verdict", h)
+		}
+		if !strings.Contains(string(res.Body), `"verdict":null`) || !strings.Contains(string(res.Body), `"preliminary":true`) {
+			t.Errorf("the JSON lacks preliminary or a null verdict: %s", res.Body)
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 // another area's. Money, percentages and times use the console's formatters (format.go).
 func init() {
 	ConsoleFuncs["campLiftBar"] = campLiftBar
+	ConsoleFuncs["campVerdict"] = campVerdict
 	ConsoleFuncs["campHas"] = func(m map[string]string, key string) bool { _, ok := m[key]; return ok }
 }
 
@@ -56,4 +57,20 @@ func campLiftBar(lift float64, low, high *float64) LiftBar {
 // String describes the bar for tests and debugging.
 func (b LiftBar) String() string {
 	return fmt.Sprintf("zero %.1f point %.1f interval [%.1f, %.1f]", b.Zero, b.Point, b.Low, b.High)
+}
+
+// campVerdict words a holdout's verdict (tracking.Verdict*; the rule that decides it lives
+// there) for a report's caption; nil, no verdict, is the empty string.
+func campVerdict(v *string) string {
+	if v == nil {
+		return ""
+	}
+	switch *v {
+	case "above_zero":
+		return "above zero, the mail made a difference"
+	case "below_zero":
+		return "below zero, the members who got no mail bought more"
+	default:
+		return "the interval includes zero, so the lift may be chance"
+	}
 }

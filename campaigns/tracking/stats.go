@@ -22,7 +22,22 @@ type StatsOptions struct {
 	// CostPerMail is the cost of one sent mail in minor units of the stores' currency; 0 means
 	// unknown, and then no ROI is given.
 	CostPerMail int64
+	// Now is the moment the figures are read at, which decides whether they are final (zero:
+	// the clock; tests fix it).
+	Now time.Time
 }
+
+// MinGroupMembers is the fewest members each group (mailed and held out) needs before the
+// holdout comparison states a verdict about the lift, even when every window has closed: with
+// fewer, skewed spending makes the interval's 95 % a poor promise. Flows use the same minimum.
+const MinGroupMembers = 30
+
+// The verdicts about a lift, from where its 95 % interval lies.
+const (
+	VerdictAboveZero    = "above_zero"
+	VerdictBelowZero    = "below_zero"
+	VerdictIncludesZero = "includes_zero"
+)
 
 // Stats are a campaign's statistics, per run and in total. docs/campaign-stats.md has the formulas.
 type Stats struct {
@@ -32,6 +47,11 @@ type Stats struct {
 	TrackOpens      bool       `json:"track_opens"`
 	Runs            []RunStats `json:"runs"`
 	Total           Figures    `json:"total"`
+	// Preliminary is true until the attribution window has closed for every recipient of
+	// every run (and while nothing has been sent); FinalAt is when it closes, null once final
+	// or while a run is still sending. While preliminary no holdout has a verdict.
+	Preliminary bool       `json:"preliminary"`
+	FinalAt     *time.Time `json:"final_at"`
 }
 
 // RunStats are the figures of one run.
@@ -41,6 +61,13 @@ type RunStats struct {
 	Status       string     `json:"status"`
 	StartedAt    *time.Time `json:"started_at"`
 	FinishedAt   *time.Time `json:"finished_at"`
+	// Preliminary and FinalAt are the run's own, as Stats' are for all runs.
+	Preliminary bool       `json:"preliminary"`
+	FinalAt     *time.Time `json:"final_at"`
+	// closes is when the run's last window closes (null: still sending, or not started);
+	// measured is whether the run has anyone to measure (sent, held out, or still to send).
+	closes   *time.Time
+	measured bool
 	Figures
 }
 
@@ -119,6 +146,30 @@ type Holdout struct {
 	LiftHigh *float64 `json:"lift_high"`
 	// Incremental is Lift × Sent: the revenue the mail caused, by the holdout's estimate.
 	Incremental float64 `json:"incremental"`
+	// Verdict says where the interval lies (VerdictAboveZero, …); null while the figures are
+	// preliminary, without an interval, or with fewer than MinGroupMembers in a group.
+	Verdict *string `json:"verdict"`
+}
+
+// Judge sets h's verdict: none unless the figures are final and both groups (treated of
+// treatedN members, h.Members held out) have MinGroupMembers. It is the one place that decides
+// whether a lift may be called a difference; the console shows what it says.
+func (h *Holdout) Judge(final bool, treatedN int64) {
+	if h == nil {
+		return
+	}
+	h.Verdict = nil
+	if !final || treatedN < MinGroupMembers || h.Members < MinGroupMembers || h.LiftLow == nil || h.LiftHigh == nil {
+		return
+	}
+	v := VerdictIncludesZero
+	switch {
+	case *h.LiftLow > 0:
+		v = VerdictAboveZero
+	case *h.LiftHigh < 0:
+		v = VerdictBelowZero
+	}
+	h.Verdict = &v
 }
 
 // group is the per-member revenue of one group (sent or held out) as sufficient statistics.
@@ -143,6 +194,9 @@ type runAcc struct {
 func FindCampaignStats(ctx context.Context, db *models.DB, campaignID int64, o StatsOptions) (*Stats, error) {
 	if o.AttributionDays <= 0 {
 		o.AttributionDays = DefaultAttributionDays
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
 	}
 	st := &Stats{CampaignID: campaignID, AttributionDays: o.AttributionDays, CostPerMail: o.CostPerMail, Runs: []RunStats{}}
 	err := db.Pool.QueryRow(ctx, `SELECT track_opens FROM campaigns WHERE id = $1`, campaignID).Scan(&st.TrackOpens)
@@ -185,7 +239,7 @@ func FindCampaignStats(ctx context.Context, db *models.DB, campaignID int64, o S
 	if err := readRedemptions(ctx, db, campaignID, o.AttributionDays, accs, total); err != nil {
 		return nil, err
 	}
-	finish := func(a *runAcc, other bool) {
+	finish := func(a *runAcc, other bool, final bool) {
 		f := a.f
 		f.Delivered = f.Sent - f.Bounced
 		f.ClickThroughRate = ratio(f.UniqueClickers, f.Delivered)
@@ -199,15 +253,52 @@ func FindCampaignStats(ctx context.Context, db *models.DB, campaignID int64, o S
 		f.Revenue = revenue(a.sent, a.held, f.Sent, o.CostPerMail)
 		f.Revenue.Currency = cur
 		f.Revenue.OtherCurrencies = other
+		f.Revenue.Holdout.Judge(final, a.sent.n)
 	}
+	settle(st, o.Now)
 	for i := range st.Runs {
-		finish(accs[st.Runs[i].RunID], other[st.Runs[i].RunID])
+		r := &st.Runs[i]
+		finish(accs[r.RunID], other[r.RunID], !r.Preliminary)
 	}
-	finish(total, len(other) > 0)
+	finish(total, len(other) > 0, !st.Preliminary)
 	if err := readMargins(ctx, db, campaignID, o.AttributionDays, st); err != nil {
 		return nil, err
 	}
 	return st, nil
+}
+
+// settle decides which runs, and whether the campaign as a whole, are final at now: a run is
+// final once its last attribution window has closed (its last mail's sent_at, or its start for
+// its held-out members, plus N days) and nothing is left to send. Runs with nobody to measure
+// (never started, or every mail failed) do not hold the campaign back; without any run to
+// measure the campaign is preliminary: there is no evidence yet.
+func settle(st *Stats, now time.Time) {
+	st.Preliminary = true
+	anyMeasured, known := false, true
+	var last time.Time
+	for i := range st.Runs {
+		r := &st.Runs[i]
+		r.Preliminary = r.measured && (r.closes == nil || now.Before(*r.closes))
+		if r.Preliminary {
+			r.FinalAt = r.closes
+		}
+		if !r.measured {
+			continue
+		}
+		anyMeasured = true
+		if r.closes == nil {
+			known = false
+		} else if r.closes.After(last) {
+			last = *r.closes
+		}
+	}
+	if !anyMeasured {
+		return
+	}
+	st.Preliminary = !known || now.Before(last)
+	if st.Preliminary && known {
+		st.FinalAt = &last
+	}
 }
 
 // readCounts reads the runs and their recipient counts.
@@ -225,7 +316,13 @@ func readCounts(ctx context.Context, db *models.DB, st *Stats) error {
 		           SELECT 1 FROM consents c
 		           WHERE c.member_id = r.member_id AND c.purpose = $3 AND NOT c.granted
 		             AND c.recorded_at > r.sent_at
-		             AND c.recorded_at <= r.sent_at + make_interval(days => $2)))
+		             AND c.recorded_at <= r.sent_at + make_interval(days => $2))),
+		       -- When the last window closes (greatest skips nulls): the last mail's, or the
+		       -- held-out members' from the start; and whether mails are still to go out.
+		       greatest(max(r.sent_at) FILTER (WHERE r.status = 'sent'),
+		                CASE WHEN bool_or(r.held_out) THEN run.started_at END) + make_interval(days => $2),
+		       run.status <> 'cancelled' AND coalesce(bool_or(r.status IN ('queued', 'sending')), false),
+		       coalesce(bool_or(r.status IN ('sent', 'held_out', 'queued', 'sending')), false)
 		FROM campaign_runs run
 		LEFT JOIN campaign_recipients r ON r.run_id = run.id
 		WHERE run.campaign_id = $1
@@ -237,9 +334,14 @@ func readCounts(ctx context.Context, db *models.DB, st *Stats) error {
 	defer rows.Close()
 	for rows.Next() {
 		var r RunStats
+		var sending bool
 		if err := rows.Scan(&r.RunID, &r.ScheduledFor, &r.Status, &r.StartedAt, &r.FinishedAt,
-			&r.Recipients, &r.HeldOut, &r.Sent, &r.Failed, &r.Bounced, &r.Unsubscribed); err != nil {
+			&r.Recipients, &r.HeldOut, &r.Sent, &r.Failed, &r.Bounced, &r.Unsubscribed,
+			&r.closes, &sending, &r.measured); err != nil {
 			return fmt.Errorf("run counts of campaign %d: %w", st.CampaignID, err)
+		}
+		if sending {
+			r.closes = nil // the last mail's time is not known yet
 		}
 		st.Runs = append(st.Runs, r)
 	}

@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -153,6 +154,14 @@ func TestCampaignStats(t *testing.T) {
 		wantFloat(t, "lift low", h.LiftLow, 3000-ci)
 		wantFloat(t, "lift high", h.LiftHigh, 3000+ci)
 	})
+	t.Run("long after the runs the figures are final, but three held out are too few for a verdict", func(t *testing.T) {
+		if st.Preliminary || st.FinalAt != nil {
+			t.Errorf("preliminary %v, final_at %v; want final", st.Preliminary, st.FinalAt)
+		}
+		if v := st.Runs[0].Revenue.Holdout.Verdict; v != nil {
+			t.Errorf("verdict %q from three held-out members", *v)
+		}
+	})
 	t.Run("a run without a holdout has none", func(t *testing.T) {
 		if st.Runs[1].Revenue.Holdout != nil {
 			t.Errorf("holdout %+v", st.Runs[1].Revenue.Holdout)
@@ -257,4 +266,110 @@ func wantFloat(t *testing.T, what string, got *float64, want float64) {
 	if math.Abs(*got-want) > 1e-6*math.Max(1, math.Abs(want)) {
 		t.Errorf("%s = %v, want %v", what, *got, want)
 	}
+}
+
+// TestCampaignStatsPreliminary reads one run of 30 mailed and 30 held-out members (the minimum
+// for a verdict) at a fixed clock: just after the send, the last moment before the window
+// closes, and after it. The last mail goes out 29 minutes after the start, so the figures are
+// final 7 days after that; mailed members buy 1010 + 10·i, held-out ones 10 + 10·i.
+func TestCampaignStatsPreliminary(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	run := f.run(t, f.campaignID, t0)
+	var last time.Time
+	for i := range MinGroupMembers {
+		last = t0.Add(time.Duration(i) * time.Minute)
+		sent, held := fmt.Sprintf("s%02d", i), fmt.Sprintf("h%02d", i)
+		f.recipient(t, run, sent, "sent", last)
+		f.recipient(t, run, held, "held_out", t0)
+		f.buy(t, sent, "sale", 1010+10*int64(i), f.oslo, last.Add(time.Hour))
+		f.buy(t, held, "sale", 10+10*int64(i), f.oslo, t0.Add(time.Hour))
+	}
+	final := last.AddDate(0, 0, DefaultAttributionDays)
+	read := func(t *testing.T, now time.Time) *Stats {
+		t.Helper()
+		st, err := FindCampaignStats(ctx, f.db, f.campaignID, StatsOptions{Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Runs) != 1 || st.Total.Revenue.Holdout == nil || st.Runs[0].Revenue.Holdout == nil {
+			t.Fatalf("stats %+v", st)
+		}
+		return st
+	}
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+	}{{"four minutes after the send", last.Add(4 * time.Minute)}, {"a second before the window closes", final.Add(-time.Second)}} {
+		t.Run(tc.name+" the figures are preliminary, final at the last mail plus the window, with no verdict", func(t *testing.T) {
+			st := read(t, tc.now)
+			if !st.Preliminary || st.FinalAt == nil || !st.FinalAt.Equal(final) {
+				t.Errorf("preliminary %v, final_at %v; want true, %v", st.Preliminary, st.FinalAt, final)
+			}
+			if r := st.Runs[0]; !r.Preliminary || r.FinalAt == nil || !r.FinalAt.Equal(final) {
+				t.Errorf("run: preliminary %v, final_at %v; want true, %v", r.Preliminary, r.FinalAt, final)
+			}
+			if v := st.Total.Revenue.Holdout.Verdict; v != nil {
+				t.Errorf("verdict %q on preliminary figures", *v)
+			}
+			if h := st.Total.Revenue.Holdout; h.Lift != 1000 || h.LiftLow == nil {
+				t.Errorf("holdout %+v: the figures themselves should be given as they stand", h)
+			}
+		})
+	}
+	t.Run("when the window has closed the figures are final with a verdict", func(t *testing.T) {
+		st := read(t, final)
+		if st.Preliminary || st.FinalAt != nil || st.Runs[0].Preliminary || st.Runs[0].FinalAt != nil {
+			t.Errorf("preliminary %v, final_at %v, run %+v; want final", st.Preliminary, st.FinalAt, st.Runs[0])
+		}
+		for _, h := range []*Holdout{st.Total.Revenue.Holdout, st.Runs[0].Revenue.Holdout} {
+			if h.Verdict == nil || *h.Verdict != VerdictAboveZero {
+				t.Errorf("verdict %v, want %s (every mailed member bought 1000 more)", h.Verdict, VerdictAboveZero)
+			}
+		}
+	})
+	t.Run("a mail still queued leaves the date open", func(t *testing.T) {
+		f.recipient(t, run, "late", "queued", time.Time{})
+		st := read(t, final.AddDate(0, 1, 0))
+		if !st.Preliminary || st.FinalAt != nil || st.Total.Revenue.Holdout.Verdict != nil {
+			t.Errorf("preliminary %v, final_at %v, verdict %v; want preliminary without a date or verdict",
+				st.Preliminary, st.FinalAt, st.Total.Revenue.Holdout.Verdict)
+		}
+	})
+}
+
+func TestHoldoutJudge(t *testing.T) {
+	t.Parallel()
+	lo, hi := ptr[float64], ptr[float64]
+	cases := []struct {
+		name          string
+		final         bool
+		treated, held int64
+		low, high     *float64
+		want          string
+	}{
+		{"final with enough members and the interval above zero is above zero", true, 30, 30, lo(1), hi(5), VerdictAboveZero},
+		{"an interval below zero is below zero", true, 30, 30, lo(-5), hi(-1), VerdictBelowZero},
+		{"an interval across zero includes zero", true, 300, 30, lo(-1), hi(5), VerdictIncludesZero},
+		{"preliminary figures have none", false, 300, 300, lo(1), hi(5), ""},
+		{"29 held out are too few", true, 300, 29, lo(1), hi(5), ""},
+		{"29 mailed are too few", true, 29, 300, lo(1), hi(5), ""},
+		{"without an interval there is none", true, 300, 300, nil, nil, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &Holdout{Members: tc.held, LiftLow: tc.low, LiftHigh: tc.high}
+			h.Judge(tc.final, tc.treated)
+			got := ""
+			if h.Verdict != nil {
+				got = *h.Verdict
+			}
+			if got != tc.want {
+				t.Errorf("verdict %q, want %q", got, tc.want)
+			}
+		})
+	}
+	var none *Holdout
+	none.Judge(true, 100) // no holdout: nothing to judge, and no panic
 }
