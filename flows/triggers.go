@@ -61,47 +61,51 @@ func candidates(t Trigger) (query string, args []any, err error) {
 		// do not lapse; one purchase day has no gap, so days alone decides.
 		//
 		// Looking up the last sale of every member is a million index probes at 1M members
-		// (12 s, docs/benchmarks.md "Flows"). The latest metrics run already holds each
-		// member's last purchase day, and a member's real last sale can only be later than
-		// it, so its lapsed members are a superset of the lapsed now: those not already
-		// entered for that lapse are checked exactly, one probe each (a few a tick once the
-		// flow has caught up). Members without a purchase in the run (joined or first bought
-		// since, or no run yet: then everyone) are looked up directly, found by their live
-		// sales since the run's day. A history import since the run is seen at the next run.
+		// (12–48 s, docs/benchmarks.md "Flows"). The latest metrics run holds each member's
+		// last purchase day; it is still their last unless a live sale has come in since the
+		// run's day ("recent"). So a member's last sale is looked up only when the run does
+		// not settle it: recent, without a purchase in the run (joined or first bought since;
+		// no run yet: everyone), or on the day the lapse begins. Members already entered for
+		// that lapse are left out first. A history import since the run is seen at the next run.
 		personal := "true"
 		args := []any{*t.Days}
 		if t.Personal {
-			personal = `(g.median_gap IS NULL OR s.occurred_at < now() - g.median_gap * $5::float8)`
+			personal = `(g.median_gap IS NULL OR coalesce(s.occurred_at, (l.last_day + 1)::timestamp AT TIME ZONE $3) < now() - g.median_gap * $5::float8)`
 			args = append(args, *t.Factor)
 		}
 		return `WITH since AS MATERIALIZED (
-			      SELECT (SELECT max(as_of) FROM metric_runs WHERE status = 'done') AS run_day
+			      SELECT (SELECT max(as_of) FROM metric_runs WHERE status = 'done') AS run_day,
+			             ((now() - make_interval(days => $4::int)) AT TIME ZONE $3)::date AS lapse_day
+			  ), recent AS MATERIALIZED ( -- computed once: a correlated IN ran per member
+			      SELECT DISTINCT t.member_id FROM transactions t, since
+			      WHERE t.live AND t.member_id IS NOT NULL
+			        AND t.received_at >= since.run_day::timestamp AT TIME ZONE $3
 			  ), maybe AS MATERIALIZED (
-			      SELECT mm.member_id, mm.as_of - mm.days_since_last_purchase AS last_day
-			      FROM member_metrics mm
+			      SELECT mm.member_id, mm.as_of - mm.days_since_last_purchase AS last_day,
+			             mm.as_of - mm.days_since_last_purchase = since.lapse_day
+			               OR mm.member_id IN (SELECT member_id FROM recent) AS probe
+			      FROM member_metrics mm, since
 			      WHERE mm.days_since_last_purchase IS NOT NULL
-			        AND mm.as_of - mm.days_since_last_purchase <= ((now() - make_interval(days => $4::int)) AT TIME ZONE $3)::date
+			        AND mm.as_of - mm.days_since_last_purchase <= since.lapse_day
 			      UNION ALL
-			      SELECT m.id, NULL FROM members m, since
-			      WHERE NOT EXISTS (SELECT 1 FROM member_metrics mm
-			                        WHERE mm.member_id = m.id AND mm.days_since_last_purchase IS NOT NULL)
-			        AND (since.run_day IS NULL
-			             OR m.id IN (SELECT t.member_id FROM transactions t
-			                         WHERE t.live AND t.member_id IS NOT NULL
-			                           AND t.received_at >= since.run_day::timestamp AT TIME ZONE $3))
+			      SELECT r.member_id, NULL, true FROM recent r
+			      WHERE NOT EXISTS (SELECT 1 FROM member_metrics mm -- OFFSET 0: a key lookup each, not a hash of them all
+			                        WHERE mm.member_id = r.member_id AND mm.days_since_last_purchase IS NOT NULL OFFSET 0)
+			      UNION ALL
+			      SELECT m.id, NULL, true FROM members m WHERE (SELECT run_day FROM since) IS NULL
 			  ), fresh AS MATERIALIZED (
-			      SELECT c.member_id FROM maybe c
+			      SELECT c.* FROM maybe c
 			      WHERE c.last_day IS NULL
 			         OR NOT EXISTS (SELECT 1 FROM flow_entries e WHERE e.flow_id = $1 AND e.member_id = c.member_id
 			                        AND e.event_key = 'lapsed:' || c.last_day)
 			  )
-			SELECT l.member_id, 'lapsed:' || (s.occurred_at AT TIME ZONE $3)::date AS event_key
+			SELECT l.member_id, 'lapsed:' || coalesce((s.occurred_at AT TIME ZONE $3)::date, l.last_day) AS event_key
 			FROM fresh l
-			CROSS JOIN LATERAL (SELECT t.occurred_at FROM transactions t
-			                    WHERE t.member_id = l.member_id AND t.kind = 'sale'
-			                    ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) s
+			LEFT JOIN LATERAL (SELECT t.occurred_at FROM transactions t
+			                   WHERE l.probe AND t.member_id = l.member_id AND t.kind = 'sale'
+			                   ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) s ON true
 			` + medianGapJoin(t.Personal) + `
-			WHERE s.occurred_at < now() - make_interval(days => $4::int) AND ` + personal, args, nil
+			WHERE (NOT l.probe OR s.occurred_at < now() - make_interval(days => $4::int)) AND ` + personal, args, nil
 	case EventRewardAffordable:
 		// A credit (a sale's points, or a cancelled redemption's given back) that took the
 		// balance from below the reward's cost to at least it. The key is that ledger entry.
