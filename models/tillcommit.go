@@ -3,6 +3,7 @@ package models
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -134,7 +135,7 @@ func (c *tillCommitter) take() []*tillWaiter {
 // close closes the pool of the group flushes, if it was opened; the caller makes sure that no
 // flush runs (DB.Close).
 func (c *tillCommitter) close() {
-	c.once.Do(func() {}) // no pool after Close
+	c.once.Do(func() { c.poolErr = errors.New("the database handle is closed") })
 	if c.pool != nil {
 		c.pool.Close()
 	}
