@@ -322,7 +322,8 @@ func (cn *console) dashboard(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if view.Categories, err = cn.dashCategoryTable(c, view.Segment, segmentLabel(view.Segment, names, stores), snap.Run.AsOf); err != nil {
+	if view.Categories, err = cn.dashCategoryTable(c, view.Segment, segmentLabel(view.Segment, names, stores), snap.Run.AsOf,
+		q.Get("categories") != "", dashboardHref(view.Family, view.Sort, view.Dir, view.Segment)+"&categories=1"); err != nil {
 		return err
 	}
 	return cn.render(c, http.StatusOK, "dashboard", page)

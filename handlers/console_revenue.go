@@ -192,14 +192,23 @@ type dashCategories struct {
 	Rows     []segments.CategoryRow
 	Missing  string // why there is no table (a family without a categories report)
 	Truncate bool
+	// Offer is the link that shows the table, until it is asked for: the report reads a year of
+	// receipt lines (7-18 s for every member of a 100,000-member shop on the busy test machine,
+	// docs/benchmarks.md), too slow for every view of the dashboard.
+	Offer string
 }
 
 // dashCategoryTable reports the categories of segment as of the snapshot's date (the instant it
-// begins in the shop's zone), like the rest of the dashboard. A segment the report cannot
-// evaluate (the rewards family) gets a sentence instead of a table.
-func (cn *console) dashCategoryTable(c echo.Context, segment, label string, asOf time.Time) (*dashCategories, error) {
-	at := time.Date(asOf.Year(), asOf.Month(), asOf.Day(), 0, 0, 0, 0, cn.s.tz)
+// begins in the shop's zone), like the rest of the dashboard, when show is set; otherwise it
+// offers the link href that shows it. A segment the report cannot evaluate (the rewards family)
+// gets a sentence instead of a table.
+func (cn *console) dashCategoryTable(c echo.Context, segment, label string, asOf time.Time, show bool, href string) (*dashCategories, error) {
 	out := &dashCategories{Label: label, AsOf: asOf.Format(time.DateOnly)}
+	if !show {
+		out.Offer = href
+		return out, nil
+	}
+	at := time.Date(asOf.Year(), asOf.Month(), asOf.Day(), 0, 0, 0, 0, cn.s.tz)
 	rep, err := segments.Categories(c.Request().Context(), cn.s.db, segment, at)
 	if models.ErrorCode(err) == models.EINVALID {
 		out.Missing = "There is no category report for " + strings.ToLower(label[:1]) + label[1:] + "."

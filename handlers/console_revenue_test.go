@@ -95,9 +95,9 @@ func rowOf(t *testing.T, body, start string) string {
 	return body[i : i+strings.Index(body[i:], "</tr>")]
 }
 
-// TestDashboardCategoryTable puts the demo shop's skus in a catalogue, all but one, and checks the dashboard's category table against
-// segments.Categories as of the snapshot's date; a segment of the rewards family gets a
-// sentence instead.
+// TestDashboardCategoryTable puts the demo shop's skus in a catalogue, all but one, and checks
+// the dashboard's category table, once asked for (?categories=1), against segments.Categories
+// as of the snapshot's date; a segment of the rewards family gets a sentence instead.
 func TestDashboardCategoryTable(t *testing.T) {
 	cc, snap := newDashboardConsole(t)
 	ctx := context.Background()
@@ -118,8 +118,12 @@ func TestDashboardCategoryTable(t *testing.T) {
 	if len(rep.Categories) < 2 {
 		t.Fatalf("categories %+v, want a category and uncategorised", rep.Categories)
 	}
-	body := cc.get(t, client, "/console/").Body
-	if !strings.Contains(body, "Categories bought: All members") {
+	// The table is offered, and shown when asked for.
+	if body := cc.get(t, client, "/console/").Body; !strings.Contains(body, `id="dash-categories-show"`) || strings.Contains(body, `id="dash-categories"`) {
+		t.Errorf("the dashboard does not offer the category table")
+	}
+	body := cc.get(t, client, "/console/?sort=segment&dir=asc&categories=1").Body
+	if !strings.Contains(body, "Categories bought: All members") || !strings.Contains(body, `id="dash-categories"`) {
 		t.Fatalf("no category table on the dashboard")
 	}
 	for _, c := range rep.Categories {
@@ -134,7 +138,7 @@ func TestDashboardCategoryTable(t *testing.T) {
 			}
 		}
 	}
-	if body := cc.get(t, client, "/console/?segment=rewards:redeemers").Body; !strings.Contains(body, "There is no category report for") {
+	if body := cc.get(t, client, "/console/?segment=rewards:redeemers&categories=1").Body; !strings.Contains(body, "There is no category report for") {
 		t.Errorf("the rewards segment shows no explanation")
 	}
 }

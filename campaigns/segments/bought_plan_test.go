@@ -15,7 +15,8 @@ import (
 // generated data set: REGULARS_PLAN_MEMBERS members (default 100,000) with 20 receipt lines
 // each, on 5 lines a sale, over two years, 10,000 products in 50 categories, 2% of sales
 // refunded by a refund naming them, 5% of lines on skus not in the catalogue. It only runs with
-// REGULARS_PLAN=1 (it takes minutes); the plan it printed is in fields.go, at boughtLeaf.
+// REGULARS_PLAN=1 (it takes minutes); the plan it printed is in fields.go, at boughtLeaf. It
+// then times the category report (Categories) of every member and of such a segment.
 //
 //	REGULARS_PLAN=1 go test -run TestBoughtCategoryPlan -v ./campaigns/segments
 func TestBoughtCategoryPlan(t *testing.T) {
@@ -100,5 +101,35 @@ func TestBoughtCategoryPlan(t *testing.T) {
 		}
 		rows.Close()
 		t.Logf("plan:\n%s", strings.Join(plan, "\n"))
+	}
+
+	// The dashboard's category table (Categories) of every member and of a saved segment with
+	// one bought_category rule, beside a ceiling: the same lines summed per category, without
+	// buyers, orders or repeat rate (no per-buyer step).
+	saved, err := Create(ctx, db, SavedInput{Name: "category 7", Rules: []byte(`{"field": "bought_category", "op": "eq", "value": "category 7"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ceiling = `
+		SELECT lower(p.category), sum(i.qty), sum(i.qty::bigint * i.unit_price_minor)
+		FROM transactions t JOIN transaction_items i ON i.transaction_id = t.id LEFT JOIN products p ON p.sku = i.sku
+		WHERE t.kind = 'sale' AND t.member_id IS NOT NULL AND t.occurred_at >= $1 AND t.occurred_at < $2
+		  AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.store_id = t.store_id AND r.refunds_txn_id = t.txn_id
+		                  AND r.kind = 'refund' AND r.occurred_at < $2)
+		GROUP BY 1`
+	for run := 0; run < 2; run++ {
+		for _, key := range []string{"all", "segment:" + strconv.FormatInt(saved.ID, 10)} {
+			began := time.Now()
+			rep, err := Categories(ctx, db, key, asOf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("categories of %s: %d rows in %s", key, len(rep.Categories), time.Since(began).Round(time.Millisecond))
+		}
+		began := time.Now()
+		if _, err := db.Pool.Exec(ctx, ceiling, asOf.AddDate(0, 0, -DefaultWithinDays), asOf); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("ceiling, every member's lines by category: %s", time.Since(began).Round(time.Millisecond))
 	}
 }
