@@ -225,11 +225,11 @@ var (
 
 // ImportProductsCSV upserts the products of a CSV file with the header
 // sku,name,category,brand,price_minor (and optionally cost_minor), read like the other import
-// files (openCSV: a byte-order mark and CRLF line ends are fine). Every line is checked as
+// files (openCSV: a comma, semicolon or tab separator, a byte-order mark and CRLF line ends are fine). Every line is checked as
 // PUT /products checks a product, and a sku may appear on one line only; any bad line and
 // nothing is stored, and the error (an *ImportError) names the first bad lines and columns.
-func (db *DB) ImportProductsCSV(ctx context.Context, r io.Reader) (*ProductImportResult, error) {
-	f, err := openCSV(r, productCSVColumns, productCSVOptionalColumns)
+func (db *DB) ImportProductsCSV(ctx context.Context, r io.Reader, opts ...CSVOption) (*ProductImportResult, error) {
+	f, err := openCSV(r, productCSVColumns, productCSVOptionalColumns, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package models
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -118,8 +120,8 @@ type TransactionSource interface {
 // ImportTransactionsCSV imports transactions from a CSV file in the import format: a header
 // row naming id,store,register,kind,occurred_at,amount,currency,member_card,member_email (in any
 // order; refunds and member_phone may be added).
-func (db *DB) ImportTransactionsCSV(ctx context.Context, r io.Reader) (*ImportResult, error) {
-	src, err := NewTransactionCSV(r)
+func (db *DB) ImportTransactionsCSV(ctx context.Context, r io.Reader, opts ...CSVOption) (*ImportResult, error) {
+	src, err := NewTransactionCSV(r, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -658,9 +660,66 @@ type csvFile struct {
 	col map[string]int
 }
 
+// CSVOption changes how an import file is read.
+type CSVOption func(*csvOptions)
+
+type csvOptions struct {
+	delimiter rune // 0: detected from the header line
+}
+
+// WithDelimiter reads the file with fields separated by d (',', ';' or '\t') instead of the
+// separator detected from its header line.
+func WithDelimiter(d rune) CSVOption { return func(o *csvOptions) { o.delimiter = d } }
+
+// csvDelimiters are the separators an import file may use: a comma, and the semicolon and tab
+// that spreadsheets write where the comma is the decimal separator (Excel in Norway, Germany, …).
+const csvDelimiters = ",;\t"
+
+// maxHeaderBytes bounds the header line read to detect the separator: a file without a line end
+// in its first 64 KiB is no import file, and is then read with commas.
+const maxHeaderBytes = 64 << 10
+
+// detectDelimiter returns the separator of an import file from its header line: the one of
+// csvDelimiters that occurs most often outside quotes (a comma when none does, or on a tie).
+func detectDelimiter(header []byte) rune {
+	counts := map[rune]int{}
+	quoted := false
+	for _, c := range string(header) {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case !quoted && strings.ContainsRune(csvDelimiters, c):
+			counts[c]++
+		}
+	}
+	best := ','
+	for _, d := range csvDelimiters {
+		if counts[d] > counts[best] {
+			best = d
+		}
+	}
+	return best
+}
+
 // openCSV reads the header and checks that it names every required column and nothing unknown.
-func openCSV(r io.Reader, required, optional []string) (*csvFile, error) {
-	cr := csv.NewReader(r)
+// The separator is detected from the header line unless an option sets it; a UTF-8 byte-order
+// mark and CRLF line ends (as Excel writes them) are fine.
+func openCSV(r io.Reader, required, optional []string, opts ...CSVOption) (*csvFile, error) {
+	var o csvOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	br := bufio.NewReaderSize(r, maxHeaderBytes)
+	if o.delimiter == 0 {
+		// Peek the header line without consuming it; a longer one is read with commas.
+		head, _ := br.Peek(maxHeaderBytes)
+		if i := bytes.IndexByte(head, '\n'); i >= 0 {
+			head = head[:i]
+		}
+		o.delimiter = detectDelimiter(head)
+	}
+	cr := csv.NewReader(br)
+	cr.Comma = o.delimiter
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
@@ -683,7 +742,7 @@ func openCSV(r io.Reader, required, optional []string) (*csvFile, error) {
 		name = strings.ToLower(strings.TrimSpace(name))
 		switch {
 		case !known[name]:
-			fe.Add("header", fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(required, ",")))
+			fe.Add("header", fmt.Sprintf("unknown column %q (%s); the columns are %s", name, separatorHint(name, o.delimiter), strings.Join(required, ",")))
 		case f.col[name] != 0:
 			fe.Add("header", fmt.Sprintf("column %q appears twice", name))
 		}
@@ -698,6 +757,27 @@ func openCSV(r io.Reader, required, optional []string) (*csvFile, error) {
 		return nil, &ImportError{Code: EINVALID, Total: 1, Lines: []LineError{{Line: 1, Fields: fe}}}
 	}
 	return f, nil
+}
+
+// separatorHint says which separator the header was read with, and when an unknown column name
+// holds another one, suggests it: the usual reason is a file with another separator. The
+// `regulars import` command is where these messages are read, hence its flag's name.
+func separatorHint(name string, used rune) string {
+	hint := "separator " + quoteDelimiter(used)
+	for _, d := range csvDelimiters {
+		if d != used && strings.ContainsRune(name, d) {
+			return hint + "; use --delimiter " + quoteDelimiter(d) + "?"
+		}
+	}
+	return hint
+}
+
+// quoteDelimiter writes a separator as one types it for --delimiter.
+func quoteDelimiter(d rune) string {
+	if d == '\t' {
+		return `"\t"`
+	}
+	return `"` + string(d) + `"`
 }
 
 // next returns the next record and its line, io.EOF, or a *LineError for an unreadable line.
@@ -744,7 +824,7 @@ var (
 // NewTransactionCSV reads the header of r; the error is an *ImportError naming line 1 when it
 // is not the import format. When r can seek (a file), the source is a ResettableSource, so that
 // the import may try its direct path first.
-func NewTransactionCSV(r io.Reader) (TransactionSource, error) {
+func NewTransactionCSV(r io.Reader, opts ...CSVOption) (TransactionSource, error) {
 	rs, seekable := r.(io.ReadSeeker)
 	var start int64
 	if seekable {
@@ -753,12 +833,12 @@ func NewTransactionCSV(r io.Reader) (TransactionSource, error) {
 			seekable = false // a pipe or terminal: read once
 		}
 	}
-	f, err := openCSV(r, txnCSVColumns, txnCSVOptionalColumns)
+	f, err := openCSV(r, txnCSVColumns, txnCSVOptionalColumns, opts...)
 	if err != nil {
 		return nil, err
 	}
 	if seekable {
-		return &seekableTransactionCSV{TransactionCSV: TransactionCSV{f: f}, r: rs, start: start}, nil
+		return &seekableTransactionCSV{TransactionCSV: TransactionCSV{f: f}, r: rs, start: start, opts: opts}, nil
 	}
 	return &TransactionCSV{f: f}, nil
 }
@@ -768,6 +848,7 @@ type seekableTransactionCSV struct {
 	TransactionCSV
 	r     io.ReadSeeker
 	start int64
+	opts  []CSVOption
 }
 
 // Reset implements ResettableSource.
@@ -775,7 +856,7 @@ func (c *seekableTransactionCSV) Reset() error {
 	if _, err := c.r.Seek(c.start, io.SeekStart); err != nil {
 		return err
 	}
-	f, err := openCSV(c.r, txnCSVColumns, txnCSVOptionalColumns)
+	f, err := openCSV(c.r, txnCSVColumns, txnCSVOptionalColumns, c.opts...)
 	if err != nil {
 		return err
 	}
@@ -849,8 +930,8 @@ var (
 )
 
 // NewMemberCSV reads the header of r.
-func NewMemberCSV(r io.Reader) (*MemberCSV, error) {
-	f, err := openCSV(r, memberCSVColumns, memberCSVOptionalColumns)
+func NewMemberCSV(r io.Reader, opts ...CSVOption) (*MemberCSV, error) {
+	f, err := openCSV(r, memberCSVColumns, memberCSVOptionalColumns, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -872,8 +953,8 @@ func (c *MemberCSV) Next() (int, *MemberImport, error) {
 
 // ImportMembersCSV imports members from a CSV file with the header
 // card,email,name,phone,home_store,joined_at,marketing_consent (and optionally birthday).
-func (db *DB) ImportMembersCSV(ctx context.Context, r io.Reader) (*ImportResult, error) {
-	src, err := NewMemberCSV(r)
+func (db *DB) ImportMembersCSV(ctx context.Context, r io.Reader, opts ...CSVOption) (*ImportResult, error) {
+	src, err := NewMemberCSV(r, opts...)
 	if err != nil {
 		return nil, err
 	}

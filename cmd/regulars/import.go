@@ -24,6 +24,7 @@ func (env *environment) importCSV(ctx context.Context, what string, args []strin
 	fs := flag.NewFlagSet("regulars "+name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	env.cfg.flags(fs)
+	delimiter := fs.String("delimiter", "", `field separator: ",", ";" or "\t" (tab); default: detected from the header line`)
 	// Flags may come before or after the file name.
 	var files []string
 	for {
@@ -41,6 +42,14 @@ func (env *environment) importCSV(ctx context.Context, what string, args []strin
 	}
 	if err := env.cfg.validate(); err != nil {
 		return err
+	}
+	var opts []models.CSVOption
+	if *delimiter != "" {
+		d, err := parseDelimiter(*delimiter)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, models.WithDelimiter(d))
 	}
 
 	var in io.Reader = env.stdin
@@ -79,11 +88,11 @@ func (env *environment) importCSV(ctx context.Context, what string, args []strin
 	var products *models.ProductImportResult
 	switch what {
 	case "transactions":
-		res, err = db.ImportTransactionsCSV(ctx, in)
+		res, err = db.ImportTransactionsCSV(ctx, in, opts...)
 	case "members":
-		res, err = db.ImportMembersCSV(ctx, in)
+		res, err = db.ImportMembersCSV(ctx, in, opts...)
 	default:
-		products, err = db.ImportProductsCSV(ctx, in)
+		products, err = db.ImportProductsCSV(ctx, in, opts...)
 	}
 	if bar != nil {
 		_ = bar.Finish()
@@ -114,6 +123,18 @@ func (env *environment) importCSV(ctx context.Context, what string, args []strin
 		fmt.Fprintf(env.stdout, "linked %s earlier purchases to the new members\n", thousands(res.Linked))
 	}
 	return nil
+}
+
+// parseDelimiter reads --delimiter: a comma, a semicolon or a tab (typed as a real tab, "\t" or
+// "tab", since a shell makes a real one awkward).
+func parseDelimiter(s string) (rune, error) {
+	switch s {
+	case ",", ";", "\t":
+		return rune(s[0]), nil
+	case `\t`, "tab":
+		return '\t', nil
+	}
+	return 0, fmt.Errorf(`--delimiter must be ",", ";" or "\t" (tab), not %q`, s)
 }
 
 // progressFile is the file being imported, moving the bar as it is read. It can seek, so that

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/regulars/regulars/models/dbtest"
@@ -20,27 +19,9 @@ func TestImportProductsCommand(t *testing.T) {
 	bad := writeFile(t, "bad.csv", "sku,name,category,brand,price_minor\n"+
 		"NEW-1,New,Coffee,House,100\n"+
 		"NEW-2,New,Coffee,House,1.50\n")
-	for _, s := range []struct {
-		name    string
-		args    []string
-		wantOut string
-		wantErr string
-	}{
+	runSteps(t, dbURL, []cmdStep{
 		{"a catalogue is imported", []string{"import", "products", good}, "imported 2 products (2 new, 0 updated, 0 unchanged)", ""},
 		{"a second file upserts by sku", []string{"import", "products", changed}, "imported 3 products (1 new, 1 updated, 1 unchanged)", ""},
 		{"a bad line is named with its column", []string{"import", "products", bad}, "", "line 3: price_minor"},
-	} {
-		t.Run(s.name, func(t *testing.T) {
-			out, err := runCmd(t, dbURL, s.args...)
-			if s.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), s.wantErr) {
-					t.Fatalf("got error %v, want one containing %q", err, s.wantErr)
-				}
-				return
-			}
-			if err != nil || !strings.Contains(out, s.wantOut) {
-				t.Fatalf("got %v\n%s\nwant output containing %q", err, out, s.wantOut)
-			}
-		})
-	}
+	})
 }

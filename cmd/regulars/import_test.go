@@ -57,19 +57,27 @@ func TestDemoAndImportCommands(t *testing.T) {
 		"X-4,oslo-1,till-1,sale,2026-01-01T10:00:00+01:00,1.5,NOK,,\n")
 	members := writeFile(t, "m.csv", "card,email,name,phone,home_store,joined_at,marketing_consent\n"+
 		"2900000000018,new.member@example.com,New Member,,oslo-1,2025-05-01,true\n")
-	steps := []struct {
-		name    string
-		args    []string
-		wantOut string
-		wantErr string
-	}{
+	runSteps(t, dbURL, []cmdStep{
 		{"a second demo is refused", []string{"demo"}, "", "already has stores"},
 		{"a new file is imported", []string{"import", "transactions", good}, "imported 2 rows (2 new, 0 already present)", ""},
 		{"the same file again adds nothing", []string{"import", "transactions", good}, "imported 2 rows (0 new, 2 already present)", ""},
 		{"a bad file names its bad line", []string{"import", "transactions", bad}, "", "line 3: amount"},
 		{"members are imported", []string{"import", "members", members}, "imported 1 row (1 new, 0 already present)", ""},
 		{"an unknown import kind is refused", []string{"import", "stores", "x.csv"}, "", "usage"},
-	}
+	})
+}
+
+// cmdStep is one run of the program and what it should print or fail with.
+type cmdStep struct {
+	name    string
+	args    []string
+	wantOut string // in stdout, when wantErr is empty
+	wantErr string // in the error
+}
+
+// runSteps runs the steps in order against dbURL, each as a subtest.
+func runSteps(t *testing.T, dbURL string, steps []cmdStep) {
+	t.Helper()
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			out, err := runCmd(t, dbURL, s.args...)
