@@ -58,7 +58,7 @@ func (env *environment) openDatabase(ctx context.Context, log *slog.Logger) (*da
 	db, err := models.Open(ctx, url, env.cfg.DBMaxConns)
 	if err != nil {
 		_ = cluster.Stop()
-		return nil, err
+		return nil, explainDatabaseError(err)
 	}
 	db.MaxAmount = env.cfg.MaxAmount
 	db.Timezone, _ = time.LoadLocation(env.cfg.Timezone) // validated by config; the join funnel counts days there
@@ -238,9 +238,10 @@ func (env *environment) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return handlers.Serve(ctx, env.cfg.HTTPAddr, srv, 30*time.Second, log, func(addr string) {
+	err = handlers.Serve(ctx, env.cfg.HTTPAddr, srv, 30*time.Second, log, func(addr string) {
 		log.Info("regulars listening", "addr", addr, "base_url", env.cfg.BaseURL)
 	})
+	return explainListenError(err, env.cfg.HTTPAddr)
 }
 
 func (env *environment) migrate(ctx context.Context, args []string) error {
