@@ -27,6 +27,7 @@ Usage:
   regulars metrics run [--as-of DATE]     compute the segment metrics now
   regulars demo                           fill the database with demo data
   regulars healthcheck                    exit 0 if the local server answers /healthz
+  regulars outbox [-n 10]                 the newest mails in $REGULARS_DATA_DIR/outbox, with their links
 
 Settings come from REGULARS_* environment variables; see README.md.
 `
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return env.demo(ctx, rest)
 	case "healthcheck":
 		return env.healthcheck(ctx, rest)
+	case "outbox":
+		return env.outbox(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
