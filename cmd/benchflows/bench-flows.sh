@@ -78,6 +78,8 @@ as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/sock/postgres.log" -w -o \
 PSQL=("$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt)
 URL="postgres://postgres@127.0.0.1:$PGPORT/bench?sslmode=disable"
 REGULARS=(env REGULARS_DATABASE_URL="$URL" REGULARS_DATA_DIR="$WORK/data" REGULARS_LOG_LEVEL=warn REGULARS_TIMEZONE="$TZNAME" "$WORK/regulars")
+# A kept data set gets the migrations the tree has gained since it was loaded.
+[ -n "$REUSE" ] && "${REGULARS[@]}" migrate >/dev/null
 timed() { # label cmd...: wall seconds into times.txt, output into label.out
 	local label=$1 t0 t1
 	shift
