@@ -606,11 +606,11 @@ func TestConsoleCampaignAccess(t *testing.T) {
 func TestConsoleCampaignInABrowser(t *testing.T) {
 	e := newCampaignConsole(t)
 	bg := context.Background()
-	// 37 more mailable members, so that a 25 % holdout has members to compare with.
+	// 157 more mailable members, so that a 25 % holdout has enough members (30) for a verdict.
 	if _, err := e.DB.Pool.Exec(bg, `
 		INSERT INTO members (card, email, name, status, marketing_consent, source)
 		SELECT lpad((7100000000000 + g)::text, 13, '0'), 'fan' || g || '@example.com', 'Fan ' || g, 'active', 'confirmed', 'test'
-		FROM generate_series(1, 37) g`); err != nil {
+		FROM generate_series(1, 157) g`); err != nil {
 		t.Fatal(err)
 	}
 	smtp := smtptest.New(t)
@@ -754,10 +754,29 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 		t.Fatalf("%d held out, %d mails for %d recipients", heldOut, smtp.Count(), len(recs))
 	}
 
-	var figures string
+	// Right after the send the report is preliminary: no interval, no verdict.
+	var figures, note string
 	run("open its report",
 		chromedp.Navigate(e.URL+"/console/campaigns"),
 		chromedp.Click(`a[href="/console/campaigns/`+strconv.FormatInt(id, 10)+`/report"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#camp-preliminary`, chromedp.ByQuery),
+		chromedp.Text(`#camp-preliminary`, &note, chromedp.ByQuery),
+	)
+	if !strings.HasPrefix(note, "Preliminary — final on ") {
+		t.Errorf("preliminary note %q", note)
+	}
+	// Eight days later (the sends and the purchases moved back), the window has closed.
+	for _, q := range []string{
+		`UPDATE campaign_runs SET started_at = started_at - interval '8 days', finished_at = finished_at - interval '8 days' WHERE campaign_id = $1`,
+		`UPDATE campaign_recipients SET sent_at = sent_at - interval '8 days' WHERE run_id IN (SELECT id FROM campaign_runs WHERE campaign_id = $1)`,
+		`UPDATE transactions SET occurred_at = occurred_at - interval '8 days' WHERE txn_id LIKE 'B-%' AND $1::bigint IS NOT NULL`,
+	} {
+		if _, err := e.DB.Pool.Exec(bg, q, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("see the final report",
+		chromedp.Reload(),
 		chromedp.WaitVisible(`svg.camp-ci`, chromedp.ByQuery),
 		chromedp.Text(`dl.camp-figures`, &figures, chromedp.ByQuery),
 	)
