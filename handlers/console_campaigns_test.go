@@ -511,7 +511,7 @@ func TestConsoleCampaignReport(t *testing.T) {
 				t.Errorf("the report lacks %q", want)
 			}
 		}
-		for _, verdict := range []string{"made a difference", "may be chance", "below zero", `<svg class="camp-ci"`, "No verdict"} {
+		for _, verdict := range []string{"above zero, the mail made a difference", "may be chance", "below zero, the members", `<svg class="camp-ci"`, "No verdict"} {
 			if strings.Contains(res.Body, verdict) {
 				t.Errorf("a preliminary report says %q", verdict)
 			}

@@ -336,7 +336,7 @@ func TestConsoleFlowReport(t *testing.T) {
 		if !strings.Contains(res.Body, "Preliminary — final on "+final) {
 			t.Errorf("no final date %s:\n%s", final, res.Body)
 		}
-		for _, verdict := range []string{"made a difference", "may be chance", "below zero", "camp-ci"} {
+		for _, verdict := range []string{"above zero, the mail made a difference", "may be chance", "below zero, the members", "camp-ci"} {
 			if strings.Contains(res.Body, verdict) {
 				t.Errorf("a preliminary report says %q", verdict)
 			}
