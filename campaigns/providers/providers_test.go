@@ -246,3 +246,44 @@ func TestSNS(t *testing.T) {
 		t.Error("a subscribe URL off the SNS hosts was visited")
 	}
 }
+
+// TestSNSFetchesAtMostOneNewCertificateASecond: forged messages naming ever new certificate
+// paths on an SNS host cannot make serve call out more than once a second; a cached
+// certificate is never held back.
+func TestSNSFetchesAtMostOneNewCertificateASecond(t *testing.T) {
+	ctx := context.Background()
+	signer, err := providertest.NewSNS(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := now
+	v := providers.NewSNSVerifier([]string{providertest.TopicARN}, signer.Fetch, func() time.Time { return at })
+	forged := func(path string) []byte {
+		return signer.Sign(providers.SNSMessage{Type: providers.SNSNotification, MessageID: path, TopicArn: providertest.TopicARN,
+			Message: providertest.SESComplaint("b@x.example", ""), Timestamp: now.Format(time.RFC3339), SignatureVersion: "2",
+			SigningCertURL: "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-" + path + ".pem"})
+	}
+	_, err = v.Verify(ctx, forged("a1"))
+	wantCode(t, err, models.EUNAUTHORIZED) // fetched: not a certificate
+	_, err = v.Verify(ctx, forged("a2"))
+	wantCode(t, err, models.EUNAUTHORIZED)
+	if got := signer.Fetched(); len(got) != 1 {
+		t.Fatalf("fetched %v within a second, want only the first", got)
+	}
+	at = at.Add(100 * time.Millisecond)
+	if _, err := v.Verify(ctx, signer.Notification("m-1", providertest.SESComplaint("b@x.example", ""), now, "2")); err == nil {
+		t.Fatal("a new certificate was fetched 0.1 s after another")
+	}
+	at = at.Add(time.Second)
+	if _, err := v.Verify(ctx, signer.Notification("m-2", providertest.SESComplaint("b@x.example", ""), now, "2")); err != nil {
+		t.Fatalf("a second later: %v", err)
+	}
+	_, err = v.Verify(ctx, forged("a3"))
+	wantCode(t, err, models.EUNAUTHORIZED)
+	if _, err := v.Verify(ctx, signer.Notification("m-3", providertest.SESComplaint("b@x.example", ""), now, "2")); err != nil {
+		t.Fatalf("the cached certificate right after another fetch: %v", err)
+	}
+	if got := signer.Fetched(); len(got) != 2 || got[1] != providertest.CertURL {
+		t.Errorf("fetched %v, want a1 and the real certificate", got)
+	}
+}

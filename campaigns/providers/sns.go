@@ -40,6 +40,10 @@ var snsCertPath = regexp.MustCompile(`^/SimpleNotificationService-[A-Za-z0-9]{1,
 const (
 	maxCertBytes   = 64 << 10
 	maxCachedCerts = 32
+	// certFetchGap is the least time between two fetches of certificates not in the cache:
+	// SNS uses one per region for months, so forged messages naming ever new certificate
+	// paths cannot make serve call out to AWS more than once a second.
+	certFetchGap = time.Second
 )
 
 // Fetcher GETs an https URL and returns at most limit bytes of its body; it is called only
@@ -122,8 +126,9 @@ type SNSVerifier struct {
 	fetch  Fetcher
 	now    func() time.Time
 
-	mu    sync.Mutex
-	certs map[string]*x509.Certificate
+	mu        sync.Mutex
+	certs     map[string]*x509.Certificate
+	lastFetch time.Time
 }
 
 // NewSNSVerifier accepts the messages of topics.
@@ -166,6 +171,12 @@ func (v *SNSVerifier) Verify(ctx context.Context, body []byte) (*SNSMessage, err
 	} else if !snsCertPath.MatchString(u.Path) || u.RawQuery != "" {
 		return nil, unauthorized("SigningCertURL %q is not an SNS certificate's", m.SigningCertURL)
 	}
+	// The timestamp is checked before the certificate is fetched (the signature covers it, so
+	// a changed one fails below): an old message costs no fetch.
+	ts, err := time.Parse(time.RFC3339Nano, m.Timestamp)
+	if err != nil || !fresh(ts, v.now(), SNSWindow) {
+		return nil, unauthorized("the SNS message is older than %s: a replay", SNSWindow)
+	}
 	cert, err := v.cert(ctx, m.SigningCertURL)
 	if err != nil {
 		return nil, unauthorized("the SNS signing certificate: %v", err)
@@ -176,10 +187,6 @@ func (v *SNSVerifier) Verify(ctx context.Context, body []byte) (*SNSMessage, err
 	}
 	if err := rsa.VerifyPKCS1v15(pub, hash, digest, sig); err != nil {
 		return nil, unauthorized("the SNS signature does not match")
-	}
-	ts, err := time.Parse(time.RFC3339Nano, m.Timestamp)
-	if err != nil || !fresh(ts, v.now(), SNSWindow) {
-		return nil, unauthorized("the SNS message is older than %s: a replay", SNSWindow)
 	}
 	return &m, nil
 }
@@ -219,7 +226,15 @@ func (m *SNSMessage) canonical() ([]byte, error) {
 func (v *SNSVerifier) cert(ctx context.Context, u string) (*x509.Certificate, error) {
 	v.mu.Lock()
 	c, ok := v.certs[u]
+	now := v.now()
+	busy := !ok && now.Sub(v.lastFetch) < certFetchGap
+	if !ok && !busy {
+		v.lastFetch = now
+	}
 	v.mu.Unlock()
+	if busy {
+		return nil, errors.New("another certificate was fetched less than a second ago; SNS will retry")
+	}
 	if !ok {
 		b, err := v.fetch(ctx, u, maxCertBytes)
 		if err != nil {
@@ -239,7 +254,7 @@ func (v *SNSVerifier) cert(ctx context.Context, u string) (*x509.Certificate, er
 		v.certs[u] = c
 		v.mu.Unlock()
 	}
-	if now := v.now(); now.Before(c.NotBefore) || now.After(c.NotAfter) {
+	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 		return nil, errors.New("the certificate is not valid now")
 	}
 	return c, nil
