@@ -70,7 +70,8 @@ func candidates(t Trigger) (query string, args []any, err error) {
 		personal := "true"
 		args := []any{*t.Days}
 		if t.Personal {
-			personal = `(g.median_gap IS NULL OR coalesce(s.occurred_at, (l.last_day + 1)::timestamp AT TIME ZONE $3) < now() - g.median_gap * $5::float8)`
+			gap := `coalesce(g.median_gap, l.gap * interval '1 day')`
+			personal = `(` + gap + ` IS NULL OR coalesce(s.occurred_at, (l.last_day + 1)::timestamp AT TIME ZONE $3) < now() - ` + gap + ` * $5::float8)`
 			args = append(args, *t.Factor)
 		}
 		return `WITH since AS MATERIALIZED (
@@ -83,16 +84,17 @@ func candidates(t Trigger) (query string, args []any, err error) {
 			  ), maybe AS MATERIALIZED (
 			      SELECT mm.member_id, mm.as_of - mm.days_since_last_purchase AS last_day,
 			             mm.as_of - mm.days_since_last_purchase = since.lapse_day
-			               OR mm.member_id IN (SELECT member_id FROM recent) AS probe
+			               OR mm.member_id IN (SELECT member_id FROM recent) AS probe,
+			             mm.median_gap_days AS gap
 			      FROM member_metrics mm, since
 			      WHERE mm.days_since_last_purchase IS NOT NULL
 			        AND mm.as_of - mm.days_since_last_purchase <= since.lapse_day
 			      UNION ALL
-			      SELECT r.member_id, NULL, true FROM recent r
+			      SELECT r.member_id, NULL, true, NULL FROM recent r
 			      WHERE NOT EXISTS (SELECT 1 FROM member_metrics mm -- OFFSET 0: a key lookup each, not a hash of them all
 			                        WHERE mm.member_id = r.member_id AND mm.days_since_last_purchase IS NOT NULL OFFSET 0)
 			      UNION ALL
-			      SELECT m.id, NULL, true FROM members m WHERE (SELECT run_day FROM since) IS NULL
+			      SELECT m.id, NULL, true, NULL FROM members m WHERE (SELECT run_day FROM since) IS NULL
 			  ), fresh AS MATERIALIZED (
 			      SELECT c.* FROM maybe c
 			      WHERE c.last_day IS NULL
@@ -124,7 +126,9 @@ func candidates(t Trigger) (query string, args []any, err error) {
 }
 
 // medianGapJoin joins g.median_gap, the median interval between a lapsed candidate's distinct
-// purchase days (in the shop's zone), for the personal lapse.
+// purchase days (in the shop's zone), for the personal lapse: computed from the history only for
+// the members the metrics run does not settle (l.probe); the others have it from the run
+// (l.gap, member_metrics.median_gap_days, the same rule).
 func medianGapJoin(personal bool) string {
 	if !personal {
 		return ""
@@ -133,7 +137,7 @@ func medianGapJoin(personal bool) string {
 			SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) * interval '1 day' AS median_gap
 			FROM (SELECT day - lag(day) OVER (ORDER BY day) AS gap
 			      FROM (SELECT DISTINCT (t.occurred_at AT TIME ZONE $3)::date AS day
-			            FROM transactions t WHERE t.member_id = l.member_id AND t.kind = 'sale') days) gaps
+			            FROM transactions t WHERE l.probe AND t.member_id = l.member_id AND t.kind = 'sale') days) gaps
 			WHERE gap IS NOT NULL) g ON true`
 }
 

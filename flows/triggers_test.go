@@ -277,6 +277,15 @@ func TestLapsedReadsTheLatestMetricsRun(t *testing.T) {
 	e.sale(t, card2, now.Add(-50*24*time.Hour))
 	_, card3 := e.member(t, "confirmed")
 	e.sale(t, card3, now.Add(-3*24*time.Hour))
+	// Every 10 days, last 40 days ago: lapsed for 3 × their gap; every 20 days: not yet.
+	rhythm, card5 := e.member(t, "confirmed")
+	slow, card6 := e.member(t, "confirmed")
+	for i := range 4 {
+		e.sale(t, card5, now.Add(-time.Duration(40+10*i)*24*time.Hour))
+		e.sale(t, card6, now.Add(-time.Duration(40+20*i)*24*time.Hour))
+	}
+	// These sales came in when they were made: the run settles their members without a lookup.
+	e.exec(t, `UPDATE transactions SET received_at = occurred_at + interval '2 seconds'`)
 	zone, err := time.LoadLocation(e.db.ZoneName())
 	if err != nil {
 		t.Fatal(err)
@@ -290,10 +299,14 @@ func TestLapsedReadsTheLatestMetricsRun(t *testing.T) {
 	e.sale(t, card4, now.Add(-45*24*time.Hour))
 
 	f := e.flow(t, `{"name": "Win back", "trigger": {"event": "lapsed", "days": 30}, `+oneMail+`}`)
+	personal := e.flow(t, `{"name": "Lapsed for them", "trigger": {"event": "lapsed", "days": 30, "personal": true, "factor": 3}, `+oneMail+`}`)
 	e.tick(t, e.engine())
 	got := e.entered(t, f.ID)
-	if len(got) != 2 || got[lapsed] == "" || got[late] == "" {
-		t.Fatalf("entered %v, want %d and %d (not %d, who bought after the run)", got, lapsed, late, back)
+	if len(got) != 4 || got[lapsed] == "" || got[late] == "" || got[rhythm] == "" || got[slow] == "" {
+		t.Fatalf("entered %v, want %d, %d, %d and %d (not %d, who bought after the run)", got, lapsed, late, rhythm, slow, back)
+	}
+	if got := e.entered(t, personal.ID); len(got) != 3 || got[lapsed] == "" || got[late] == "" || got[rhythm] == "" {
+		t.Errorf("personal lapse entered %v, want %d, %d and %d (not %d, whose usual gap is 20 days)", got, lapsed, late, rhythm, slow)
 	}
 	day := now.Add(-50 * 24 * time.Hour).In(zone).Format(time.DateOnly)
 	if got[lapsed] != "lapsed:"+day {
@@ -301,7 +314,7 @@ func TestLapsedReadsTheLatestMetricsRun(t *testing.T) {
 	}
 	e.exec(t, `UPDATE flows SET states_checked_at = NULL WHERE id = $1`, f.ID)
 	e.tick(t, e.engine())
-	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != 2 {
-		t.Errorf("%d entries after the next check, want still 2", n)
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != 4 {
+		t.Errorf("%d entries after the next check, want still 4", n)
 	}
 }

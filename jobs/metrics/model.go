@@ -39,6 +39,7 @@ CREATE TEMP TABLE metrics_summary (
     monetary_minor numeric,
     m_major        float8,
     last_day       date,
+    median_gap     float8,
     orders_365d    int NOT NULL,
     spend_365d     bigint NOT NULL
 ) ON COMMIT DROP`
@@ -59,7 +60,10 @@ WITH days AS (
     GROUP BY 1, 2
 ),
 marked AS (
-    SELECT d.*, min(d.day) FILTER (WHERE d.sales_n > 0) OVER (PARTITION BY d.member_id) AS first_day
+    SELECT d.*, min(d.day) FILTER (WHERE d.sales_n > 0) OVER (PARTITION BY d.member_id) AS first_day,
+           -- days since the previous purchase day, on a purchase day (the personal lapse's gap)
+           CASE WHEN d.sales_n > 0 THEN d.day - max(d.day) FILTER (WHERE d.sales_n > 0)
+                OVER (PARTITION BY d.member_id ORDER BY d.day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) END AS gap
     FROM days d
 ),
 per_member AS (
@@ -69,17 +73,18 @@ per_member AS (
            $3::date - min(m.first_day) AS t_days,
            avg(m.net) FILTER (WHERE m.sales_n > 0 AND m.day > m.first_day) AS monetary_minor,
            max(m.day) FILTER (WHERE m.sales_n > 0) AS last_day,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY m.gap) FILTER (WHERE m.gap IS NOT NULL) AS median_gap,
            coalesce(sum(m.sales_n) FILTER (WHERE m.day >= $3::date - 365), 0) AS orders_365d,
            coalesce(sum(m.net) FILTER (WHERE m.day >= $3::date - 365), 0) AS spend_365d
     FROM marked m
     GROUP BY m.member_id
 )
 INSERT INTO metrics_summary (member_id, frequency, recency_days, t_days, monetary_minor, m_major,
-                             last_day, orders_365d, spend_365d)
+                             last_day, median_gap, orders_365d, spend_365d)
 SELECT p.member_id, p.frequency, p.recency_days, p.t_days, p.monetary_minor,
        CASE WHEN p.frequency IS NOT NULL
             THEN (greatest(coalesce(p.monetary_minor, 0), 0) / ` + strconv.Itoa(minorPerMajor) + `)::float8 END,
-       p.last_day, p.orders_365d, p.spend_365d
+       p.last_day, p.median_gap, p.orders_365d, p.spend_365d
 FROM per_member p`
 
 // modelFit is one row of metric_models.
@@ -194,11 +199,11 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 		INSERT INTO member_metrics (member_id, run_id, as_of, days_since_last_purchase, orders_365d,
 		    spend_365d, frequency, recency_days, t_days, monetary_value, p_alive, expected_purchases,
 		    expected_spend, clv_predicted, recency_score, frequency_score, monetary_score,
-		    rfm_segment, updated_at)
+		    rfm_segment, median_gap_days, updated_at)
 		SELECT r.member_id, $1, $2::date, r.days_since_last_purchase, r.orders_365d, r.spend_365d,
 		       r.frequency, r.recency_days, r.t_days, r.monetary_value, r.p_alive,
 		       r.expected_purchases, r.expected_spend, r.clv_predicted,
-		       q.recency_score, q.frequency_score, q.monetary_score, q.rfm_segment, now()
+		       q.recency_score, q.frequency_score, q.monetary_score, q.rfm_segment, r.median_gap_days, now()
 		FROM metrics_member_results r
 		LEFT JOIN metrics_rfm q ON q.member_id = r.member_id
 		ON CONFLICT (member_id) DO UPDATE SET
@@ -211,7 +216,7 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 		    expected_spend = EXCLUDED.expected_spend, clv_predicted = EXCLUDED.clv_predicted,
 		    recency_score = EXCLUDED.recency_score, frequency_score = EXCLUDED.frequency_score,
 		    monetary_score = EXCLUDED.monetary_score, rfm_segment = EXCLUDED.rfm_segment,
-		    updated_at = EXCLUDED.updated_at
+		    median_gap_days = EXCLUDED.median_gap_days, updated_at = EXCLUDED.updated_at
 		WHERE member_metrics.as_of <= EXCLUDED.as_of`, runID, date); err != nil {
 		return fmt.Errorf("store member metrics: %w", err)
 	}
@@ -227,7 +232,7 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 var memberResultsSQL = `
 CREATE TEMP TABLE metrics_member_results ON COMMIT DROP AS
 SELECT m.id AS member_id,
-       $1::date - s.last_day AS days_since_last_purchase,
+       $1::date - s.last_day AS days_since_last_purchase, s.median_gap AS median_gap_days,
        coalesce(s.orders_365d, 0) AS orders_365d,
        coalesce(s.spend_365d, 0) AS spend_365d,
        s.frequency, s.recency_days, s.t_days, s.monetary_minor AS monetary_value,
