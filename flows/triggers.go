@@ -66,7 +66,8 @@ func candidates(t Trigger) (query string, args []any, err error) {
 		// run's day ("recent"). So a member's last sale is looked up only when the run does
 		// not settle it: recent, without a purchase in the run (joined or first bought since;
 		// no run yet: everyone), or on the day the lapse begins. Members already entered for
-		// that lapse are left out first. A history import since the run is seen at the next run.
+		// that lapse are left out first. A history import, or an old sale linked to a card, since
+		// the run is seen at the next run.
 		personal := "true"
 		args := []any{*t.Days}
 		if t.Personal {
