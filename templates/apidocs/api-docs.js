@@ -6,6 +6,7 @@ window.ui = SwaggerUIBundle({
   docExpansion: 'list',
   defaultModelsExpandDepth: 0,
   tryItOutEnabled: false,
+  validatorUrl: null, // no badge from validator.swagger.io: the page calls no other host
   presets: [SwaggerUIBundle.presets.apis],
   layout: 'BaseLayout'
 });
