@@ -24,6 +24,10 @@ const (
 	// matches more (a win-back flow activated on a large club) enters the rest on the next
 	// ticks, so no tick holds its flow for minutes.
 	DefaultMaxEntries = 20000
+	// DefaultStateSlice is how many members (by id) one tick evaluates a state trigger over: a
+	// pass over a club of 1M members takes ten ticks, each a small fraction of a pass over them all
+	// (docs/benchmarks.md, "Flows").
+	DefaultStateSlice = 100000
 	DefaultQuietStart = "21:00"
 	DefaultQuietEnd   = "08:00"
 	// capWindow is the period REGULARS_MAIL_CAP counts marketing mails over.
@@ -47,8 +51,9 @@ type Engine struct {
 	// for the end of quiet hours in the member's home store's zone. Equal: no quiet hours.
 	QuietStart, QuietEnd string
 	// Batch bounds the members one statement moves (DefaultBatch); MaxEntries the members one
-	// tick enters into a flow (DefaultMaxEntries).
-	Batch, MaxEntries int
+	// tick enters into a flow (DefaultMaxEntries); StateSlice the members one tick evaluates a
+	// state trigger over (DefaultStateSlice).
+	Batch, MaxEntries, StateSlice int
 }
 
 func (e *Engine) log() *slog.Logger {
@@ -63,6 +68,13 @@ func (e *Engine) maxEntries() int {
 		return e.MaxEntries
 	}
 	return DefaultMaxEntries
+}
+
+func (e *Engine) stateSlice() int {
+	if e.StateSlice > 0 {
+		return e.StateSlice
+	}
+	return DefaultStateSlice
 }
 
 func (e *Engine) stateEvery() time.Duration {
@@ -168,19 +180,39 @@ func (e *Engine) tickFlow(ctx context.Context, id int64) error {
 }
 
 // enter runs the trigger: event triggers over the events since the watermark, state triggers
-// when they are due. One INSERT … SELECT: the trigger's candidates who are mailable (and not
-// suppressed), in the flow's segment, not in the flow now and not entered within reentry_days.
-// The holdout is a hash of flow and member, the same on every entry.
+// when they are due, over the next slice of members (by id) of the pass under way. One
+// INSERT … SELECT: the trigger's candidates who are mailable (and not suppressed), in the flow's
+// segment, not in the flow now and not entered within reentry_days. The holdout is a hash of
+// flow and member, the same on every entry.
 func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 	state := f.Trigger.IsState()
+	// Event triggers look at every member; a state trigger at the members with ids in (lo, hi].
+	lo, hi, last := int64(0), int64(math.MaxInt64), true
 	if state {
 		var due bool
-		if err := tx.QueryRow(ctx, `SELECT states_checked_at IS NULL OR states_checked_at <= now() - $2::interval
-			FROM flows WHERE id = $1`, f.ID, e.stateEvery()).Scan(&due); err != nil {
+		var cursor *int64
+		if err := tx.QueryRow(ctx, `SELECT state_cursor IS NOT NULL OR states_checked_at IS NULL
+				OR states_checked_at <= now() - $2::interval, state_cursor
+			FROM flows WHERE id = $1`, f.ID, e.stateEvery()).Scan(&due, &cursor); err != nil {
 			return 0, err
 		}
 		if !due {
 			return 0, nil
+		}
+		if cursor != nil {
+			lo = *cursor
+		}
+		// The slice ends at the stateSlice-th member after lo: the members' key index, read
+		// only that far. None that far: the slice is the pass's last.
+		err := tx.QueryRow(ctx, `SELECT id FROM members WHERE id > $1 ORDER BY id OFFSET $2 - 1 LIMIT 1`,
+			lo, e.stateSlice()).Scan(&hi)
+		switch {
+		case err == pgx.ErrNoRows:
+			hi = math.MaxInt64
+		case err != nil:
+			return 0, err
+		default:
+			last = false
 		}
 	}
 	cand, own, err := candidates(f.Trigger)
@@ -193,9 +225,9 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 		return 0, err
 	}
 	zone := e.DB.ZoneName()
-	// $1 flow, $2 from, $3 zone, then the trigger's own, then holdout, reentry and the cap, then the
-	// segment's.
-	args := append([]any{f.ID, from, zone}, own...)
+	// $1 flow, $2 from, $3 zone, $4 and $5 the slice, then the trigger's own, then holdout,
+	// reentry and the cap, then the segment's.
+	args := append([]any{f.ID, from, zone, lo, hi}, own...)
 	holdoutAt := len(args) + 1
 	args = append(args, int64(math.Round(f.HoldoutPercent*100)), f.ReentryDays, e.maxEntries())
 	segment := "true"
@@ -213,6 +245,7 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 		FROM (` + cand + `) c
 		JOIN members m ON m.id = c.member_id
 		WHERE ` + segments.Mailable + `
+		  AND c.member_id > $4::bigint AND c.member_id <= $5::bigint AND m.id > $4::bigint AND m.id <= $5::bigint
 		  AND NOT EXISTS (SELECT 1 FROM email_suppressions es WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL)
 		  AND (` + segment + `)
 		  AND NOT EXISTS (SELECT 1 FROM flow_entries e WHERE e.flow_id = $1 AND e.member_id = c.member_id
@@ -227,10 +260,10 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 		return 0, fmt.Errorf("trigger %s of flow %d: %w", f.Trigger.Event, f.ID, err)
 	}
 	if tag.RowsAffected() >= int64(e.maxEntries()) {
-		// More to enter: the watermark and the state check stay, so the next tick goes on
-		// (the entries' unique key skips those entered now). The new rows would otherwise
-		// leave flow_entries' statistics saying it is empty, and the step statements would
-		// plan for that (minutes a tick): they are refreshed now.
+		// More to enter: the watermark and the slice stay, so the next tick goes on (the
+		// entries' unique key skips those entered now). The new rows would otherwise leave
+		// flow_entries' statistics saying it is empty, and the step statements would plan for
+		// that (minutes a tick): they are refreshed now.
 		if _, err := tx.Exec(ctx, `ANALYZE flow_entries`); err != nil {
 			return 0, err
 		}
@@ -241,11 +274,14 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 			return 0, err
 		}
 	}
-	mark := `events_checked_until = now()`
-	if state {
-		mark = `states_checked_at = now()`
+	mark, markArgs := `events_checked_until = now()`, []any{f.ID}
+	switch {
+	case state && last:
+		mark = `states_checked_at = now(), state_cursor = NULL`
+	case state:
+		mark, markArgs = `state_cursor = $2`, append(markArgs, hi)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE flows SET `+mark+` WHERE id = $1`, f.ID); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE flows SET `+mark+` WHERE id = $1`, markArgs...); err != nil {
 		return 0, err
 	}
 	return tag.RowsAffected(), nil
@@ -309,6 +345,10 @@ func (e *Engine) exit(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 			END AS reason
 			FROM flow_entries e JOIN members m ON m.id = e.member_id
 			WHERE e.flow_id = $1 AND e.status = 'active' AND ($3 OR e.next_at <= now())
+			  -- Not the entries of this tick (entered_at is the transaction's now()): the entry
+			  -- statement has just checked the same things (20,000 probes for nothing, 1–5 s at 1M
+			  -- members, docs/benchmarks.md "Flows"); a sale since is seen on the next tick.
+			  AND e.entered_at < now()
 		) x
 		WHERE e.id = x.id AND x.reason IS NOT NULL`, f.ID, f.ExitOnPurchase, all)
 	if err != nil {

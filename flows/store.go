@@ -354,7 +354,7 @@ func Update(ctx context.Context, db *models.DB, defaultFrom string, id int64, in
 func Activate(ctx context.Context, db *models.DB, id int64) (*Flow, error) {
 	return setStatus(ctx, db, id, StatusActive, `
 		UPDATE flows SET status = 'active', activated_at = now(), events_checked_until = now(),
-			states_checked_at = NULL, updated_at = now()
+			states_checked_at = NULL, state_cursor = NULL, updated_at = now()
 		WHERE id = $1 AND status <> 'active'`, `
 		UPDATE campaign_runs r SET status = 'sending'
 		FROM campaigns c WHERE c.id = r.campaign_id AND c.flow_id = $1 AND r.status = 'paused'`)

@@ -14,8 +14,10 @@ const eventOverlap = 5 * time.Minute
 
 // candidates is the trigger's SELECT of (member_id, event_key) for the members it starts now,
 // before the rules every flow shares (mailable, segment, reentry). Its placeholders are $1 the
-// flow id, $2 the lower bound of event times (event triggers) and $3 the shop's time zone, then
-// its own from $4 on; args holds those own ones. Each is one set-based statement.
+// flow id, $2 the lower bound of event times (event triggers), $3 the shop's time zone, $4 and $5
+// the slice of member ids (lo, hi] a state trigger looks at now (the caller keeps the result to
+// it too; a state trigger's statement reads only that slice), then its own from $6 on; args
+// holds those own ones. Each is one set-based statement.
 func candidates(t Trigger) (query string, args []any, err error) {
 	switch t.Event {
 	case EventJoined:
@@ -29,11 +31,11 @@ func candidates(t Trigger) (query string, args []any, err error) {
 			                  WHERE p.member_id = t.member_id AND p.kind = 'sale'
 			                    AND (p.occurred_at, p.id) < (t.occurred_at, t.id))`, nil, nil
 	case EventPurchaseCount:
-		return `SELECT t.member_id, 'purchase:' || $4::int AS event_key FROM transactions t
+		return `SELECT t.member_id, 'purchase:' || $6::int AS event_key FROM transactions t
 			WHERE t.live AND t.member_id IS NOT NULL AND t.received_at >= $2 AND t.kind = 'sale'
 			  AND (SELECT count(*) FROM transactions p
 			       WHERE p.member_id = t.member_id AND p.kind = 'sale'
-			         AND (p.occurred_at, p.id) <= (t.occurred_at, t.id)) = $4::int`, []any{*t.Count}, nil
+			         AND (p.occurred_at, p.id) <= (t.occurred_at, t.id)) = $6::int`, []any{*t.Count}, nil
 	case EventTierChanged:
 		// A sale or refund that moved the member to another tier: the tier as of just before
 		// it differs from the tier just after (member_tier counts what occurred before as_of).
@@ -46,8 +48,8 @@ func candidates(t Trigger) (query string, args []any, err error) {
 		// The birthday days_before days from today in the shop's zone; a 29 February birthday
 		// is kept on the 28th in other years. The key is the year, so it fires once a year.
 		return `SELECT m.id AS member_id, 'birthday:' || extract(year FROM d.day) AS event_key
-			FROM (SELECT ((now() AT TIME ZONE $3)::date + $4::int) AS day) d
-			JOIN members m ON m.birth_date IS NOT NULL
+			FROM (SELECT ((now() AT TIME ZONE $3)::date + $6::int) AS day) d
+			JOIN members m ON m.birth_date IS NOT NULL AND m.id > $4 AND m.id <= $5
 			 AND ((extract(month FROM m.birth_date), extract(day FROM m.birth_date))
 			        = (extract(month FROM d.day), extract(day FROM d.day))
 			   OR (extract(month FROM d.day) = 2 AND extract(day FROM d.day) = 28
@@ -72,15 +74,15 @@ func candidates(t Trigger) (query string, args []any, err error) {
 		args := []any{*t.Days}
 		if t.Personal {
 			gap := `coalesce(g.median_gap, l.gap * interval '1 day')`
-			personal = `(` + gap + ` IS NULL OR coalesce(s.occurred_at, (l.last_day + 1)::timestamp AT TIME ZONE $3) < now() - ` + gap + ` * $5::float8)`
+			personal = `(` + gap + ` IS NULL OR coalesce(s.occurred_at, (l.last_day + 1)::timestamp AT TIME ZONE $3) < now() - ` + gap + ` * $7::float8)`
 			args = append(args, *t.Factor)
 		}
 		return `WITH since AS MATERIALIZED (
 			      SELECT (SELECT max(as_of) FROM metric_runs WHERE status = 'done') AS run_day,
-			             ((now() - make_interval(days => $4::int)) AT TIME ZONE $3)::date AS lapse_day
+			             ((now() - make_interval(days => $6::int)) AT TIME ZONE $3)::date AS lapse_day
 			  ), recent AS MATERIALIZED ( -- computed once: a correlated IN ran per member
 			      SELECT DISTINCT t.member_id FROM transactions t, since
-			      WHERE t.live AND t.member_id IS NOT NULL
+			      WHERE t.live AND t.member_id > $4 AND t.member_id <= $5
 			        AND t.received_at >= since.run_day::timestamp AT TIME ZONE $3
 			  ), maybe AS MATERIALIZED (
 			      SELECT mm.member_id, mm.as_of - mm.days_since_last_purchase AS last_day,
@@ -88,14 +90,15 @@ func candidates(t Trigger) (query string, args []any, err error) {
 			               OR mm.member_id IN (SELECT member_id FROM recent) AS probe,
 			             mm.median_gap_days AS gap
 			      FROM member_metrics mm, since
-			      WHERE mm.days_since_last_purchase IS NOT NULL
+			      WHERE mm.member_id > $4 AND mm.member_id <= $5 AND mm.days_since_last_purchase IS NOT NULL
 			        AND mm.as_of - mm.days_since_last_purchase <= since.lapse_day
 			      UNION ALL
 			      SELECT r.member_id, NULL, true, NULL FROM recent r
 			      WHERE NOT EXISTS (SELECT 1 FROM member_metrics mm -- OFFSET 0: a key lookup each, not a hash of them all
 			                        WHERE mm.member_id = r.member_id AND mm.days_since_last_purchase IS NOT NULL OFFSET 0)
 			      UNION ALL
-			      SELECT m.id, NULL, true, NULL FROM members m WHERE (SELECT run_day FROM since) IS NULL
+			      SELECT m.id, NULL, true, NULL FROM members m
+			      WHERE m.id > $4 AND m.id <= $5 AND (SELECT run_day FROM since) IS NULL
 			  ), fresh AS MATERIALIZED (
 			      SELECT c.* FROM maybe c
 			      WHERE c.last_day IS NULL
@@ -108,11 +111,11 @@ func candidates(t Trigger) (query string, args []any, err error) {
 			                   WHERE l.probe AND t.member_id = l.member_id AND t.kind = 'sale'
 			                   ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) s ON true
 			` + medianGapJoin(t.Personal) + `
-			WHERE (NOT l.probe OR s.occurred_at < now() - make_interval(days => $4::int)) AND ` + personal, args, nil
+			WHERE (NOT l.probe OR s.occurred_at < now() - make_interval(days => $6::int)) AND ` + personal, args, nil
 	case EventRewardAffordable:
 		// A credit (a sale's points, or a cancelled redemption's given back) that took the
 		// balance from below the reward's cost to at least it. The key is that ledger entry.
-		cost := `(SELECT min(cost_points) FROM rewards WHERE active AND ($4::text = '' OR code = $4::text))`
+		cost := `(SELECT min(cost_points) FROM rewards WHERE active AND ($6::text = '' OR code = $6::text))`
 		return `SELECT l.member_id, 'affordable:' || l.id AS event_key FROM points_ledger l
 			CROSS JOIN LATERAL (SELECT sum(p.points) AS after FROM points_ledger p
 			                    WHERE p.member_id = l.member_id AND p.id <= l.id) b
@@ -121,7 +124,7 @@ func candidates(t Trigger) (query string, args []any, err error) {
 	case EventPAliveBelow:
 		// As of the latest metrics run (member_metrics holds each member's latest figures).
 		return `SELECT mm.member_id, 'p_alive:' || mm.as_of AS event_key FROM member_metrics mm
-			WHERE mm.p_alive < $4::float8`, []any{*t.Value}, nil
+			WHERE mm.member_id > $4 AND mm.member_id <= $5 AND mm.p_alive < $6::float8`, []any{*t.Value}, nil
 	}
 	return "", nil, fmt.Errorf("trigger %q cannot run on this server", t.Event)
 }

@@ -263,6 +263,47 @@ func TestATickEntersAtMostMaxEntries(t *testing.T) {
 	}
 }
 
+// TestAStateTriggerWalksTheClubInSlices: a state trigger looks at StateSlice members a tick,
+// in id order, and ends its pass (states_checked_at) after the last slice; every lapsed member
+// enters once, and the next pass starts only StateEvery later.
+func TestAStateTriggerWalksTheClubInSlices(t *testing.T) {
+	e := newEnv(t)
+	// A member who bought last week sits in the first slice and does not lapse.
+	_, fresh := e.member(t, "confirmed")
+	e.sale(t, fresh, time.Now().Add(-7*24*time.Hour))
+	for range 7 {
+		_, card := e.member(t, "confirmed")
+		e.sale(t, card, time.Now().Add(-90*24*time.Hour))
+	}
+	f := e.flow(t, `{"name": "Win back", "trigger": {"event": "lapsed", "days": 60}, `+oneMail+`}`)
+	en := e.engine()
+	en.StateSlice = 3
+	passEnded := func() bool {
+		return e.count(t, `SELECT count(*) FROM flows WHERE id = $1 AND states_checked_at IS NOT NULL AND state_cursor IS NULL`, f.ID) == 1
+	}
+	// Eight members, three a tick: two of the first three lapsed, then three, then the last two.
+	for i, want := range []int{2, 5, 7, 7} {
+		e.tick(t, en)
+		if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != want {
+			t.Errorf("after tick %d: %d entries, want %d", i+1, n, want)
+		}
+		if ended := passEnded(); ended != (i >= 2) {
+			t.Errorf("after tick %d: pass ended %v, want %v", i+1, ended, i >= 2)
+		}
+	}
+	// A new pass, StateEvery after the last: nobody enters twice for the same lapse.
+	e.exec(t, `UPDATE flows SET states_checked_at = now() - interval '1 hour' WHERE id = $1`, f.ID)
+	for range 3 {
+		e.tick(t, en)
+	}
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != 7 {
+		t.Errorf("%d entries after a second pass, want still 7", n)
+	}
+	if !passEnded() {
+		t.Error("the second pass did not end")
+	}
+}
+
 // TestLapsedReadsTheLatestMetricsRun: with a metrics run made, the lapsed trigger starts from
 // each member's last purchase day in it and checks it against the sales since: a member who
 // bought after the run is not lapsed, one whose first (offline) sale arrived after the run is

@@ -456,6 +456,14 @@ type measured struct {
 	FirstStmts    map[string]float64 `json:"first_tick_statements_s"`
 	RewriteMedian map[string]float64 `json:"rewrite_median_s,omitempty"`
 	RewriteCount  map[string]int64   `json:"rewrite_count,omitempty"`
+	// A state trigger's first pass over the whole club, tick after tick from the first until the
+	// pass ends (flows.Engine.StateSlice members a tick): each tick's entry statement and whole
+	// tick, and the members entered. PassRatio is the sum of the entry statements against the
+	// hand-written query, which reads the whole club at once.
+	PassEnter   []float64 `json:"pass_enter_s,omitempty"`
+	PassTick    []float64 `json:"pass_tick_s,omitempty"`
+	PassEntered int64     `json:"pass_entered,omitempty"`
+	PassRatio   float64   `json:"pass_ratio_enter_to_hand,omitempty"`
 }
 
 func triggersCmd(args []string) error {
@@ -568,6 +576,10 @@ func triggersCmd(args []string) error {
 		for name, s := range r.RewriteMedian {
 			fmt.Printf("  rewrite %-30s %10.3f s, count %d\n", name, s, r.RewriteCount[name])
 		}
+		if n := len(r.PassEnter); n > 0 {
+			fmt.Printf("  first pass: %d ticks, %d entered; entry statement median %.3f s, max %.3f s, sum %.3f s (%.2fx the hand-written query); tick median %.3f s, max %.3f s\n",
+				n, r.PassEntered, median(r.PassEnter), slices.Max(r.PassEnter), sum(r.PassEnter), r.PassRatio, median(r.PassTick), slices.Max(r.PassTick))
+		}
 	}
 	return nil
 }
@@ -636,7 +648,7 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 		// of everyone on the way are checked every StateEvery, not in these ticks (measured
 		// on their own below).
 		_, err := plain.Exec(ctx, `UPDATE flows SET activated_at = $2, events_checked_until = $2::timestamptz + interval '5 minutes',
-			states_checked_at = NULL, exits_checked_at = now() WHERE id = $1`, f.ID, from)
+			states_checked_at = NULL, state_cursor = NULL, exits_checked_at = now() WHERE id = $1`, f.ID, from)
 		return err
 	}
 	db.Pool = traced
@@ -727,6 +739,11 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 			if err := plain.QueryRow(ctx, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID).Scan(&res.Entered); err != nil {
 				return err
 			}
+			if k.Events == "" && r == 0 {
+				if err := walkPass(ctx, plain, f.ID, tick, &res); err != nil {
+					return err
+				}
+			}
 			// Everyone is in now: a state trigger's next evaluation (10 minutes later), then a
 			// tick with nothing due.
 			if k.Events == "" {
@@ -795,6 +812,9 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 	res.MedianEnter, res.MedianTick, res.MedianHand = median(res.EngineEnter), median(res.EngineTick), median(res.Hand)
 	res.MedianHandInsert = median(res.HandInsert)
 	res.Ratio = res.MedianEnter / res.MedianHand
+	if len(res.PassEnter) > 0 {
+		res.PassRatio = sum(res.PassEnter) / res.MedianHand
+	}
 	for name, ts := range rewriteTimes {
 		res.RewriteMedian[name] = median(ts)
 	}
@@ -807,6 +827,38 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 		}
 	}
 	return res, nil
+}
+
+// walkPass goes on ticking after a state trigger's first tick until its pass over the club ends
+// (states_checked_at set, no state_cursor), recording each tick (the first included).
+func walkPass(ctx context.Context, plain *pgxpool.Pool, flowID int64, tick func() (float64, map[string]time.Duration, error), res *measured) error {
+	res.PassEnter = []float64{res.EngineEnter[len(res.EngineEnter)-1]}
+	res.PassTick = []float64{res.EngineTick[len(res.EngineTick)-1]}
+	for range 1000 {
+		var ended bool
+		if err := plain.QueryRow(ctx, `SELECT states_checked_at IS NOT NULL AND state_cursor IS NULL FROM flows WHERE id = $1`, flowID).Scan(&ended); err != nil {
+			return err
+		}
+		if ended {
+			return plain.QueryRow(ctx, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, flowID).Scan(&res.PassEntered)
+		}
+		secs, stmts, err := tick()
+		if err != nil {
+			return err
+		}
+		res.PassEnter = append(res.PassEnter, stmts["enter"].Seconds())
+		res.PassTick = append(res.PassTick, secs)
+		logf("%s: pass tick %d: %.3f s, enter %.3f s", res.Kind, len(res.PassTick), secs, stmts["enter"].Seconds())
+	}
+	return fmt.Errorf("the pass did not end in 1000 ticks")
+}
+
+func sum(xs []float64) float64 {
+	var t float64
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
 
 // explainAll writes EXPLAIN (ANALYZE, BUFFERS) of the engine's last entry statement (in a
