@@ -28,7 +28,10 @@
 # with EXPLAINs, and in the same rounds GET /metrics/revenue's statement for REVENUE_FROM to
 # REVENUE_TO (2025-01-01 to 2026-01-01) beside a plain GROUP BY of the same rows, and the metrics
 # run's per-member aggregation of lines (units, margins) beside that of transactions;
-# SKIP_FAMILIES=1 skips the per-family comparison (step 2).
+# CATEGORIES (all,store:store-01,bought) adds GET /metrics/categories for those segment keys
+# ("bought": a saved segment with the CATEGORY rule) beside a plain GROUP BY category of the same
+# lines, each statement and its EXPLAIN cut at LIMIT (5m; the server's own limit is 30 s);
+# CATEGORIES= (empty) leaves it out. SKIP_FAMILIES=1 skips the per-family comparison (step 2).
 #
 #   sudo LINES=1 CATALOGUE=1 SKIP_FAMILIES=1 KEEP=1 scripts/bench-metrics.sh
 #
@@ -36,7 +39,7 @@
 # AS_OF (2026-01-01), TZNAME (Europe/Oslo), PGBIN (/usr/lib/postgresql/15/bin), KEEP=1,
 # WORK (an existing work directory of a KEEP=1 run: reuse its cluster and data, skip the load),
 # SKIP_RUN=1 (skip step 1, e.g. when reusing a run that measured it), LINES=1, PRODUCTS (5000),
-# CATALOGUE=1, CATEGORY ("Category 01"), REVENUE_FROM, REVENUE_TO, SKIP_FAMILIES=1.
+# CATALOGUE=1, CATEGORY ("Category 01"), REVENUE_FROM, REVENUE_TO, CATEGORIES, LIMIT, SKIP_FAMILIES=1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -145,7 +148,8 @@ if [ "${CATALOGUE:-}" = 1 ]; then
 	log "segment count with one bought_category rule vs a hand-written query ($ROUNDS rounds)"
 	"$WORK/benchcatalogue" -url "$URL" -as-of "$AS_OF" -tz "$TZNAME" -category "${CATEGORY:-Category 01}" \
 		-rounds "$ROUNDS" -explain "$WORK/explain" -lines \
-		-revenue-from "${REVENUE_FROM:-2025-01-01}" -revenue-to "${REVENUE_TO:-2026-01-01}" | tee "$WORK/benchcatalogue.out"
+		-revenue-from "${REVENUE_FROM:-2025-01-01}" -revenue-to "${REVENUE_TO:-2026-01-01}" \
+		-categories "${CATEGORIES-all,store:store-01,bought}" -limit "${LIMIT:-5m}" | tee "$WORK/benchcatalogue.out"
 fi
 echo
 echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $("${PSQL[@]}" -d bench -c "SELECT 'PostgreSQL ' || current_setting('server_version') || ', shared_buffers=' || current_setting('shared_buffers') || ', work_mem=' || current_setting('work_mem')")"
