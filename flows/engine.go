@@ -22,8 +22,9 @@ const (
 	DefaultBatch      = 5000
 	// DefaultMaxEntries bounds the members one tick enters into one flow; a trigger that
 	// matches more (a win-back flow activated on a large club) enters the rest on the next
-	// ticks, so no tick holds its flow for minutes.
-	DefaultMaxEntries = 20000
+	// ticks, so no tick holds its flow for long (writing an entry costs ~0.06 ms at 1M
+	// members, docs/benchmarks.md "Flows").
+	DefaultMaxEntries = 10000
 	// DefaultStateSlice is how many members (by id) one tick evaluates a state trigger over: a
 	// pass over a club of 1M members takes ten ticks, each a small fraction of a pass over them all
 	// (docs/benchmarks.md, "Flows").
@@ -259,20 +260,22 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("trigger %s of flow %d: %w", f.Trigger.Event, f.ID, err)
 	}
+	// Many new rows would leave flow_entries' statistics saying it is (nearly) empty, and the
+	// step statements would plan for that (minutes a tick): they are refreshed when this tick
+	// adds a tenth or more to what they say (not on every large tick: 0.2–0.4 s each at 1M).
+	if n := tag.RowsAffected(); n > 1000 {
+		if _, err := tx.Exec(ctx, `DO $$ BEGIN
+				IF (SELECT reltuples FROM pg_class WHERE oid = 'flow_entries'::regclass) < `+fmt.Sprint(10*n)+` THEN
+					ANALYZE flow_entries;
+				END IF;
+			END $$`); err != nil {
+			return 0, err
+		}
+	}
 	if tag.RowsAffected() >= int64(e.maxEntries()) {
 		// More to enter: the watermark and the slice stay, so the next tick goes on (the
-		// entries' unique key skips those entered now). The new rows would otherwise leave
-		// flow_entries' statistics saying it is empty, and the step statements would plan for
-		// that (minutes a tick): they are refreshed now.
-		if _, err := tx.Exec(ctx, `ANALYZE flow_entries`); err != nil {
-			return 0, err
-		}
+		// entries' unique key skips those entered now).
 		return tag.RowsAffected(), nil
-	}
-	if tag.RowsAffected() > 1000 {
-		if _, err := tx.Exec(ctx, `ANALYZE flow_entries`); err != nil {
-			return 0, err
-		}
 	}
 	mark, markArgs := `events_checked_until = now()`, []any{f.ID}
 	switch {
@@ -346,7 +349,7 @@ func (e *Engine) exit(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 			FROM flow_entries e JOIN members m ON m.id = e.member_id
 			WHERE e.flow_id = $1 AND e.status = 'active' AND ($3 OR e.next_at <= now())
 			  -- Not the entries of this tick (entered_at is the transaction's now()): the entry
-			  -- statement has just checked the same things (20,000 probes for nothing, 1–5 s at 1M
+			  -- statement has just checked the same things (20,000 probes for nothing took 1–5 s at 1M
 			  -- members, docs/benchmarks.md "Flows"); a sale since is seen on the next tick.
 			  AND e.entered_at < now()
 		) x
