@@ -604,6 +604,15 @@ type campaignReportData struct {
 	Zone      *time.Location
 	// MinGroup is the fewest members a group needs for a verdict (tracking.MinGroupMembers).
 	MinGroup int
+	// Margin is the gross margin of the attributed purchases of all runs.
+	Margin reportMargin
+}
+
+// reportMargin is what the layout's report-margin partials show on the campaign and flow
+// reports: the gross margin of the purchases behind the revenue, in the revenue's currency.
+type reportMargin struct {
+	models.Margin
+	Currency string
 }
 
 func (cn *console) campaignReport(c echo.Context) error {
@@ -616,7 +625,10 @@ func (cn *console) campaignReport(c echo.Context) error {
 		return err
 	}
 	d := campaignReportData{Campaign: cp, Stats: st, Zone: cn.s.tz, MinGroup: tracking.MinGroupMembers, Recurring: cp.Cron != nil || len(st.Runs) > 1,
-		Sending: cp.Status == campaigns.StatusSending}
+		Sending: cp.Status == campaigns.StatusSending, Margin: reportMargin{Margin: st.Total.Revenue.Margin}}
+	if cur := st.Total.Revenue.Currency; cur != nil {
+		d.Margin.Currency = *cur
+	}
 	for _, r := range st.Runs {
 		d.Sending = d.Sending || r.Status == "sending"
 	}

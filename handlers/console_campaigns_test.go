@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -22,6 +23,7 @@ import (
 	"github.com/regulars/regulars/campaigns/mailer/smtptest"
 	"github.com/regulars/regulars/campaigns/segments"
 	"github.com/regulars/regulars/models"
+	"github.com/regulars/regulars/templates"
 )
 
 // campaignConsole is a console with a store, three mailable members and a saved segment of them.
@@ -520,6 +522,53 @@ func TestConsoleCampaignReport(t *testing.T) {
 			t.Error("the report has inline style attributes")
 		}
 	})
+	// The gross margin of the attributed purchases (issue 16.4): "–" until a line has a cost in
+	// the catalogue, never 0, and the lines of unknown cost counted beside it.
+	margin := func(t *testing.T, gross, known, unknown, note string) string {
+		t.Helper()
+		return checkReportMargin(t, e.get(t, e.client, e.path(id, "/report")).Body, gross, known, unknown, note)
+	}
+	none := templates.MissingFigure
+	t.Run("without receipt lines there is no margin", func(t *testing.T) {
+		margin(t, none, none, `0 <span class="camp-muted">of 0</span>`,
+			"No purchase here came with receipt lines, so there is no margin.")
+	})
+	// Kari's sale: A×2 @100 and Z @100 (Z is not in the catalogue); Ola's: B @200. The held-out
+	// member's line of A is in no margin.
+	exec(`INSERT INTO products (sku, name, price_minor) VALUES ('A', 'A', 10000), ('B', 'B', 20000)`)
+	exec(`INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
+		SELECT t.id, l.line, l.sku, l.qty, l.price FROM transactions t
+		JOIN (VALUES ($1::bigint, 1, 'A', 2, 10000), ($1, 2, 'Z', 1, 10000), ($2, 1, 'B', 1, 20000), ($3, 1, 'A', 1, 5000))
+		  AS l (member_id, line, sku, qty, price) ON l.member_id = t.member_id`, e.members[0], e.members[1], held[0])
+	t.Run("lines whose cost the catalogue does not know are counted, not costed at 0", func(t *testing.T) {
+		margin(t, none, none, `3 <span class="camp-muted">of 3</span>`,
+			"3 of 3 lines have no cost in the catalogue; the margin leaves them out. No line has a known cost, so there is no margin")
+	})
+	t.Run("with costs the report gives the margin of the lines of known cost", func(t *testing.T) {
+		exec(`UPDATE products SET cost_minor = 6000 WHERE sku = 'A'`)
+		// A: 2 × (100 − 60) = 80 NOK on 200 NOK of sales; Z and B (no cost) left out.
+		body := margin(t, templates.FormatMoney(8000, "NOK"), templates.FormatMoney(20000, "NOK"), `2 <span class="camp-muted">of 3</span>`,
+			"2 of 3 lines have no cost in the catalogue; the margin leaves them out.")
+		if strings.Contains(body, "No line has a known cost") {
+			t.Error("the report says no line has a known cost")
+		}
+		exec(`UPDATE products SET cost_minor = 15000 WHERE sku = 'B'`)
+		margin(t, templates.FormatMoney(13000, "NOK"), templates.FormatMoney(40000, "NOK"), `1 <span class="camp-muted">of 3</span>`, "1 of 3 lines has no cost in the catalogue; the margin leaves it out.")
+	})
+	t.Run("a recurring campaign's runs each show their margin", func(t *testing.T) {
+		var second int64
+		if err := e.DB.Pool.QueryRow(ctx, `INSERT INTO campaign_runs (campaign_id, scheduled_for, status, started_at, finished_at)
+			VALUES ($1, $2, 'sent', $2, $2) RETURNING id`, id, start.Add(-48*time.Hour)).Scan(&second); err != nil {
+			t.Fatal(err)
+		}
+		defer exec(`DELETE FROM campaign_runs WHERE id = $1`, second)
+		body := e.get(t, e.client, e.path(id, "/report")).Body
+		if !strings.Contains(body, `<th scope="col" class="camp-num">Gross margin</th>`) ||
+			!strings.Contains(body, `<td class="camp-num">500.00 NOK</td>
+    <td class="camp-num">130.00 NOK</td>`) {
+			t.Errorf("the runs table lacks the margin:\n%s", body)
+		}
+	})
 	t.Run("the list shows the progress and revenue", func(t *testing.T) {
 		res := e.get(t, e.client, "/console/campaigns")
 		for _, want := range []string{"2 / 3 sent", "1 failed", "500.00 NOK"} {
@@ -547,6 +596,26 @@ func TestConsoleCampaignReport(t *testing.T) {
 			t.Errorf("the report does not say why there is no verdict:\n%s", res.Body)
 		}
 	})
+}
+
+// checkReportMargin checks a campaign's or flow's report page for its gross margin and the
+// sales of known cost (each formatted money, or templates.MissingFigure and so never 0), its
+// lines of unknown cost ("N <span…>of M</span>"), the note under the figures and the one-line
+// explanation, and returns the page unescaped.
+func checkReportMargin(t *testing.T, page, gross, known, unknown, note string) string {
+	t.Helper()
+	body := html.UnescapeString(page)
+	for _, want := range []string{
+		`<div id="report-margin"><dt>Gross margin</dt><dd>` + gross + `</dd></div>`,
+		`<dt>Sales of known cost</dt><dd>` + known + `</dd>`,
+		`<dd id="report-margin-unknown">` + unknown + `</dd>`,
+		note, templates.Explain("gross_margin"), `href="/console/help/campaign-stats#gross-margin"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	return body
 }
 
 func TestConsoleCampaignAccess(t *testing.T) {
@@ -753,6 +822,17 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 	if heldOut == 0 || smtp.Count() != len(recs)-heldOut {
 		t.Fatalf("%d held out, %d mails for %d recipients", heldOut, smtp.Count(), len(recs))
 	}
+	// Each purchase is one receipt line: a record whose cost the catalogue knows, or (every
+	// third) a gift card it does not, so the report shows a margin and lines of unknown cost.
+	for _, q := range []string{
+		`INSERT INTO products (sku, name, price_minor, cost_minor) VALUES ('LP-1', 'Blue Train LP', 24900, 15000)`,
+		`INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
+		 SELECT id, 1, CASE WHEN id % 3 = 0 THEN 'GIFT' ELSE 'LP-1' END, 1, amount_minor FROM transactions WHERE txn_id LIKE 'B-%'`,
+	} {
+		if _, err := e.DB.Pool.Exec(bg, q); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Right after the send the report is preliminary: no interval, no verdict.
 	var figures, note string
@@ -775,14 +855,20 @@ func TestConsoleCampaignInABrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var margin, unknown string
 	run("see the final report",
 		chromedp.Reload(),
 		chromedp.WaitVisible(`svg.camp-ci`, chromedp.ByQuery),
 		chromedp.Text(`dl.camp-figures`, &figures, chromedp.ByQuery),
+		chromedp.Text(`#report-margin dd`, &margin, chromedp.ByQuery),
+		chromedp.Text(`#report-margin-unknown`, &unknown, chromedp.ByQuery),
 	)
 	wantSent := fmt.Sprintf("Sent\n%d", len(recs)-heldOut)
 	if !strings.Contains(figures, wantSent) {
 		t.Errorf("figures %q lack %q", figures, wantSent)
+	}
+	if !strings.HasSuffix(margin, " NOK") || !regexp.MustCompile(`^\d+ of \d+$`).MatchString(unknown) {
+		t.Errorf("gross margin %q, lines of unknown cost %q", margin, unknown)
 	}
 	browsertest.Screenshot(t, ctx, "console-campaign-report.png")
 }

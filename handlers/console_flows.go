@@ -518,6 +518,8 @@ type flowReportData struct {
 	Zone     *time.Location
 	// MinGroup is the fewest matured entries a group needs (flows.MinMatured).
 	MinGroup int
+	// Margin is the gross margin of the purchases in the revenue (matured mailed entries).
+	Margin reportMargin
 }
 
 func (cn *console) flowReport(c echo.Context) error {
@@ -533,6 +535,7 @@ func (cn *console) flowReport(c echo.Context) error {
 	if d.Currency, err = cn.currency(c); err != nil {
 		return err
 	}
+	d.Margin = reportMargin{Margin: st.Revenue.Margin, Currency: d.Currency}
 	for _, s := range st.Steps {
 		d.Steps = append(d.Steps, flowStepRow{StepStats: s, Label: stepLabel(s.Step)})
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/regulars/regulars/flows"
 	"github.com/regulars/regulars/handlers/browsertest"
 	"github.com/regulars/regulars/models"
+	"github.com/regulars/regulars/templates"
 )
 
 // flowConsole is the campaign pages' console (a marketer, a store, three mailable members, a
@@ -359,6 +360,36 @@ func TestConsoleFlowReport(t *testing.T) {
 				t.Errorf("the report lacks %q", want)
 			}
 		}
+	})
+	// The gross margin of the purchases in the revenue (issue 16.4). The 20 buyers among the 40
+	// matured mailed entries each get a line A×2 @100 and a line Z @0 (Z is not in the
+	// catalogue); the held-out entries' and unmatured entries' lines count nowhere.
+	margin := func(t *testing.T, gross, known, unknown, note string) {
+		t.Helper()
+		checkReportMargin(t, e.get(t, e.client, report).Body, gross, known, unknown, note)
+	}
+	none := templates.MissingFigure
+	t.Run("without receipt lines there is no margin", func(t *testing.T) {
+		margin(t, none, none, `0 <span class="camp-muted">of 0</span>`, "No purchase here came with receipt lines, so there is no margin.")
+	})
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := e.DB.Pool.Exec(context.Background(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`INSERT INTO products (sku, name, price_minor) VALUES ('A', 'A', 10000)`)
+	exec(`INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
+		SELECT id, 1, 'A', 2, 10000 FROM transactions UNION ALL SELECT id, 2, 'Z', 1, 0 FROM transactions`)
+	t.Run("lines whose cost the catalogue does not know are counted, not costed at 0", func(t *testing.T) {
+		margin(t, none, none, `40 <span class="camp-muted">of 40</span>`,
+			"40 of 40 lines have no cost in the catalogue; the margin leaves them out. No line has a known cost, so there is no margin")
+	})
+	t.Run("with costs the report gives the margin of the lines of known cost", func(t *testing.T) {
+		exec(`UPDATE products SET cost_minor = 7000 WHERE sku = 'A'`)
+		// 20 × 2 × (100 − 70) = 1200 NOK on 20 × 200 = 4000 NOK of sales.
+		margin(t, templates.FormatMoney(120000, "NOK"), templates.FormatMoney(400000, "NOK"), `20 <span class="camp-muted">of 40</span>`,
+			"20 of 40 lines have no cost in the catalogue; the margin leaves them out.")
 	})
 }
 

@@ -34,6 +34,8 @@ var Glossary = []Term{
 		"campaign-stats", "Holdout lift"},
 	{"lift", "Lift", "How much more each mailed member spent than each held-out member in the days after the mail, with a 95 % interval: an interval above zero means the mail made a difference.",
 		"campaign-stats", "Holdout lift"},
+	{"gross_margin", "Gross margin", "What the purchases earned over the cost of the goods: their receipt lines' revenue minus the catalogue's cost, counted only over the lines whose cost the catalogue knows (the others are left out, never taken as free).",
+		"campaign-stats", "Gross margin"},
 }
 
 // Explain is the one line of term key ("" when there is none).
