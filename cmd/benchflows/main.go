@@ -33,10 +33,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -314,16 +316,16 @@ func kinds(window time.Duration, now time.Time, tz *time.Location) []kind {
 				WHERE s.tier_before IS DISTINCT FROM s.tier_after AND ` + mailable},
 		{Name: "birthday", Trigger: `{"event": "birthday", "days_before": 0}`,
 			Hand: `SELECT m.id AS member_id FROM members m
-				WHERE (extract(month FROM m.birth_date), extract(day FROM m.birth_date)) IN (($3, $4), ($5, $6))
+				WHERE (extract(month FROM m.birth_date), extract(day FROM m.birth_date)) IN (($3, $4), ($5, $6)) AND m.id <= MEMBER_ID_MAX
 				  AND ($1::timestamptz, $2::text) IS NOT NULL AND ` + mailable,
 			Args: []any{int(day.Month()), day.Day(), m2, d2}},
 		{Name: "lapsed 60", Trigger: `{"event": "lapsed", "days": 60}`,
 			Hand: `SELECT m.id AS member_id FROM members m
 				JOIN (SELECT member_id, max(occurred_at) AS last FROM transactions
-				      WHERE kind = 'sale' AND member_id IS NOT NULL GROUP BY member_id) l ON l.member_id = m.id
+				      WHERE kind = 'sale' AND member_id <= MEMBER_ID_MAX GROUP BY member_id) l ON l.member_id = m.id
 				WHERE l.last < now() - interval '60 days' AND ($1::timestamptz, $2::text) IS NOT NULL AND ` + mailable},
 		{Name: "lapsed personal 30, 2×", Trigger: `{"event": "lapsed", "days": 30, "personal": true, "factor": 2}`,
-			Hand: `WITH s AS (SELECT member_id, occurred_at FROM transactions WHERE kind = 'sale' AND member_id IS NOT NULL),
+			Hand: `WITH s AS (SELECT member_id, occurred_at FROM transactions WHERE kind = 'sale' AND member_id <= MEMBER_ID_MAX),
 				last AS (SELECT member_id, max(occurred_at) AS last FROM s GROUP BY member_id),
 				days AS (SELECT DISTINCT member_id, (occurred_at AT TIME ZONE $2)::date AS day FROM s),
 				gaps AS (SELECT member_id, day - lag(day) OVER (PARTITION BY member_id ORDER BY day) AS gap FROM days),
@@ -334,7 +336,7 @@ func kinds(window time.Duration, now time.Time, tz *time.Location) []kind {
 				  AND (med.median_gap IS NULL OR last.last < now() - med.median_gap * 2 * interval '1 day') AND ` + mailable},
 		{Name: "p_alive_below 0.3", Trigger: `{"event": "p_alive_below", "value": 0.3}`,
 			Hand: `SELECT m.id AS member_id FROM member_metrics mm JOIN members m ON m.id = mm.member_id
-				WHERE mm.p_alive < 0.3 AND ($1::timestamptz, $2::text) IS NOT NULL AND ` + mailable},
+				WHERE mm.p_alive < 0.3 AND mm.member_id <= MEMBER_ID_MAX AND ($1::timestamptz, $2::text) IS NOT NULL AND ` + mailable},
 	}
 }
 
@@ -464,6 +466,25 @@ type measured struct {
 	PassTick    []float64 `json:"pass_tick_s,omitempty"`
 	PassEntered int64     `json:"pass_entered,omitempty"`
 	PassRatio   float64   `json:"pass_ratio_enter_to_hand,omitempty"`
+	// HandSlice and HandSliceInsert: the hand-written query over the first slice only, counted
+	// and written as entries (HandSliceCount members).
+	HandSlice       []float64 `json:"hand_slice_s,omitempty"`
+	HandSliceInsert []float64 `json:"hand_slice_insert_s,omitempty"`
+	HandSliceCount  int64     `json:"hand_slice_count,omitempty"`
+}
+
+// upTo is a hand-written query of a state kind over the members with ids up to hi (its
+// MEMBER_ID_MAX; math.MaxInt64: every member).
+func upTo(hand string, hi int64) string {
+	return strings.ReplaceAll(hand, "MEMBER_ID_MAX", strconv.FormatInt(hi, 10))
+}
+
+// engineSlice is the members a state trigger's tick looks at.
+func engineSlice(e *flows.Engine) int {
+	if e.StateSlice > 0 {
+		return e.StateSlice
+	}
+	return flows.DefaultStateSlice
 }
 
 func triggersCmd(args []string) error {
@@ -575,6 +596,10 @@ func triggersCmd(args []string) error {
 			r.MedianHandInsert, r.MedianTick, r.Entered, r.HandCount, r.Again, r.Steady, r.FirstStmts["exit"])
 		for name, s := range r.RewriteMedian {
 			fmt.Printf("  rewrite %-30s %10.3f s, count %d\n", name, s, r.RewriteCount[name])
+		}
+		if len(r.HandSlice) > 0 {
+			fmt.Printf("  first slice by hand: count %.3f s, written as entries %.3f s (%d members; the engine's tick enters at most its cap)\n",
+				median(r.HandSlice), median(r.HandSliceInsert), r.HandSliceCount)
 		}
 		if n := len(r.PassEnter); n > 0 {
 			fmt.Printf("  first pass: %d ticks, %d entered; entry statement median %.3f s, max %.3f s, sum %.3f s (%.2fx the hand-written query); tick median %.3f s, max %.3f s\n",
@@ -764,20 +789,40 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 			return nil
 		}
 		runHand := func() error {
-			secs, n, err := hand(k.Hand, handArgs)
+			secs, n, err := hand(upTo(k.Hand, math.MaxInt64), handArgs)
 			if err != nil {
 				return err
 			}
 			res.Hand = append(res.Hand, secs)
 			res.HandCount = n
+			if k.Events == "" && !k.HandOnly {
+				// The same condition over the engine's first slice only (the members up to
+				// the StateSlice-th): what one tick of the engine does, written by hand, counted
+				// and written as entries (all of the slice's, where the engine stops at its cap).
+				var hi int64
+				if err := plain.QueryRow(ctx, `SELECT coalesce((SELECT id FROM members ORDER BY id OFFSET $1 - 1 LIMIT 1), 9223372036854775807)`,
+					engineSlice(engine)).Scan(&hi); err != nil {
+					return err
+				}
+				sliced := upTo(k.Hand, hi)
+				secs, n, err := hand(sliced, handArgs)
+				if err != nil {
+					return fmt.Errorf("hand slice: %w", err)
+				}
+				res.HandSlice, res.HandSliceCount = append(res.HandSlice, secs), n
+				if secs, err = handInsert(sliced, handArgs); err != nil {
+					return fmt.Errorf("hand slice insert: %w", err)
+				}
+				res.HandSliceInsert = append(res.HandSliceInsert, secs)
+			}
 			if r == repeats-1 && !k.HandOnly { // once: it writes as many rows as the engine
-				if secs, err = handInsert(k.Hand, handArgs); err != nil {
+				if secs, err = handInsert(upTo(k.Hand, math.MaxInt64), handArgs); err != nil {
 					return fmt.Errorf("hand insert: %w", err)
 				}
 				res.HandInsert = append(res.HandInsert, secs)
 			}
 			for _, rw := range rws {
-				secs, n, err := hand(rw.Hand, append([]any{from, tzName}, rw.Args...))
+				secs, n, err := hand(upTo(rw.Hand, math.MaxInt64), append([]any{from, tzName}, rw.Args...))
 				if err != nil {
 					return fmt.Errorf("rewrite %s: %w", rw.Name, err)
 				}
@@ -874,11 +919,11 @@ func explainAll(ctx context.Context, pool *pgxpool.Pool, tr *tracer, dir string,
 	if err := write(name+".engine.txt", enter.sql, enter.args); err != nil {
 		return err
 	}
-	if err := write(name+".hand.txt", `SELECT count(*) FROM (`+k.Hand+`) h`, handArgs); err != nil {
+	if err := write(name+".hand.txt", `SELECT count(*) FROM (`+upTo(k.Hand, math.MaxInt64)+`) h`, handArgs); err != nil {
 		return err
 	}
 	for _, rw := range rws {
-		if err := write(name+".rewrite."+rw.Name+".txt", `SELECT count(*) FROM (`+rw.Hand+`) h`, append(slices.Clone(handArgs[:2]), rw.Args...)); err != nil {
+		if err := write(name+".rewrite."+rw.Name+".txt", `SELECT count(*) FROM (`+upTo(rw.Hand, math.MaxInt64)+`) h`, append(slices.Clone(handArgs[:2]), rw.Args...)); err != nil {
 			return err
 		}
 	}
