@@ -108,8 +108,13 @@ func label(sql string) string {
 		{"INSERT INTO segment_metrics", "segment_statement"},
 		{"INSERT INTO metrics_summary", "member_summary"},
 		{"metrics_member_results ON COMMIT DROP AS", "member_results"},
-		{"INSERT INTO member_metrics", "member_metrics_upsert"},
-		{"UPDATE segment_metrics", "segment_model_averages"},
+		// The member_metrics write: the new table's rows, indexes, statistics and foreign keys,
+		// then the locks, the drop and the renames (jobs/metrics/store.go).
+		{"member_metrics_next", "member_metrics_write"},
+		{"LOCK TABLE member_metrics", "member_metrics_write"},
+		{"DROP TABLE member_metrics", "member_metrics_write"},
+		{"ALTER TABLE member_metrics RENAME", "member_metrics_write"},
+		{"ALTER INDEX \"next_", "member_metrics_write"},
 		{"FROM metrics_summary WHERE frequency IS NOT NULL", "read_groups"},
 	} {
 		if strings.Contains(sql, l.phrase) {

@@ -196,18 +196,24 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 		if err != nil {
 			return fmt.Errorf("create metrics run: %w", err)
 		}
-		if err := computeRFM(ctx, tx, opts, b); err != nil {
-			return err
-		}
 		if err := computeSaved(ctx, tx, opts, b); err != nil {
 			return err
 		}
+		// The model step first: RFM reads its member summary, and the segment statement
+		// averages its per-member figures.
+		if err := computeModels(ctx, tx, opts, b, runID); err != nil {
+			return err
+		}
+		if err := computeRFM(ctx, tx, b); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, segmentMetricsSQL(opts.Families),
-			opts.Timezone.String(), b.asOf, b.windowStart, b.churnStart, b.churnMid, runID,
+			opts.Timezone.String(), b.asOf, b.windowStart, runID,
 			opts.WindowDays, opts.ChurnPeriodDays, opts.LifespanCapYears); err != nil {
 			return fmt.Errorf("compute segment metrics: %w", err)
 		}
-		if err := computeModels(ctx, tx, opts, b, runID); err != nil {
+		// Last: from its swap on, the run locks member_metrics (store.go).
+		if err := storeMemberMetrics(ctx, tx, runID, b.asOf.Format(time.DateOnly)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE metric_runs SET status = 'done', finished_at = clock_timestamp() WHERE id = $1`, runID); err != nil {
@@ -226,14 +232,20 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 }
 
 // segmentMetricsSQL builds the one statement that computes every segment of every family.
-// Parameters: $1 time zone name, $2 A, $3 A−W, $4 A−2P, $5 A−P, $6 run id, $7 W (days),
-// $8 P (days), $9 lifespan cap (years). Only trusted family queries are spliced in.
+// Parameters: $1 time zone name, $2 A, $3 A−W, $4 run id, $5 W (days), $6 P (days), $7
+// lifespan cap (years). Only trusted family queries are spliced in. It runs after the model
+// step, whose temporary tables it reads.
 //
-// Plan: per_member scans the transactions of [min(A−W, A−2P), A) once and reduces them to one
-// row per member (a hash aggregate), per_member_lines does the same for the window's receipt
-// lines (units and margins); each family lists its (segment, member) pairs; one hash
+// Plan: per_member is the model step's member summary (metrics_summary, model.go), which has
+// already reduced every member's transactions before A to one row (it used to be a second scan
+// of the transactions of [min(A−W, A−2P), A) and a hash aggregate of its own); a member without
+// a transaction before A has no row, which counts as no orders, no revenue and no churn-period
+// sale. per_member_lines reduces the window's receipt lines (units and margins) to one row per
+// member; each family lists its (segment, member) pairs; one hash
 // join and one GROUP BY segment then count, and the ratios are taken from the counts with
-// NULLIF so an empty denominator gives NULL, never a division error.
+// NULLIF so an empty denominator gives NULL, never a division error. The same join averages
+// the model step's per-member figures (metrics_member_results, model.go), so the families'
+// memberships are listed once per run, not twice (docs/benchmarks.md, "The nightly job at 1M").
 func segmentMetricsSQL(families []Family) string {
 	return `
 WITH params AS (
@@ -242,16 +254,9 @@ WITH params AS (
 per_member AS (
     -- Member transactions only; a refund counts against its member (it inherits the member of
     -- the sale it refunds when recorded), so net revenue may be negative.
-    SELECT t.member_id,
-           count(*) FILTER (WHERE t.kind = 'sale' AND t.occurred_at >= $3) AS orders,
-           coalesce(sum(net_amount(t.kind, t.amount_minor))
-                    FILTER (WHERE t.occurred_at >= $3), 0) AS net_revenue,
-           bool_or(t.kind = 'sale' AND t.occurred_at >= $4 AND t.occurred_at < $5) AS bought_before,
-           bool_or(t.kind = 'sale' AND t.occurred_at >= $5) AS bought_recently
-    FROM transactions t
-    WHERE t.member_id IS NOT NULL
-      AND t.occurred_at >= least($3::timestamptz, $4::timestamptz) AND t.occurred_at < $2
-    GROUP BY t.member_id
+    SELECT s.member_id, s.orders_window AS orders, s.spend_window AS net_revenue,
+           s.bought_before, s.bought_recently
+    FROM metrics_summary s
 ),
 per_member_lines AS (
     -- Receipt lines of the member transactions in the window (docs/metrics.md, "Units and
@@ -285,17 +290,24 @@ counts AS (
            coalesce(sum(pl.lines), 0)::bigint AS lines,
            coalesce(sum(pl.unknown_cost_lines), 0)::bigint AS unknown_cost_lines,
            sum(pl.known_cost_revenue)::bigint AS known_cost_revenue,
-           sum(pl.gross_margin)::bigint AS gross_margin
+           sum(pl.gross_margin)::bigint AS gross_margin,
+           -- The model averages: over the segment's members with a purchase before A
+           -- (frequency not NULL), each over the members for whom the figure exists; NULL
+           -- for a segment without such members.
+           (avg(r.p_alive) FILTER (WHERE r.frequency IS NOT NULL))::numeric AS p_alive,
+           (avg(r.expected_purchases) FILTER (WHERE r.frequency IS NOT NULL))::numeric AS expected_purchases,
+           (avg(r.clv_predicted) FILTER (WHERE r.frequency IS NOT NULL))::numeric AS clv_predicted
     FROM membership s
     LEFT JOIN per_member pm ON pm.member_id = s.member_id
     LEFT JOIN per_member_lines pl ON pl.member_id = s.member_id
+    LEFT JOIN metrics_member_results r ON r.member_id = s.member_id
     GROUP BY s.segment
 ),
 ratios AS (
     SELECT c.*,
            c.repeaters::numeric / NULLIF(c.customers, 0) AS repeat_purchase_rate,
            c.net_revenue::numeric / NULLIF(c.orders, 0) AS aov,
-           c.orders::numeric / NULLIF(c.customers, 0) * 365 / $7::int AS purchase_frequency,
+           c.orders::numeric / NULLIF(c.customers, 0) * 365 / $5::int AS purchase_frequency,
            c.churned::numeric / NULLIF(c.churn_base, 0) AS churn_rate,
            c.units::numeric / NULLIF(c.itemised_orders, 0) AS units_per_transaction,
            c.unknown_cost_lines::numeric / NULLIF(c.lines, 0) AS unknown_cost_share,
@@ -307,8 +319,8 @@ lifespans AS (
     -- (no churn, or one too small for numeric to tell from zero) gives the cap.
     SELECT r.*,
            CASE WHEN r.churn_rate IS NOT NULL THEN
-               least($9::numeric, coalesce(
-                   1 / NULLIF(1 - power(1 - r.churn_rate, 365 / $8::int::numeric), 0), $9::numeric))
+               least($7::numeric, coalesce(
+                   1 / NULLIF(1 - power(1 - r.churn_rate, 365 / $6::int::numeric), 0), $7::numeric))
            END AS lifespan_years
     FROM ratios r
 )
@@ -316,15 +328,20 @@ INSERT INTO segment_metrics (run_id, segment, members, customers, repeat_purchas
                              net_revenue, aov, purchase_frequency, churn_rate, lifespan_years,
                              clv_historic, units, itemised_orders, units_per_transaction, lines,
                              unknown_cost_lines, unknown_cost_share, known_cost_revenue,
-                             gross_margin, margin_ratio, clv_margin_historic)
-SELECT $6::bigint, l.segment, l.members, l.customers, l.repeat_purchase_rate, l.orders,
+                             gross_margin, margin_ratio, clv_margin_historic, p_alive,
+                             expected_purchases, clv_predicted, clv_margin_predicted, expected_churned)
+SELECT $4::bigint, l.segment, l.members, l.customers, l.repeat_purchase_rate, l.orders,
        l.net_revenue, l.aov, l.purchase_frequency, l.churn_rate, l.lifespan_years,
        l.aov * l.purchase_frequency * l.lifespan_years,
        l.units, l.itemised_orders, l.units_per_transaction, l.lines,
        l.unknown_cost_lines, l.unknown_cost_share, l.known_cost_revenue,
        l.gross_margin, l.margin_ratio,
        -- CLV on margin: the same CLV with each purchase worth its margin (docs/metrics.md).
-       l.aov * l.purchase_frequency * l.lifespan_years * l.margin_ratio
+       l.aov * l.purchase_frequency * l.lifespan_years * l.margin_ratio,
+       l.p_alive, l.expected_purchases, l.clv_predicted,
+       -- The segment's margin ratio of the window, as for clv_margin_historic.
+       l.clv_predicted * l.margin_ratio,
+       1 - l.p_alive
 FROM lifespans l`
 }
 

@@ -16,7 +16,8 @@ import (
 // member's purchase history before A in one set-based statement into a temporary table; Go
 // reads it back only as groups (identical (x, t_x, T), and identical (x, m) for spend), fits
 // BG/NBD and Gamma-Gamma through jobs/clv, evaluates each group once, and copies the group
-// results back; SQL then maps them to members, member_metrics and the segment averages.
+// results back; SQL then maps them to members (metrics_member_results), which the segment
+// statement averages (metrics.go) and storeMemberMetrics writes into member_metrics (store.go).
 // Everything runs in the run's transaction, so a snapshot is still all or nothing.
 
 // minorPerMajor converts minor to major currency units. The models are fitted in major units
@@ -41,10 +42,20 @@ CREATE TEMP TABLE metrics_summary (
     last_day       date,
     median_gap     float8,
     orders_365d    int NOT NULL,
-    spend_365d     bigint NOT NULL
+    spend_365d     bigint NOT NULL,
+    orders_window  int NOT NULL,
+    spend_window   numeric NOT NULL,
+    sold_before_window boolean NOT NULL,
+    bought_before  boolean NOT NULL,
+    bought_recently boolean NOT NULL
 ) ON COMMIT DROP`
 
-// summarySQL fills metrics_summary. Parameters: $1 time zone name, $2 A (instant), $3 A's date.
+// summarySQL fills metrics_summary. Parameters: $1 time zone name, $2 A (instant), $3 A's date,
+// $4 the date A−W, $5 the date A−2P, $6 the date A−P. orders_window, spend_window and
+// sold_before_window are RFM's (rfm.go) and the segment statement's (metrics.go): sales and net
+// amount on the dates of the window [A−W, A), and whether the member bought before it;
+// bought_before and bought_recently are the churn periods' (a sale in [A−2P, A−P), in [A−P, A)).
+// Each bound is the start of a local day, so "on a date from X on" is "at or after X".
 // A day is a calendar date in the time zone; a purchase day is one with at least one sale; its
 // net amount is that day's sales minus that day's refunds. A is the start of its date in the
 // zone, so "before A" is exactly "on a local date before A's date", and A−365 days is the date
@@ -75,16 +86,23 @@ per_member AS (
            max(m.day) FILTER (WHERE m.sales_n > 0) AS last_day,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY m.gap) FILTER (WHERE m.gap IS NOT NULL) AS median_gap,
            coalesce(sum(m.sales_n) FILTER (WHERE m.day >= $3::date - 365), 0) AS orders_365d,
-           coalesce(sum(m.net) FILTER (WHERE m.day >= $3::date - 365), 0) AS spend_365d
+           coalesce(sum(m.net) FILTER (WHERE m.day >= $3::date - 365), 0) AS spend_365d,
+           coalesce(sum(m.sales_n) FILTER (WHERE m.day >= $4::date), 0) AS orders_window,
+           coalesce(sum(m.net) FILTER (WHERE m.day >= $4::date), 0) AS spend_window,
+           coalesce(bool_or(m.sales_n > 0 AND m.day < $4::date), false) AS sold_before_window,
+           coalesce(bool_or(m.sales_n > 0 AND m.day >= $5::date AND m.day < $6::date), false) AS bought_before,
+           coalesce(bool_or(m.sales_n > 0 AND m.day >= $6::date), false) AS bought_recently
     FROM marked m
     GROUP BY m.member_id
 )
 INSERT INTO metrics_summary (member_id, frequency, recency_days, t_days, monetary_minor, m_major,
-                             last_day, median_gap, orders_365d, spend_365d)
+                             last_day, median_gap, orders_365d, spend_365d, orders_window,
+                             spend_window, sold_before_window, bought_before, bought_recently)
 SELECT p.member_id, p.frequency, p.recency_days, p.t_days, p.monetary_minor,
        CASE WHEN p.frequency IS NOT NULL
             THEN (greatest(coalesce(p.monetary_minor, 0), 0) / ` + strconv.Itoa(minorPerMajor) + `)::float8 END,
-       p.last_day, p.median_gap, p.orders_365d, p.spend_365d
+       p.last_day, p.median_gap, p.orders_365d, p.spend_365d, p.orders_window, p.spend_window,
+       p.sold_before_window, p.bought_before, p.bought_recently
 FROM per_member p`
 
 // modelFit is one row of metric_models.
@@ -131,7 +149,8 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 	// members; a sequential scan and one sort in 64 MB take 10 s (docs/benchmarks.md).
 	err := withSettings(ctx, tx, map[string]string{"enable_indexscan": "off", "enable_bitmapscan": "off", "work_mem": "64MB"},
 		func() error {
-			_, err := tx.Exec(ctx, summarySQL, tz, b.asOf, date)
+			_, err := tx.Exec(ctx, summarySQL, tz, b.asOf, date, b.windowStart.Format(time.DateOnly),
+				b.churnStart.Format(time.DateOnly), b.churnMid.Format(time.DateOnly))
 			return err
 		})
 	if err != nil {
@@ -195,40 +214,13 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 	if _, err := tx.Exec(ctx, memberResultsSQL, date); err != nil {
 		return fmt.Errorf("compute member figures: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO member_metrics (member_id, run_id, as_of, days_since_last_purchase, orders_365d,
-		    spend_365d, frequency, recency_days, t_days, monetary_value, p_alive, expected_purchases,
-		    expected_spend, clv_predicted, recency_score, frequency_score, monetary_score,
-		    rfm_segment, median_gap_days, updated_at)
-		SELECT r.member_id, $1, $2::date, r.days_since_last_purchase, r.orders_365d, r.spend_365d,
-		       r.frequency, r.recency_days, r.t_days, r.monetary_value, r.p_alive,
-		       r.expected_purchases, r.expected_spend, r.clv_predicted,
-		       q.recency_score, q.frequency_score, q.monetary_score, q.rfm_segment, r.median_gap_days, now()
-		FROM metrics_member_results r
-		LEFT JOIN metrics_rfm q ON q.member_id = r.member_id
-		ON CONFLICT (member_id) DO UPDATE SET
-		    run_id = EXCLUDED.run_id, as_of = EXCLUDED.as_of,
-		    days_since_last_purchase = EXCLUDED.days_since_last_purchase,
-		    orders_365d = EXCLUDED.orders_365d, spend_365d = EXCLUDED.spend_365d,
-		    frequency = EXCLUDED.frequency, recency_days = EXCLUDED.recency_days,
-		    t_days = EXCLUDED.t_days, monetary_value = EXCLUDED.monetary_value,
-		    p_alive = EXCLUDED.p_alive, expected_purchases = EXCLUDED.expected_purchases,
-		    expected_spend = EXCLUDED.expected_spend, clv_predicted = EXCLUDED.clv_predicted,
-		    recency_score = EXCLUDED.recency_score, frequency_score = EXCLUDED.frequency_score,
-		    monetary_score = EXCLUDED.monetary_score, rfm_segment = EXCLUDED.rfm_segment,
-		    median_gap_days = EXCLUDED.median_gap_days, updated_at = EXCLUDED.updated_at
-		WHERE member_metrics.as_of <= EXCLUDED.as_of`, runID, date); err != nil {
-		return fmt.Errorf("store member metrics: %w", err)
-	}
-	if _, err := tx.Exec(ctx, segmentModelSQL(opts.Families), tz, b.asOf, runID); err != nil {
-		return fmt.Errorf("compute segment model averages: %w", err)
-	}
 	return nil
 }
 
 // memberResultsSQL joins every member to its summary and its group's predictions. $1 is A's
 // date. The results are this run's, whether or not member_metrics keeps them (a back-filled
-// run does not overwrite newer rows), so the segment averages read them from here.
+// run does not overwrite newer rows), so the segment statement's model averages
+// (segmentMetricsSQL) read them from here, and storeMemberMetrics writes them.
 var memberResultsSQL = `
 CREATE TEMP TABLE metrics_member_results ON COMMIT DROP AS
 SELECT m.id AS member_id,
@@ -244,39 +236,6 @@ LEFT JOIN metrics_summary s ON s.member_id = m.id
 LEFT JOIN metrics_group_predictions g
        ON g.frequency = s.frequency AND g.recency_days = s.recency_days AND g.t_days = s.t_days
 LEFT JOIN metrics_spend_predictions sp ON sp.frequency = s.frequency AND sp.m_major = s.m_major`
-
-// segmentModelSQL fills the model-based columns of the run's segment rows: averages over the
-// segment's members with a purchase before A (frequency not NULL), each over the members for
-// whom the figure exists. $1 time zone, $2 A, $3 run id. Segments without such members keep
-// NULL.
-func segmentModelSQL(families []Family) string {
-	return `
-WITH params AS (
-    SELECT $1::text AS tz, $2::timestamptz AS as_of
-),
-membership (segment, member_id) AS (
-    ` + membershipUnion(families) + `
-),
-averages AS (
-    SELECT s.segment,
-           avg(r.p_alive) AS p_alive,
-           avg(r.expected_purchases) AS expected_purchases,
-           avg(r.clv_predicted) AS clv_predicted
-    FROM membership s
-    JOIN metrics_member_results r ON r.member_id = s.member_id
-    WHERE r.frequency IS NOT NULL
-    GROUP BY s.segment
-)
-UPDATE segment_metrics sm
-SET p_alive = a.p_alive::numeric,
-    expected_purchases = a.expected_purchases::numeric,
-    clv_predicted = a.clv_predicted::numeric,
-    -- The segment's margin ratio of the window, as for clv_margin_historic (docs/metrics.md).
-    clv_margin_predicted = a.clv_predicted::numeric * sm.margin_ratio,
-    expected_churned = 1 - a.p_alive::numeric
-FROM averages a
-WHERE sm.run_id = $3 AND sm.segment = a.segment`
-}
 
 // readGroups reads the BG/NBD input: members with a purchase before A grouped by (x, t_x, T).
 func readGroups(ctx context.Context, tx pgx.Tx) ([]clv.Group, error) {

@@ -91,7 +91,12 @@ CREATE TEMP TABLE metrics_rfm (
     rfm_segment     text NOT NULL
 ) ON COMMIT DROP`
 
-// rfmSQL fills metrics_rfm. Parameters: $1 time zone name, $2 A, $3 A−W, $4 A's date.
+// rfmSQL fills metrics_rfm from the model step's member summary (metrics_summary, model.go),
+// which has already reduced every member's transactions before A to calendar days in the run's
+// time zone, so RFM reads a million summary rows rather than the transactions again (twice, as
+// it did: 15–29 s at 1M members; docs/benchmarks.md, "The nightly job at 1M"). Parameter: $1
+// A's date. The window [A−W, A) starts at the start of a local day, so "in the window" is "on a
+// local date from A−W on", which is how the summary counts orders_window and spend_window.
 //
 // Scored are the members with at least one sale in [A−W, A): recency = A's date − the local date
 // of the last sale (1 for the day before A), frequency = sales, monetary = sales − refunds. Each
@@ -102,14 +107,10 @@ CREATE TEMP TABLE metrics_rfm (
 // window are Lost, without scores.
 var rfmSQL = `
 WITH window_members AS (
-    SELECT t.member_id,
-           $4::date - max((t.occurred_at AT TIME ZONE $1::text)::date) FILTER (WHERE t.kind = 'sale') AS recency_days,
-           count(*) FILTER (WHERE t.kind = 'sale') AS purchases,
-           sum(net_amount(t.kind, t.amount_minor)) AS net_spend
-    FROM transactions t
-    WHERE t.member_id IS NOT NULL AND t.occurred_at >= $3 AND t.occurred_at < $2
-    GROUP BY t.member_id
-    HAVING count(*) FILTER (WHERE t.kind = 'sale') > 0
+    SELECT s.member_id, $1::date - s.last_day AS recency_days,
+           s.orders_window AS purchases, s.spend_window AS net_spend
+    FROM metrics_summary s
+    WHERE s.orders_window > 0
 ),
 tiles AS (
     SELECT w.*,
@@ -129,19 +130,17 @@ INSERT INTO metrics_rfm (member_id, recency_score, frequency_score, monetary_sco
 SELECT s.member_id, s.r, s.f, s.m, g.name
 FROM scores s JOIN ` + rfmGridSQL() + ` g(r, f, name) ON g.r = s.r AND g.f = s.f
 UNION ALL
-SELECT t.member_id, NULL, NULL, NULL, ` + sqlString(RFMLost) + `
-FROM transactions t
-WHERE t.member_id IS NOT NULL AND t.kind = 'sale' AND t.occurred_at < $3
-  AND NOT EXISTS (SELECT 1 FROM window_members w WHERE w.member_id = t.member_id)
-GROUP BY t.member_id`
+SELECT s.member_id, NULL, NULL, NULL, ` + sqlString(RFMLost) + `
+FROM metrics_summary s
+WHERE s.sold_before_window AND s.orders_window = 0`
 
-// computeRFM scores the members into metrics_rfm; it runs before the families are read.
-func computeRFM(ctx context.Context, tx pgx.Tx, opts Options, b bounds) error {
+// computeRFM scores the members into metrics_rfm; it runs after the member summary
+// (computeModels) and before the families are read.
+func computeRFM(ctx context.Context, tx pgx.Tx, b bounds) error {
 	if _, err := tx.Exec(ctx, rfmTableSQL); err != nil {
 		return fmt.Errorf("create rfm table: %w", err)
 	}
-	if _, err := tx.Exec(ctx, rfmSQL, opts.Timezone.String(), b.asOf, b.windowStart,
-		b.asOf.Format(time.DateOnly)); err != nil {
+	if _, err := tx.Exec(ctx, rfmSQL, b.asOf.Format(time.DateOnly)); err != nil {
 		return fmt.Errorf("compute rfm scores: %w", err)
 	}
 	return nil
