@@ -867,7 +867,7 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 		if err := reset(); err != nil {
 			return res, err
 		}
-		if err := explainAll(ctx, plain, tr, explainDir, k, rws, handArgs); err != nil {
+		if err := explainAll(ctx, plain, firstEnter, explainDir, k, rws, handArgs); err != nil {
 			return res, err
 		}
 	}
@@ -906,16 +906,14 @@ func sum(xs []float64) float64 {
 	return t
 }
 
-// explainAll writes EXPLAIN (ANALYZE, BUFFERS) of the engine's last entry statement (in a
-// transaction rolled back) and of the hand-written query and its rewrites.
-func explainAll(ctx context.Context, pool *pgxpool.Pool, tr *tracer, dir string, k kind, rws []kind, handArgs []any) error {
+// explainAll writes EXPLAIN (ANALYZE, BUFFERS) of the engine's entry statement of a first tick
+// (in a transaction rolled back; a state trigger's first slice), of the hand-written query and
+// of its rewrites.
+func explainAll(ctx context.Context, pool *pgxpool.Pool, enter started, dir string, k kind, rws []kind, handArgs []any) error {
 	name := fileName(k.Name)
 	write := func(file, sql string, args []any) error {
 		return explainOne(ctx, pool, filepath.Join(dir, file), sql, args)
 	}
-	tr.mu.Lock()
-	enter := tr.last["enter"]
-	tr.mu.Unlock()
 	if err := write(name+".engine.txt", enter.sql, enter.args); err != nil {
 		return err
 	}
