@@ -732,6 +732,11 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 				}
 				res.EngineEnter = append(res.EngineEnter, stmts["enter"].Seconds())
 				res.Entered = entered
+				if r == 0 {
+					tr.mu.Lock()
+					firstEnter = tr.last["enter"]
+					tr.mu.Unlock()
+				}
 				if r == 0 && k.Events == "" {
 					// The next evaluation with everyone in: the statement twice in one transaction.
 					tr.mu.Lock()
