@@ -190,9 +190,9 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 	state := f.Trigger.IsState()
 	// Event triggers look at every member; a state trigger at the members with ids in (lo, hi].
 	lo, hi, last := int64(0), int64(math.MaxInt64), true
+	var cursor *int64 // where the pass under way is; nil: a pass starts now
 	if state {
 		var due bool
-		var cursor *int64
 		if err := tx.QueryRow(ctx, `SELECT state_cursor IS NOT NULL OR states_checked_at IS NULL
 				OR states_checked_at <= now() - $2::interval, state_cursor
 			FROM flows WHERE id = $1`, f.ID, e.stateEvery()).Scan(&due, &cursor); err != nil {
@@ -279,11 +279,16 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 		return tag.RowsAffected(), nil
 	}
 	mark, markArgs := `events_checked_until = now()`, []any{f.ID}
-	switch {
-	case state && last:
-		mark = `states_checked_at = now(), state_cursor = NULL`
-	case state:
+	if state {
+		// states_checked_at is when the last pass started, so that a member is looked at
+		// every StateEvery however long a pass over a large club takes.
 		mark, markArgs = `state_cursor = $2`, append(markArgs, hi)
+		if last {
+			mark, markArgs = `state_cursor = NULL`, markArgs[:1]
+		}
+		if cursor == nil {
+			mark += `, states_checked_at = now()`
+		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE flows SET `+mark+` WHERE id = $1`, markArgs...); err != nil {
 		return 0, err

@@ -282,8 +282,18 @@ func TestAStateTriggerWalksTheClubInSlices(t *testing.T) {
 		return e.count(t, `SELECT count(*) FROM flows WHERE id = $1 AND states_checked_at IS NOT NULL AND state_cursor IS NULL`, f.ID) == 1
 	}
 	// Eight members, three a tick: two of the first three lapsed, then three, then the last two.
+	var started time.Time
 	for i, want := range []int{2, 5, 7, 7} {
 		e.tick(t, en)
+		var at time.Time
+		if err := e.db.Pool.QueryRow(context.Background(), `SELECT states_checked_at FROM flows WHERE id = $1`, f.ID).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			started = at
+		} else if !at.Equal(started) {
+			t.Errorf("after tick %d: states_checked_at %v, want the pass's start %v", i+1, at, started)
+		}
 		if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1`, f.ID); n != want {
 			t.Errorf("after tick %d: %d entries, want %d", i+1, n, want)
 		}

@@ -2,8 +2,8 @@
 -- A state trigger (lapsed, p_alive_below, birthday) is evaluated over the members in slices of
 -- consecutive ids, one slice a tick, so that a tick's cost does not grow with the club
 -- (issue 11: at most 2 s a tick at 1M members). state_cursor is the last member id of the slices
--- done in the pass under way; NULL: no pass under way (states_checked_at says when the last
--- one ended).
+-- done in the pass under way; NULL: no pass under way. states_checked_at is when the latest
+-- pass started (the next starts StateEvery after it).
 ALTER TABLE flows ADD COLUMN state_cursor bigint;
 
 -- +goose Down
