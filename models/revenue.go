@@ -44,9 +44,15 @@ func RevenueRange(today time.Time) (from, to time.Time) {
 //
 // Every store gets a row for every month of the range, zeros included, so a chart has no gaps.
 // Months and the range's ends are the store's wall clock: a sale at 00:30 on 1 March in Oslo
-// is March there, though February in UTC. Each store's ends are computed once, in st (a zone
-// conversion per transaction and bound made the first version 1.65× slower than a plain
-// GROUP BY: docs/benchmarks.md); the two constant conditions on occurred_at are the same range
+// is March there, though February in UTC. Each store's bounds are computed once, in st: the
+// start of the range, the start of each later month and the end of the range, as instants in
+// the store's zone. A transaction's month is then width_bucket over those bounds (a binary
+// search of a dozen timestamps): bucket n is the range's nth month, 0 is before the range and
+// the last bound's number after it (both left out by the join to the months). Per transaction
+// this is a few comparisons where a month in the zone (AT TIME ZONE per row, then date_trunc)
+// cost most of the statement, and the range needs no per-store join filter, which the planner
+// estimated at a tenth of the rows and answered with a sort of every row (at 1M members:
+// docs/benchmarks.md "Catalogue"). The two constant conditions on occurred_at are the range
 // widened by two days (no zone is 26 hours away from another), bounds the planner can use on
 // any index of occurred_at.
 // Revenue is net_amount (models/migrations/00016_net_amount.sql): a refund counts on its own
@@ -54,21 +60,25 @@ func RevenueRange(today time.Time) (from, to time.Time) {
 // insertTransactions). Orders are sales, as in the segment metrics.
 const revenueSQL = `
 WITH st AS MATERIALIZED (
-    SELECT id, code, currency, timezone,
-           $1::date::timestamp AT TIME ZONE timezone AS lo, $2::date::timestamp AT TIME ZONE timezone AS hi
+    SELECT id, code, currency,
+           ARRAY[$1::date::timestamp AT TIME ZONE timezone]
+           || ARRAY(SELECT g.at AT TIME ZONE timezone
+                    FROM generate_series(date_trunc('month', $1::date::timestamp) + interval '1 month',
+                                         ($2::date - 1)::timestamp, interval '1 month') AS g(at))
+           || ($2::date::timestamp AT TIME ZONE timezone) AS bounds
     FROM stores WHERE $3::text = '' OR code = $3::text
 ), sums AS (
     SELECT t.store_id,
-           date_trunc('month', t.occurred_at AT TIME ZONE st.timezone)::date AS month,
+           width_bucket(t.occurred_at, st.bounds) AS n,
            sum(net_amount(t.kind, t.amount_minor)) AS revenue_total,
            coalesce(sum(net_amount(t.kind, t.amount_minor)) FILTER (WHERE t.member_id IS NOT NULL), 0) AS revenue_members,
            count(*) FILTER (WHERE t.kind = 'sale' AND t.member_id IS NOT NULL) AS orders_members,
            count(*) FILTER (WHERE t.kind = 'sale' AND t.member_id IS NULL) AS orders_anonymous
-    FROM transactions t JOIN st ON st.id = t.store_id AND t.occurred_at >= st.lo AND t.occurred_at < st.hi
+    FROM transactions t JOIN st ON st.id = t.store_id
     WHERE t.occurred_at >= ($1::date - 2)::timestamptz AND t.occurred_at < ($2::date + 2)::timestamptz
     GROUP BY 1, 2
 )
-SELECT to_char(mo.month, 'YYYY-MM'), st.code, st.currency,
+SELECT to_char(mo.at, 'YYYY-MM'), st.code, st.currency,
        coalesce(s.revenue_total, 0)::bigint, coalesce(s.revenue_members, 0)::bigint,
        (s.revenue_members::numeric / NULLIF(s.revenue_total, 0))::float8,
        coalesce(s.orders_members, 0), coalesce(s.orders_anonymous, 0),
@@ -76,10 +86,9 @@ SELECT to_char(mo.month, 'YYYY-MM'), st.code, st.currency,
        ((s.revenue_total - s.revenue_members)::numeric / NULLIF(s.orders_anonymous, 0))::float8
 FROM st
 CROSS JOIN LATERAL generate_series(date_trunc('month', $1::date::timestamp), ($2::date - 1)::timestamp,
-                                   interval '1 month') AS g(at)
-CROSS JOIN LATERAL (SELECT g.at::date AS month) mo
-LEFT JOIN sums s ON s.store_id = st.id AND s.month = mo.month
-ORDER BY mo.month, st.code`
+                                   interval '1 month') WITH ORDINALITY AS mo(at, n)
+LEFT JOIN sums s ON s.store_id = st.id AND s.n = mo.n
+ORDER BY mo.at, st.code`
 
 // Revenue reports [from, to) (dates; to exclusive) per month and store, for one store (its
 // code) or every store (""). The range must be non-empty and at most MaxRevenueYears long; an

@@ -103,6 +103,10 @@ func TestRevenue(t *testing.T) {
 			"2026-01 oslo-1 NOK total=-3000 members=-2000 share=0.6667 orders=0/0 aov=-/-",
 			"2026-02 oslo-1 NOK total=10000 members=3000 share=0.3000 orders=1/1 aov=3000.0000/7000.0000",
 		}},
+		{"a range inside one month", "2026-02-02", "2026-02-15", "oslo-1", []string{
+			// February 2–14: the 7000 of the 14th; not B's 3000 of the 1st, not the 1000 of the 15th.
+			"2026-02 oslo-1 NOK total=7000 members=0 share=0.0000 orders=0/1 aov=-/7000.0000",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows, err := db.Revenue(ctx, date(tc.from), date(tc.to), tc.store)
