@@ -103,6 +103,7 @@ func candidates(t Trigger) (query string, args []any, err error) {
 			      SELECT c.* FROM maybe c
 			      WHERE c.last_day IS NULL
 			         OR NOT EXISTS (SELECT 1 FROM flow_entries e WHERE e.flow_id = $1 AND e.member_id = c.member_id
+			                        AND e.member_id > $4 AND e.member_id <= $5 -- the slice's entries, not all
 			                        AND e.event_key = 'lapsed:' || c.last_day)
 			  )
 			SELECT l.member_id, 'lapsed:' || coalesce((s.occurred_at AT TIME ZONE $3)::date, l.last_day) AS event_key

@@ -314,6 +314,44 @@ func TestAStateTriggerWalksTheClubInSlices(t *testing.T) {
 	}
 }
 
+// TestExitsWalkTheWaitingMembersInSlices: every member on the way is looked at in rounds, one
+// slice of members a tick: a purchase by a member of the second slice ends their entry on the
+// round's second tick. The purchase was made before the entry and uploaded after it (an offline
+// till), which still counts.
+func TestExitsWalkTheWaitingMembersInSlices(t *testing.T) {
+	e := newEnv(t)
+	_, card := e.member(t, "confirmed")
+	buyer, card2 := e.member(t, "confirmed")
+	e.sale(t, card, time.Now().Add(-90*24*time.Hour))
+	e.sale(t, card2, time.Now().Add(-90*24*time.Hour))
+	f := e.flow(t, `{"name": "Win back", "trigger": {"event": "lapsed", "days": 60},
+		"steps": [{"wait": "72h"}, {"mail": {"subject": "We miss you", "text": "Come by."}}]}`)
+	en := e.engine()
+	en.StateSlice = 1
+	for range 3 { // the pass over both members, and the first round of exits
+		e.tick(t, en)
+	}
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND status = 'active'`, f.ID); n != 2 {
+		t.Fatalf("%d members waiting, want 2", n)
+	}
+	e.sale(t, card2, time.Now().Add(-3*24*time.Hour))
+	e.exec(t, `UPDATE flows SET exits_checked_at = now() - interval '11 minutes' WHERE id = $1`, f.ID)
+	exited := func() int {
+		return e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND member_id = $2 AND exit_reason = 'purchase'`, f.ID, buyer)
+	}
+	e.tick(t, en)
+	if exited() != 0 {
+		t.Error("the buyer left on the round's first tick, which looks at the first member only")
+	}
+	e.tick(t, en)
+	if exited() != 1 {
+		t.Error("the buyer did not leave on the round's second tick")
+	}
+	if n := e.count(t, `SELECT count(*) FROM flow_entries WHERE flow_id = $1 AND status = 'active'`, f.ID); n != 1 {
+		t.Errorf("%d members waiting, want 1", n)
+	}
+}
+
 // TestLapsedReadsTheLatestMetricsRun: with a metrics run made, the lapsed trigger starts from
 // each member's last purchase day in it and checks it against the sales since: a member who
 // bought after the run is not lapsed, one whose first (offline) sale arrived after the run is

@@ -449,11 +449,14 @@ type measured struct {
 	Ratio            float64   `json:"ratio_enter_to_hand"`
 	// Again is the entry statement of a second evaluation when everyone is in already (state
 	// triggers: the every-10-minutes case); Steady the tick after that (exit scan, nothing due).
-	Again         float64            `json:"again_enter_s,omitempty"`
-	Steady        float64            `json:"steady_tick_s"`
-	SteadyActive  int64              `json:"steady_active_entries"`
-	FullExitTick  float64            `json:"full_exit_tick_s"`
-	FullExit      float64            `json:"full_exit_statement_s"`
+	Again        float64 `json:"again_enter_s,omitempty"`
+	Steady       float64 `json:"steady_tick_s"`
+	SteadyActive int64   `json:"steady_active_entries"`
+	// A round of exit checks over everyone on the way: each tick's exit statement, their sum
+	// (FullExit) and the longest tick.
+	ExitRound     []float64          `json:"exit_round_statements_s,omitempty"`
+	FullExitTick  float64            `json:"exit_round_longest_tick_s"`
+	FullExit      float64            `json:"exit_round_statements_sum_s"`
 	SteadyStmts   map[string]float64 `json:"steady_tick_statements_s"`
 	FirstStmts    map[string]float64 `json:"first_tick_statements_s"`
 	RewriteMedian map[string]float64 `json:"rewrite_median_s,omitempty"`
@@ -597,6 +600,10 @@ func triggersCmd(args []string) error {
 		for name, s := range r.RewriteMedian {
 			fmt.Printf("  rewrite %-30s %10.3f s, count %d\n", name, s, r.RewriteCount[name])
 		}
+		if n := len(r.ExitRound); n > 0 {
+			fmt.Printf("  every member on the way (%d) checked for a reason to leave: %d ticks, exit statements %.3f s in all, longest %.3f s; longest tick %.3f s\n",
+				r.SteadyActive, n, r.FullExit, slices.Max(r.ExitRound), r.FullExitTick)
+		}
 		if len(r.HandSlice) > 0 {
 			fmt.Printf("  first slice by hand: count %.3f s, written as entries %.3f s (%d members; the engine's tick enters at most its cap)\n",
 				median(r.HandSlice), median(r.HandSliceInsert), r.HandSliceCount)
@@ -673,7 +680,8 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 		// of everyone on the way are checked every StateEvery, not in these ticks (measured
 		// on their own below).
 		_, err := plain.Exec(ctx, `UPDATE flows SET activated_at = $2, events_checked_until = $2::timestamptz + interval '5 minutes',
-			states_checked_at = NULL, state_cursor = NULL, exits_checked_at = now() WHERE id = $1`, f.ID, from)
+			states_checked_at = NULL, state_cursor = NULL, exits_checked_at = now(), exits_cursor = NULL, exits_since = now()
+			WHERE id = $1`, f.ID, from)
 		return err
 	}
 	db.Pool = traced
@@ -789,8 +797,28 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 			if err := plain.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'active') FROM flow_entries WHERE flow_id = $1`, f.ID).Scan(&res.SteadyActive); err != nil {
 				return err
 			}
-			logf("%s: first tick %.3f s %v; again %.3f s, steady tick %.3f s with %d active entries %v", k.Name, res.EngineTick[0], res.FirstStmts,
-				res.Again, res.Steady, res.SteadyActive, res.SteadyStmts)
+			// A round of the ticks that check every member on the way for a reason to leave (a
+			// round every StateEvery), with everyone the first pass entered.
+			if _, err := plain.Exec(ctx, `UPDATE flows SET exits_checked_at = now() - interval '1 hour' WHERE id = $1`, f.ID); err != nil {
+				return err
+			}
+			for range 1000 {
+				if secs, stmts, err = tick(); err != nil {
+					return err
+				}
+				res.ExitRound = append(res.ExitRound, stmts["exit"].Seconds())
+				res.FullExitTick = max(res.FullExitTick, secs)
+				var done bool
+				if err := plain.QueryRow(ctx, `SELECT exits_cursor IS NULL FROM flows WHERE id = $1`, f.ID).Scan(&done); err != nil {
+					return err
+				}
+				if done {
+					break
+				}
+			}
+			res.FullExit = sum(res.ExitRound)
+			logf("%s: first tick %.3f s %v; again %.3f s, steady tick %.3f s with %d active entries %v; a round of exits %d ticks, %.3f s in all, longest tick %.3f s", k.Name, res.EngineTick[0], res.FirstStmts,
+				res.Again, res.Steady, res.SteadyActive, res.SteadyStmts, len(res.ExitRound), res.FullExit, res.FullExitTick)
 			return nil
 		}
 		runHand := func() error {
