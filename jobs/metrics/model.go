@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +27,12 @@ import (
 // assumption only affects the unit of the reported Gamma-Gamma γ: the model is
 // scale-equivariant, so expected spend converted back to minor units does not depend on it.
 const minorPerMajor = 100
+
+// sortMemory is work_mem for the run's statements that sort or group a row per member (the
+// member summary, the RFM ranks, the model's groups): at the default 4 MB each sorts on disk at
+// 1M members. Set per statement (withSettings), not for the run, so that the segment
+// statement's many sort and hash nodes cannot each take this much.
+const sortMemory = "64MB"
 
 // summaryTableSQL is the per-member summary, one row per member with a transaction before A.
 // frequency, recency_days, t_days, monetary_minor and last_day are NULL for a member whose
@@ -147,7 +155,7 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 	// The summary reads every member transaction before A in (member, day) order. Left to
 	// itself the planner walks transactions_member: random reads of 7.5M rows, 31 s at 1M
 	// members; a sequential scan and one sort in 64 MB take 10 s (docs/benchmarks.md).
-	err := withSettings(ctx, tx, map[string]string{"enable_indexscan": "off", "enable_bitmapscan": "off", "work_mem": "64MB"},
+	err := withSettings(ctx, tx, map[string]string{"enable_indexscan": "off", "enable_bitmapscan": "off", "work_mem": sortMemory},
 		func() error {
 			_, err := tx.Exec(ctx, summarySQL, tz, b.asOf, date, b.windowStart.Format(time.DateOnly),
 				b.churnStart.Format(time.DateOnly), b.churnMid.Format(time.DateOnly))
@@ -157,12 +165,15 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 		return fmt.Errorf("summarise members: %w", err)
 	}
 
-	groups, err := readGroups(ctx, tx)
-	if err != nil {
+	var groups []clv.Group
+	var pairs []clv.SpendGroup
+	if err := withSettings(ctx, tx, map[string]string{"work_mem": sortMemory}, func() (err error) {
+		if groups, err = readGroups(ctx, tx); err != nil {
+			return err
+		}
+		pairs, err = readSpendPairs(ctx, tx)
 		return err
-	}
-	pairs, err := readSpendPairs(ctx, tx)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	bg, bgRow := fitBGNBD(groups)
@@ -344,22 +355,35 @@ func fitGammaGamma(pairs []clv.SpendGroup) (*clv.GammaGammaParams, modelFit) {
 
 // predictGroups evaluates each (x, t_x, T) group once: P(alive), E[Y(H)] and the discounted CLV
 // per unit of spend (clv.CLV is linear in the spend, so SQL multiplies by each member's
-// expected spend). A figure the model cannot give for a group (not finite) is NULL.
+// expected spend). A figure the model cannot give for a group (not finite) is NULL. The groups
+// are split over GOMAXPROCS goroutines: at 1M members there are ~560,000 groups and some
+// fourteen hypergeometric evaluations each, seconds of CPU on one core. Each goroutine writes
+// only its own rows, so the result does not depend on the split.
 func predictGroups(p clv.BGNBDParams, groups []clv.Group, horizon, discount float64) [][]any {
-	rows := make([][]any, 0, len(groups))
-	for _, g := range groups {
-		row := []any{g.Frequency, int(g.Recency), int(g.T), nil, nil, nil}
-		if v, err := p.PAlive(g.Customer); err == nil {
-			row[3] = v
-		}
-		if v, err := p.ExpectedPurchases(g.Customer, horizon); err == nil {
-			row[4] = v
-		}
-		if v, err := clv.CLV(p, g.Customer, 1, horizon, discount); err == nil {
-			row[5] = v
-		}
-		rows = append(rows, row)
+	rows := make([][]any, len(groups))
+	workers := min(runtime.GOMAXPROCS(0), len(groups)/1000+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func(from, to int) {
+			defer wg.Done()
+			for i := from; i < to; i++ {
+				g := groups[i]
+				row := []any{g.Frequency, int(g.Recency), int(g.T), nil, nil, nil}
+				if v, err := p.PAlive(g.Customer); err == nil {
+					row[3] = v
+				}
+				if v, err := p.ExpectedPurchases(g.Customer, horizon); err == nil {
+					row[4] = v
+				}
+				if v, err := clv.CLV(p, g.Customer, 1, horizon, discount); err == nil {
+					row[5] = v
+				}
+				rows[i] = row
+			}
+		}(w*len(groups)/workers, (w+1)*len(groups)/workers)
 	}
+	wg.Wait()
 	return rows
 }
 

@@ -140,7 +140,11 @@ func computeRFM(ctx context.Context, tx pgx.Tx, b bounds) error {
 	if _, err := tx.Exec(ctx, rfmTableSQL); err != nil {
 		return fmt.Errorf("create rfm table: %w", err)
 	}
-	if _, err := tx.Exec(ctx, rfmSQL, b.asOf.Format(time.DateOnly)); err != nil {
+	// Six sorts of the scored members (three ntile orders, three tie partitions).
+	if err := withSettings(ctx, tx, map[string]string{"work_mem": sortMemory}, func() error {
+		_, err := tx.Exec(ctx, rfmSQL, b.asOf.Format(time.DateOnly))
+		return err
+	}); err != nil {
 		return fmt.Errorf("compute rfm scores: %w", err)
 	}
 	return nil
