@@ -368,49 +368,57 @@ func (e *Engine) exit(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 	// uploading late) only among the live sales received since every entry was last looked at
 	// in full: the start of the last round (less the overlap of event triggers, for a sale
 	// committed late), a few minutes of sales. Looking at every sale of each member on the way
-	// instead cost 10 heap reads a member.
-	tag, err := tx.Exec(ctx, `
-		WITH late AS MATERIALIZED (
-			SELECT t.member_id, max(t.received_at) AS received_at FROM transactions t
-			WHERE $2 AND t.live AND t.member_id IS NOT NULL AND t.kind = 'sale' AND t.received_at >= $3::timestamptz - $6::interval
-			GROUP BY t.member_id
-		)
-		UPDATE flow_entries e SET status = 'exited', finished_at = now(), exit_reason = x.reason
-		FROM (
-			SELECT e.id, CASE
-				WHEN m.status = 'erased' THEN 'erased'
-				WHEN NOT `+segments.Mailable+` THEN 'consent'
-				WHEN EXISTS (SELECT 1 FROM email_suppressions es WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL) THEN 'suppressed'
-				WHEN $2 AND (l.received_at > e.entered_at
-				             OR EXISTS (SELECT 1 FROM transactions t WHERE t.member_id = e.member_id AND t.occurred_at > e.entered_at
-				                        AND t.kind = 'sale' AND t.received_at > e.entered_at)) THEN 'purchase'
-			END AS reason
-			FROM flow_entries e JOIN members m ON m.id = e.member_id
-			LEFT JOIN late l ON l.member_id = e.member_id
-			WHERE e.flow_id = $1 AND e.status = 'active' AND ((e.member_id > $4 AND e.member_id <= $5) OR e.next_at <= now())
+	// instead cost 10 heap reads a member. The due members and the round's slice are two
+	// statements: each reads its own index (flow_entries_due; the entries' key and members' by
+	// id range), where one statement with an OR read every entry of the flow and every member.
+	reason := `CASE
+		WHEN m.status = 'erased' THEN 'erased'
+		WHEN NOT ` + segments.Mailable + ` THEN 'consent'
+		WHEN EXISTS (SELECT 1 FROM email_suppressions es WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL) THEN 'suppressed'
+		WHEN $2 AND (l.received_at > e.entered_at
+		             OR EXISTS (SELECT 1 FROM transactions t WHERE t.member_id = e.member_id AND t.occurred_at > e.entered_at
+		                        AND t.kind = 'sale' AND t.received_at > e.entered_at)) THEN 'purchase'
+	END`
+	exits := func(which string, args ...any) (int64, error) {
+		tag, err := tx.Exec(ctx, `
+			WITH late AS MATERIALIZED (
+				SELECT t.member_id, max(t.received_at) AS received_at FROM transactions t
+				WHERE $2 AND t.live AND t.member_id IS NOT NULL AND t.kind = 'sale' AND t.received_at >= $3::timestamptz - $4::interval
+				GROUP BY t.member_id
+			)
+			UPDATE flow_entries e SET status = 'exited', finished_at = now(), exit_reason = `+reason+`
+			FROM members m LEFT JOIN late l ON l.member_id = m.id
+			WHERE e.flow_id = $1 AND e.status = 'active' AND m.id = e.member_id AND `+which+`
 			  -- Not the entries of this tick (entered_at is the transaction's now()): the entry
-			  -- statement has just checked the same things (20,000 probes for nothing took 1–5 s at 1M
-			  -- members, docs/benchmarks.md "Flows"); a sale since is seen on the next tick.
+			  -- statement has just checked the same things (20,000 probes for nothing took 1–5 s
+			  -- at 1M members, docs/benchmarks.md "Flows"); a sale since is seen on the next tick.
 			  AND e.entered_at < now()
-		) x
-		WHERE e.id = x.id AND x.reason IS NOT NULL`, f.ID, f.ExitOnPurchase, since, lo, hi, eventOverlap)
+			  AND (`+reason+`) IS NOT NULL`, append([]any{f.ID, f.ExitOnPurchase, since, eventOverlap}, args...)...)
+		if err != nil {
+			return 0, fmt.Errorf("exits of flow %d: %w", f.ID, err)
+		}
+		return tag.RowsAffected(), nil
+	}
+	n, err := exits(`e.next_at <= now()`)
+	if err != nil || !round {
+		return n, err
+	}
+	m, err := exits(`e.member_id > $5 AND e.member_id <= $6 AND m.id > $5 AND m.id <= $6`, lo, hi)
 	if err != nil {
-		return 0, fmt.Errorf("exits of flow %d: %w", f.ID, err)
+		return 0, err
 	}
-	if round {
-		next := any(hi)
-		if last {
-			next = nil
-		}
-		mark, args := `exits_cursor = $2`, []any{f.ID, next}
-		if cursor == nil {
-			mark, args = mark+`, exits_checked_at = now(), exits_since = $3`, append(args, since)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE flows SET `+mark+` WHERE id = $1`, args...); err != nil {
-			return 0, err
-		}
+	next := any(hi)
+	if last {
+		next = nil
 	}
-	return tag.RowsAffected(), nil
+	mark, args := `exits_cursor = $2`, []any{f.ID, next}
+	if cursor == nil {
+		mark, args = mark+`, exits_checked_at = now(), exits_since = $3`, append(args, since)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE flows SET `+mark+` WHERE id = $1`, args...); err != nil {
+		return 0, err
+	}
+	return n + m, nil
 }
 
 // advance moves due members step by step, one statement per instruction and pass, until no one
