@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	netmail "net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wneessen/go-mail"
@@ -63,15 +65,29 @@ func (m *Message) SetListUnsubscribe(targets ...string) {
 	if len(targets) == 0 {
 		return
 	}
-	wrapped := make([]string, len(targets))
+	// One string built in place: a campaign sets this on every mail.
+	n := 0
 	oneClick := false
-	for i, target := range targets {
-		wrapped[i] = "<" + target + ">"
-		if strings.HasPrefix(strings.ToLower(target), "https://") {
+	for _, target := range targets {
+		n += len(target) + 4
+		if len(target) >= len("https://") && strings.EqualFold(target[:len("https://")], "https://") {
 			oneClick = true
 		}
 	}
-	m.Headers = append(m.Headers, Header{Name: "List-Unsubscribe", Value: strings.Join(wrapped, ", ")})
+	var b strings.Builder
+	b.Grow(n)
+	for i, target := range targets {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('<')
+		b.WriteString(target)
+		b.WriteByte('>')
+	}
+	if m.Headers == nil {
+		m.Headers = make([]Header, 0, 2)
+	}
+	m.Headers = append(m.Headers, Header{Name: "List-Unsubscribe", Value: b.String()})
 	if oneClick {
 		m.Headers = append(m.Headers, Header{Name: "List-Unsubscribe-Post", Value: "List-Unsubscribe=One-Click"})
 	}
@@ -83,6 +99,34 @@ var reservedHeaders = map[string]bool{
 	"from": true, "to": true, "cc": true, "bcc": true, "reply-to": true, "subject": true,
 	"date": true, "message-id": true, "mime-version": true, "content-type": true,
 	"content-transfer-encoding": true, "dkim-signature": true,
+}
+
+// validFieldName tells whether name is a header field name: printable ASCII without spaces or
+// colons, at least one character.
+func validFieldName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 127 || c == ':' {
+			return false
+		}
+	}
+	return name != ""
+}
+
+// isReserved is reservedHeaders[strings.ToLower(name)] without lowering a copy of every name of
+// every mail; a reserved name is ASCII, so a name that is not cannot be one.
+func isReserved(name string) bool {
+	var lower [32]byte
+	if len(name) > len(lower) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	return reservedHeaders[string(lower[:len(name)])] // no allocation: a map lookup by a converted []byte
 }
 
 func (m *Message) validate() error {
@@ -99,10 +143,10 @@ func (m *Message) validate() error {
 		return fmt.Errorf("message id %q must not contain spaces, angle brackets or line breaks", m.MessageID)
 	}
 	for _, h := range m.Headers {
-		if h.Name == "" || strings.IndexFunc(h.Name, func(r rune) bool { return r <= ' ' || r >= 127 || r == ':' }) >= 0 {
+		if !validFieldName(h.Name) {
 			return fmt.Errorf("header name %q is not a valid field name", h.Name)
 		}
-		if reservedHeaders[strings.ToLower(h.Name)] {
+		if isReserved(h.Name) {
 			return fmt.Errorf("header %s is set from the message's own fields", h.Name)
 		}
 		if strings.ContainsAny(h.Value, "\r\n") {
@@ -124,9 +168,11 @@ func (m *Message) build(now time.Time, dkim *dkimKey) (*mail.Msg, error) {
 		return nil, err
 	}
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
-	if err := msg.From(m.From); err != nil {
+	from, err := parseFrom(m.From)
+	if err != nil {
 		return nil, fmt.Errorf("from %q: %w", m.From, err)
 	}
+	msg.FromMailAddress(from)
 	if m.EnvelopeFrom != "" {
 		if err := msg.EnvelopeFrom(m.EnvelopeFrom); err != nil {
 			return nil, fmt.Errorf("envelope from %q: %w", m.EnvelopeFrom, err)
@@ -184,6 +230,37 @@ func (m *Message) build(now time.Time, dkim *dkimKey) (*mail.Msg, error) {
 		msg.SetDKIM(signer)
 	}
 	return msg, nil
+}
+
+// fromCache holds parsed From addresses: a campaign sends all its mails from one, and parsing
+// it is a good part of building a message. At most maxFromCache are kept (the server sends from
+// its configured sender and the campaigns' own names for it).
+var (
+	fromMu    sync.RWMutex
+	fromCache = map[string]*netmail.Address{}
+)
+
+const maxFromCache = 256
+
+// parseFrom parses from as go-mail's Msg.From does (net/mail.ParseAddress), once per From. The
+// caller gets its own copy, so no message shares an address with another.
+func parseFrom(from string) (*netmail.Address, error) {
+	fromMu.RLock()
+	a, ok := fromCache[from]
+	fromMu.RUnlock()
+	if !ok {
+		var err error
+		if a, err = netmail.ParseAddress(from); err != nil {
+			return nil, fmt.Errorf("failed to parse mail address %q: %w", from, err)
+		}
+		fromMu.Lock()
+		if len(fromCache) < maxFromCache {
+			fromCache[from] = a
+		}
+		fromMu.Unlock()
+	}
+	own := *a
+	return &own, nil
 }
 
 // dkimSignedHeaders are the headers a DKIM signature covers: those RFC 6376 5.4.1 recommends
