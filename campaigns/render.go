@@ -14,11 +14,13 @@ import (
 	"io"
 	"net/mail"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"text/template"
+	"text/template/parse"
 	"time"
 
 	"github.com/regulars/regulars/campaigns/mailer"
@@ -203,8 +205,8 @@ type Compiled struct {
 	// mailtoUnsub is the mailto unsubscribe target, "mailto:<from's bare address>?subject=unsubscribe",
 	// built once (it is the same in every mail).
 	mailtoUnsub string
-	subject     *template.Template
-	text        *template.Template // nil when the campaign has no text body
+	subject     executor // a *template.Template, or fieldsOnly (see plainText)
+	text        executor // nil when the campaign has no text body
 	html        *htmltemplate.Template
 }
 
@@ -234,16 +236,20 @@ func Compile(c *Campaign, defaultFrom string) (*Compiled, error) {
 		out.mailtoUnsub = "mailto:" + addr.Address + "?subject=unsubscribe"
 		out.fromDom = addr.Address[strings.LastIndexByte(addr.Address, '@')+1:]
 	}
-	var err error
-	if out.subject, err = sandboxText("subject", c.Subject); err != nil {
+	if t, err := sandboxText("subject", c.Subject); err != nil {
 		fe.Add("subject", templateError(err))
+	} else {
+		out.subject = plainText(t)
 	}
 	if c.Text != "" {
-		if out.text, err = sandboxText("text", c.Text); err != nil {
+		if t, err := sandboxText("text", c.Text); err != nil {
 			fe.Add("text", templateError(err))
+		} else {
+			out.text = plainText(t)
 		}
 	}
 	if c.HTML != "" {
+		var err error
 		if out.html, err = sandboxHTML("html", c.HTML); err != nil {
 			fe.Add("html", templateError(err))
 		}
@@ -374,6 +380,64 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// fieldsOnly is a text template made only of text and {{.Member.X}} (a subject such as "Hello
+// {{.Member.FirstName}}, new records are in"), executed without text/template, whose reflection
+// costs more per mail than such a template is worth. It writes what text/template writes: the
+// text as it is and each field as fmt.Print prints it (a string as it is, an int in decimal),
+// piece by piece through the same budgeted writer. Such a template has no range, so the sandbox
+// put no tick into it either.
+type fieldsOnly []fieldPiece
+
+// fieldPiece is text, or the field of MemberData at index field (text "").
+type fieldPiece struct {
+	text  string
+	field int // -1: text
+}
+
+// plainText returns t as fieldsOnly when it is one, else t.
+func plainText(t *template.Template) executor {
+	member := reflect.TypeFor[MemberData]()
+	var pieces fieldsOnly
+	for _, n := range t.Tree.Root.Nodes {
+		switch n := n.(type) {
+		case *parse.TextNode:
+			pieces = append(pieces, fieldPiece{text: string(n.Text), field: -1})
+			continue
+		case *parse.ActionNode:
+			if len(n.Pipe.Decl) == 0 && len(n.Pipe.Cmds) == 1 && len(n.Pipe.Cmds[0].Args) == 1 {
+				if f, ok := n.Pipe.Cmds[0].Args[0].(*parse.FieldNode); ok && len(f.Ident) == 2 && f.Ident[0] == "Member" {
+					if sf, ok := member.FieldByName(f.Ident[1]); ok && sf.IsExported() && len(sf.Index) == 1 &&
+						(sf.Type.Kind() == reflect.String || sf.Type.Kind() == reflect.Int) {
+						pieces = append(pieces, fieldPiece{field: sf.Index[0]})
+						continue
+					}
+				}
+			}
+		}
+		return t // anything else: text/template executes it
+	}
+	return pieces
+}
+
+// Execute writes the pieces with the member of data, a *Data.
+func (f fieldsOnly) Execute(w io.Writer, data any) error {
+	m := reflect.ValueOf(&data.(*Data).Member).Elem()
+	for _, p := range f {
+		s := p.text
+		if p.field >= 0 {
+			if v := m.Field(p.field); v.Kind() == reflect.String {
+				s = v.String()
+			} else {
+				s = strconv.FormatInt(v.Int(), 10)
+			}
+		}
+		if _, err := io.WriteString(w, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // limitedWriter charges what a template writes to its render's budget: a template is user input,
 // and {{range 1000000000}}x{{end}} would otherwise run the server out of memory.
 type limitedWriter struct {
@@ -388,6 +452,16 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	}
 	l.budget.left -= len(p)
 	return l.w.Write(p)
+}
+
+// WriteString is Write of a string, without copying it into a []byte first.
+func (l *limitedWriter) WriteString(s string) (int, error) {
+	if len(s) > l.budget.left {
+		l.budget.left = 0
+		return 0, errOverSize
+	}
+	l.budget.left -= len(s)
+	return io.WriteString(l.w, s)
 }
 
 // addFooter appends the preferences and unsubscribe links to every mail, whatever the template
