@@ -242,9 +242,13 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 		  AND c.member_id > $4::bigint AND c.member_id <= $5::bigint AND m.id > $4::bigint AND m.id <= $5::bigint
 		  AND NOT EXISTS (SELECT 1 FROM email_suppressions es WHERE es.email = lower(m.email) AND es.suppressed_at IS NOT NULL)
 		  AND (` + segment + `)
+		  -- OFFSET 0: a key lookup per candidate (flow_entries_member). As an anti-join the
+		  -- planner, trusting statistics that lag behind a flow entering thousands a tick, took
+		  -- the flow's entries for one row and compared every candidate with all of them
+		  -- (5–15 s a tick at 1M members, docs/benchmarks.md "Flows").
 		  AND NOT EXISTS (SELECT 1 FROM flow_entries e WHERE e.flow_id = $1 AND e.member_id = c.member_id
 		                  AND (e.status = 'active' OR ` + placeholder(holdoutAt+1) + `::int IS NULL
-		                       OR e.entered_at > now() - make_interval(days => ` + placeholder(holdoutAt+1) + `::int)))
+		                       OR e.entered_at > now() - make_interval(days => ` + placeholder(holdoutAt+1) + `::int)) OFFSET 0)
 		  AND ($2::timestamptz, $3::text) IS NOT NULL -- typed even where the trigger does not use them
 		ORDER BY c.member_id, c.event_key
 		LIMIT ` + placeholder(holdoutAt+2) + `::int
