@@ -162,7 +162,7 @@ func (l *lastStatement) get(phrase string) (statement, bool) {
 // Phrases that only the statement of models.Revenue and of segments.Categories contain.
 const (
 	revenuePhrase    = "WITH st AS MATERIALIZED"
-	categoriesPhrase = "WITH lines AS"
+	categoriesPhrase = "), per_order AS ("
 )
 
 func main() {
