@@ -26,7 +26,7 @@ const MaxCategoryRows = 500
 // CategoryRow is one category of a segment's purchases. Revenue is in minor units.
 type CategoryRow struct {
 	// Category is the catalogue's spelling (categories are compared in lower case, and the first
-	// spelling in byte order in the catalogue names them); nil for the uncategorised row: lines whose sku is not
+	// spelling in byte order names them); nil for the uncategorised row: lines whose sku is not
 	// in the catalogue or whose product has no category.
 	Category   *string  `json:"category"`
 	Buyers     int64    `json:"buyers"`  // members of the segment with a counted line
@@ -47,43 +47,33 @@ type CategoryReport struct {
 
 // categoriesSQL: $1 the window's start, $2 the as-of time, then the segment's own arguments.
 // The segment is evaluated once (a hashed set of member ids); the lines are reached from its
-// members' sales (transactions_member), so a small segment reads few lines. Each category is
-// numbered once, in cats (with its spelling), and the lines carry that number rather than the
-// text. Lines are summed per sale (grouped by i.transaction_id, not t.id: grouped by t's
-// primary key the planner drops member_id from the key and then has to hash the per-buyer step
-// apart), then per buyer, then per category: one sort by (category, member, sale) and three
-// streaming aggregates. At 1M members and 25M lines (docs/benchmarks.md, "Catalogue") the
-// report of every member took 82 s in the first version (the text key sorted on disk, then
-// 6.8M buyer rows hashed in 1,357 batches and sorted again), 37 s so. The uncategorised row
-// sorts first so that the LIMIT never cuts it off; Categories puts it last.
+// members' sales (transactions_member), so a small segment reads few lines. Lines are summed
+// per sale, then per buyer, each a hash aggregate: counting a buyer's orders with
+// count(DISTINCT) sorted every line instead (bought_plan_test.go). The uncategorised row sorts
+// first so that the LIMIT never cuts it off; Categories puts it last.
 const categoriesSQL = `
-WITH cats AS MATERIALIZED (
-    SELECT lower(nullif(category, '')) AS cat, min(nullif(category, '') COLLATE "C") AS spelling,
-           dense_rank() OVER (ORDER BY lower(nullif(category, ''))) AS cat_id
-    FROM products WHERE nullif(category, '') IS NOT NULL GROUP BY 1
-), lines AS (
-    SELECT t.member_id, i.transaction_id AS txn, i.qty, i.qty::bigint * i.unit_price_minor AS amount, c.cat_id
+WITH lines AS (
+    SELECT t.member_id, t.id AS txn, i.qty, i.qty::bigint * i.unit_price_minor AS amount,
+           lower(nullif(p.category, '')) AS cat, nullif(p.category, '') AS spelling
     FROM transactions t
     JOIN transaction_items i ON i.transaction_id = t.id
     LEFT JOIN products p ON p.sku = i.sku
-    LEFT JOIN cats c ON c.cat = lower(nullif(p.category, ''))
     WHERE t.kind = 'sale' AND t.member_id IN (SELECT m.id FROM members m WHERE %s)
       AND t.occurred_at >= $1::timestamptz AND t.occurred_at < $2::timestamptz
       AND %s
 ), per_order AS (
-    SELECT cat_id, member_id, sum(qty) AS units, sum(amount) AS revenue
-    FROM lines GROUP BY cat_id, member_id, txn
+    SELECT cat, member_id, min(spelling COLLATE "C") AS spelling, sum(qty) AS units, sum(amount) AS revenue
+    FROM lines GROUP BY cat, member_id, txn
 ), per_buyer AS (
-    SELECT cat_id, member_id, count(*) AS orders, sum(units) AS units, sum(revenue) AS revenue
-    FROM per_order GROUP BY cat_id, member_id
-), per_cat AS (
-    SELECT cat_id, count(*) AS buyers, sum(orders)::bigint AS orders, sum(units)::bigint AS units,
-           sum(revenue)::bigint AS revenue, (count(*) FILTER (WHERE orders >= 2))::float8 / count(*) AS repeat_rate
-    FROM per_buyer GROUP BY cat_id
+    SELECT cat, member_id, min(spelling COLLATE "C") AS spelling, count(*) AS orders,
+           sum(units) AS units, sum(revenue) AS revenue
+    FROM per_order GROUP BY cat, member_id
 )
-SELECT c.spelling, pc.buyers, pc.orders, pc.units, pc.revenue, pc.repeat_rate
-FROM per_cat pc LEFT JOIN cats c ON c.cat_id = pc.cat_id
-ORDER BY pc.cat_id IS NULL DESC, pc.revenue DESC, c.cat
+SELECT min(spelling COLLATE "C"), count(*), sum(orders)::bigint, sum(units)::bigint, sum(revenue)::bigint,
+       (count(*) FILTER (WHERE orders >= 2))::float8 / count(*)
+FROM per_buyer
+GROUP BY cat
+ORDER BY cat IS NULL DESC, sum(revenue) DESC, cat
 LIMIT %d`
 
 // Categories reports what the members of the segment key (see KeyTree; errors name the field
