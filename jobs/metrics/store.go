@@ -81,7 +81,10 @@ func storeMemberMetrics(ctx context.Context, tx pgx.Tx, runID int64, date string
 		    WHERE NOT EXISTS (SELECT 1 FROM member_metrics o
 		                      WHERE o.member_id = r.member_id
 		                        AND o.run_id IN (SELECT id FROM metric_runs WHERE as_of > $2::date)
-		                        AND o.as_of > $2::date)`,
+		                        AND o.as_of > $2::date)
+		    -- In member order: the flow engine reads the table a slice of member ids a tick, a
+		    -- twentieth of its pages in this order, half of them in the join's order.
+		    ORDER BY r.member_id`,
 			[]any{runID, date}},
 	}
 	for _, s := range steps {
