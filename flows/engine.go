@@ -337,8 +337,8 @@ func compileRules(tree *segments.Node, db *models.DB, offset int) (string, []any
 // purchase: a sale received after the entry, so never the one that started it: a till's sale,
 // an offline one uploaded late included (it shows the member was not gone), or an imported one
 // that happened after the entry; history imported later does not end anybody's flow), withdrew
-// consent, were erased or had their address suppressed: in one statement for the flow, before
-// anyone moves, so a purchase during a wait ends the flow before its next mail.
+// consent, were erased or had their address suppressed: set-based, for the flow, before anyone
+// moves, so a purchase during a wait ends the flow before its next mail.
 //
 // Members due now are checked on every tick (that is what keeps a mail from going to a member
 // who has just bought); everyone on the way in rounds, a round every StateEvery, one slice of
