@@ -1,7 +1,11 @@
 package models
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,5 +44,22 @@ func TestTokens(t *testing.T) {
 	forever := SignToken(secret, TokenUnsubscribe, 7, time.Time{})
 	if id, err := VerifyToken(secret, TokenUnsubscribe, forever, now.AddDate(30, 0, 0)); err != nil || id != 7 {
 		t.Errorf("token without expiry 30 years on: id %d, err %v", id, err)
+	}
+}
+
+// TestTokenMACIsTheKeyedHMACOfItsSecret: the pooled, pre-keyed HMACs give exactly the MAC of a
+// fresh HMAC-SHA256 keyed with the token's own secret, with two secrets used in turn (a pool
+// per secret: one secret's instance must never sign for the other).
+func TestTokenMACIsTheKeyedHMACOfItsSecret(t *testing.T) {
+	secrets := [][]byte{[]byte("first secret, 32 bytes long ...."), []byte("second")}
+	for i := range 20 {
+		secret := secrets[i%2]
+		body := strconv.Itoa(i) + ".0"
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte("regulars-token-v1\x00" + TokenUnsubscribe + "\x00" + body))
+		want := base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+		if got := tokenMAC(secret, TokenUnsubscribe, body); got != want {
+			t.Fatalf("secret %d, body %s: MAC %s, want %s", i%2, body, got, want)
+		}
 	}
 }
