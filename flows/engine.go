@@ -72,7 +72,9 @@ func (e *Engine) maxEntries() int {
 	return DefaultMaxEntries
 }
 
-func (e *Engine) stateSlice() int {
+// SliceSize is how many members (by id) one tick looks at for a state trigger or a round of
+// exits: StateSlice, or DefaultStateSlice.
+func (e *Engine) SliceSize() int {
 	if e.StateSlice > 0 {
 		return e.StateSlice
 	}
@@ -201,11 +203,8 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 		if !due {
 			return 0, nil
 		}
-		if cursor != nil {
-			lo = *cursor
-		}
 		var err error
-		if hi, last, err = e.sliceEnd(ctx, tx, lo); err != nil {
+		if lo, hi, last, err = e.nextSlice(ctx, tx, cursor); err != nil {
 			return 0, err
 		}
 	}
@@ -292,15 +291,18 @@ func (e *Engine) enter(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 	return tag.RowsAffected(), nil
 }
 
-// sliceEnd is the last member id of the slice after lo (the stateSlice-th member after it: the
-// members' key index, read only that far); last when there are no more members than that (hi is
-// then the largest id there can be).
-func (e *Engine) sliceEnd(ctx context.Context, tx pgx.Tx, lo int64) (hi int64, last bool, err error) {
-	err = tx.QueryRow(ctx, `SELECT id FROM members WHERE id > $1 ORDER BY id OFFSET $2 - 1 LIMIT 1`, lo, e.stateSlice()).Scan(&hi)
-	if err == pgx.ErrNoRows {
-		return math.MaxInt64, true, nil
+// nextSlice is the slice of member ids (lo, hi] after cursor (nil: from the first member): hi is
+// the SliceSize-th member after lo (the members' key index, read only that far); last when there
+// are no more members than that (hi is then the largest id there can be).
+func (e *Engine) nextSlice(ctx context.Context, tx pgx.Tx, cursor *int64) (lo, hi int64, last bool, err error) {
+	if cursor != nil {
+		lo = *cursor
 	}
-	return hi, false, err
+	err = tx.QueryRow(ctx, `SELECT id FROM members WHERE id > $1 ORDER BY id OFFSET $2 - 1 LIMIT 1`, lo, e.SliceSize()).Scan(&hi)
+	if err == pgx.ErrNoRows {
+		return lo, math.MaxInt64, true, nil
+	}
+	return lo, hi, false, err
 }
 
 // segment compiles saved segment id as of now into a WHERE over members m, placeholders from
@@ -359,11 +361,8 @@ func (e *Engine) exit(ctx context.Context, tx pgx.Tx, f *Flow) (int64, error) {
 	}
 	lo, hi, last := int64(0), int64(0), true
 	if round {
-		if cursor != nil {
-			lo = *cursor
-		}
 		var err error
-		if hi, last, err = e.sliceEnd(ctx, tx, lo); err != nil {
+		if lo, hi, last, err = e.nextSlice(ctx, tx, cursor); err != nil {
 			return 0, err
 		}
 	}

@@ -482,14 +482,6 @@ func upTo(hand string, hi int64) string {
 	return strings.ReplaceAll(hand, "MEMBER_ID_MAX", strconv.FormatInt(hi, 10))
 }
 
-// engineSlice is the members a state trigger's tick looks at.
-func engineSlice(e *flows.Engine) int {
-	if e.StateSlice > 0 {
-		return e.StateSlice
-	}
-	return flows.DefaultStateSlice
-}
-
 func triggersCmd(args []string) error {
 	fs := flag.NewFlagSet("triggers", flag.ExitOnError)
 	url := fs.String("url", "", "database URL")
@@ -834,7 +826,7 @@ func measureKind(ctx context.Context, db *models.DB, plain, traced *pgxpool.Pool
 				// and written as entries (all of the slice's, where the engine stops at its cap).
 				var hi int64
 				if err := plain.QueryRow(ctx, `SELECT coalesce((SELECT id FROM members ORDER BY id OFFSET $1 - 1 LIMIT 1), 9223372036854775807)`,
-					engineSlice(engine)).Scan(&hi); err != nil {
+					engine.SliceSize()).Scan(&hi); err != nil {
 					return err
 				}
 				sliced := upTo(k.Hand, hi)
