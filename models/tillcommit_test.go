@@ -243,3 +243,72 @@ func TestGroupCommitDropsCancelledCallers(t *testing.T) {
 		t.Errorf("the cancelled sale was stored")
 	}
 }
+
+// Sales and refunds committed in one group, with a replay and a conflict of an id in the same
+// group and two refunds of one sale, leave ledger rows that each name a stored transaction of
+// their member and kind, one per transaction (more than points_ledger's foreign key checks),
+// and the balance is what the sales earned less what the refunds debited.
+func TestGroupCommitLedgerNamesStoredTransactions(t *testing.T) {
+	f := newPointsFixture(t, stampAndPoints)
+	big := f.sale(t, "L-big", 30000) // 31 points: a visit and 30
+	small := f.sale(t, "L-small", 6000)
+	waitFlushes, release := holdInserts(t, f.db)
+	busy := postAll(t, f, busySales(t, f, 6000), 0)
+	waitFlushes(models.TillMaxFlushes)
+	refund := func(id, of string, amount int64) models.TransactionInput {
+		return input(t, `{"id": %q, "store": "oslo-1", "kind": "refund", "occurred_at": "2026-11-03T10:00:00Z", "amount": %d, "currency": "NOK", "refunds": %q}`,
+			id, amount, of)
+	}
+	ins := []models.TransactionInput{
+		memberSale(t, f, "L-1", 12000),
+		memberSale(t, f, "L-2", 3000),
+		memberSale(t, f, "L-1", 12000),  // a replay in the same group
+		memberSale(t, f, "L-2", 3001),   // a conflict in the same group
+		refund("L-r1", "L-big", 10000),  // 10 points
+		refund("L-r2", "L-big", 15000),  // 15 points
+		refund("L-r3", "L-small", 6000), // the whole sale: 6 and the visit
+		input(t, `{"id": "L-small", "store": "oslo-1", "kind": "sale", "occurred_at": "2026-11-02T10:00:00Z", "amount": 6000, "currency": "NOK", "member": {"card": %q}}`, f.card),
+		input(t, `{"id": "L-anon", "store": "oslo-1", "kind": "sale", "occurred_at": "2026-11-02T10:00:00Z", "amount": 9000, "currency": "NOK"}`),
+	}
+	wait := postAll(t, f, ins, len(ins))
+	release()
+	got := wait()
+	busy()
+	for i, p := range got {
+		if i <= 3 || i == 7 {
+			continue
+		}
+		if p.err != nil || p.outcome != models.Created {
+			t.Errorf("%s: %+v, want 201", ins[i].ID, p)
+		}
+	}
+	if a, b := got[0], got[2]; a.err != nil || b.err != nil || a.outcome == b.outcome {
+		t.Errorf("L-1 and its copy: %+v, %+v; want a 201 and a replay", a, b)
+	}
+	l2, other := got[1], got[3]
+	if l2.err != nil {
+		l2, other = other, l2
+	}
+	if l2.err != nil || l2.outcome != models.Created || models.ErrorCode(other.err) != models.ECONFLICT {
+		t.Errorf("L-2 and its other content: %+v, %+v; want a 201 and a conflict", got[1], got[3])
+	}
+	if p := got[7]; p.err != nil || p.outcome != models.Replayed {
+		t.Errorf("L-small's replay: %+v", p)
+	}
+	if n := countRows(t, f.db, `
+		SELECT count(*) FROM points_ledger l LEFT JOIN transactions t ON t.id = l.transaction_id
+		WHERE l.transaction_id IS NOT NULL
+		  AND (t.id IS NULL OR t.member_id IS DISTINCT FROM l.member_id OR (l.kind = 'earned') <> (t.kind = 'sale'))`); n != 0 {
+		t.Errorf("%d ledger rows name no stored transaction of their member and kind", n)
+	}
+	if n := countRows(t, f.db, `SELECT count(*) FROM (SELECT transaction_id FROM points_ledger
+		WHERE transaction_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1) x`); n != 0 {
+		t.Errorf("%d transactions with more than one ledger row", n)
+	}
+	// Credits: the two busy sales, L-big, L-small, L-1 and L-2 (one of its two contents);
+	// debits: the three refunds.
+	want := 2*points(6000) + big.PointsEarned + small.PointsEarned + points(12000) + points(l2.tx.Amount) - 10 - 15 - small.PointsEarned
+	if b, entries := f.balance(t); b != want || entries != 9 {
+		t.Errorf("balance %d in %d entries, want %d in 9", b, entries, want)
+	}
+}

@@ -35,6 +35,19 @@
 # applies and takes back a fix to try on the API's database, such as an index: R1 then also
 # measures the program on with the fix), REDEEM_MEMBERS (2000), REDEEM_SALES (4: 100 points a
 # member), REDEEM_DURATION (20; 0 leaves out R2 and R3).
+# PHASES (all; "single": only (1), (2) and (3), about 1.5 minutes), COMPARE_REV (a git revision
+# whose server also takes phase (1), on a database of its own, in turns with the server under
+# test: the order is then test, compare, pgbench, compare, test, so that a drift of the machine
+# falls on both alike; e.g. COMPARE_REV=965ae82, the code before group commit), PGSS=1 (load
+# pg_stat_statements; each phase (1)'s statements by total time go to pgss-NAME.txt, and
+# PostgreSQL's CPU by process to pgcpu-NAME.txt, in the kept work directory). FRESH=1 measures
+# phases (1) and R1 on a table that was never analyzed, as runs before session 5 did (see below).
+#
+# Before a server's first phase (1) or R1, its registers post for WARMUP seconds and the database is
+# analyzed, as autovacuum does within a minute or so of a deployment's first sales. Without that,
+# phase (1) ran in the table's first minute: statements prepared while it was nearly empty keep
+# plans made for an empty table (the refund check read every row of the store, 8 ms a refund
+# at 40,000 rows), and those plans last until autovacuum first analyzes the table.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,18 +66,28 @@ REWARDS_UNFIX=${REWARDS_UNFIX:-}
 REDEEM_MEMBERS=${REDEEM_MEMBERS:-2000}
 REDEEM_SALES=${REDEEM_SALES:-4}
 REDEEM_DURATION=${REDEEM_DURATION:-20}
+PHASES=${PHASES:-all}
+COMPARE_REV=${COMPARE_REV:-}
+PGSS=${PGSS:-}
+FRESH=${FRESH:-}
+case "$PHASES" in all | single) ;; *) echo "PHASES must be all or single" >&2; exit 1 ;; esac
+if [ "$PHASES" = single ] && [ -n "$REWARDS" ] && [ "$REWARDS" != 0 ]; then echo "PHASES=single leaves out REWARDS" >&2; exit 1; fi
 case "$REWARDS" in '' | 0 | 1 | only) ;; *) echo "REWARDS must be 1 or only" >&2; exit 1 ;; esac
 if [ -n "$REWARDS_FIX" ] && [ -z "$REWARDS_UNFIX" ]; then echo "REWARDS_FIX needs REWARDS_UNFIX" >&2; exit 1; fi
 WORK=$(mktemp -d /tmp/regulars-bench.XXXXXX)
 chmod 755 "$WORK"
 [ "$PROFILE" = 1 ] && KEEP=1
+[ "$PGSS" = 1 ] && KEEP=1
 
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 # CPU_PID: the server whose CPU a phase counts (default SERVER_PID; the baseline's in its phases).
-cpu_begin() { CPU0_SERVER=$(proc_cpu "${CPU_PID:-$SERVER_PID}"); CPU0_PG=$(pg_cpu); }
-cpu_end() { # phase [client_cpu_s]: appends "phase server_cpu_s postgres_cpu_s client_cpu_s" to cpu.txt
-	printf '%s %s %s %s\n' "$1" "$(awk -v a="$(proc_cpu "${CPU_PID:-$SERVER_PID}")" -v b="$CPU0_SERVER" 'BEGIN { print a - b }')" \
-		"$(awk -v a="$(pg_cpu)" -v b="$CPU0_PG" 'BEGIN { print a - b }')" "${2:--}" >>"$WORK/cpu.txt"
+# wal_syncs: how many times PostgreSQL has synced WAL to disk (every commit waits for one; one
+# sync serves every commit written before it). Backends report it within a second or so.
+wal_syncs() { "${PSQL[@]}" -d postgres -c 'SELECT wal_sync FROM pg_stat_wal'; }
+cpu_begin() { CPU0_SERVER=$(proc_cpu "${CPU_PID:-$SERVER_PID}"); CPU0_PG=$(pg_cpu); WAL0=$(wal_syncs); }
+cpu_end() { # phase [client_cpu_s]: appends "phase server_cpu_s postgres_cpu_s client_cpu_s wal_syncs" to cpu.txt
+	printf '%s %s %s %s %s\n' "$1" "$(awk -v a="$(proc_cpu "${CPU_PID:-$SERVER_PID}")" -v b="$CPU0_SERVER" 'BEGIN { print a - b }')" \
+		"$(awk -v a="$(pg_cpu)" -v b="$CPU0_PG" 'BEGIN { print a - b }')" "${2:--}" "$(($(wal_syncs) - WAL0))" >>"$WORK/cpu.txt"
 }
 client_cpu() { jq .cpu_seconds "$1"; } # loadgen's own CPU seconds from its JSON
 profile() { # seconds file: a CPU profile of the server, in the background
@@ -72,11 +95,11 @@ profile() { # seconds file: a CPU profile of the server, in the background
 	curl -fsS -o "$WORK/$2" "http://127.0.0.1:$PPROF_PORT/debug/pprof/profile?seconds=$1" &
 }
 
-SERVER_PID= BASELINE_PID=
+SERVER_PID= BASELINE_PID= COMPARE_PID=
 cleanup() {
 	set +e
 	local pid
-	for pid in $SERVER_PID $BASELINE_PID; do
+	for pid in $SERVER_PID $BASELINE_PID $COMPARE_PID; do
 		kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	done
 	if [ -f "$WORK/pg/postmaster.pid" ]; then
@@ -90,13 +113,6 @@ trap cleanup EXIT INT TERM
 command -v pgbench >/dev/null || PATH=$PGBIN:$PATH
 command -v jq >/dev/null || { echo "jq is needed to read loadgen's JSON" >&2; exit 1; }
 
-# build_rev REV OUT: builds cmd/regulars as it is at git revision REV (not the working tree).
-build_rev() {
-	mkdir "$WORK/src-$2"
-	git -C "$ROOT" archive "$1" | tar -x -C "$WORK/src-$2"
-	(cd "$WORK/src-$2" && go build -trimpath -o "$WORK/$2" ./cmd/regulars) # -trimpath: the build cache serves the next run
-	rm -rf "$WORK/src-$2"
-}
 if [ -n "$REV" ]; then
 	log "building regulars at $REV ($(git -C "$ROOT" rev-parse --short "$REV")) and loadgen"
 	build_rev "$REV" regulars
@@ -109,6 +125,10 @@ if [ -n "$BASELINE_REV" ]; then
 	log "building regulars at $BASELINE_REV ($(git -C "$ROOT" rev-parse --short "$BASELINE_REV"), the baseline)"
 	build_rev "$BASELINE_REV" regulars-baseline
 fi
+if [ -n "$COMPARE_REV" ]; then
+	log "building regulars at $COMPARE_REV ($(git -C "$ROOT" rev-parse --short "$COMPARE_REV"), compared in phase 1)"
+	build_rev "$COMPARE_REV" regulars-compare
+fi
 
 PGPORT=$(free_port)
 HTTP_PORT=$(free_port)
@@ -117,7 +137,7 @@ mkdir -p "$WORK/pg" "$WORK/sock"
 [ "$(id -u)" = 0 ] && chown postgres: "$WORK/pg" "$WORK/sock"
 as_pg "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/sock/postgres.log" -w -o \
-	"-p $PGPORT -k $WORK/sock -c listen_addresses=127.0.0.1 -c shared_buffers=512MB -c max_connections=200" start >/dev/null
+	"-p $PGPORT -k $WORK/sock -c listen_addresses=127.0.0.1 -c shared_buffers=512MB -c max_connections=200${PGSS:+ -c shared_preload_libraries=pg_stat_statements}" start >/dev/null
 PG_PID=$(head -1 "$WORK/pg/postmaster.pid")
 PSQL=("$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt)
 "${PSQL[@]}" -d postgres -c 'CREATE DATABASE regulars_api' -c 'CREATE DATABASE regulars_pgbench'
@@ -161,6 +181,17 @@ setup_store() {
 	echo "$admin"
 }
 
+# start_other NAME REVISION: a second server, WORK/regulars-NAME (built from REVISION), on a
+# database of its own, regulars_NAME, with store bench-1 and register tokens in
+# WORK/NAME-tokens.txt; sets STARTED_PID and OTHER_PORT.
+start_other() {
+	"${PSQL[@]}" -d postgres -c "CREATE DATABASE regulars_$1"
+	OTHER_PORT=$(free_port)
+	log "starting the $1 regulars serve ($2) on 127.0.0.1:$OTHER_PORT"
+	start_server "$WORK/regulars-$1" "regulars_$1" "$OTHER_PORT" "$1"
+	setup_store "$WORK/regulars-$1" "regulars_$1" "http://127.0.0.1:$OTHER_PORT" "$1" >/dev/null
+}
+
 log "starting regulars serve on 127.0.0.1:$HTTP_PORT"
 if [ "$PROFILE" = 1 ]; then
 	PPROF_PORT=$(free_port)
@@ -177,14 +208,62 @@ ADMIN=$(setup_store "$WORK/regulars" regulars_api "$BASE" server)
 loadgen() { "$WORK/loadgen" -url "$BASE" -tokens "$WORK/server-tokens.txt" -json "$@"; }
 checkpoint() { "${PSQL[@]}" -d postgres -c CHECKPOINT; }
 
-# 1. Single transactions, 32 registers posting back to back.
+# pg_procs: "pid ticks kind" for each process of the PostgreSQL cluster (kind: "backend DB" for
+# a client's backend, else the process's title such as walwriter or "autovacuum worker"); the
+# postmaster's line also holds its exited children (reaped backends and autovacuum workers).
+pg_procs() {
+	local pid
+	for pid in "$PG_PID" $(ps -o pid= --ppid "$PG_PID"); do
+		printf '%s %s %s\n' "$pid" "$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)" \
+			"$(ps -o args= -p "$pid" | awk -v pm="$PG_PID" -v pid="$pid" '{ sub(/^postgres: /, "") }
+				pid == pm { print "postmaster+exited"; next }
+				$1 == "postgres" { print "backend", $2; next } { print $1, ($2 ~ /^(worker|launcher|process)$/ ? $2 : "") }')"
+	done
+}
+# pg_procs_diff BEFORE AFTER: CPU seconds by kind of process between two pg_procs.
+pg_procs_diff() {
+	awk -v t="$TICK" 'NR == FNR { t0[$1] = $2; next }
+		{ k = $3 " " $4; cpu[k] += ($2 - ($1 in t0 ? t0[$1] : 0)) / t }
+		END { for (k in cpu) printf "%7.2f  %s\n", cpu[k], k }' "$1" "$2" | sort -rn
+}
+pgss_reset() { [ "$PGSS" = 1 ] && "${PSQL[@]}" -d postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null; pg_procs >"$WORK/pgprocs0.txt"; }
+pgss_save() { # NAME: statements by total time (planning included) and CPU by process since pgss_reset
+	pg_procs >"$WORK/pgprocs1.txt"
+	pg_procs_diff "$WORK/pgprocs0.txt" "$WORK/pgprocs1.txt" >"$WORK/pgcpu-$1.txt"
+	[ "$PGSS" = 1 ] || return 0
+	"${PSQL[@]}" -F' | ' -d postgres -c "SELECT calls, round((total_plan_time + total_exec_time)::numeric, 1) AS total_ms,
+		round(total_plan_time::numeric, 1) AS plan_ms, round(((total_plan_time + total_exec_time) / calls)::numeric, 3) AS mean_ms,
+		rows, wal_records, left(regexp_replace(query, '\s+', ' ', 'g'), 160)
+		FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT 20" >"$WORK/pgss-$1.txt"
+}
+
+# prime URL TOKENS DB: once per database (unless FRESH=1), the registers post for WARMUP seconds,
+# then the database is analyzed (see FRESH above).
+prime() {
+	if [ "$FRESH" = 1 ] || [ -e "$WORK/primed-$3" ]; then return 0; fi
+	log "    priming $3: its registers post for ${WARMUP}s, then ANALYZE"
+	"$WORK/loadgen" -url "$1" -tokens "$2" -json -concurrency "$CONCURRENCY" -warmup 0s -duration "${WARMUP}s" \
+		-run-id "prime" >/dev/null
+	"${PSQL[@]}" -d "$3" -c ANALYZE
+	touch "$WORK/primed-$3"
+}
+
+# 1. Single transactions, 32 registers posting back to back. phase_single [NAME URL TOKENS PID
+# DB] (default: single, the server under test): writes NAME.json.
 phase_single() {
+	local name=${1:-single} url=${2:-$BASE} tokens=${3:-$WORK/server-tokens.txt} db=${5:-regulars_api}
+	CPU_PID=${4:-$SERVER_PID}
+	prime "$url" "$tokens" "$db"
 	checkpoint
-	log "1/4 POST /transactions: $CONCURRENCY registers, ${WARMUP}s warm-up + ${DURATION}s"
-	(sleep "$WARMUP"; profile 20 cpu-single.pprof) &
+	log "1/4 POST /transactions ($name): $CONCURRENCY registers, ${WARMUP}s warm-up + ${DURATION}s"
+	[ "$name" = single ] && (sleep "$WARMUP"; profile 20 cpu-single.pprof) &
+	pgss_reset
 	cpu_begin
-	loadgen -concurrency "$CONCURRENCY" -warmup "${WARMUP}s" -duration "${DURATION}s" -run-id single >"$WORK/single.json"
-	cpu_end single "$(client_cpu "$WORK/single.json")"
+	"$WORK/loadgen" -url "$url" -tokens "$tokens" -json -concurrency "$CONCURRENCY" -warmup "${WARMUP}s" \
+		-duration "${DURATION}s" -run-id "$name" >"$WORK/$name.json"
+	cpu_end "$name" "$(client_cpu "$WORK/$name.json")"
+	pgss_save "$name"
+	CPU_PID=
 }
 
 # 2. The ceiling: pgbench one-row inserts into the same table in a fresh, migrated database.
@@ -318,12 +397,8 @@ phase_rewards() {
 	register_members "$WORK/cards.txt" 'bench member' regulars_api
 	if [ -n "$REWARDS_FIX" ]; then states="off on fix fix on off"; fi
 	if [ -n "$BASELINE_REV" ]; then
-		"${PSQL[@]}" -d postgres -c 'CREATE DATABASE regulars_baseline'
-		BASELINE_PORT=$(free_port)
-		log "starting the baseline's regulars serve ($BASELINE_REV) on 127.0.0.1:$BASELINE_PORT"
-		start_server "$WORK/regulars-baseline" regulars_baseline "$BASELINE_PORT" baseline
-		BASELINE_PID=$STARTED_PID
-		setup_store "$WORK/regulars-baseline" regulars_baseline "http://127.0.0.1:$BASELINE_PORT" baseline >/dev/null
+		start_other baseline "$BASELINE_REV"
+		BASELINE_PID=$STARTED_PID BASELINE_PORT=$OTHER_PORT
 		register_members "$WORK/cards.txt" 'bench member' regulars_baseline
 		states="before $states before"
 	fi
@@ -345,6 +420,7 @@ phase_rewards() {
 		off) program_off ;;
 		before) db=regulars_baseline url="http://127.0.0.1:$BASELINE_PORT" tokens=$WORK/baseline-tokens.txt CPU_PID=$BASELINE_PID ;;
 		esac
+		prime "$url" "$tokens" "$db"
 		checkpoint
 		before=$(ledger_counts "$db")
 		log "    $i: $state, $CONCURRENCY registers, ${WARMUP}s warm-up + ${DURATION}s"
@@ -471,9 +547,22 @@ EOF
 		(SELECT count(*) FROM points_ledger WHERE kind = 'spent')" >"$WORK/pgbench-redeem-check.txt"
 }
 
-if [ "$REWARDS" != only ]; then phase_single; fi
+if [ -n "$COMPARE_REV" ] && [ "$REWARDS" != only ]; then
+	start_other compare "$COMPARE_REV"
+	COMPARE_PID=$STARTED_PID COMPARE_PORT=$OTHER_PORT
+fi
+compare_single() { phase_single "$1" "http://127.0.0.1:$COMPARE_PORT" "$WORK/compare-tokens.txt" "$COMPARE_PID" regulars_compare; }
+if [ "$PGSS" = 1 ]; then "${PSQL[@]}" -d postgres -c 'CREATE EXTENSION pg_stat_statements'; fi
+if [ "$REWARDS" != only ]; then
+	phase_single
+	if [ -n "$COMPARE_REV" ]; then compare_single compare; fi
+fi
 phase_pgbench
-if [ "$REWARDS" != only ]; then phase_paced; phase_batch; fi
+if [ -n "$COMPARE_REV" ] && [ "$REWARDS" != only ]; then compare_single compare2; phase_single single2; fi
+if [ "$REWARDS" != only ]; then
+	phase_paced
+	if [ "$PHASES" = all ]; then phase_batch; fi
+fi
 if [ -n "$REWARDS" ] && [ "$REWARDS" != 0 ]; then
 	phase_rewards
 	if [ "$REDEEM_DURATION" != 0 ]; then phase_redeem; phase_redeem_ceiling; fi
@@ -485,13 +574,37 @@ ROWS_PGB=$("${PSQL[@]}" -d regulars_pgbench -c 'SELECT count(*) FROM transaction
 # Summary.
 pct() { jq -n "$1 * 100 / $2 | . * 10 | round / 10"; }
 yes_no() { if jq -en "$1" >/dev/null; then echo met; else echo MISSED; fi; }
+# single_line NAME DB LABEL: phase (1)'s NAME run, its share of pgbench, its CPU per request
+# (the phase's CPU, warm-up included, over its requests, the warm-up's counted at the measured
+# rate) and the rows per group commit (rows per distinct received_at, the statement's now()).
+single_line() {
+	local server pg groups syncs
+	read -r _ server pg _ syncs < <(grep "^$1 " "$WORK/cpu.txt")
+	groups=$("${PSQL[@]}" -d "$2" -c "SELECT round(count(*)::numeric / greatest(count(DISTINCT received_at), 1), 1)
+		FROM transactions WHERE txn_id LIKE '%-$1-%'")
+	jq -r --arg title "$3" --arg pgb "$PGB_TPS" --argjson server "$server" --argjson pg "$pg" --arg groups "$groups" --argjson syncs "$syncs" \
+		--argjson span "$(jq -n "($WARMUP + $DURATION) / $DURATION")" \
+		'"POST /transactions, \($title), \(.concurrency) registers, closed loop, \(.seconds|floor)s:\n  \(.requests_per_sec|floor) req/s (\(.requests_per_sec * 1000 / ($pgb|tonumber) | round / 10)% of pgbench)   p50 \(.latency_ms.p50) ms  p95 \(.latency_ms.p95) ms  p99 \(.latency_ms.p99) ms  max \(.latency_ms.max) ms   errors \(.errors)\n  CPU per request: server \($server * 1e6 / (.requests * $span) | round) µs, PostgreSQL \($pg * 1e6 / (.requests * $span) | round) µs, loadgen \(.cpu_seconds * 1e6 / (.requests * $span) | round) µs, total \(($server + $pg + .cpu_seconds) * 1e6 / (.requests * $span) | round) µs;  rows per group commit \($groups), per WAL sync \(.requests * $span / ([$syncs, 1] | max) * 10 | round / 10)"' \
+		"$WORK/$1.json"
+}
 summary_core() {
-	jq -r '"POST /transactions, \(.concurrency) registers, closed loop, \(.seconds|floor)s:\n  \(.requests_per_sec|floor) req/s   p50 \(.latency_ms.p50) ms  p95 \(.latency_ms.p95) ms  p99 \(.latency_ms.p99) ms  max \(.latency_ms.max) ms   errors \(.errors)"' "$WORK/single.json"
+	local rev=${REV:-the working tree} pgb_cpu pgb_syncs
+	single_line single regulars_api "$rev"
+	if [ -n "$COMPARE_REV" ]; then
+		single_line compare regulars_compare "$COMPARE_REV (compared)"
+		single_line compare2 regulars_compare "$COMPARE_REV (compared), after pgbench"
+		single_line single2 regulars_api "$rev, after pgbench"
+		echo "  mean of the two runs each: $(jq -s '(.[0].requests_per_sec + .[1].requests_per_sec) / 2 | floor' "$WORK/single.json" "$WORK/single2.json") req/s" \
+			"against $(jq -s '(.[0].requests_per_sec + .[1].requests_per_sec) / 2 | floor' "$WORK/compare.json" "$WORK/compare2.json") req/s ($COMPARE_REV)"
+	fi
 	echo "pgbench ceiling, 32 clients, one-row INSERT ... ON CONFLICT DO NOTHING, ${DURATION}s:"
 	echo "  $PGB_TPS tps   latency average $PGB_LAT ms  $PGB_PCT"
+	read -r _ _ pgb_cpu _ pgb_syncs < <(grep "^pgbench " "$WORK/cpu.txt")
+	echo "  CPU per row: PostgreSQL $(jq -n "$pgb_cpu * 1e6 / ($PGB_TPS * $DURATION) | round") µs, pgbench $(jq -n "$PGB_CPU * 1e6 / ($PGB_TPS * $DURATION) | round") µs;  rows per WAL sync $(jq -n "$PGB_TPS * $DURATION / ([$pgb_syncs, 1] | max) * 10 | round / 10")"
 	echo "  API / pgbench = $(pct "$SINGLE_RPS" "$PGB_TPS")%  (target >= 50%: $(yes_no "$SINGLE_RPS >= 0.5 * $PGB_TPS"))"
 	echo "  p99 target <= 25 ms at 32 registers: $(yes_no "$(jq .latency_ms.p99 "$WORK/single.json") <= 25")"
 	jq -r '"POST /transactions, \(.concurrency) registers paced at \(.rate) req/s, \(.seconds|floor)s:\n  \(.requests_per_sec|floor) req/s   p50 \(.latency_ms.p50) ms  p95 \(.latency_ms.p95) ms  p99 \(.latency_ms.p99) ms  max \(.latency_ms.max) ms   errors \(.errors)"' "$WORK/paced.json"
+	[ "$PHASES" = all ] || return 0
 	echo "POST /transactions/batch:"
 	jq -r '"  batch \(.batch), \(.concurrency) registers: \(.rows_per_sec|floor) rows/s (\(.requests_per_sec*10|floor/10) req/s)   p50 \(.latency_ms.p50) ms  p99 \(.latency_ms.p99) ms   errors \(.errors)"' "$WORK/batch.jsonl"
 	BEST=$(jq -s 'map(.rows_per_sec) | max | floor' "$WORK/batch.jsonl")
@@ -558,5 +671,5 @@ summary_rewards() {
 	if [ -n "$REWARDS" ] && [ "$REWARDS" != 0 ]; then summary_rewards; fi
 	echo "rows stored: API database $ROWS_API, pgbench database $ROWS_PGB"
 	echo "CPU seconds per phase (warm-ups included; 2 cores = 2 CPU-s per second):"
-	awk '{ printf "  %-16s server %6.1f  postgres %6.1f  client %6s\n", $1, $2, $3, $4 == "-" ? "-" : sprintf("%.1f", $4) }' "$WORK/cpu.txt"
+	awk '{ printf "  %-16s server %6.1f  postgres %6.1f  client %6s   WAL syncs %s\n", $1, $2, $3, $4 == "-" ? "-" : sprintf("%.1f", $4), $5 }' "$WORK/cpu.txt"
 } | tee "$WORK/summary.txt"
