@@ -18,7 +18,8 @@
 // segment's rules as of now AND segments.Mailable (active, confirmed consent, an address) AND
 // not suppressed by bounces — is copied into campaign_recipients by one INSERT ... SELECT,
 // never through Go, each row with what its mail needs of the member (models.RecipientSnapshot:
-// name, card, home store, language, tier, points) and a number (seq). A deterministic share
+// name, card, home store, language, and tier and points when the campaign shows them) and a
+// number (seq). A deterministic share
 // (holdout_percent) of them, chosen by a hash of (run, member), is held out: it gets a row with
 // status held_out and no mail.
 //
@@ -27,10 +28,11 @@
 // worker holds them) and read with its snapshot, its member checked again for being still
 // mailable in the same statement; and they send them one by one. A refusal
 // or a temporary failure is recorded at once; the mails the relay accepted are recorded together,
-// Batch (10) at a time and when the worker stops early, in one statement — a commit per mail cost
-// more than the mail itself (docs/benchmarks.md, "Campaign sending"). A recipient still leased
-// after its lease expired was held by a process that died (or lost the database for
-// longer than the lease); it is claimed again. Of those, only the mails each worker had handed to
+// Batch (50, a whole claim) at a time and when the worker stops early, in one statement — a
+// commit per mail cost more than the mail itself (docs/benchmarks.md, "Campaign sending" and
+// "Sending speed"); so the bound below is one claim per worker, the bound issue 14 sets. A
+// recipient still leased after its lease expired was held by a process that died (or lost the
+// database for longer than the lease); it is claimed again. Of those, only the mails each worker had handed to
 // the relay since its last recorded batch went out before the crash, so only those — at most one
 // Batch per worker of the dead process (Concurrency × Batch), plus any whose outcome could not be
 // written after three tries — may be mailed twice. Nothing else is ever mailed twice, and nothing
@@ -63,6 +65,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regulars/regulars/campaigns"
 	"github.com/regulars/regulars/campaigns/segments"
 	"github.com/regulars/regulars/models"
 )
@@ -224,13 +227,14 @@ func (d *Dispatcher) startOne(ctx context.Context, now time.Time) (done bool, er
 	var runID, campaignID int64
 	var holdout float64
 	var rules []byte
+	var camp campaigns.Campaign
 	err = tx.QueryRow(ctx, `
-		SELECT r.id, r.campaign_id, c.holdout_percent::float8, s.rules
+		SELECT r.id, r.campaign_id, c.holdout_percent::float8, s.rules, c.subject, c.html, c.text
 		FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id LEFT JOIN segments s ON s.id = c.segment_id
 		WHERE r.status = 'pending'
 		ORDER BY r.scheduled_for, r.id
 		LIMIT 1
-		FOR UPDATE OF r, c SKIP LOCKED`).Scan(&runID, &campaignID, &holdout, &rules)
+		FOR UPDATE OF r, c SKIP LOCKED`).Scan(&runID, &campaignID, &holdout, &rules, &camp.Subject, &camp.HTML, &camp.Text)
 	if err == pgx.ErrNoRows {
 		return true, nil
 	}
@@ -251,10 +255,16 @@ func (d *Dispatcher) startOne(ctx context.Context, now time.Time) (done bool, er
 	basisPoints := int64(math.Round(holdout * 100))
 	var recipients, heldOut int64
 	// Each recipient row gets what its mail needs of the member (models.RecipientSnapshot), so
-	// that the senders' claims read this one table.
+	// that the senders' claims read this one table; the extras (tier, points, stamp card) only
+	// when the campaign's templates may show them, since looking them up costs several times
+	// the rest of the row (the sender looks them up should an edit come to show them).
 	args = append([]any{runID, basisPoints}, args...)
-	args = append(args, d.DB.ZoneName())
-	snapColumns, snapValues, snapJoins := models.RecipientSnapshot(fmt.Sprintf("$%d", len(args)))
+	snapColumns, snapValues := models.RecipientBase()
+	snapJoins := ""
+	if needsExtras(&camp) {
+		args = append(args, d.DB.ZoneName())
+		snapColumns, snapValues, snapJoins = models.RecipientSnapshot(fmt.Sprintf("$%d", len(args)))
+	}
 	err = tx.QueryRow(ctx, `
 		WITH ins AS (
 			INSERT INTO campaign_recipients (run_id, member_id, email, held_out, status, `+snapColumns+`)

@@ -20,6 +20,47 @@ import (
 // visit, the cheapest reward 10 points): each member gets their own figures, a full card is
 // capped at its size.
 func TestCampaignMailShowsTheMembersPoints(t *testing.T) {
+	e := stampProgram(t)
+	id := e.htmlCampaign(t, "Points", pointsHTML)
+	start(t, []*Dispatcher{e.dispatcher()}, []*Sender{e.sender(t, 2, 0)})
+	waitFor(t, "the campaign to be sent", 30*time.Second, func() bool { return e.campaignStatus(t, id) == "sent" })
+	checkPoints(t, e)
+	if n := e.count(t, `SELECT count(*) FROM campaign_recipients WHERE points IS NULL`); n != 0 {
+		t.Errorf("%d recipient rows made without the extras, for a campaign that shows them", n)
+	}
+}
+
+// TestExtrasAreReadWhenAnEditComesToShowThem snapshots a campaign that shows no extras (its
+// rows are made without them, the cheaper snapshot), then edits it to show the points, as a
+// marketer may while it is paused: every mail still shows the member's own figures, read by the
+// sender.
+func TestExtrasAreReadWhenAnEditComesToShowThem(t *testing.T) {
+	e := stampProgram(t)
+	ctx := context.Background()
+	id := e.htmlCampaign(t, "Points", `<p>New records are in, {{.Member.FirstName}}.</p>`)
+	if err := e.dispatcher().Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM campaign_recipients WHERE points IS NULL AND tier IS NULL`); n != 3 {
+		t.Errorf("%d of 3 recipient rows made without the extras, for a campaign that shows none", n)
+	}
+	if _, err := e.db.Pool.Exec(ctx, `UPDATE campaigns SET html = $2, updated_at = updated_at + interval '1 second' WHERE id = $1`,
+		id, pointsHTML); err != nil {
+		t.Fatal(err)
+	}
+	start(t, []*Dispatcher{e.dispatcher()}, []*Sender{e.sender(t, 2, 0)})
+	waitFor(t, "the campaign to be sent", 30*time.Second, func() bool { return e.campaignStatus(t, id) == "sent" })
+	checkPoints(t, e)
+}
+
+// pointsHTML shows each member's balance and stamp card.
+const pointsHTML = `<p>You have {{.Member.Points}} points: {{.StampCard}}</p>` +
+	`<p>{{if .Member.StampsNeeded}}{{.Member.Stamps}} of {{.Member.StampsNeeded}} stamps{{end}}</p>`
+
+// stampProgram is an env with three members, a stamp program (1 point a visit, the cheapest
+// reward 10 points) and 3, 12 and 0 visits.
+func stampProgram(t *testing.T) *env {
+	t.Helper()
 	e := newEnv(t)
 	ctx := context.Background()
 	e.addMembers(t, 3, "ok", "example.com", "active", "confirmed")
@@ -60,11 +101,13 @@ func TestCampaignMailShowsTheMembersPoints(t *testing.T) {
 			}
 		}
 	}
-	id := e.htmlCampaign(t, "Points", `<p>You have {{.Member.Points}} points: {{.StampCard}}</p>`+
-		`<p>{{if .Member.StampsNeeded}}{{.Member.Stamps}} of {{.Member.StampsNeeded}} stamps{{end}}</p>`)
-	start(t, []*Dispatcher{e.dispatcher()}, []*Sender{e.sender(t, 2, 0)})
-	waitFor(t, "the campaign to be sent", 30*time.Second, func() bool { return e.campaignStatus(t, id) == "sent" })
+	return e
+}
 
+// checkPoints checks that each of stampProgram's members got a mail with their own figures
+// (pointsHTML), a full card capped at its size.
+func checkPoints(t *testing.T, e *env) {
+	t.Helper()
 	want := map[string][]string{
 		"ok1@example.com": {"You have 3 points", `<span aria-hidden="true">●●●○○○○○○○</span> 3/10`, "3 of 10 stamps"},
 		"ok2@example.com": {"You have 12 points", `<span aria-hidden="true">●●●●●●●●●●</span> 10/10`, "10 of 10 stamps"},

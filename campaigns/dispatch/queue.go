@@ -49,6 +49,9 @@ type Queue interface {
 	// outside a flow); for a reward code, one voucher of it issued to this recipient, the same
 	// one however often the mail is rendered.
 	Voucher(ctx context.Context, flowID *int64, runID, memberID int64, reward string) (*campaigns.VoucherData, error)
+	// Extras reads member memberID's extras now (models.RecipientExtras), for a recipient whose
+	// row was made without them (ClaimedMember.Extras false) when its campaign shows them.
+	Extras(ctx context.Context, memberID int64) (Extras, error)
 	// Tracker registers links, the campaign's template links, and returns what rewrites its
 	// mails to track them (tracking.NewTracker, signing with secret for baseURL).
 	Tracker(ctx context.Context, campaignID int64, secret []byte, baseURL string, links []string) (LinkTracker, error)
@@ -70,6 +73,27 @@ type Key struct{ Run, Member int64 }
 type ClaimedMember struct {
 	Data     campaigns.MemberData
 	Mailable bool
+	// Extras tells that Data has the member's extras: the tier, discount, points and stamp
+	// card (models.RecipientExtras). A run whose campaign showed none was snapshotted without
+	// them.
+	Extras bool
+}
+
+// Extras are a member's extras (models.RecipientExtras): the tier (nil below every threshold)
+// and its discount in percent, the points balance and the stamp card's size (0: no card).
+type Extras struct {
+	Tier              *string
+	Discount          float64
+	Points, StampCost int
+}
+
+// withExtras is m with the extras x.
+func (m ClaimedMember) withExtras(id int64, x Extras) ClaimedMember {
+	base := models.Member{ID: id, Card: m.Data.Card, Name: m.Data.Name, HomeStore: m.Data.HomeStore, Language: m.Data.Language}
+	m.Data = campaigns.NewMemberData(&base, x.Tier, x.Discount)
+	campaigns.AddPoints(&m.Data, x.Points, x.StampCost)
+	m.Extras = true
+	return m
 }
 
 // SentMail is a mail the relay accepted at At whose outcome is not recorded yet.
@@ -176,10 +200,12 @@ const claimable = `((cr.status = 'queued' AND (cr.lease_until IS NULL OR cr.leas
 
 // claimAfter leases, for $2, up to $1 claimable recipients of sending runs numbered after $3,
 // in each run's seq order (the index campaign_recipients_open), skipping rows other claims have
-// locked. Its result is got: the claimed rows (claimedColumns).
+// locked. Its result is got: the claimed rows (claimedColumns). The update finds each picked
+// row by its ctid, the version the lock holds (nobody else can update it meanwhile), rather than
+// looking it up again in the primary key.
 const claimAfter = `
 	WITH picked AS MATERIALIZED (
-		SELECT cr.run_id, cr.member_id
+		SELECT cr.ctid AS row
 		FROM campaign_runs r JOIN campaign_recipients cr ON cr.run_id = r.id
 		WHERE r.status = 'sending' AND cr.status IN ('queued', 'sending') AND cr.seq > $3 AND ` + claimable + `
 		LIMIT $1
@@ -187,7 +213,7 @@ const claimAfter = `
 	), got AS (
 		UPDATE campaign_recipients cr SET status = 'queued', lease_until = now() + $2::interval, attempts = cr.attempts + 1
 		FROM picked p
-		WHERE cr.run_id = p.run_id AND cr.member_id = p.member_id
+		WHERE cr.ctid = p.row
 		RETURNING ` + claimedColumns + `
 	)`
 
@@ -241,10 +267,12 @@ func scanClaimed(rows pgx.Rows, out *[]Claimed, members map[int64]ClaimedMember,
 		}
 		*last = max(*last, deref(seq))
 		*out = append(*out, c)
-		m := models.Member{ID: c.MemberID, Card: deref(card), Name: deref(name), HomeStore: deref(store), Language: deref(language)}
-		data := campaigns.NewMemberData(&m, tier, deref(discount))
-		campaigns.AddPoints(&data, int(deref(balance)), int(deref(stampCost)))
-		members[m.ID] = ClaimedMember{Data: data, Mailable: mailable}
+		m := ClaimedMember{Data: campaigns.MemberData{Card: deref(card), Name: deref(name), HomeStore: deref(store),
+			Language: deref(language)}, Mailable: mailable}
+		// A row made without the extras has no points (never NULL once looked up).
+		m = m.withExtras(c.MemberID, Extras{Tier: tier, Discount: deref(discount), Points: int(deref(balance)), StampCost: int(deref(stampCost))})
+		m.Extras = balance != nil
+		members[c.MemberID] = m
 	}
 	return rows.Err()
 }
@@ -482,6 +510,22 @@ func (q *PostgresQueue) voucherData(code, name string, expires time.Time) *campa
 		zone = time.UTC
 	}
 	return &campaigns.VoucherData{Code: code, Name: name, ExpiresAt: expires.In(zone).Format("2006-01-02")}
+}
+
+// Extras reads the extras as the snapshot would have copied them (models.RecipientExtras); a
+// member no longer there has none (the claim found them not mailable anyway).
+func (q *PostgresQueue) Extras(ctx context.Context, memberID int64) (Extras, error) {
+	_, values, joins := models.RecipientExtras("$2")
+	var x Extras
+	var discount *float64
+	var points, stampCost *int32
+	err := q.DB.Pool.QueryRow(ctx, `SELECT `+values+` FROM members m `+joins+` WHERE m.id = $1`,
+		memberID, q.DB.ZoneName()).Scan(&x.Tier, &discount, &points, &stampCost)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return Extras{}, fmt.Errorf("read the extras of member %d: %w", memberID, err)
+	}
+	x.Discount, x.Points, x.StampCost = deref(discount), int(deref(points)), int(deref(stampCost))
+	return x, nil
 }
 
 // Tracker builds a tracking.Tracker, which registers the links in campaign_links.

@@ -19,10 +19,13 @@ import (
 const (
 	DefaultConcurrency = 4
 	DefaultRate        = 50
-	DefaultBatch       = 10
-	DefaultClaim       = 50
-	DefaultLease       = 30 * time.Second
-	DefaultPoll        = 500 * time.Millisecond
+	// DefaultBatch is a whole claim: the marks of sent mails are one statement and commit per
+	// claim rather than per 10 mails (docs/benchmarks.md, "Sending speed"), and a crash may
+	// repeat at most one claim per worker (issue 14's bound).
+	DefaultBatch = DefaultClaim
+	DefaultClaim = 50
+	DefaultLease = 30 * time.Second
+	DefaultPoll  = 500 * time.Millisecond
 	// statusTTL is how long a worker trusts the status of a run it read: pause and cancel are
 	// seen within this long (plus one mail).
 	statusTTL = 500 * time.Millisecond
@@ -89,9 +92,11 @@ type runState struct {
 type compiledCampaign struct {
 	updatedAt time.Time
 	flowID    *int64 // set for a flow's mail step
-	compiled  *campaigns.Compiled
-	tracker   LinkTracker
-	err       error
+	// extras tells that the templates may show a member's extras (needsExtras).
+	extras   bool
+	compiled *campaigns.Compiled
+	tracker  LinkTracker
+	err      error
 }
 
 func (s *Sender) init() {
@@ -383,7 +388,7 @@ func (s *Sender) compile(ctx context.Context, st runState) (*compiledCampaign, e
 	if err != nil {
 		return nil, err
 	}
-	out := &compiledCampaign{updatedAt: camp.UpdatedAt, flowID: camp.FlowID}
+	out := &compiledCampaign{updatedAt: camp.UpdatedAt, flowID: camp.FlowID, extras: needsExtras(camp)}
 	out.compiled, out.err = campaigns.Compile(camp, s.DefaultFrom)
 	if out.err == nil {
 		// The tracked links are the template's own, seen in renders for two sample members.
@@ -429,6 +434,15 @@ func (s *Sender) deliver(ctx context.Context, r Claimed, st runState, m ClaimedM
 			return false, s.record(ctx, r, "failed", err, 0)
 		}
 		return false, err
+	}
+	if c.extras && !m.Extras {
+		// The run was snapshotted without the extras and its campaign has been edited to show
+		// them since (while paused): they are read now, one member at a time (a rare path).
+		x, err := s.queue.Extras(ctx, r.MemberID)
+		if err != nil {
+			return false, err
+		}
+		m = m.withExtras(r.MemberID, x)
 	}
 	msg, err := c.compiled.Render(ctx, campaigns.Recipient{RunID: r.RunID, MemberID: r.MemberID, To: r.Email,
 		Member: m.Data, Links: campaigns.MemberLinks(s.BaseURL, s.Secret, r.MemberID, s.now()),

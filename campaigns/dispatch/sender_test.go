@@ -168,6 +168,10 @@ func (q *fakeQueue) Campaign(ctx context.Context, id int64) (*campaigns.Campaign
 	return q.campaign, nil
 }
 
+func (q *fakeQueue) Extras(ctx context.Context, memberID int64) (Extras, error) {
+	return Extras{}, ctx.Err()
+}
+
 func (q *fakeQueue) Tracker(ctx context.Context, campaignID int64, secret []byte, baseURL string, links []string) (LinkTracker, error) {
 	return untracked{}, nil
 }
