@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,5 +260,45 @@ func TestRedeemCountsRefusals(t *testing.T) {
 	if sum.Endpoint != "/api/v1/redemptions" || sum.Requests != 40 || sum.Created != 10 || sum.InsufficientPoints != 30 ||
 		len(sum.Errors) != 0 || sum.LatencyCreatedMs == nil {
 		t.Fatalf("summary %s, want 40 requests: 10 created (5 cards × 2), 30 refused", out.String())
+	}
+}
+
+// TestSingleSplitsLatencyByKind: single transactions report the refunds among the measured
+// requests, and the latency of sales and refunds apart.
+func TestSingleSplitsLatencyByKind(t *testing.T) {
+	var refunds atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/stores":
+			_, _ = io.WriteString(w, `{"stores":[{"code":"oslo-1","timezone":"Europe/Oslo","currency":"NOK"}]}`)
+		case "/api/v1/transactions":
+			var in models.TransactionInput
+			if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+				w.WriteHeader(http.StatusUnprocessableEntity)
+				return
+			}
+			if in.Kind == "refund" {
+				refunds.Add(1)
+			}
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	var out, errOut strings.Builder
+	err := run(context.Background(), []string{"-url", srv.URL, "-tokens", "t1", "-store", "oslo-1", "-mix", "member=40,anonymous=30,refund=30",
+		"-concurrency", "2", "-requests", "400", "-warmup", "0s", "-duration", "30s", "-json"}, &out, &errOut)
+	if err != nil {
+		t.Fatal(err, errOut.String())
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out.String()), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Requests != 400 || sum.Refunds == 0 || sum.Refunds != refunds.Load() || sum.LatencySaleMs == nil || sum.LatencyRefundMs == nil {
+		t.Fatalf("summary %s; the server saw %d refunds", out.String(), refunds.Load())
 	}
 }

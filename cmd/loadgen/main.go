@@ -260,8 +260,13 @@ type stats struct {
 	// Redemptions only: refused for too few points, and the latency of the ones created.
 	insufficient   atomic.Int64
 	createdLatency histogram
-	mu             sync.Mutex
-	errors         map[string]int64
+	// Single transactions only: the latency of sales and of refunds apart (a refund is checked
+	// against its sale before it is queued, and its group commits with its debit in a
+	// transaction of several statements).
+	saleLatency, refundLatency histogram
+	refunds                    atomic.Int64
+	mu                         sync.Mutex
+	errors                     map[string]int64
 }
 
 func (s *stats) fail(kind string, n int64) {
@@ -293,6 +298,11 @@ type summary struct {
 	// LatencyCreatedMs is the latency of the redemptions answered 201 alone (a refusal
 	// commits nothing and is cheaper).
 	LatencyCreatedMs *latencySummary `json:"latency_created_ms,omitempty"`
+	// LatencySaleMs and LatencyRefundMs split LatencyMs of single transactions by kind;
+	// Refunds is how many of the measured requests were refunds.
+	Refunds         int64           `json:"refunds,omitempty"`
+	LatencySaleMs   *latencySummary `json:"latency_sale_ms,omitempty"`
+	LatencyRefundMs *latencySummary `json:"latency_refund_ms,omitempty"`
 	// CPUSeconds is loadgen's own CPU time over the whole run (warm-up included): on a small
 	// machine the load generator competes with the server for the same cores.
 	CPUSeconds float64 `json:"cpu_seconds"`
@@ -416,6 +426,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		l := latencyOf(&st.createdLatency)
 		sum.LatencyCreatedMs = &l
 	}
+	if o.redeem == "" && o.batch == 0 {
+		sales, refunds := latencyOf(&st.saleLatency), latencyOf(&st.refundLatency)
+		sum.LatencySaleMs, sum.LatencyRefundMs, sum.Refunds = &sales, &refunds, st.refunds.Load()
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		sum.CPUSeconds = float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
@@ -488,6 +502,12 @@ func printSummary(w io.Writer, s summary) {
 		s.LatencyMs.P50, s.LatencyMs.P95, s.LatencyMs.P99, s.LatencyMs.Max)
 	if l := s.LatencyCreatedMs; l != nil {
 		fmt.Fprintf(w, "created      p50 %.2fms  p95 %.2fms  p99 %.2fms  max %.2fms\n", l.P50, l.P95, l.P99, l.Max)
+	}
+	if l := s.LatencySaleMs; l != nil {
+		fmt.Fprintf(w, "sales        p50 %.2fms  p95 %.2fms  p99 %.2fms  max %.2fms\n", l.P50, l.P95, l.P99, l.Max)
+	}
+	if l := s.LatencyRefundMs; l != nil {
+		fmt.Fprintf(w, "refunds      p50 %.2fms  p95 %.2fms  p99 %.2fms  max %.2fms\n", l.P50, l.P95, l.P99, l.Max)
 	}
 	fmt.Fprintf(w, "loadgen cpu  %.1fs\n", s.CPUSeconds)
 }
@@ -611,6 +631,14 @@ func (w *worker) post(ctx context.Context, scheduled time.Time, measured bool) {
 	}
 	w.stats.requests.Add(1)
 	w.stats.latency.Record(took)
+	if w.redeem == "" && w.batch == 0 {
+		if w.sales[0].id == "" { // appendTransaction's mark of a refund
+			w.stats.refunds.Add(1)
+			w.stats.refundLatency.Record(took)
+		} else {
+			w.stats.saleLatency.Record(took)
+		}
+	}
 	switch {
 	case w.batch == 0 && resp.StatusCode == http.StatusCreated:
 		w.stats.created.Add(1)
