@@ -361,12 +361,13 @@ WHERE s.refunds IS NULL
 ON CONFLICT (store_id, txn_id) DO NOTHING`
 
 // mergeRefundsSQL is mergeSalesSQL for refunds that name their sale: one without a member of
-// its own inherits the sale's, as the API does.
+// its own inherits the sale's, as the API does, and each keeps the sale's row id (refunds_id,
+// migration 00028).
 const mergeRefundsSQL = `
 INSERT INTO transactions (store_id, txn_id, register, kind, occurred_at, amount_minor, currency,
-                          member_id, member_card, member_email, member_phone, refunds_txn_id, content_hash)
+                          member_id, member_card, member_email, member_phone, refunds_txn_id, refunds_id, content_hash)
 SELECT s.store_id, s.txn_id, s.register, s.kind, s.occurred_at, s.amount, s.currency,
-       coalesce(mc.id, me.id, mp.id, sale.member_id), s.card, s.email, s.phone, s.refunds, s.hash
+       coalesce(mc.id, me.id, mp.id, sale.member_id), s.card, s.email, s.phone, s.refunds, sale.id, s.hash
 FROM import_transactions s
 LEFT JOIN members mc ON mc.card = s.card AND mc.status <> 'erased'
 LEFT JOIN members me ON lower(me.email) = s.email AND me.status <> 'erased'
@@ -376,10 +377,11 @@ WHERE s.refunds IS NOT NULL
 ON CONFLICT (store_id, txn_id) DO NOTHING`
 
 // mergeItemsSQL adds the receipt lines of the transactions just stored. Lines of transactions
-// stored before are there already: equal content hashes mean equal items.
+// stored before are there already: equal content hashes mean equal items. Each line carries its
+// transaction's member, time and kind (migration 00028), as stored by the merge above.
 const mergeItemsSQL = `
-INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
-SELECT t.id, i.line, i.sku, i.qty, i.price
+INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor, member_id, occurred_at, kind)
+SELECT t.id, i.line, i.sku, i.qty, i.price, t.member_id, t.occurred_at, t.kind
 FROM import_items i JOIN transactions t ON t.store_id = i.store_id AND t.txn_id = i.txn_id
 ON CONFLICT (transaction_id, line) DO NOTHING`
 
@@ -585,11 +587,13 @@ func (imp *txnImport) checkDirectRefunds(tx pgx.Tx) error {
 	if err := imp.refundErrors(rows); err != nil {
 		return err
 	}
+	// One UPDATE of the file's refunds: the member of the sale where they have none, and the
+	// sale's row id (refunds_id, migration 00028), which the COPY could not look up.
 	_, err = tx.Exec(imp.ctx, `
-		UPDATE transactions r SET member_id = s.member_id
+		UPDATE transactions r SET member_id = coalesce(r.member_id, s.member_id), refunds_id = s.id
 		FROM unnest($1::bigint[], $2::text[]) AS x(store_id, txn_id), transactions s
-		WHERE r.store_id = x.store_id AND r.txn_id = x.txn_id AND r.member_id IS NULL
-		  AND s.store_id = r.store_id AND s.txn_id = r.refunds_txn_id AND s.member_id IS NOT NULL`, storeIDs, ids)
+		WHERE r.store_id = x.store_id AND r.txn_id = x.txn_id
+		  AND s.store_id = r.store_id AND s.txn_id = r.refunds_txn_id`, storeIDs, ids)
 	if err != nil {
 		return fmt.Errorf("import transactions: refunds inherit members: %w", err)
 	}

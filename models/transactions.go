@@ -501,7 +501,10 @@ func keepUnfailed(valid []*Transaction, results []BatchResult, idx map[*Transact
 // the sale it refunds, so that it counts against that member's revenue. ON CONFLICT DO NOTHING
 // leaves existing ids alone: concurrent posts of one id wait on the unique index and store one
 // row; the caller then tells replays from conflicts by content hash. Items go in through the
-// ids RETURNING hands back.
+// ids RETURNING hands back, with their sale's member, time and kind; a refund keeps the row id
+// of the sale it names, refunds_id (NULL when that sale is in the same batch: not visible to
+// the statement yet). Both are what the bought_* segment fields read
+// (models/migrations/00028_lines_carry_sale.sql).
 const insertTransactionsSQL = `
 WITH b AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::text[],
@@ -527,20 +530,22 @@ WITH b AS (
 // (models/imports.go). The points of a sale are credited by the same statement (earnSQL).
 const insertTransactionsTail = `, ins AS (
     INSERT INTO transactions (store_id, txn_id, register, kind, occurred_at, amount_minor, currency,
-                              member_id, member_card, member_email, member_phone, refunds_txn_id, content_hash, live)
+                              member_id, member_card, member_email, member_phone, refunds_txn_id, refunds_id, content_hash, live)
     SELECT $1, b.txn_id, b.register, b.kind, b.occurred_at, b.amount, b.currency,
            COALESCE(
                (SELECT m.id FROM members m WHERE m.card = b.card AND m.status <> 'erased'),
                (SELECT m.id FROM members m WHERE lower(m.email) = b.email AND m.status <> 'erased'),
                (SELECT m.id FROM members m WHERE m.phone = b.phone AND m.status <> 'erased'),
                (SELECT s.member_id FROM transactions s WHERE s.store_id = $1 AND s.txn_id = b.refunds)),
-           b.card, b.email, b.phone, b.refunds, b.hash, true
+           b.card, b.email, b.phone, b.refunds,
+           CASE WHEN b.refunds IS NOT NULL THEN (SELECT s.id FROM transactions s WHERE s.store_id = $1 AND s.txn_id = b.refunds) END,
+           b.hash, true
     FROM b
     ON CONFLICT (store_id, txn_id) DO NOTHING
-    RETURNING id, txn_id, member_id, received_at, kind, amount_minor, currency
+    RETURNING id, txn_id, member_id, received_at, kind, amount_minor, currency, occurred_at
 ), items AS (
-    INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
-    SELECT ins.id, i.line, i.sku, i.qty, i.price
+    INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor, member_id, occurred_at, kind)
+    SELECT ins.id, i.line, i.sku, i.qty, i.price, ins.member_id, ins.occurred_at, ins.kind
     FROM unnest($13::text[], $14::int[], $15::text[], $16::int[], $17::bigint[]) AS i(txn_id, line, sku, qty, price)
     JOIN ins ON ins.txn_id = i.txn_id
 )` + earnSQL + `

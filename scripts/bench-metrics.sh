@@ -117,8 +117,8 @@ if [ -z "$REUSE" ]; then
 		[ "$(id -u)" = 0 ] && chmod 644 "$WORK/lines.csv"
 		timed load-lines "${PSQL[@]}" -d bench -c "CREATE UNLOGGED TABLE lines_staging (store text, txn_id text, line int, sku text, qty int, unit_price_minor bigint)" \
 			-c "\\copy lines_staging FROM '$WORK/lines.csv' WITH (FORMAT csv, HEADER true)" \
-			-c "INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor)
-				SELECT t.id, l.line, l.sku, l.qty, l.unit_price_minor
+			-c "INSERT INTO transaction_items (transaction_id, line, sku, qty, unit_price_minor, member_id, occurred_at, kind)
+				SELECT t.id, l.line, l.sku, l.qty, l.unit_price_minor, t.member_id, t.occurred_at, t.kind
 				FROM lines_staging l JOIN stores s ON s.code = l.store JOIN transactions t ON t.store_id = s.id AND t.txn_id = l.txn_id" \
 			-c "DROP TABLE lines_staging"
 	fi

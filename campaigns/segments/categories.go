@@ -17,7 +17,7 @@ import (
 // category, the segment's buyers, their orders, units and revenue, and the category's repeat
 // rate, over the DefaultWithinDays days before the as-of time. Lines count exactly as for the
 // bought_* fields: lines of sales in the window whose sale no refund named before the as-of
-// time (saleNotRefunded). Definitions in docs/metrics.md, section "Categories of a segment".
+// time (lineNotRefunded). Definitions in docs/metrics.md, section "Categories of a segment".
 
 // MaxCategoryRows bounds one answer: the categories with the most revenue, then the
 // uncategorised row whatever its revenue.
@@ -46,20 +46,22 @@ type CategoryReport struct {
 }
 
 // categoriesSQL: $1 the window's start, $2 the as-of time, then the segment's own arguments.
-// The segment is evaluated once (a hashed set of member ids); the lines are reached from its
-// members' sales (transactions_member), so a small segment reads few lines. Lines are summed
-// per sale, then per buyer, each a hash aggregate: counting a buyer's orders with
-// count(DISTINCT) sorted every line instead (bought_plan_test.go). The uncategorised row sorts
-// first so that the LIMIT never cuts it off; Categories puts it last.
+// The segment is evaluated once (a hashed set of member ids); the window's sale lines are read
+// with their copies of the sale's member, time and kind (migration 00028), without a join to
+// transactions, and the refunded sales are hashed once (lineNotRefunded). Lines are summed per
+// sale, then per buyer: counting a buyer's orders with count(DISTINCT) sorted every line
+// instead (bought_plan_test.go). At the issue's size the segment "all" is ~10M lines and 6.75M
+// (category, buyer) pairs, and those sums, not reading the lines, are most of the time
+// (docs/benchmarks.md, "Catalogue"). The uncategorised row sorts first so that the LIMIT never
+// cuts it off; Categories puts it last.
 const categoriesSQL = `
 WITH lines AS (
-    SELECT t.member_id, t.id AS txn, i.qty, i.qty::bigint * i.unit_price_minor AS amount,
+    SELECT i.member_id, i.transaction_id AS txn, i.qty, i.qty::bigint * i.unit_price_minor AS amount,
            lower(nullif(p.category, '')) AS cat, nullif(p.category, '') AS spelling
-    FROM transactions t
-    JOIN transaction_items i ON i.transaction_id = t.id
+    FROM transaction_items i
     LEFT JOIN products p ON p.sku = i.sku
-    WHERE t.kind = 'sale' AND t.member_id IN (SELECT m.id FROM members m WHERE %s)
-      AND t.occurred_at >= $1::timestamptz AND t.occurred_at < $2::timestamptz
+    WHERE i.kind = 'sale' AND i.member_id IN (SELECT m.id FROM members m WHERE %s)
+      AND i.occurred_at >= $1::timestamptz AND i.occurred_at < $2::timestamptz
       AND %s
 ), per_order AS (
     SELECT cat, member_id, min(spelling COLLATE "C") AS spelling, sum(qty) AS units, sum(amount) AS revenue
@@ -94,7 +96,7 @@ func Categories(ctx context.Context, db *models.DB, key string, asOf time.Time) 
 		key = "all"
 	}
 	rep := &CategoryReport{Segment: key, AsOf: asOf, From: asOf.AddDate(0, 0, -DefaultWithinDays)}
-	sql := fmt.Sprintf(categoriesSQL, where, saleNotRefunded("t", "$2::timestamptz"), MaxCategoryRows+1)
+	sql := fmt.Sprintf(categoriesSQL, where, lineNotRefunded("i", "$2::timestamptz"), MaxCategoryRows+1)
 	rows, err := db.Pool.Query(ctx, sql, append([]any{rep.From, asOf}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("categories of %s: %w", key, err)

@@ -310,56 +310,60 @@ func homeStoreLeaf(c *compiler, op Op, v operand) string {
 // The rule compiles to "m.id IN (members with such a line)", one set computed once per query,
 // rather than a subquery per member. A category or brand is a join from the catalogue:
 // "products p JOIN transaction_items i ON i.sku = p.sku WHERE lower(p.category) = ..." (p.sku is
-// the primary key, so the join adds no rows), the shape a person would write by hand.
+// the primary key, so the join adds no rows), so that the planner sees the category's skus
+// (an InitPlan's array of skus hid them: it guessed 5,346 lines for 157,538).
 //
-// It was "i.sku = ANY (ARRAY(SELECT p.sku FROM products p WHERE ...))" (an InitPlan), chosen
-// over "i.sku IN (SELECT ...)" when the planner hashed the skus against a sequential scan of
-// every line. But the planner cannot see into the InitPlan's array: at 100,000 members and
-// 2,500,000 gencsv lines (scripts/bench-metrics.sh LINES=1 CATALOGUE=1, docs/benchmarks.md
-// "Catalogue") it guessed 5,346 lines for a category of 157,538 and reached each line's sale by
-// primary key, 157,538 random probes: 9.6 s against 5.5 s for the hand-written join, 1.8×. With
-// the join it knows the category's 125 skus and ~535 lines a sku, and plans exactly as the
-// hand-written query (4.9 s in the same database):
+// A line carries its sale's member_id, occurred_at and kind (migration 00028, kept equal to the
+// sale's by the database), so the lines of a sku in the window are one range of the partial
+// index transaction_items_bought (sku, occurred_at) INCLUDE (member_id, transaction_id), read by
+// index only, and transactions is not joined. Until then the rule reached each line's sale: at
+// the issue's size (1M members, 10M transactions, 25M lines) that was a scan of the window's
+// ~5M sales and a probe of transactions_refunds per sale, 5–14 s where the issue asks for 2 s
+// (docs/benchmarks.md, "Catalogue"). The refund check is lineNotRefunded. The plan at that size
+// (category 01: 125 skus, 646,688 lines in the window, 305,743 members; 1.8–3 s on a loaded
+// machine):
 //
-//	Finalize Aggregate
-//	  -> Gather (2 workers) -> Partial Aggregate
-//	       -> Parallel Hash Semi Join (m.id = t.member_id)
-//	            -> Parallel Index Only Scan on members m (members_pkey)
-//	            -> Parallel Hash
-//	                 -> Nested Loop Anti Join                      [no refund naming the sale]
-//	                      -> Hash Join (t.id = i.transaction_id)
-//	                           -> Parallel Seq Scan on transactions t      [sales in the window]
-//	                           -> Hash -> Nested Loop
-//	                                -> Bitmap Heap Scan on products p (products_category)
-//	                                -> Index Only Scan on transaction_items i (transaction_items_sku, sku = p.sku)
-//	                      -> Index Scan on transactions r (transactions_refunds)
+//	Aggregate
+//	  -> Hash Semi Join (m.id = i.member_id)
+//	       -> Index Only Scan on members m (members_pkey)
+//	       -> Hash -> Hash Anti Join (i.transaction_id = s.id)       [refunds by the till's ids: none]
+//	            -> Hash Anti Join (i.transaction_id = r.refunds_id)   [the 199,761 refunded sales, once]
+//	                 -> Nested Loop
+//	                      -> Bitmap Heap Scan on products p (products_category)
+//	                      -> Index Only Scan on transaction_items i (transaction_items_bought, sku = p.sku, occurred_at in the window)
+//	                 -> Hash -> Index Only Scan on transactions r (transactions_refunded)
+//	            -> Hash -> Nested Loop
+//	                 -> Bitmap Heap Scan on transactions r (transactions_unresolved_refunds)
+//	                 -> Index Scan on transactions s (transactions_store_id_txn_id_key)
 //
-// bought_sku in a few skus is an index-only scan of the lines, then the sales by primary key (a
-// nested loop). The lines are found by index; the cost that grows with the data is reaching
-// each line's sale: a scan of the transactions in the window. The remedy, if that is too slow,
-// is to keep member_id and occurred_at on transaction_items (written by the same statements
-// that write the lines), which turns the rule into one index range per sku; docs/benchmarks.md
-// "Catalogue" has the figures that decide it.
+// bought_sku is the same from the given skus.
 func boughtLeaf(lines func(c *compiler, op Op, v operand) (from, where string)) func(c *compiler, op Op, v operand) string {
 	return func(c *compiler, op Op, v operand) string {
 		asOf := c.asOfArg()
 		since := c.arg(c.asOf.AddDate(0, 0, -int(v.days)), "timestamptz")
 		from, where := lines(c, op, v)
-		return `m.id IN (SELECT t.member_id FROM ` + from + ` JOIN transactions t ON t.id = i.transaction_id
-        WHERE ` + where + ` AND t.kind = 'sale' AND t.member_id IS NOT NULL
-          AND t.occurred_at >= ` + since + ` AND t.occurred_at < ` + asOf + `
-          AND ` + saleNotRefunded("t", asOf) + `)`
+		return `m.id IN (SELECT i.member_id FROM ` + from + `
+        WHERE ` + where + ` AND i.kind = 'sale' AND i.member_id IS NOT NULL
+          AND i.occurred_at >= ` + since + ` AND i.occurred_at < ` + asOf + `
+          AND ` + lineNotRefunded("i", asOf) + `)`
 	}
 }
 
-// saleNotRefunded is the one home of "this sale's lines still count" as of asOf (a placeholder):
-// no refund in the sale's store names it (refunds_txn_id = its txn_id) before asOf. sale is
-// the alias of the sale's transactions row. Used by the bought_* fields and by Categories; one
-// probe of transactions_refunds per sale.
-func saleNotRefunded(sale, asOf string) string {
+// lineNotRefunded is the one home of "this sale line still counts" as of asOf (a placeholder):
+// no refund in the sale's store names the line's sale (refunds_txn_id = its txn_id) before asOf.
+// line is the alias of the transaction_items row. Used by the bought_* fields and by
+// Categories. A refund keeps the row id of the sale it names (refunds_id, migration 00028), so
+// the sales refunded before asOf are one index-only scan of the few refunds
+// (transactions_refunded), hashed once; the refunds whose sale was not stored yet when they
+// were (refunds_id NULL, normally none) are matched by the till's ids instead
+// (transactions_unresolved_refunds). Through the till's ids alone it took a probe of the sale
+// for each of the 199,761 refunds at the issue's size, 10.6 s of a 15 s count.
+func lineNotRefunded(line, asOf string) string {
 	return `NOT EXISTS (SELECT 1 FROM transactions r
-                          WHERE r.store_id = ` + sale + `.store_id AND r.refunds_txn_id = ` + sale + `.txn_id AND r.kind = 'refund'
-                            AND r.occurred_at < ` + asOf + `)`
+                          WHERE r.refunds_id = ` + line + `.transaction_id AND r.kind = 'refund' AND r.occurred_at < ` + asOf + `)
+          AND NOT EXISTS (SELECT 1 FROM transactions r JOIN transactions s ON s.store_id = r.store_id AND s.txn_id = r.refunds_txn_id
+                          WHERE s.id = ` + line + `.transaction_id AND r.kind = 'refund' AND r.refunds_txn_id IS NOT NULL
+                            AND r.refunds_id IS NULL AND r.occurred_at < ` + asOf + `)`
 }
 
 // catalogueSKUs is the lines of the catalogue products whose column (category or brand)

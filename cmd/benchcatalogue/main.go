@@ -42,17 +42,19 @@ import (
 
 // handSQL is the hand-written count of the members who bought a product of category $1 on a
 // sale in [$2, $3) that no refund naming it (in its store, before $3) took back: what the
-// bought_category rule means (campaigns/segments/fields.go), written from the catalogue out.
+// bought_category rule means (campaigns/segments/fields.go), written from the catalogue out, on
+// the lines' copies of their sale's member, time and kind and the refunds' refunds_id (the
+// sale's row id; by the till's ids where it is NULL), migration 00028.
 const handSQL = `
-SELECT count(DISTINCT t.member_id)
+SELECT count(DISTINCT i.member_id)
 FROM products p
 JOIN transaction_items i ON i.sku = p.sku
-JOIN transactions t ON t.id = i.transaction_id
 WHERE lower(p.category) = lower($1)
-  AND t.kind = 'sale' AND t.member_id IS NOT NULL AND t.occurred_at >= $2 AND t.occurred_at < $3
+  AND i.kind = 'sale' AND i.member_id IS NOT NULL AND i.occurred_at >= $2 AND i.occurred_at < $3
+  AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.refunds_id = i.transaction_id AND r.kind = 'refund' AND r.occurred_at < $3)
   AND NOT EXISTS (SELECT 1 FROM transactions r
-                  WHERE r.store_id = t.store_id AND r.refunds_txn_id = t.txn_id AND r.kind = 'refund'
-                    AND r.occurred_at < $3)`
+                  JOIN transactions s ON s.store_id = r.store_id AND s.txn_id = r.refunds_txn_id
+                  WHERE s.id = i.transaction_id AND r.kind = 'refund' AND r.refunds_id IS NULL AND r.occurred_at < $3)`
 
 // revenueCeilingSQL is the ceiling of the revenue report: the same transactions ($1, $2 dates)
 // summed by store and UTC month, nothing else.
@@ -93,11 +95,10 @@ SELECT count(*), sum(units), sum(gross_margin) FROM (
 // check and the per-sale and per-buyer sums. %s is the segment's compiled rules (args from $3).
 const categoriesCeilingSQL = `
 SELECT lower(nullif(p.category, '')), count(*), sum(i.qty), sum(i.qty::bigint * i.unit_price_minor)
-FROM transactions t
-JOIN transaction_items i ON i.transaction_id = t.id
+FROM transaction_items i
 LEFT JOIN products p ON p.sku = i.sku
-WHERE t.kind = 'sale' AND t.member_id IN (SELECT m.id FROM members m WHERE %s)
-  AND t.occurred_at >= $1::timestamptz AND t.occurred_at < $2::timestamptz
+WHERE i.kind = 'sale' AND i.member_id IN (SELECT m.id FROM members m WHERE %s)
+  AND i.occurred_at >= $1::timestamptz AND i.occurred_at < $2::timestamptz
 GROUP BY 1`
 
 // round is one round's times in seconds.
