@@ -106,7 +106,7 @@ func (t *tracer) reset() map[string]time.Duration {
 func label(sql string) string {
 	for _, l := range []struct{ phrase, name string }{
 		{"INSERT INTO segment_metrics", "segment_statement"},
-		{"INSERT INTO metrics_summary", "member_summary"},
+		{"CREATE TEMP TABLE metrics_summary", "member_summary"},
 		{"metrics_member_results ON COMMIT DROP AS", "member_results"},
 		// The member_metrics write: the new table's rows, indexes, statistics and foreign keys,
 		// then the locks, the drop and the renames (jobs/metrics/store.go).

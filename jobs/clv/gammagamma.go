@@ -117,7 +117,11 @@ func validateSpend(groups []SpendGroup) (float64, error) {
 
 // FitGammaGamma fits the Gamma-Gamma spend model by maximum likelihood on customers with at
 // least one repeat purchase, over the logarithms of (p, q, γ) from (1, 1, mean value).
-func FitGammaGamma(groups []SpendGroup) (GammaGammaFit, error) {
+func FitGammaGamma(groups []SpendGroup) (GammaGammaFit, error) { return FitGammaGammaFrom(groups, nil) }
+
+// FitGammaGammaFrom is FitGammaGamma started from start when it is not nil and valid, as
+// FitBGNBDFrom: a warm start that does not converge is followed by a fit from (1, 1, mean value).
+func FitGammaGammaFrom(groups []SpendGroup, start *GammaGammaParams) (GammaGammaFit, error) {
 	total, err := validateSpend(groups)
 	if err != nil {
 		return GammaGammaFit{}, fmt.Errorf("fit Gamma-Gamma: %w", err)
@@ -135,20 +139,28 @@ func FitGammaGamma(groups []SpendGroup) (GammaGammaFit, error) {
 		}
 		return -ll / total
 	}
-	theta, norm, status, err := maximise(f, []float64{0, 0, math.Log(meanValue)})
-	if err != nil {
-		return GammaGammaFit{}, fmt.Errorf("fit Gamma-Gamma: %w", err)
+	fit := func(start []float64) (GammaGammaFit, error) {
+		theta, norm, status, err := maximise(f, start)
+		if err != nil {
+			return GammaGammaFit{}, fmt.Errorf("fit Gamma-Gamma: %w", err)
+		}
+		e := expAll(theta)
+		p := GammaGammaParams{P: e[0], Q: e[1], Gamma: e[2]}
+		return GammaGammaFit{
+			Params:        p,
+			LogLikelihood: gammaGammaLogLikelihood(groups, p, nil),
+			SampleSize:    int(total),
+			Converged:     norm <= convergedGradient,
+			GradientNorm:  norm,
+			Status:        status.String(),
+		}, nil
 	}
-	e := expAll(theta)
-	p := GammaGammaParams{P: e[0], Q: e[1], Gamma: e[2]}
-	return GammaGammaFit{
-		Params:        p,
-		LogLikelihood: gammaGammaLogLikelihood(groups, p, nil),
-		SampleSize:    int(total),
-		Converged:     norm <= convergedGradient,
-		GradientNorm:  norm,
-		Status:        status.String(),
-	}, nil
+	if start != nil && start.Validate() == nil {
+		if warm, err := fit([]float64{math.Log(start.P), math.Log(start.Q), math.Log(start.Gamma)}); err == nil && warm.Converged {
+			return warm, nil
+		}
+	}
+	return fit([]float64{0, 0, math.Log(meanValue)})
 }
 
 // ExpectedSpend returns E[M | x, m], the expected value of a future transaction of a customer

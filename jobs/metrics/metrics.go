@@ -236,16 +236,18 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 // lifespan cap (years). Only trusted family queries are spliced in. It runs after the model
 // step, whose temporary tables it reads.
 //
-// Plan: per_member is the model step's member summary (metrics_summary, model.go), which has
-// already reduced every member's transactions before A to one row (it used to be a second scan
-// of the transactions of [min(A−W, A−2P), A) and a hash aggregate of its own); a member without
-// a transaction before A has no row, which counts as no orders, no revenue and no churn-period
-// sale. per_member_lines reduces the window's receipt lines (units and margins) to one row per
-// member; each family lists its (segment, member) pairs; one hash
-// join and one GROUP BY segment then count, and the ratios are taken from the counts with
-// NULLIF so an empty denominator gives NULL, never a division error. The same join averages
-// the model step's per-member figures (metrics_member_results, model.go), so the families'
-// memberships are listed once per run, not twice (docs/benchmarks.md, "The nightly job at 1M").
+// Plan: per_member is the model step's per-member figures (metrics_member_results, model.go):
+// the member summary, which has already reduced every member's transactions before A to one
+// row (it used to be a second scan of the transactions of [min(A−W, A−2P), A) and a hash
+// aggregate of its own), and the model's predictions, in one row per member, so the 4.1M
+// (segment, member) pairs of 1M members are joined to one table, not two; a member without a
+// transaction before A has NULL figures, which count as no orders, no revenue and no
+// churn-period sale. per_member_lines reduces the window's receipt lines (units and margins)
+// to one row per member; each family lists its (segment, member) pairs; one hash join and one
+// GROUP BY segment then count, and the ratios are taken from the counts with NULLIF so an
+// empty denominator gives NULL, never a division error. The same join averages the model
+// figures, so the families' memberships are listed once per run, not twice (docs/benchmarks.md,
+// "The nightly job at 1M").
 func segmentMetricsSQL(families []Family) string {
 	return `
 WITH params AS (
@@ -253,10 +255,12 @@ WITH params AS (
 ),
 per_member AS (
     -- Member transactions only; a refund counts against its member (it inherits the member of
-    -- the sale it refunds when recorded), so net revenue may be negative.
-    SELECT s.member_id, s.orders_window AS orders, s.spend_window AS net_revenue,
-           s.bought_before, s.bought_recently
-    FROM metrics_summary s
+    -- the sale it refunds when recorded), so net revenue may be negative. The summary's figures
+    -- are NULL for a member without a transaction before A.
+    SELECT r.member_id, r.orders_window AS orders, r.spend_window AS net_revenue,
+           r.bought_before, r.bought_recently,
+           r.frequency, r.p_alive, r.expected_purchases, r.clv_predicted
+    FROM metrics_member_results r
 ),
 per_member_lines AS (
     -- Receipt lines of the member transactions in the window (docs/metrics.md, "Units and
@@ -294,13 +298,12 @@ counts AS (
            -- The model averages: over the segment's members with a purchase before A
            -- (frequency not NULL), each over the members for whom the figure exists; NULL
            -- for a segment without such members.
-           (avg(r.p_alive) FILTER (WHERE r.frequency IS NOT NULL))::numeric AS p_alive,
-           (avg(r.expected_purchases) FILTER (WHERE r.frequency IS NOT NULL))::numeric AS expected_purchases,
-           (avg(r.clv_predicted) FILTER (WHERE r.frequency IS NOT NULL))::numeric AS clv_predicted
+           (avg(pm.p_alive) FILTER (WHERE pm.frequency IS NOT NULL))::numeric AS p_alive,
+           (avg(pm.expected_purchases) FILTER (WHERE pm.frequency IS NOT NULL))::numeric AS expected_purchases,
+           (avg(pm.clv_predicted) FILTER (WHERE pm.frequency IS NOT NULL))::numeric AS clv_predicted
     FROM membership s
     LEFT JOIN per_member pm ON pm.member_id = s.member_id
     LEFT JOIN per_member_lines pl ON pl.member_id = s.member_id
-    LEFT JOIN metrics_member_results r ON r.member_id = s.member_id
     GROUP BY s.segment
 ),
 ratios AS (

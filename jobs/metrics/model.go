@@ -34,31 +34,18 @@ const minorPerMajor = 100
 // statement's many sort and hash nodes cannot each take this much.
 const sortMemory = "64MB"
 
-// summaryTableSQL is the per-member summary, one row per member with a transaction before A.
-// frequency, recency_days, t_days, monetary_minor and last_day are NULL for a member whose
-// transactions before A are all refunds; monetary_minor is also NULL with no repeat day.
-// m_major is the mean value the spend model sees: monetary in major units, floored at 0, and 0
-// without a repeat day (float8, so the group keys Go reads come back bit for bit).
-const summaryTableSQL = `
-CREATE TEMP TABLE metrics_summary (
-    member_id      bigint PRIMARY KEY,
-    frequency      int,
-    recency_days   int,
-    t_days         int,
-    monetary_minor numeric,
-    m_major        float8,
-    last_day       date,
-    median_gap     float8,
-    orders_365d    int NOT NULL,
-    spend_365d     bigint NOT NULL,
-    orders_window  int NOT NULL,
-    spend_window   numeric NOT NULL,
-    sold_before_window boolean NOT NULL,
-    bought_before  boolean NOT NULL,
-    bought_recently boolean NOT NULL
-) ON COMMIT DROP`
-
-// summarySQL fills metrics_summary. Parameters: $1 time zone name, $2 A (instant), $3 A's date,
+// summarySQL creates metrics_summary, the per-member summary: one row per member with a
+// transaction before A. frequency, recency_days, t_days, monetary_minor and last_day are NULL
+// for a member whose transactions before A are all refunds; monetary_minor is also NULL with no
+// repeat day. m_major is the mean value the spend model sees: monetary in major units, floored
+// at 0, and 0 without a repeat day (float8, so the group keys Go reads come back bit for bit).
+// No index: every reader joins it by hash or scans it whole.
+//
+// CREATE TABLE … AS rather than INSERT … SELECT, because only the former may scan and sort the
+// transactions in parallel workers (computeModels): at 1M members the scan and the sort are
+// half the statement. The casts give each column the type its readers expect.
+//
+// Parameters: $1 time zone name, $2 A (instant), $3 A's date,
 // $4 the date A−W, $5 the date A−2P, $6 the date A−P. orders_window, spend_window and
 // sold_before_window are RFM's (rfm.go) and the segment statement's (metrics.go): sales and net
 // amount on the dates of the window [A−W, A), and whether the member bought before it;
@@ -69,6 +56,7 @@ CREATE TEMP TABLE metrics_summary (
 // zone, so "before A" is exactly "on a local date before A's date", and A−365 days is the date
 // 365 days before.
 var summarySQL = `
+CREATE TEMP TABLE metrics_summary ON COMMIT DROP AS
 WITH days AS (
     SELECT t.member_id,
            (t.occurred_at AT TIME ZONE $1::text)::date AS day,
@@ -79,8 +67,11 @@ WITH days AS (
     GROUP BY 1, 2
 ),
 marked AS (
-    SELECT d.*, min(d.day) FILTER (WHERE d.sales_n > 0) OVER (PARTITION BY d.member_id) AS first_day,
-           -- days since the previous purchase day, on a purchase day (the personal lapse's gap)
+    -- Days since the previous purchase day, on a purchase day (the personal lapse's gap). It is
+    -- NULL on exactly one purchase day, the first, so "a purchase day after the first" is "a
+    -- day with a gap": one window pass, where the first purchase day used to take another
+    -- (docs/benchmarks.md, "The nightly job at 1M").
+    SELECT d.*,
            CASE WHEN d.sales_n > 0 THEN d.day - max(d.day) FILTER (WHERE d.sales_n > 0)
                 OVER (PARTITION BY d.member_id ORDER BY d.day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) END AS gap
     FROM days d
@@ -88,9 +79,9 @@ marked AS (
 per_member AS (
     SELECT m.member_id,
            NULLIF(count(*) FILTER (WHERE m.sales_n > 0), 0) - 1 AS frequency,
-           max(m.day) FILTER (WHERE m.sales_n > 0) - min(m.first_day) AS recency_days,
-           $3::date - min(m.first_day) AS t_days,
-           avg(m.net) FILTER (WHERE m.sales_n > 0 AND m.day > m.first_day) AS monetary_minor,
+           max(m.day) FILTER (WHERE m.sales_n > 0) - min(m.day) FILTER (WHERE m.sales_n > 0) AS recency_days,
+           $3::date - min(m.day) FILTER (WHERE m.sales_n > 0) AS t_days,
+           avg(m.net) FILTER (WHERE m.gap IS NOT NULL) AS monetary_minor,
            max(m.day) FILTER (WHERE m.sales_n > 0) AS last_day,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY m.gap) FILTER (WHERE m.gap IS NOT NULL) AS median_gap,
            coalesce(sum(m.sales_n) FILTER (WHERE m.day >= $3::date - 365), 0) AS orders_365d,
@@ -103,13 +94,13 @@ per_member AS (
     FROM marked m
     GROUP BY m.member_id
 )
-INSERT INTO metrics_summary (member_id, frequency, recency_days, t_days, monetary_minor, m_major,
-                             last_day, median_gap, orders_365d, spend_365d, orders_window,
-                             spend_window, sold_before_window, bought_before, bought_recently)
-SELECT p.member_id, p.frequency, p.recency_days, p.t_days, p.monetary_minor,
+SELECT p.member_id::bigint AS member_id, p.frequency::int AS frequency, p.recency_days::int AS recency_days,
+       p.t_days::int AS t_days, p.monetary_minor::numeric AS monetary_minor,
        CASE WHEN p.frequency IS NOT NULL
-            THEN (greatest(coalesce(p.monetary_minor, 0), 0) / ` + strconv.Itoa(minorPerMajor) + `)::float8 END,
-       p.last_day, p.median_gap, p.orders_365d, p.spend_365d, p.orders_window, p.spend_window,
+            THEN (greatest(coalesce(p.monetary_minor, 0), 0) / ` + strconv.Itoa(minorPerMajor) + `)::float8 END AS m_major,
+       p.last_day::date AS last_day, p.median_gap::float8 AS median_gap,
+       p.orders_365d::int AS orders_365d, p.spend_365d::bigint AS spend_365d,
+       p.orders_window::int AS orders_window, p.spend_window::numeric AS spend_window,
        p.sold_before_window, p.bought_before, p.bought_recently
 FROM per_member p`
 
@@ -149,13 +140,15 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 		runID, opts.HorizonDays, *opts.MonthlyDiscountRate); err != nil {
 		return fmt.Errorf("record model settings: %w", err)
 	}
-	if _, err := tx.Exec(ctx, summaryTableSQL); err != nil {
-		return fmt.Errorf("create member summary table: %w", err)
-	}
 	// The summary reads every member transaction before A in (member, day) order. Left to
 	// itself the planner walks transactions_member: random reads of 7.5M rows, 31 s at 1M
-	// members; a sequential scan and one sort in 64 MB take 10 s (docs/benchmarks.md).
-	err := withSettings(ctx, tx, map[string]string{"enable_indexscan": "off", "enable_bitmapscan": "off", "work_mem": sortMemory},
+	// members; a sequential scan and one sort in 64 MB take 10 s (docs/benchmarks.md). Left to
+	// itself it also scans and sorts in one process, since it prices handing 7.5M sorted rows
+	// from workers to the leader above the work they share; measured, the workers' scans and
+	// sorts (as many as max_parallel_workers_per_gather allows) took 15 s where one process
+	// took 18–27 s (docs/benchmarks.md, "The nightly job at 1M").
+	err := withSettings(ctx, tx, map[string]string{"enable_indexscan": "off", "enable_bitmapscan": "off", "work_mem": sortMemory,
+		"parallel_setup_cost": "0", "parallel_tuple_cost": "0"},
 		func() error {
 			_, err := tx.Exec(ctx, summarySQL, tz, b.asOf, date, b.windowStart.Format(time.DateOnly),
 				b.churnStart.Format(time.DateOnly), b.churnMid.Format(time.DateOnly))
@@ -163,6 +156,12 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 		})
 	if err != nil {
 		return fmt.Errorf("summarise members: %w", err)
+	}
+	// Statistics for every temporary table the run joins (autovacuum never analyses them):
+	// without them the planner guesses joins of 1M members that multiply rows and merges them
+	// after sorting each side (docs/benchmarks.md, "The nightly job at 1M").
+	if err := analyze(ctx, tx, "metrics_summary"); err != nil {
+		return err
 	}
 
 	var groups []clv.Group
@@ -176,8 +175,12 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 	}); err != nil {
 		return err
 	}
-	bg, bgRow := fitBGNBD(groups)
-	gg, ggRow := fitGammaGamma(pairs)
+	bgStart, ggStart, err := previousFits(ctx, tx)
+	if err != nil {
+		return err
+	}
+	bg, bgRow := fitBGNBD(groups, bgStart)
+	gg, ggRow := fitGammaGamma(pairs, ggStart)
 	for _, row := range []modelFit{bgRow, ggRow} {
 		var params []byte
 		if row.params != nil {
@@ -222,19 +225,40 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 		}
 	}
 
-	if _, err := tx.Exec(ctx, memberResultsSQL, date); err != nil {
+	if err := analyze(ctx, tx, "metrics_group_predictions", "metrics_spend_predictions"); err != nil {
+		return err
+	}
+	// Hash joins of a million members to ~560,000 groups: in memory at 64 MB, in batches on
+	// disk at the default 4 MB.
+	if err := withSettings(ctx, tx, map[string]string{"work_mem": sortMemory}, func() error {
+		_, err := tx.Exec(ctx, memberResultsSQL, date)
+		return err
+	}); err != nil {
 		return fmt.Errorf("compute member figures: %w", err)
+	}
+	return analyze(ctx, tx, "metrics_member_results")
+}
+
+// analyze gathers statistics on the run's temporary tables (trusted names written in this
+// package).
+func analyze(ctx context.Context, tx pgx.Tx, tables ...string) error {
+	for _, t := range tables {
+		if _, err := tx.Exec(ctx, `ANALYZE `+t); err != nil {
+			return fmt.Errorf("analyze %s: %w", t, err)
+		}
 	}
 	return nil
 }
 
 // memberResultsSQL joins every member to its summary and its group's predictions. $1 is A's
 // date. The results are this run's, whether or not member_metrics keeps them (a back-filled
-// run does not overwrite newer rows), so the segment statement's model averages
-// (segmentMetricsSQL) read them from here, and storeMemberMetrics writes them.
+// run does not overwrite newer rows), so the segment statement (segmentMetricsSQL) reads its
+// per-member figures from here (the window's orders and net amount, the churn periods' marks,
+// the model figures), and storeMemberMetrics writes them.
 var memberResultsSQL = `
 CREATE TEMP TABLE metrics_member_results ON COMMIT DROP AS
 SELECT m.id AS member_id,
+       s.orders_window, s.spend_window, s.bought_before, s.bought_recently,
        $1::date - s.last_day AS days_since_last_purchase, s.median_gap AS median_gap_days,
        coalesce(s.orders_365d, 0) AS orders_365d,
        coalesce(s.spend_365d, 0) AS spend_365d,
@@ -292,9 +316,36 @@ func readSpendPairs(ctx context.Context, tx pgx.Tx) ([]clv.SpendGroup, error) {
 	return pairs, nil
 }
 
-// fitBGNBD fits BG/NBD and returns the parameters to predict with (nil unless the fit
-// converged) and the row that records the fit.
-func fitBGNBD(groups []clv.Group) (*clv.BGNBDParams, modelFit) {
+// previousFits returns the parameters of the latest converged fit of each model (nil when
+// there is none), which the fits start from: the data change by a day from one night to the
+// next, so the maximum has barely moved, and a start there saves most of the optimiser's steps
+// (clv.FitBGNBDFrom; the result is the same maximum within the fit's tolerance).
+func previousFits(ctx context.Context, tx pgx.Tx) (*clv.BGNBDParams, *clv.GammaGammaParams, error) {
+	var bgJSON, ggJSON []byte
+	err := tx.QueryRow(ctx, `
+		SELECT (SELECT params FROM metric_models WHERE model = 'bgnbd' AND converged AND params IS NOT NULL
+		        ORDER BY run_id DESC LIMIT 1),
+		       (SELECT params FROM metric_models WHERE model = 'gamma_gamma' AND converged AND params IS NOT NULL
+		        ORDER BY run_id DESC LIMIT 1)`).Scan(&bgJSON, &ggJSON)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read previous fits: %w", err)
+	}
+	var bg *clv.BGNBDParams
+	var p bgnbdParams
+	if bgJSON != nil && json.Unmarshal(bgJSON, &p) == nil {
+		bg = &clv.BGNBDParams{R: p.R, Alpha: p.Alpha, A: p.A, B: p.B}
+	}
+	var gg *clv.GammaGammaParams
+	var q gammaGammaParams
+	if ggJSON != nil && json.Unmarshal(ggJSON, &q) == nil {
+		gg = &clv.GammaGammaParams{P: q.P, Q: q.Q, Gamma: q.Gamma}
+	}
+	return bg, gg, nil
+}
+
+// fitBGNBD fits BG/NBD from start (nil: the default start) and returns the parameters to
+// predict with (nil unless the fit converged) and the row that records the fit.
+func fitBGNBD(groups []clv.Group, start *clv.BGNBDParams) (*clv.BGNBDParams, modelFit) {
 	row := modelFit{model: "bgnbd", groups: len(groups)}
 	for _, g := range groups {
 		row.sampleSize += g.Count
@@ -303,7 +354,7 @@ func fitBGNBD(groups []clv.Group) (*clv.BGNBDParams, modelFit) {
 		row.note = "no member has a purchase before the as-of date"
 		return nil, row
 	}
-	fit, err := clv.FitBGNBD(groups)
+	fit, err := clv.FitBGNBDFrom(groups, start)
 	switch {
 	case errors.Is(err, clv.ErrNotIdentified):
 		row.note = "not identified: " + err.Error()
@@ -322,9 +373,10 @@ func fitBGNBD(groups []clv.Group) (*clv.BGNBDParams, modelFit) {
 	return &fit.Params, row
 }
 
-// fitGammaGamma fits Gamma-Gamma on the pairs with x ≥ 1 and m > 0 (members whose refunds
-// brought their repeat days to zero or below are left out of the fit, the model needs m > 0).
-func fitGammaGamma(pairs []clv.SpendGroup) (*clv.GammaGammaParams, modelFit) {
+// fitGammaGamma fits Gamma-Gamma from start (nil: the default start) on the pairs with x ≥ 1
+// and m > 0 (members whose refunds brought their repeat days to zero or below are left out of
+// the fit, the model needs m > 0).
+func fitGammaGamma(pairs []clv.SpendGroup, start *clv.GammaGammaParams) (*clv.GammaGammaParams, modelFit) {
 	row := modelFit{model: "gamma_gamma"}
 	var fitPairs []clv.SpendGroup
 	for _, p := range pairs {
@@ -338,7 +390,7 @@ func fitGammaGamma(pairs []clv.SpendGroup) (*clv.GammaGammaParams, modelFit) {
 		row.note = "no member has a repeat purchase day with a positive net amount"
 		return nil, row
 	}
-	fit, err := clv.FitGammaGamma(fitPairs)
+	fit, err := clv.FitGammaGammaFrom(fitPairs, start)
 	if err != nil {
 		row.note = "fit failed: " + err.Error()
 		return nil, row

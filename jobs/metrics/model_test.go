@@ -446,3 +446,62 @@ func TestBackfillKeepsNewerMemberMetrics(t *testing.T) {
 		t.Errorf("older snapshot: customers = %d, want 1", snap.Segments[0].Customers)
 	}
 }
+
+// TestFitsStartFromThePreviousRun: a run starts each fit from the latest converged fit's
+// parameters and records the same maximum, within the fit's tolerance, as a run with no
+// previous fit; a previous fit far from the maximum costs steps, not the answer.
+func TestFitsStartFromThePreviousRun(t *testing.T) {
+	s := simulatedShop(t)
+	ctx := context.Background()
+	params := func(runID int64) (bg, gg map[string]float64) {
+		t.Helper()
+		models := readModels(t, s, runID)
+		if !models["bgnbd"].converged || !models["gamma_gamma"].converged {
+			t.Fatalf("run %d: fits did not converge: %+v", runID, models)
+		}
+		if err := json.Unmarshal(models["bgnbd"].params, &bg); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(models["gamma_gamma"].params, &gg); err != nil {
+			t.Fatal(err)
+		}
+		return bg, gg
+	}
+	cold, err := metrics.Compute(ctx, s.db, metrics.Options{AsOf: asOf, Timezone: oslo(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coldBG, coldGG := params(cold)
+	same := func(run int64) {
+		t.Helper()
+		bg, gg := params(run)
+		for name, want := range coldBG {
+			if got := bg[name]; math.Abs(got-want) > 1e-4*math.Abs(want) {
+				t.Errorf("run %d: BG/NBD %s = %v, from the default start %v", run, name, got, want)
+			}
+		}
+		for name, want := range coldGG {
+			if got := gg[name]; math.Abs(got-want) > 1e-4*math.Abs(want) {
+				t.Errorf("run %d: Gamma-Gamma %s = %v, from the default start %v", run, name, got, want)
+			}
+		}
+	}
+	warm, err := metrics.Compute(ctx, s.db, metrics.Options{AsOf: asOf, Timezone: oslo(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(warm)
+	// The latest converged fits become far-off ones (a later run's, say).
+	if _, err := s.db.Pool.Exec(ctx, `
+		UPDATE metric_models SET params = CASE model
+		    WHEN 'bgnbd' THEN '{"r": 40, "alpha": 0.5, "a": 30, "b": 0.01}'::jsonb
+		    ELSE '{"p": 0.05, "q": 900, "gamma": 1e6}'::jsonb END
+		WHERE run_id = $1`, warm); err != nil {
+		t.Fatal(err)
+	}
+	far, err := metrics.Compute(ctx, s.db, metrics.Options{AsOf: asOf, Timezone: oslo(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(far)
+}

@@ -62,8 +62,5 @@ func computeSaved(ctx context.Context, tx pgx.Tx, opts Options, b bounds) error 
 			return fmt.Errorf("evaluate saved segment %d: %w", st.ID, err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `ANALYZE metrics_saved`); err != nil {
-		return fmt.Errorf("analyze saved segments: %w", err)
-	}
-	return nil
+	return analyze(ctx, tx, "metrics_saved")
 }
