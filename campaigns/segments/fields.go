@@ -320,7 +320,7 @@ func homeStoreLeaf(c *compiler, op Op, v operand) string {
 // the issue's size (1M members, 10M transactions, 25M lines) that was a scan of the window's
 // ~5M sales and a probe of transactions_refunds per sale, 5–14 s where the issue asks for 2 s
 // (docs/benchmarks.md, "Catalogue"). The refund check is lineNotRefunded. The plan at that size
-// (category 01: 125 skus, 646,688 lines in the window, 305,743 members; 1.8–3 s on a loaded
+// (category 01: 125 skus, 646,688 lines in the window, 305,743 members; 0.9–1.5 s on the 2-core
 // machine):
 //
 //	Aggregate
