@@ -219,19 +219,7 @@ func TestSMTPPoolDeliversEveryMessageOnceOverReusedConnections(t *testing.T) {
 		t.Errorf("send: %v", err)
 	}
 
-	seen := map[string]int{}
-	for _, m := range server.Messages() {
-		seen[m.Header.Get("Message-Id")]++
-	}
-	for i := range messages {
-		id := fmt.Sprintf("<m%03d@shop.example>", i)
-		if seen[id] != 1 {
-			t.Errorf("message %s arrived %d times, want once", id, seen[id])
-		}
-	}
-	if len(seen) != messages {
-		t.Errorf("server saw %d distinct messages, want %d", len(seen), messages)
-	}
+	checkEachArrivedOnce(t, server, messages)
 	if got := server.Connections(); got > poolSize {
 		t.Errorf("server saw %d connections for %d messages, want at most %d", got, messages, poolSize)
 	}
@@ -330,6 +318,97 @@ func TestSMTPRedialsWhenTheServerDropsTheConnection(t *testing.T) {
 	}
 	if got := server.Connections(); got != 2 {
 		t.Errorf("connections = %d, want 2 (one redial)", got)
+	}
+}
+
+// checkEachArrivedOnce checks that the server got the messages m000@shop.example … of
+// numbers 0 to n-1, each exactly once, and nothing else.
+func checkEachArrivedOnce(t *testing.T, server *smtptest.Server, n int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, m := range server.Messages() {
+		seen[m.Header.Get("Message-Id")]++
+	}
+	for i := range n {
+		id := fmt.Sprintf("<m%03d@shop.example>", i)
+		if seen[id] != 1 {
+			t.Errorf("message %s arrived %d times, want once", id, seen[id])
+		}
+	}
+	if len(seen) != n || server.Count() != n {
+		t.Errorf("server saw %d messages, %d distinct, want %d", server.Count(), len(seen), n)
+	}
+}
+
+// The sender checks no pooled connection before a mail (no NOOP): a relay that closed it
+// between mails is noticed by the next mail's MAIL, and that mail goes again on a new
+// connection. With a single attempt allowed, any failure that was not absorbed would show.
+func TestSMTPRedialsWhenTheRelayClosesBetweenMails(t *testing.T) {
+	tests := []struct {
+		name     string
+		code     int // the reply the relay sends before closing; 0 for none
+		pool     int
+		mails    int
+		wantConn int // 0: not checked (concurrent sends share connections unevenly)
+	}{
+		{name: "closed without a word", code: 0, pool: 1, mails: 10, wantConn: 4},
+		{name: "closed with 421 (idle timeout)", code: 421, pool: 1, mails: 10, wantConn: 4},
+		{name: "closed with 421, four connections in parallel", code: 421, pool: 4, mails: 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			server := smtptest.New(t)
+			server.CloseEvery(3, tt.code)
+			sender := newSMTPSender(t, server, mailer.WithPoolSize(tt.pool), mailer.WithRetry(1, time.Millisecond))
+			var wg sync.WaitGroup
+			errs := make(chan error, tt.mails)
+			for i := range tt.mails {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := sender.Send(context.Background(), newsletter(fmt.Sprintf("m%03d@shop.example", i), "kari@example.org")); err != nil {
+						errs <- err
+					}
+				}()
+				if tt.pool == 1 {
+					wg.Wait() // one after the other, so every third mail finds its connection closed
+				}
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("send: %v", err)
+			}
+			checkEachArrivedOnce(t, server, tt.mails)
+			if tt.wantConn != 0 && (server.Connections() != tt.wantConn || sender.Dials() != int64(tt.wantConn)) {
+				t.Errorf("connections = %d, dials = %d; want %d (a redial every third mail)", server.Connections(), sender.Dials(), tt.wantConn)
+			}
+		})
+	}
+}
+
+// A mail whose DATA the relay took without the client hearing so is never sent again by the
+// redial of a stale connection: only Send's retry (here one attempt) may decide that.
+func TestSMTPDoesNotResendAMailWhoseDataReplyWasLost(t *testing.T) {
+	server := smtptest.New(t)
+	sender := newSMTPSender(t, server, mailer.WithPoolSize(1), mailer.WithRetry(1, time.Millisecond))
+	ctx := context.Background()
+	if err := sender.Send(ctx, newsletter("first@shop.example", "kari@example.org")); err != nil {
+		t.Fatalf("first send: %v", err)
+	}
+	server.DropDataReplies(1)
+	err := sender.Send(ctx, newsletter("lost@shop.example", "kari@example.org"))
+	if !mailer.IsTemporary(err) {
+		t.Fatalf("err = %v, want a temporary failure", err)
+	}
+	if got := server.Count(); got != 2 {
+		t.Fatalf("delivered %d, want 2 (the lost reply's mail once)", got)
+	}
+	if err := sender.Send(ctx, newsletter("after@shop.example", "kari@example.org")); err != nil {
+		t.Fatalf("send after the lost reply: %v", err)
+	}
+	if got, conns := server.Count(), server.Connections(); got != 3 || conns != 2 {
+		t.Errorf("delivered %d over %d connections, want 3 over 2", got, conns)
 	}
 }
 

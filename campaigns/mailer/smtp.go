@@ -170,7 +170,13 @@ func NewSMTP(cfg SMTPConfig, opts ...Option) (*SMTP, error) {
 }
 
 func newGoMailClient(cfg SMTPConfig, o options) (*mail.Client, error) {
-	clientOpts := []mail.Option{mail.WithPort(cfg.Port), mail.WithTimeout(o.timeout)}
+	// No NOOP before each mail and no RSET after it: on a pooled connection they were two of
+	// the five round trips a mail cost (22% of the server's CPU while sending, docs/benchmarks.md).
+	// A 250 to the end of DATA already ends the transaction (RFC 5321 4.1.1.4), so the RSET
+	// resets nothing; a connection the relay closed meanwhile is noticed by the next MAIL
+	// instead of the NOOP, and attempt redials for it (see isStaleConn). go-mail still sends
+	// RSET itself after a refused MAIL or RCPT; attempt sends it after the other failures.
+	clientOpts := []mail.Option{mail.WithPort(cfg.Port), mail.WithTimeout(o.timeout), mail.WithoutNoop(), mail.WithoutRset()}
 	switch cfg.TLS {
 	case TLSNone:
 		clientOpts = append(clientOpts, mail.WithTLSPortPolicy(mail.NoTLS))
@@ -253,8 +259,11 @@ func (s *SMTP) backoff(attempt int) time.Duration {
 }
 
 // attempt makes one delivery try on slot, dialling when it has no connection. A pooled
-// connection that the server has closed meanwhile is noticed by go-mail's NOOP check; it is
-// replaced at once without counting as a failed attempt, since nothing was sent on it.
+// connection that the relay has closed meanwhile (idle timeout, 421, network) shows as the
+// mail's first command failing before DATA was accepted; it is replaced at once and the mail
+// tried again on the new one, without counting as a failed attempt, since nothing of the mail
+// was sent on it. A failure during or after DATA is never tried again here: whether the relay
+// took the mail is then unknown, and Send's retry (or the caller's outcome) decides.
 func (s *SMTP) attempt(ctx context.Context, slot *smtpSlot, m *Message) error {
 	msg, err := m.build(s.opts.now(), s.opts.dkim)
 	if err != nil {
@@ -267,21 +276,42 @@ func (s *SMTP) attempt(ctx context.Context, slot *smtpSlot, m *Message) error {
 		}
 	}
 	err = slot.client.SendWithSMTPClient(slot.conn, msg)
-	if err != nil && reused && isConnCheck(err) {
+	if err != nil && reused && isStaleConn(err) {
 		slot.drop()
 		if err := s.dial(ctx, slot); err != nil {
 			return err
 		}
 		err = slot.client.SendWithSMTPClient(slot.conn, msg)
 	}
-	if err != nil {
-		// Keep the connection only if the session can be reset to a clean state.
-		if isConnCheck(err) || slot.client.ResetWithSMTPClient(slot.conn) != nil {
-			slot.drop()
-		}
-		return err
+	if err != nil && !s.resetAfter(slot, err) {
+		slot.drop()
 	}
-	return nil
+	return err
+}
+
+// resetAfter brings the session back to a clean state after the failed send err and reports
+// whether the connection can be kept. go-mail has already sent RSET after a refused MAIL or
+// RCPT (with WithoutRset, its ResetWithSMTPClient does nothing, so it is sent here directly).
+// A connection that failed its check, broke, or failed while writing the data is in an unknown
+// state and is not kept.
+func (s *SMTP) resetAfter(slot *smtpSlot, err error) bool {
+	var sendErr *mail.SendError
+	if !errors.As(err, &sendErr) {
+		return false
+	}
+	switch sendErr.Reason {
+	case mail.ErrConnCheck, mail.ErrWriteContent:
+		return false
+	case mail.ErrGetSender, mail.ErrGetRcpts, mail.ErrNoUnencoded:
+		return true // nothing was sent
+	}
+	if isConnLost(sendErr) {
+		return false
+	}
+	if slot.conn.UpdateDeadline(s.opts.timeout) != nil {
+		return false
+	}
+	return slot.conn.Reset() == nil
 }
 
 func (s *SMTP) dial(ctx context.Context, slot *smtpSlot) error {
@@ -305,7 +335,8 @@ func (slot *smtpSlot) drop() {
 	}
 }
 
-// Close waits for sends in progress, then says QUIT on every pooled connection.
+// Close waits for sends in progress, then says QUIT on every pooled connection. It reports
+// only a QUIT the relay refused, not a connection it had already closed.
 func (s *SMTP) Close() error {
 	var errs []error
 	s.once.Do(func() {
@@ -313,7 +344,10 @@ func (s *SMTP) Close() error {
 		for range s.opts.poolSize {
 			slot := <-s.slots
 			if slot.conn != nil {
-				if err := slot.client.CloseWithSMTPClient(slot.conn); err != nil {
+				// A relay that has closed an idle connection meanwhile (its timeout) answers
+				// QUIT with 421 or not at all: nothing is lost, so only other replies count.
+				var reply *textproto.Error
+				if err := slot.client.CloseWithSMTPClient(slot.conn); errors.As(err, &reply) && reply.Code != 421 {
 					errs = append(errs, err)
 				}
 				slot.drop()
@@ -326,9 +360,30 @@ func (s *SMTP) Close() error {
 	return nil
 }
 
-func isConnCheck(err error) bool {
+// isStaleConn tells whether err is a pooled connection found closed before any of the mail's
+// data went out: the connection check failed, or MAIL, RCPT or the DATA command itself (whose
+// 354 must come before any content is sent) met a broken connection or a 421 (the relay closing
+// the channel, as it does at its idle timeout).
+func isStaleConn(err error) bool {
 	var sendErr *mail.SendError
-	return errors.As(err, &sendErr) && sendErr.Reason == mail.ErrConnCheck
+	if !errors.As(err, &sendErr) {
+		return false
+	}
+	switch sendErr.Reason {
+	case mail.ErrConnCheck:
+		return true
+	case mail.ErrSMTPMailFrom, mail.ErrSMTPRcptTo, mail.ErrSMTPData:
+		return isConnLost(sendErr)
+	}
+	return false
+}
+
+// isConnLost tells whether a failed command met a broken connection (no reply code: EOF, reset,
+// timeout) or a 421 reply, after which the relay closes the connection. go-mail's SendError
+// does not unwrap to the reply, so its code is the only sign.
+func isConnLost(sendErr *mail.SendError) bool {
+	code := sendErr.ErrorCode()
+	return code == 0 || code == 421
 }
 
 // classify returns the SMTP reply code in err, if any, and whether retrying may help.

@@ -1,6 +1,7 @@
 // Package smtptest runs an in-process SMTP server on 127.0.0.1 for tests: it records every
-// message it accepts, counts connections, can require AUTH PLAIN, and can be told to fail
-// the next RCPT or DATA commands with a chosen reply code.
+// message it accepts, counts connections, can require AUTH PLAIN, can be told to fail the
+// next RCPT or DATA commands with a chosen reply code, and can close connections between
+// mails or after taking a mail without replying.
 package smtptest
 
 import (
@@ -87,6 +88,11 @@ type Server struct {
 	connCount int
 	failRcpt  []injectedFailure
 	failData  []injectedFailure
+	// closeEvery and closeCode: see CloseEvery. dropReplies: see DropDataReplies.
+	closeEvery  int
+	closeCode   int
+	dropReplies int
+	perConn     map[int]int // messages accepted so far on each connection
 }
 
 type injectedFailure struct{ code int }
@@ -108,7 +114,7 @@ func New(t testing.TB, opts ...Option) *Server {
 
 // Start starts a server on a free loopback port; Close stops it.
 func Start(opts ...Option) (*Server, error) {
-	s := &Server{conns: make(map[net.Conn]int), serveErr: make(chan error, 1)}
+	s := &Server{conns: make(map[net.Conn]int), perConn: make(map[int]int), serveErr: make(chan error, 1)}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -216,6 +222,42 @@ func (s *Server) DropConnections() {
 	}
 }
 
+// CloseEvery makes the server close a connection right after its every n-th accepted message
+// (n = 0 turns this off), once the reply to DATA is sent, as a relay with a per-connection
+// limit or an idle timeout does; when code is not 0 (e.g. 421) that reply is sent first, as
+// Postfix does at its idle timeout. The client notices at its next command. The reply goes
+// on the raw connection, so use a code only without STARTTLS.
+func (s *Server) CloseEvery(n, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeEvery, s.closeCode = n, code
+}
+
+// DropDataReplies makes the next n messages be recorded as accepted and their connection be
+// closed instead of sending the reply to DATA, as a relay that crashes after queueing a mail:
+// the client cannot know the mail was taken.
+func (s *Server) DropDataReplies(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropReplies += n
+}
+
+// afterMessage counts an accepted message on connection connID and tells what to do with the
+// reply to its DATA.
+func (s *Server) afterMessage(connID int) (action replyAction, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.perConn[connID]++
+	switch {
+	case s.dropReplies > 0:
+		s.dropReplies--
+		return dropReply, 0
+	case s.closeEvery > 0 && s.perConn[connID]%s.closeEvery == 0:
+		return closeAfterReply, s.closeCode
+	}
+	return sendReply, 0
+}
+
 func (s *Server) nextFailure(queue *[]injectedFailure) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,7 +278,8 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	s.mu.Lock()
 	connID := s.conns[c.Conn()]
 	s.mu.Unlock()
-	return &session{server: s, conn: connID, smtpConn: c}, nil
+	tracked, _ := c.Conn().(*trackedConn)
+	return &session{server: s, conn: connID, smtpConn: c, tracked: tracked}, nil
 }
 
 func (s *Server) record(m Message) {
@@ -250,6 +293,7 @@ type session struct {
 	server   *Server
 	conn     int
 	smtpConn *smtp.Conn
+	tracked  *trackedConn // the raw connection; nil after STARTTLS
 	user     string
 	from     string
 	to       []string
@@ -310,6 +354,9 @@ func (ss *session) Data(r io.Reader) error {
 		m.Data = data
 	}
 	ss.server.record(m)
+	if action, code := ss.server.afterMessage(ss.conn); action != sendReply && ss.tracked != nil {
+		ss.tracked.onNextWrite(action, code)
+	}
 	return nil
 }
 
@@ -344,6 +391,41 @@ type trackedConn struct {
 	net.Conn
 	server *Server
 	once   sync.Once
+
+	// next is what the next Write (the reply to DATA) does, set by the connection's own
+	// goroutine before go-smtp writes that reply.
+	next     replyAction
+	nextCode int
+}
+
+// replyAction is what happens to the reply to an accepted message's DATA.
+type replyAction int
+
+const (
+	sendReply       replyAction = iota
+	closeAfterReply             // send it, then the closing reply if any, then close
+	dropReply                   // close without sending it
+)
+
+func (c *trackedConn) onNextWrite(action replyAction, code int) { c.next, c.nextCode = action, code }
+
+// Write sends b unless a pending action says otherwise; go-smtp writes each reply in one Write.
+func (c *trackedConn) Write(b []byte) (int, error) {
+	action, code := c.next, c.nextCode
+	c.next, c.nextCode = sendReply, 0
+	switch action {
+	case dropReply:
+		_ = c.Close()
+		return 0, net.ErrClosed
+	case closeAfterReply:
+		n, err := c.Conn.Write(b)
+		if err == nil && code != 0 {
+			_, _ = fmt.Fprintf(c.Conn, "%d 4.4.2 smtptest closing connection\r\n", code)
+		}
+		_ = c.Close()
+		return n, err
+	}
+	return c.Conn.Write(b)
 }
 
 func (c *trackedConn) Close() error {
