@@ -66,3 +66,62 @@ func TestServerRecordsAndFailsOnRequest(t *testing.T) {
 		})
 	}
 }
+
+// sendOn sends body over an open client and returns the error of the end of DATA.
+func sendOn(t *testing.T, c *smtp.Client) error {
+	t.Helper()
+	if err := c.Mail("a@shop.example"); err != nil {
+		t.Fatalf("MAIL: %v", err)
+	}
+	if err := c.Rcpt("b@example.org"); err != nil {
+		t.Fatalf("RCPT: %v", err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
+	if _, err := w.Write([]byte(body)); err != nil {
+		t.Fatalf("write data: %v", err)
+	}
+	return w.Close()
+}
+
+func TestServerClosesBetweenMailsOrDropsTheReplyOnRequest(t *testing.T) {
+	t.Run("after the n-th mail the next command gets the closing reply", func(t *testing.T) {
+		server := smtptest.New(t)
+		server.CloseEvery(2, 421)
+		c, err := smtp.Dial(server.Addr)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer c.Close()
+		for i := range 2 {
+			if err := sendOn(t, c); err != nil {
+				t.Fatalf("mail %d: %v", i+1, err)
+			}
+		}
+		var reply *textproto.Error
+		if err := c.Mail("a@shop.example"); !errors.As(err, &reply) || reply.Code != 421 {
+			t.Fatalf("MAIL after the closing = %v, want SMTP 421", err)
+		}
+		if server.Count() != 2 {
+			t.Errorf("recorded %d messages, want 2", server.Count())
+		}
+	})
+	t.Run("a dropped reply leaves the mail recorded and the client without an answer", func(t *testing.T) {
+		server := smtptest.New(t)
+		server.DropDataReplies(1)
+		c, err := smtp.Dial(server.Addr)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer c.Close()
+		var reply *textproto.Error
+		if err := sendOn(t, c); err == nil || errors.As(err, &reply) {
+			t.Fatalf("end of DATA = %v, want a broken connection", err)
+		}
+		if server.Count() != 1 {
+			t.Errorf("recorded %d messages, want 1", server.Count())
+		}
+	})
+}
