@@ -170,8 +170,9 @@ func NewSMTP(cfg SMTPConfig, opts ...Option) (*SMTP, error) {
 }
 
 func newGoMailClient(cfg SMTPConfig, o options) (*mail.Client, error) {
-	// No NOOP before each mail and no RSET after it: on a pooled connection they were two of
-	// the five round trips a mail cost (22% of the server's CPU while sending, docs/benchmarks.md).
+	// No NOOP before each mail and no NOOP + RSET after it (go-mail's connection checks): they
+	// were three of a mail's seven round trips, 22% of the server's CPU while sending
+	// (docs/benchmarks.md).
 	// A 250 to the end of DATA already ends the transaction (RFC 5321 4.1.1.4), so the RSET
 	// resets nothing; a connection the relay closed meanwhile is noticed by the next MAIL
 	// instead of the NOOP, and attempt redials for it (see isStaleConn). go-mail still sends
