@@ -22,7 +22,10 @@
 # PGSS=1 (any value) to preload pg_stat_statements (with track_planning) and print the top statements of the
 # server's run, BASELINE_REV=<git revision> to also measure a server built from that revision in
 # the same run (bare loop, baseline, working tree, bare loop; each server on a fresh database),
-# REV=<git revision> to measure a server built from that revision instead of the working tree.
+# REV=<git revision> to measure a server built from that revision instead of the working tree,
+# BARE_LEAN=1 (any value) for a bare loop without go-mail's NOOP before and RSET after each mail,
+# as the server's sender has done since 705ae91 (the default keeps go-mail's defaults, the
+# ceiling of the figures before that).
 # PostgreSQL's CPU from the schedule to the run's end is printed per mail.
 set -euo pipefail
 
@@ -76,7 +79,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 PG_CPU0=$(pg_cpu)
 log "sending $N mails each way over $CONCURRENCY connections (load before: $LOAD_BEFORE)"
 "$WORK/benchsend" -database-url "$URL" -regulars "$WORK/regulars" -n "$N" -concurrency "$CONCURRENCY" \
-	-work "$WORK" ${BASELINE_REV:+-baseline "$WORK/regulars-baseline"} -pg-pid "$PG_PID" ${PGSS:+-pgss} ${PPROF:+-pprof "$PPROF"} | tee "$WORK/result.txt"
+	-work "$WORK" ${BARE_LEAN:+-bare-lean} ${BASELINE_REV:+-baseline "$WORK/regulars-baseline"} -pg-pid "$PG_PID" ${PGSS:+-pgss} ${PPROF:+-pprof "$PPROF"} | tee "$WORK/result.txt"
 PG_CPU1=$(pg_cpu)
 log "PostgreSQL CPU during the run: $(awk -v a="$PG_CPU0" -v b="$PG_CPU1" 'BEGIN { printf "%.1f s", b - a }')"
 log "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $("$PGBIN/postgres" --version), $(go version | cut -d' ' -f3)"

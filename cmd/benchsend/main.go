@@ -67,6 +67,7 @@ func main() {
 		work        = flag.String("work", "", "a directory for the server's data dir and log (default: a temporary one)")
 		pprofAddr   = flag.String("pprof", "", "REGULARS_PPROF_ADDR of the server, to profile it during the run")
 		skipBare    = flag.Bool("skip-bare", false, "measure the server only")
+		bareLean    = flag.Bool("bare-lean", false, "the bare loop sends no NOOP before and no RSET after each mail, as campaigns/mailer does since 705ae91 (default: go-mail's defaults, the ceiling of earlier figures)")
 		flowMode    = flag.Bool("flow", false, "compare flow mail with campaign mail (the database is dropped and created for each run)")
 		rounds      = flag.Int("rounds", 3, "with -flow: runs of each way, alternated")
 		pgPID       = flag.Int("pg-pid", 0, "the postmaster's pid, to measure PostgreSQL's CPU during the server's run")
@@ -74,6 +75,7 @@ func main() {
 		pgss        = flag.Bool("pgss", false, "print pg_stat_statements' top statements of the server's run (the cluster must preload it)")
 	)
 	flag.Parse()
+	leanBare = *bareLean
 	if *dbURL == "" || *regulars == "" || *n < 1 || *concurrency < 1 || *rounds < 1 {
 		flag.Usage()
 		os.Exit(2)
@@ -225,16 +227,23 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
+// leanBare is -bare-lean: the bare loop without go-mail's NOOP before and RSET after each mail.
+var leanBare bool
+
 // bareLoop sends n mails from concurrency goroutines, each on one connection it keeps.
 func bareLoop(ctx context.Context, sink *sink, n, concurrency int) (result, error) {
+	opts := []mail.Option{mail.WithPort(sink.port), mail.WithTLSPortPolicy(mail.NoTLS),
+		mail.WithTimeout(30 * time.Second), mail.WithHELO("benchsend.localhost")}
+	if leanBare {
+		opts = append(opts, mail.WithoutNoop(), mail.WithoutRset())
+	}
 	html, text := bodies()
 	start := time.Now()
 	errs := make(chan error, concurrency)
 	var wg sync.WaitGroup
 	for w := range concurrency {
 		wg.Go(func() {
-			client, err := mail.NewClient("127.0.0.1", mail.WithPort(sink.port), mail.WithTLSPortPolicy(mail.NoTLS),
-				mail.WithTimeout(30*time.Second), mail.WithHELO("benchsend.localhost"))
+			client, err := mail.NewClient("127.0.0.1", opts...)
 			if err != nil {
 				errs <- err
 				return
