@@ -168,17 +168,9 @@ func (db *DB) Ping(ctx context.Context) error { return db.Pool.Ping(ctx) }
 // Migrate applies every pending migration. A Postgres advisory lock makes it safe when several
 // replicas start at once: one migrates, the others wait and then find nothing to do.
 func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300)) // poll each second, up to 5 min
+	p, err := db.migrations()
 	if err != nil {
 		return err
-	}
-	files, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db.sql, files, goose.WithSessionLocker(locker))
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
 	}
 	results, err := p.Up(ctx)
 	if err != nil {
@@ -188,4 +180,21 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 		log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
 	}
 	return nil
+}
+
+// migrations is the goose provider of the embedded migrations, under the advisory lock.
+func (db *DB) migrations() (*goose.Provider, error) {
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300)) // poll each second, up to 5 min
+	if err != nil {
+		return nil, err
+	}
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db.sql, files, goose.WithSessionLocker(locker))
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return p, nil
 }
