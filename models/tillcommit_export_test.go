@@ -9,3 +9,6 @@ func (db *DB) TillQueued() int {
 
 // TillMaxFlushes is how many groups are written at once.
 const TillMaxFlushes = tillMaxFlushes
+
+// StoreTxnsByTillID is the FROM clause that finds a store's transactions by till id.
+const StoreTxnsByTillID = storeTxnsByTillID

@@ -445,7 +445,7 @@ func (db *DB) checkRefundTargets(ctx context.Context, store *Store, valid []*Tra
 		ids = append(ids, id)
 	}
 	kinds := map[string]string{}
-	rows, err := db.Pool.Query(ctx, `SELECT txn_id, kind FROM transactions WHERE store_id = $1 AND txn_id = ANY($2)`, store.ID, ids)
+	rows, err := db.Pool.Query(ctx, `SELECT t.txn_id, t.kind FROM `+storeTxnsByTillID, store.ID, ids)
 	if err != nil {
 		return fmt.Errorf("check refunded sales: %w", err)
 	}
@@ -761,6 +761,16 @@ func (db *DB) FindTransaction(ctx context.Context, storeCode, id string) (*Trans
 	return t, nil
 }
 
+// storeTxnsByTillID is the FROM clause of a statement that finds the transactions of store $1
+// by till ids $2 (text[]), as t: one probe of the unique (store_id, txn_id) index per id,
+// whatever the table's statistics. With "store_id = $1 AND txn_id = ANY($2)" a plan made while
+// the table was new and never analysed (a deployment's first minute) compared txn_id as a filter
+// over the store's every row, and the till's connections kept that generic plan
+// (docs/benchmarks.md, "Phase 1 used to measure the table's first minute"); OFFSET 0 keeps the
+// planner from turning the lookup back into such a join.
+const storeTxnsByTillID = `unnest($2::text[]) AS wanted(txn_id)
+    CROSS JOIN LATERAL (SELECT * FROM transactions s WHERE s.store_id = $1 AND s.txn_id = wanted.txn_id OFFSET 0) t`
+
 // findTransactions loads stored transactions of one store with their items, keyed by id.
 func (db *DB) findTransactions(ctx context.Context, q execer, store *Store, ids []string) (map[string]*Transaction, error) {
 	rows, err := q.Query(ctx, `
@@ -768,12 +778,13 @@ func (db *DB) findTransactions(ctx context.Context, q execer, store *Store, ids 
 		       coalesce(t.member_card, ''), coalesce(t.member_email, ''), coalesce(t.member_phone, ''),
 		       coalesce(t.refunds_txn_id, ''), t.content_hash, t.received_at,
 		       coalesce((SELECT l.points FROM points_ledger l WHERE l.transaction_id = t.id), 0),
-		       coalesce(array_agg(i.sku ORDER BY i.line) FILTER (WHERE i.line IS NOT NULL), '{}'),
-		       coalesce(array_agg(i.qty ORDER BY i.line) FILTER (WHERE i.line IS NOT NULL), '{}'),
-		       coalesce(array_agg(i.unit_price_minor ORDER BY i.line) FILTER (WHERE i.line IS NOT NULL), '{}')
-		FROM transactions t LEFT JOIN transaction_items i ON i.transaction_id = t.id
-		WHERE t.store_id = $1 AND t.txn_id = ANY($2)
-		GROUP BY t.id`, store.ID, ids)
+		       i.skus, i.qtys, i.prices
+		FROM `+storeTxnsByTillID+`
+		CROSS JOIN LATERAL (
+		    SELECT coalesce(array_agg(sku ORDER BY line), '{}') AS skus,
+		           coalesce(array_agg(qty ORDER BY line), '{}') AS qtys,
+		           coalesce(array_agg(unit_price_minor ORDER BY line), '{}') AS prices
+		    FROM transaction_items WHERE transaction_id = t.id) i`, store.ID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("find transactions: %w", err)
 	}
