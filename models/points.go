@@ -45,10 +45,17 @@ const creditLinkedSQL = `
 // lockRefundedSalesSQL locks the sales that refunds $1 name, in id order, so that two refunds
 // of one sale committing at the same time debit one after the other (the debit statement that
 // follows reads the ledger afresh after the wait).
+//
+// This statement and debitRefundsSQL reach each row by one index probe per id (unnest, LATERAL
+// … OFFSET 0) rather than "id = ANY($1)" and a join: the till's flush connections keep a generic
+// plan, and one made on a new, never analysed table scanned the whole table per flush.
+// (The sales stay a plain join here: FOR UPDATE OF a subquery would lock them inside it, in the
+// refunds' order rather than by id.)
 const lockRefundedSalesSQL = `
-    SELECT s.id FROM transactions r
+    SELECT s.id FROM (SELECT DISTINCT unnest($1::bigint[]) AS id) ids
+    CROSS JOIN LATERAL (SELECT * FROM transactions r WHERE r.id = ids.id OFFSET 0) r
     JOIN transactions s ON s.store_id = r.store_id AND s.txn_id = r.refunds_txn_id
-    WHERE r.id = ANY($1) AND r.kind = 'refund'
+    WHERE r.kind = 'refund'
     ORDER BY s.id FOR UPDATE OF s`
 
 // debitRefundsSQL debits refunds $1 (ids) that have a member and no debit yet. For a refund of a
@@ -71,9 +78,12 @@ const debitRefundsSQL = `
                coalesce((SELECT l.points FROM points_ledger l WHERE l.transaction_id = s.id), 0)
                  + coalesce((SELECT sum(l.points) FROM transactions o JOIN points_ledger l ON l.transaction_id = o.id
                              WHERE o.store_id = s.store_id AND o.refunds_txn_id = s.txn_id AND o.kind = 'refund'), 0) AS cap
-        FROM transactions t
-        LEFT JOIN transactions s ON s.store_id = t.store_id AND s.txn_id = t.refunds_txn_id AND s.kind = 'sale'
-        WHERE t.id = ANY($1) AND t.kind = 'refund' AND t.member_id IS NOT NULL
+        FROM (SELECT DISTINCT unnest($1::bigint[]) AS id) ids
+        CROSS JOIN LATERAL (SELECT * FROM transactions t WHERE t.id = ids.id OFFSET 0) t
+        LEFT JOIN LATERAL (SELECT * FROM transactions s
+                           WHERE s.store_id = t.store_id AND s.txn_id = t.refunds_txn_id AND s.kind = 'sale'
+                           OFFSET 0) s ON true
+        WHERE t.kind = 'refund' AND t.member_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM points_ledger l WHERE l.transaction_id = t.id)
     ), own AS (
         SELECT r.*, unit_points(r.amount_minor, r.currency, p.points_per_major_unit)

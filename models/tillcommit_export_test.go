@@ -12,3 +12,9 @@ const TillMaxFlushes = tillMaxFlushes
 
 // StoreTxnsByTillID is the FROM clause that finds a store's transactions by till id.
 const StoreTxnsByTillID = storeTxnsByTillID
+
+// LockRefundedSalesSQL and DebitRefundsSQL are the flush's statements for refunds.
+const (
+	LockRefundedSalesSQL = lockRefundedSalesSQL
+	DebitRefundsSQL      = debitRefundsSQL
+)
