@@ -604,6 +604,6 @@ func closeRuns(ctx context.Context, tx pgx.Tx, flowID int64) error {
 		FROM campaigns c
 		WHERE c.id = r.campaign_id AND c.flow_id = $1 AND r.status = 'sending'
 		  AND r.scheduled_for < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-		  AND NOT EXISTS (SELECT 1 FROM campaign_recipients cr WHERE cr.run_id = r.id AND cr.status IN ('queued', 'sending'))`, flowID)
+		  AND NOT `+models.RecipientsLeftSQL("r"), flowID)
 	return err
 }

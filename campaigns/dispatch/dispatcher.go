@@ -324,17 +324,20 @@ func (d *Dispatcher) audience(rules []byte, now time.Time) (string, []any, error
 	return where, args, nil
 }
 
-// finish marks sending runs with nothing queued or in flight as sent, then moves their
-// campaigns on: a one-off campaign is sent, a recurring one scheduled for its next occurrence.
-// The runs of flow mail steps are the flow engine's: it adds recipients to them all day
-// (flows.Engine closes them).
+// finish moves on the open_from of every sending run, flows' included (where the claims and
+// this look for recipients left: models.AdvanceOpenFromSQL), marks sending runs with nothing
+// queued or in flight as sent, then moves their campaigns on: a one-off campaign is sent, a
+// recurring one scheduled for its next occurrence. The runs of flow mail steps are the flow
+// engine's: it adds recipients to them all day (flows.Engine closes them).
 func (d *Dispatcher) finish(ctx context.Context) error {
+	if _, err := d.DB.Pool.Exec(ctx, models.AdvanceOpenFromSQL); err != nil {
+		return fmt.Errorf("move the runs' open_from: %w", err)
+	}
 	tag, err := d.DB.Pool.Exec(ctx, `
 		UPDATE campaign_runs r SET status = 'sent', finished_at = now()
 		WHERE r.status = 'sending'
 		  AND NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.id = r.campaign_id AND c.flow_id IS NOT NULL)
-		  AND NOT EXISTS (SELECT 1 FROM campaign_recipients cr
-		                  WHERE cr.run_id = r.id AND cr.status IN ('queued', 'sending'))`)
+		  AND NOT `+models.RecipientsLeftSQL("r"))
 	if err != nil {
 		return fmt.Errorf("finish runs: %w", err)
 	}

@@ -121,9 +121,11 @@ type LinkTracker interface {
 //
 // A claimed recipient stays 'queued' with its lease in lease_until (rows claimed before
 // migration 00025 may still be 'sending'; they are claimed again the same way when their lease
-// ends). Claims, renewals and releases change only columns no index covers, so PostgreSQL
-// updates the rows in place (HOT) where their page has room (fillfactor 60); only the outcome
-// ('sent', 'failed') touches the indexes.
+// ends). Claims, renewals, releases and outcomes change only columns no index covers (since
+// migration 00029: no index names status or sent_at), so PostgreSQL updates the rows in place
+// (HOT) where their page has room (fillfactor 60); only a temporary failure, which sets
+// next_attempt_at (the predicate of campaign_recipients_retry), and the outcome after it touch
+// the indexes.
 type PostgresQueue struct {
 	DB *models.DB
 
@@ -199,17 +201,39 @@ const claimable = `((cr.status = 'queued' AND (cr.lease_until IS NULL OR cr.leas
 	OR (cr.status = 'sending' AND cr.lease_until < now()))`
 
 // claimAfter leases, for $2, up to $1 claimable recipients of sending runs numbered after $3,
-// in each run's seq order (the index campaign_recipients_open), skipping rows other claims have
-// locked. Its result is got: the claimed rows (claimedColumns). The update finds each picked
-// row by its ctid, the version the lock holds (nobody else can update it meanwhile), rather than
-// looking it up again in the primary key.
+// in each run's seq order, skipping rows other claims have locked. Its result is got: the
+// claimed rows (claimedColumns). The update finds each picked row by its ctid, the version the
+// lock holds (nobody else can update it meanwhile), rather than looking it up again in the
+// primary key.
+//
+// The rows are found without an index on status (migration 00029, so that the "sent" mark is a
+// HOT update): after each run's open_from (below which every row is finished or waits for a
+// retry; models.AdvanceOpenFromSQL) on campaign_recipients_run_seq, finished rows after it
+// filtered as they are passed (run by run, in seq order: as a plain join, the generic plan
+// read the whole table for a run as large as the table); and, in a sweep ($3 = 0), the rows
+// waiting for a retry on
+// campaign_recipients_retry, first. Both arms lock what they pick (FOR UPDATE SKIP LOCKED); a
+// row both find is leased once, and the claim keeps $1.
 const claimAfter = `
-	WITH picked AS MATERIALIZED (
+	WITH ahead AS MATERIALIZED (
+		SELECT a.row
+		FROM campaign_runs r CROSS JOIN LATERAL (
+			SELECT cr.ctid AS row FROM campaign_recipients cr
+			WHERE cr.run_id = r.id AND cr.seq > greatest($3, r.open_from) AND ` + claimable + `
+			ORDER BY cr.seq
+			LIMIT $1
+			FOR UPDATE OF cr SKIP LOCKED) a
+		WHERE r.status = 'sending'
+		LIMIT $1
+	), retry AS MATERIALIZED (
 		SELECT cr.ctid AS row
 		FROM campaign_runs r JOIN campaign_recipients cr ON cr.run_id = r.id
-		WHERE r.status = 'sending' AND cr.status IN ('queued', 'sending') AND cr.seq > $3 AND ` + claimable + `
+		WHERE $3 = 0 AND r.status = 'sending' AND cr.next_attempt_at IS NOT NULL AND ` + claimable + `
 		LIMIT $1
 		FOR UPDATE OF cr SKIP LOCKED
+	), picked AS (
+		SELECT row FROM (SELECT row, 0 AS arm FROM retry UNION ALL SELECT row, 1 FROM ahead) p
+		GROUP BY row ORDER BY min(arm) LIMIT $1
 	), got AS (
 		UPDATE campaign_recipients cr SET status = 'queued', lease_until = now() + $2::interval, attempts = cr.attempts + 1
 		FROM picked p
@@ -297,9 +321,9 @@ func deref[T any](p *T) T {
 const asyncCommit = `SET LOCAL synchronous_commit = off`
 
 // stillHeld is "the row is still held by the claim", with the claim's attempts: a lease is set
-// only by a claim and cleared by every outcome and release. It does not name status, so it does
-// not imply the predicate of the partial index campaign_recipients_open: with a status test,
-// PostgreSQL's generic plan for these updates used that index with run_id alone and filtered
+// only by a claim and cleared by every outcome and release. It does not name status: with a
+// status test, PostgreSQL's generic plan for these updates used the partial index of open rows
+// there was before migration 00029 with run_id alone and filtered
 // every open row of the run for the member, which made a run quadratic (0.7 ms per recorded mail
 // at 10,000 recipients; see docs/benchmarks.md, "Campaign sending"). Only the primary key fits.
 const stillHeld = `cr.lease_until IS NOT NULL`

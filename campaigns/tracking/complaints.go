@@ -149,23 +149,30 @@ const (
 // markMail marks the campaign mail a report is about and counts it on its run, returning the
 // run (0 when no mail was marked now). A Message-ID of a campaign mail names the exact row (it
 // must also have gone to email); any other id, or none, falls back to the newest campaign mail
-// sent to email within BounceLookback (some providers rewrite the Message-ID). A mail is marked
-// once: a second report about it counts nothing.
+// sent to email within BounceLookback (some providers rewrite the Message-ID) of the member who
+// has that address now: a mail to an address its member has changed or erased since is then
+// not found (the address is suppressed all the same; only the run's count misses it). A mail is
+// marked once: a second report about it counts nothing.
 func markMail(ctx context.Context, tx pgx.Tx, m mark, email, messageID string, now time.Time) (int64, error) {
 	col, counter := "bounced_at", "bounced"
 	if m == markComplained {
 		col, counter = "complained_at", "complained"
 	}
-	target := `SELECT run_id, member_id FROM campaign_recipients
-		    WHERE lower(email) = $1 AND status = 'sent' AND sent_at > $2::timestamptz - $3::interval
-		    ORDER BY sent_at DESC LIMIT 1`
+	target := `SELECT cr.run_id, cr.member_id FROM members m JOIN campaign_recipients cr ON cr.member_id = m.id
+		    WHERE lower(m.email) = $1 AND m.email IS NOT NULL
+		      AND lower(cr.email) = $1 AND cr.status = 'sent' AND cr.sent_at > $2::timestamptz - $3::interval
+		    ORDER BY cr.sent_at DESC LIMIT 1`
 	args := []any{email, now, BounceLookback}
 	if run, member, ok := campaigns.ParseMessageID(messageID); ok {
 		target = `SELECT run_id, member_id FROM campaign_recipients
 		    WHERE run_id = $3 AND member_id = $4 AND lower(email) = $1 AND status = 'sent'`
 		args = []any{email, now, run, member}
 	}
-	// The newest-mail probe uses index campaign_recipients_sent_email, the exact one the
+	// The newest-mail probe finds the address's member by members_email_key and its mails by
+	// campaign_recipients_member (one row per run that ever mailed the member): the recipients
+	// have no index on their address, which cost the sender more per mail than the rest of its
+	// row (the snapshot's insert, or the "sent" mark when the index named sent_at and status,
+	// which kept the mark from being a HOT update: migration 00029). The exact probe is the
 	// primary key; the run's counter is one row update in the same statement.
 	var runID int64
 	err := tx.QueryRow(ctx, `

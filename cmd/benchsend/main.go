@@ -901,7 +901,21 @@ func (w pgWatch) stop(ctx context.Context, dbURL string, cpu0 float64) (float64,
 		}
 		fmt.Fprintf(&b, "  %7d %9.1f %8.1f %8d %9d %7d %6d %7.0f  %s\n", calls, total, plan, nrows, blocks, dirtied, fpi, walKB, q)
 	}
-	return cpu1 - cpu0, b.String(), rows.Err()
+	if err := rows.Err(); err != nil {
+		return 0, "", err
+	}
+	// Whether the recipients' updates (claims, marks) were HOT: each database here is fresh, so
+	// the counters are the run's (as far as the backends have reported them: they flush their
+	// counts at most once a second).
+	var ins, upd, hot int64
+	if err := conn.QueryRow(ctx, `
+		SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'campaign_recipients'`).
+		Scan(&ins, &upd, &hot); err != nil {
+		return 0, "", err
+	}
+	fmt.Fprintf(&b, "campaign_recipients: %d rows inserted, %d updated, of which HOT %d (%.0f%%)\n",
+		ins, upd, hot, 100*float64(hot)/max(float64(upd), 1))
+	return cpu1 - cpu0, b.String(), nil
 }
 
 // cpu is the user and system CPU of the postmaster with its reaped children and of its live
