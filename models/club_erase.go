@@ -9,9 +9,9 @@ import (
 )
 
 // EraseMember removes member id's personal data (name, email, phone, birthday, consent evidence,
-// queued mail, and the card/email/phone presented on their transactions) and marks it erased. The
-// transactions stay, linked to the anonymous member, so the shop's figures do not change.
-// ENOTFOUND for a missing member; erasing twice is harmless.
+// queued mail, the card/email/phone presented on their transactions, and the address and name
+// copied into their campaign mails' rows) and marks it erased. The transactions stay, linked to
+// the anonymous member, so the shop's figures do not change. ENOTFOUND for a missing member; erasing twice is harmless.
 //
 // The consent rows stay without their evidence (IP, user agent): what was consented to, when and
 // how it ended no longer names anyone, and it is the shop's record that it mailed lawfully. A
@@ -38,6 +38,10 @@ func eraseMember(ctx context.Context, tx pgx.Tx, id int64) error {
 		`UPDATE consents SET ip = NULL, user_agent = '' WHERE member_id = $1`,
 		`DELETE FROM club_mail WHERE member_id = $1`,
 		`UPDATE transactions SET member_card = NULL, member_email = NULL, member_phone = NULL WHERE member_id = $1`,
+		// The campaign mails stay (a run's figures count them) without the address and name their
+		// rows copied when made (models.RecipientSnapshot); a mail still queued is not sent, as
+		// the sender's claim finds the member no longer mailable.
+		`UPDATE campaign_recipients SET email = '', name = NULL WHERE member_id = $1 AND (email <> '' OR name IS NOT NULL)`,
 		`UPDATE members SET name = '', email = NULL, phone = NULL, birth_date = NULL, status = 'erased',
 		        marketing_consent = 'withdrawn', erased_at = now(), updated_at = now()
 		 WHERE id = $1`,

@@ -458,6 +458,21 @@ func TestEraseRemovesPersonalDataAndKeepsTheFigures(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A campaign mailed the member: the recipient row copies the address and the name.
+	for _, q := range []string{
+		`INSERT INTO campaigns (name, subject, text, status) VALUES ('Vinyl', 'New records', 'hi', 'sent')`,
+		`INSERT INTO campaign_runs (campaign_id, scheduled_for, status) SELECT id, now(), 'sent' FROM campaigns`,
+		`INSERT INTO campaign_recipients (run_id, member_id, email, status, sent_at, name)
+		 SELECT r.id, m.id, m.email, 'sent', now(), m.name FROM campaign_runs r, members m WHERE m.id = $1`,
+	} {
+		var args []any
+		if strings.Contains(q, "$1") {
+			args = append(args, m.ID)
+		}
+		if _, err := db.Pool.Exec(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
 	revenue := func() int {
 		return countRows(t, db, `SELECT coalesce(sum(amount_minor), 0)::int FROM transactions`)
 	}
@@ -483,6 +498,7 @@ func TestEraseRemovesPersonalDataAndKeepsTheFigures(t *testing.T) {
 		`SELECT count(*) FROM consents WHERE member_id = $1 AND (ip IS NOT NULL OR user_agent <> '')`,
 		`SELECT count(*) FROM club_mail WHERE member_id = $1`,
 		`SELECT count(*) FROM members WHERE id = $1 AND erased_at IS NULL`,
+		`SELECT count(*) FROM campaign_recipients WHERE member_id = $1 AND (email <> '' OR name IS NOT NULL)`,
 	} {
 		if n := countRows(t, db, q, m.ID); n != 0 {
 			t.Errorf("%s: %d, want 0", q, n)
@@ -490,6 +506,9 @@ func TestEraseRemovesPersonalDataAndKeepsTheFigures(t *testing.T) {
 	}
 	if n := countRows(t, db, `SELECT count(*) FROM transactions WHERE member_id = $1`, m.ID); n != 2 {
 		t.Errorf("%d transactions still on the anonymous member, want 2", n)
+	}
+	if n := countRows(t, db, `SELECT count(*) FROM campaign_recipients WHERE member_id = $1 AND status = 'sent'`, m.ID); n != 1 {
+		t.Errorf("%d sent mails still counted for the anonymous member, want 1", n)
 	}
 	if _, err := db.LookupMember(ctx, m.Card, "", ""); models.ErrorCode(err) != models.ENOTFOUND {
 		t.Errorf("lookup of the erased card: %v, want not found", err)
