@@ -207,13 +207,24 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 		if err := computeRFM(ctx, tx, b); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, segmentMetricsSQL(opts.Families),
-			opts.Timezone.String(), b.asOf, b.windowStart, runID,
-			opts.WindowDays, opts.ChurnPeriodDays, opts.LifespanCapYears); err != nil {
+		// The member figures straight into the next member_metrics, which the segment
+		// statement reads (store.go).
+		if err := writeMemberMetrics(ctx, tx, runID, b.asOf.Format(time.DateOnly)); err != nil {
+			return err
+		}
+		// Hash joins of the 4.1M (segment, member) pairs to a million members' figures: in
+		// memory at 64 MB, in batches written to disk and read back at the default 4 MB (350 MB
+		// of temporary files at 1M members; docs/benchmarks.md, "Session 6").
+		if err := withSettings(ctx, tx, map[string]string{"work_mem": sortMemory}, func() error {
+			_, err := tx.Exec(ctx, segmentMetricsSQL(opts.Families),
+				opts.Timezone.String(), b.asOf, b.windowStart, runID,
+				opts.WindowDays, opts.ChurnPeriodDays, opts.LifespanCapYears)
+			return err
+		}); err != nil {
 			return fmt.Errorf("compute segment metrics: %w", err)
 		}
 		// Last: from its swap on, the run locks member_metrics (store.go).
-		if err := storeMemberMetrics(ctx, tx, runID, b.asOf.Format(time.DateOnly)); err != nil {
+		if err := storeMemberMetrics(ctx, tx, b.asOf.Format(time.DateOnly)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE metric_runs SET status = 'done', finished_at = clock_timestamp() WHERE id = $1`, runID); err != nil {
@@ -236,14 +247,13 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 // lifespan cap (years). Only trusted family queries are spliced in. It runs after the model
 // step, whose temporary tables it reads.
 //
-// Plan: per_member is the model step's per-member figures (metrics_member_results, model.go):
-// the member summary, which has already reduced every member's transactions before A to one
-// row (it used to be a second scan of the transactions of [min(A−W, A−2P), A) and a hash
-// aggregate of its own), and the model's predictions, in one row per member, so the 4.1M
-// (segment, member) pairs of 1M members are joined to one table, not two; a member without a
-// transaction before A has NULL figures, which count as no orders, no revenue and no
-// churn-period sale. per_member_lines reduces the window's receipt lines (units and margins)
-// to one row per member; each family lists its (segment, member) pairs; one hash join and one
+// Plan: per_member is the model step's per-member figures: this run's member_metrics rows
+// (writeMemberMetrics, store.go), one per member, beside the member summary (metrics_summary,
+// model.go), which has already reduced every member's transactions before A to one row (it
+// used to be a second scan of the transactions of [min(A−W, A−2P), A) and a hash aggregate of
+// its own); a member without a transaction before A has NULL figures, which count as no
+// orders, no revenue and no churn-period sale. per_member_lines reduces the window's receipt
+// lines (units and margins) to one row per member; each family lists its (segment, member) pairs; one hash join and one
 // GROUP BY segment then count, and the ratios are taken from the counts with NULLIF so an
 // empty denominator gives NULL, never a division error. The same join averages the model
 // figures, so the families' memberships are listed once per run, not twice (docs/benchmarks.md,
@@ -256,11 +266,13 @@ WITH params AS (
 per_member AS (
     -- Member transactions only; a refund counts against its member (it inherits the member of
     -- the sale it refunds when recorded), so net revenue may be negative. The summary's figures
-    -- are NULL for a member without a transaction before A.
-    SELECT r.member_id, r.orders_window AS orders, r.spend_window AS net_revenue,
-           r.bought_before, r.bought_recently,
-           r.frequency, r.p_alive, r.expected_purchases, r.clv_predicted
-    FROM metrics_member_results r
+    -- are NULL for a member without a transaction before A. member_metrics_next holds this
+    -- run's row for every member at this point, also on a back-filled run (store.go).
+    SELECT n.member_id, s.orders_window AS orders, s.spend_window AS net_revenue,
+           s.bought_before, s.bought_recently,
+           n.frequency, n.p_alive, n.expected_purchases, n.clv_predicted
+    FROM ` + memberMetricsNext + ` n
+    LEFT JOIN metrics_summary s ON s.member_id = n.member_id
 ),
 per_member_lines AS (
     -- Receipt lines of the member transactions in the window (docs/metrics.md, "Units and

@@ -18,8 +18,8 @@ import (
 // member's purchase history before A in one set-based statement into a temporary table; Go
 // reads it back only as groups (identical (x, t_x, T), and identical (x, m) for spend), fits
 // BG/NBD and Gamma-Gamma through jobs/clv, evaluates each group once, and copies the group
-// results back; SQL then maps them to members (metrics_member_results), which the segment
-// statement averages (metrics.go) and storeMemberMetrics writes into member_metrics (store.go).
+// results back; SQL then maps them to members straight into the next member_metrics
+// (writeMemberMetrics, store.go), which the segment statement averages (metrics.go).
 // Everything runs in the run's transaction, so a snapshot is still all or nothing.
 
 // minorPerMajor converts minor to major currency units. The models are fitted in major units
@@ -28,10 +28,12 @@ import (
 // scale-equivariant, so expected spend converted back to minor units does not depend on it.
 const minorPerMajor = 100
 
-// sortMemory is work_mem for the run's statements that sort or group a row per member (the
-// member summary, the RFM ranks, the model's groups): at the default 4 MB each sorts on disk at
-// 1M members. Set per statement (withSettings), not for the run, so that the segment
-// statement's many sort and hash nodes cannot each take this much.
+// sortMemory is work_mem for the run's statements that sort, group or hash a row per member
+// (the member summary, the RFM ranks, the model's groups, the member figures, the segment
+// statement): at the default 4 MB each works on disk at 1M members. Set per statement
+// (withSettings), not for the run. Each sort or hash node of a statement may take this much
+// (a hash twice, hash_mem_multiplier): of the segment statement's dozen, three hold a row per
+// member, the others a row per store, tier, segment or the like.
 const sortMemory = "64MB"
 
 // summarySQL creates metrics_summary, the per-member summary: one row per member with a
@@ -41,9 +43,10 @@ const sortMemory = "64MB"
 // at 0, and 0 without a repeat day (float8, so the group keys Go reads come back bit for bit).
 // No index: every reader joins it by hash or scans it whole.
 //
-// CREATE TABLE … AS rather than INSERT … SELECT, because only the former may scan and sort the
-// transactions in parallel workers (computeModels): at 1M members the scan and the sort are
-// half the statement. The casts give each column the type its readers expect.
+// CREATE TABLE … AS rather than INSERT … SELECT, because only the former may be planned in
+// parallel: when too few of the transactions' pages are all-visible for reading the index alone
+// (computeModels), the planner scans and sorts the table, and workers share that. The casts
+// give each column the type its readers expect.
 //
 // Parameters: $1 time zone name, $2 A (instant), $3 A's date,
 // $4 the date A−W, $5 the date A−2P, $6 the date A−P. orders_window, spend_window and
@@ -140,15 +143,15 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 		runID, opts.HorizonDays, *opts.MonthlyDiscountRate); err != nil {
 		return fmt.Errorf("record model settings: %w", err)
 	}
-	// The summary reads every member transaction before A in (member, day) order. Left to
-	// itself the planner walks transactions_member: random reads of 7.5M rows, 31 s at 1M
-	// members; a sequential scan and one sort in 64 MB take 10 s (docs/benchmarks.md). Left to
-	// itself it also scans and sorts in one process, since it prices handing 7.5M sorted rows
-	// from workers to the leader above the work they share; measured, the workers' scans and
-	// sorts (as many as max_parallel_workers_per_gather allows) took 15 s where one process
-	// took 18–27 s (docs/benchmarks.md, "The nightly job at 1M").
-	err := withSettings(ctx, tx, map[string]string{"enable_indexscan": "off", "enable_bitmapscan": "off", "work_mem": sortMemory,
-		"parallel_setup_cost": "0", "parallel_tuple_cost": "0"},
+	// The summary reads every member transaction before A in (member, day) order. Since
+	// migration 00030 transactions_member holds each transaction's kind and amount, so the
+	// planner reads them in (member, time) order from the index alone and sorts each member's
+	// few rows by day (an incremental sort, in memory): at 1M members 11–12.5 s in one
+	// process where a sequential scan and a sort of 7.5M rows on disk took 12–15 s in three
+	// (two parallel workers), so with less CPU (docs/benchmarks.md, "Session 6"). Pages written
+	// since the table's last VACUUM are read from the heap too; with too few pages all-visible
+	// the planner falls back to the scan and the sort, which 64 MB of work_mem keeps bounded.
+	err := withSettings(ctx, tx, map[string]string{"work_mem": sortMemory},
 		func() error {
 			_, err := tx.Exec(ctx, summarySQL, tz, b.asOf, date, b.windowStart.Format(time.DateOnly),
 				b.churnStart.Format(time.DateOnly), b.churnMid.Format(time.DateOnly))
@@ -225,18 +228,7 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 		}
 	}
 
-	if err := analyze(ctx, tx, "metrics_group_predictions", "metrics_spend_predictions"); err != nil {
-		return err
-	}
-	// Hash joins of a million members to ~560,000 groups: in memory at 64 MB, in batches on
-	// disk at the default 4 MB.
-	if err := withSettings(ctx, tx, map[string]string{"work_mem": sortMemory}, func() error {
-		_, err := tx.Exec(ctx, memberResultsSQL, date)
-		return err
-	}); err != nil {
-		return fmt.Errorf("compute member figures: %w", err)
-	}
-	return analyze(ctx, tx, "metrics_member_results")
+	return analyze(ctx, tx, "metrics_group_predictions", "metrics_spend_predictions")
 }
 
 // analyze gathers statistics on the run's temporary tables (trusted names written in this
@@ -249,28 +241,6 @@ func analyze(ctx context.Context, tx pgx.Tx, tables ...string) error {
 	}
 	return nil
 }
-
-// memberResultsSQL joins every member to its summary and its group's predictions. $1 is A's
-// date. The results are this run's, whether or not member_metrics keeps them (a back-filled
-// run does not overwrite newer rows), so the segment statement (segmentMetricsSQL) reads its
-// per-member figures from here (the window's orders and net amount, the churn periods' marks,
-// the model figures), and storeMemberMetrics writes them.
-var memberResultsSQL = `
-CREATE TEMP TABLE metrics_member_results ON COMMIT DROP AS
-SELECT m.id AS member_id,
-       s.orders_window, s.spend_window, s.bought_before, s.bought_recently,
-       $1::date - s.last_day AS days_since_last_purchase, s.median_gap AS median_gap_days,
-       coalesce(s.orders_365d, 0) AS orders_365d,
-       coalesce(s.spend_365d, 0) AS spend_365d,
-       s.frequency, s.recency_days, s.t_days, s.monetary_minor AS monetary_value,
-       g.p_alive, g.expected_purchases,
-       sp.expected_spend * ` + strconv.Itoa(minorPerMajor) + ` AS expected_spend,
-       g.clv_per_spend * sp.expected_spend * ` + strconv.Itoa(minorPerMajor) + ` AS clv_predicted
-FROM members m
-LEFT JOIN metrics_summary s ON s.member_id = m.id
-LEFT JOIN metrics_group_predictions g
-       ON g.frequency = s.frequency AND g.recency_days = s.recency_days AND g.t_days = s.t_days
-LEFT JOIN metrics_spend_predictions sp ON sp.frequency = s.frequency AND sp.m_major = s.m_major`
 
 // readGroups reads the BG/NBD input: members with a purchase before A grouped by (x, t_x, T).
 func readGroups(ctx context.Context, tx pgx.Tx) ([]clv.Group, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,58 +48,88 @@ const memberMetricsColumns = `member_id, run_id, as_of, days_since_last_purchase
     expected_spend, clv_predicted, recency_score, frequency_score, monetary_score, rfm_segment,
     median_gap_days, updated_at`
 
-// storeMemberMetrics replaces member_metrics with this run's figures for every member of
-// metrics_member_results, except that a member whose row comes from a run with a later as-of
-// date keeps that row (a back-filled run does not overwrite newer figures). $1 is the run id, $2
-// A's date. It must be the run's last write before the commit: from the swap on, the run holds
-// an ACCESS EXCLUSIVE lock on member_metrics and blocks writes to the tables it references.
-func storeMemberMetrics(ctx context.Context, tx pgx.Tx, runID int64, date string) error {
+// memberRowsSQL writes this run's figures for every member into member_metrics_next: the
+// member summary, its group's predictions and the RFM scores. $1 is the run id, $2 A's date.
+// A member without a transaction before A has NULL figures and 0 for the trailing year.
+var memberRowsSQL = `
+INSERT INTO ` + memberMetricsNext + ` (` + memberMetricsColumns + `)
+SELECT m.id, $1, $2::date, $2::date - s.last_day, coalesce(s.orders_365d, 0), coalesce(s.spend_365d, 0),
+       s.frequency, s.recency_days, s.t_days, s.monetary_minor, g.p_alive, g.expected_purchases,
+       sp.expected_spend * ` + strconv.Itoa(minorPerMajor) + `,
+       g.clv_per_spend * sp.expected_spend * ` + strconv.Itoa(minorPerMajor) + `,
+       q.recency_score, q.frequency_score, q.monetary_score, q.rfm_segment, s.median_gap, now()
+FROM members m
+LEFT JOIN metrics_summary s ON s.member_id = m.id
+LEFT JOIN metrics_group_predictions g
+       ON g.frequency = s.frequency AND g.recency_days = s.recency_days AND g.t_days = s.t_days
+LEFT JOIN metrics_spend_predictions sp ON sp.frequency = s.frequency AND sp.m_major = s.m_major
+LEFT JOIN metrics_rfm q ON q.member_id = m.id
+-- In member order: the flow engine reads the table a slice of member ids a tick, a twentieth of
+-- its pages in this order, half of them in the join's order.
+ORDER BY m.id`
+
+// writeMemberMetrics creates member_metrics_next and writes into it this run's figures for
+// every member (memberRowsSQL), once: the segment statement reads its per-member model figures
+// from there (metrics.go), and storeMemberMetrics then swaps it in. The model step's
+// predictions and the RFM scores must be in place. The rows are this run's for every member,
+// also on a back-filled run, so that its segments average its own figures; storeMemberMetrics
+// puts back the newer rows afterwards. One write of a million rows where there were two (a
+// temporary table of the member figures, then its copy here): docs/benchmarks.md, "Session 6".
+func writeMemberMetrics(ctx context.Context, tx pgx.Tx, runID int64, date string) error {
+	if _, err := tx.Exec(ctx, `CREATE TABLE `+memberMetricsNext+` (LIKE member_metrics
+	    INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS
+	    INCLUDING GENERATED INCLUDING IDENTITY INCLUDING STATISTICS)`); err != nil {
+		return fmt.Errorf("create %s: %w", memberMetricsNext, err)
+	}
+	// Hash joins of a million members to ~560,000 groups: in memory at 64 MB, in batches on
+	// disk at the default 4 MB.
+	if err := withSettings(ctx, tx, map[string]string{"work_mem": sortMemory}, func() error {
+		_, err := tx.Exec(ctx, memberRowsSQL, runID, date)
+		return err
+	}); err != nil {
+		return fmt.Errorf("write member metrics: %w", err)
+	}
+	// For the segment statement's join now, and for readers as soon as the run commits.
+	return analyze(ctx, tx, memberMetricsNext)
+}
+
+// storeMemberMetrics swaps member_metrics_next (writeMemberMetrics) in for member_metrics,
+// except that a member whose row comes from a run with a later as-of date keeps that row (a
+// back-filled run does not overwrite newer figures). $1 is A's date. It must be the run's last
+// write before the commit: from the swap on, the run holds an ACCESS EXCLUSIVE lock on
+// member_metrics and blocks writes to the tables it references.
+func storeMemberMetrics(ctx context.Context, tx pgx.Tx, date string) error {
 	def, err := readTableDef(ctx, tx, "member_metrics")
 	if err != nil {
 		return err
 	}
-	steps := []struct {
-		what string
-		sql  string
-		args []any
-	}{
-		{"create " + memberMetricsNext, `CREATE TABLE ` + memberMetricsNext + ` (LIKE member_metrics
-		    INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS
-		    INCLUDING GENERATED INCLUDING IDENTITY INCLUDING STATISTICS)`, nil},
-		// Newer rows first: the members they cover are left out of this run's rows below. A
-		// row's as_of is its run's, so the run filter finds them through member_metrics_run
-		// (nothing, on a nightly run) instead of reading the table.
-		{"keep newer member metrics", `INSERT INTO ` + memberMetricsNext + ` (` + memberMetricsColumns + `)
-		    SELECT ` + memberMetricsColumns + ` FROM member_metrics
-		    WHERE run_id IN (SELECT id FROM metric_runs WHERE as_of > $1::date) AND as_of > $1::date`, []any{date}},
-		{"write member metrics", `INSERT INTO ` + memberMetricsNext + ` (` + memberMetricsColumns + `)
-		    SELECT r.member_id, $1, $2::date, r.days_since_last_purchase, r.orders_365d, r.spend_365d,
-		           r.frequency, r.recency_days, r.t_days, r.monetary_value, r.p_alive,
-		           r.expected_purchases, r.expected_spend, r.clv_predicted,
-		           q.recency_score, q.frequency_score, q.monetary_score, q.rfm_segment, r.median_gap_days, now()
-		    FROM metrics_member_results r
-		    LEFT JOIN metrics_rfm q ON q.member_id = r.member_id
-		    WHERE NOT EXISTS (SELECT 1 FROM member_metrics o
-		                      WHERE o.member_id = r.member_id
-		                        AND o.run_id IN (SELECT id FROM metric_runs WHERE as_of > $2::date)
-		                        AND o.as_of > $2::date)
-		    -- In member order: the flow engine reads the table a slice of member ids a tick, a
-		    -- twentieth of its pages in this order, half of them in the join's order.
-		    ORDER BY r.member_id`,
-			[]any{runID, date}},
+	// A row's as_of is its run's, so the run filter finds the newer rows through
+	// member_metrics_run. The runs first: on a nightly run there is none, and the planner, sure
+	// that no row has a later as_of, would read the whole table to find none (0.5 s at 1M).
+	const newer = `FROM member_metrics o
+	    WHERE o.run_id IN (SELECT id FROM metric_runs WHERE as_of > $1::date) AND o.as_of > $1::date`
+	var backFilled bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM metric_runs r
+	    WHERE r.as_of > $1::date AND EXISTS (SELECT 1 FROM member_metrics o WHERE o.run_id = r.id))`, date).Scan(&backFilled); err != nil {
+		return fmt.Errorf("find newer member metrics: %w", err)
 	}
-	for _, s := range steps {
-		if _, err := tx.Exec(ctx, s.sql, s.args...); err != nil {
-			return fmt.Errorf("%s: %w", s.what, err)
+	if backFilled {
+		for _, s := range []struct{ what, sql string }{
+			{"drop this run's rows of members with newer ones", `DELETE FROM ` + memberMetricsNext + ` n
+			    WHERE n.member_id IN (SELECT o.member_id ` + newer + `)`},
+			{"keep newer member metrics", `INSERT INTO ` + memberMetricsNext + ` (` + memberMetricsColumns + `)
+			    SELECT ` + memberMetricsColumns + ` ` + newer},
+		} {
+			if _, err := tx.Exec(ctx, s.sql, date); err != nil {
+				return fmt.Errorf("%s: %w", s.what, err)
+			}
+		}
+		if err := analyze(ctx, tx, memberMetricsNext); err != nil {
+			return err
 		}
 	}
 	if err := def.build(ctx, tx, memberMetricsNext); err != nil {
 		return err
-	}
-	// Readers plan against the new table as soon as the run commits; give them its statistics
-	// now rather than after autovacuum's next round.
-	if _, err := tx.Exec(ctx, `ANALYZE `+memberMetricsNext); err != nil {
-		return fmt.Errorf("analyze %s: %w", memberMetricsNext, err)
 	}
 	if err := lockForSwap(ctx, tx, def.referenced); err != nil {
 		return err
