@@ -43,6 +43,7 @@ DROP INDEX campaign_recipients_sent_email;
 ALTER TABLE campaign_recipients
     DROP CONSTRAINT campaign_recipients_member_id_fkey,
     DROP CONSTRAINT campaign_recipients_run_id_fkey;
+ALTER TABLE campaign_recipients SET (fillfactor = 45);
 
 -- +goose StatementBegin
 CREATE FUNCTION campaign_runs_delete_recipients() RETURNS trigger LANGUAGE plpgsql AS $$
