@@ -271,7 +271,8 @@ func (d *Dispatcher) startOne(ctx context.Context, now time.Time) (done bool, er
 			SELECT $1::bigint, m.id, m.email, h.held, CASE WHEN h.held THEN 'held_out' ELSE 'queued' END, `+snapValues+`
 			FROM members m
 			CROSS JOIN LATERAL (
-				SELECT (('x' || substr(md5($1::bigint::text || ':' || m.id::text), 1, 8))::bit(32)::bigint % 10000) < $2::bigint AS held
+				-- No hash a member when nobody is held out (most campaigns).
+				SELECT $2::bigint > 0 AND (('x' || substr(md5($1::bigint::text || ':' || m.id::text), 1, 8))::bit(32)::bigint % 10000) < $2::bigint AS held
 			) h
 			`+snapJoins+`
 			WHERE `+segments.Mailable+` AND (`+where+`)
