@@ -179,6 +179,9 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 		return 0, err
 	}
 	b := opts.bounds()
+	if err := vacuumTransactions(ctx, db); err != nil {
+		return 0, err
+	}
 	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, LockKey).Scan(&locked); err != nil {
@@ -212,15 +215,9 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 		if err := writeMemberMetrics(ctx, tx, runID, b.asOf.Format(time.DateOnly)); err != nil {
 			return err
 		}
-		// Hash joins of the 4.1M (segment, member) pairs to a million members' figures: in
-		// memory at 64 MB, in batches written to disk and read back at the default 4 MB (350 MB
-		// of temporary files at 1M members; docs/benchmarks.md, "Session 6").
-		if err := withSettings(ctx, tx, map[string]string{"work_mem": sortMemory}, func() error {
-			_, err := tx.Exec(ctx, segmentMetricsSQL(opts.Families),
-				opts.Timezone.String(), b.asOf, b.windowStart, runID,
-				opts.WindowDays, opts.ChurnPeriodDays, opts.LifespanCapYears)
-			return err
-		}); err != nil {
+		if _, err := tx.Exec(ctx, segmentMetricsSQL(opts.Families),
+			opts.Timezone.String(), b.asOf, b.windowStart, runID,
+			opts.WindowDays, opts.ChurnPeriodDays, opts.LifespanCapYears); err != nil {
 			return fmt.Errorf("compute segment metrics: %w", err)
 		}
 		// Last: from its swap on, the run locks member_metrics (store.go).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/regulars/regulars/jobs/clv"
+	"github.com/regulars/regulars/models"
 )
 
 // The model step of a run (docs/metrics.md, "Model-based figures"). PostgreSQL summarises every
@@ -28,12 +29,12 @@ import (
 // scale-equivariant, so expected spend converted back to minor units does not depend on it.
 const minorPerMajor = 100
 
-// sortMemory is work_mem for the run's statements that sort, group or hash a row per member
-// (the member summary, the RFM ranks, the model's groups, the member figures, the segment
-// statement): at the default 4 MB each works on disk at 1M members. Set per statement
-// (withSettings), not for the run. Each sort or hash node of a statement may take this much
-// (a hash twice, hash_mem_multiplier): of the segment statement's dozen, three hold a row per
-// member, the others a row per store, tier, segment or the like.
+// sortMemory is work_mem for the run's statements that sort or group a row per member (the
+// member summary, the RFM ranks, the model's groups, the member figures): at the default 4 MB
+// each sorts on disk at 1M members. Set per statement (withSettings), not for the run, so that
+// the segment statement's many sort and hash nodes cannot each take this much (its hash joins
+// write 350 MB of batches at 1M members, which the page cache keeps: 64 MB did not make it
+// faster; docs/benchmarks.md, "Session 6").
 const sortMemory = "64MB"
 
 // summarySQL creates metrics_summary, the per-member summary: one row per member with a
@@ -148,9 +149,10 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 	// planner reads them in (member, time) order from the index alone and sorts each member's
 	// few rows by day (an incremental sort, in memory): at 1M members 11–12.5 s in one
 	// process where a sequential scan and a sort of 7.5M rows on disk took 12–15 s in three
-	// (two parallel workers), so with less CPU (docs/benchmarks.md, "Session 6"). Pages written
-	// since the table's last VACUUM are read from the heap too; with too few pages all-visible
-	// the planner falls back to the scan and the sort, which 64 MB of work_mem keeps bounded.
+	// (two parallel workers), so with less CPU (docs/benchmarks.md, "Session 6"). Rows on pages
+	// written since the table's last VACUUM are read from the heap too (vacuumTransactions,
+	// before the run, keeps those pages few); with too few pages all-visible the planner falls
+	// back to the scan and the sort, which 64 MB of work_mem keeps bounded.
 	err := withSettings(ctx, tx, map[string]string{"work_mem": sortMemory},
 		func() error {
 			_, err := tx.Exec(ctx, summarySQL, tz, b.asOf, date, b.windowStart.Format(time.DateOnly),
@@ -229,6 +231,22 @@ func computeModels(ctx context.Context, tx pgx.Tx, opts Options, b bounds, runID
 	}
 
 	return analyze(ctx, tx, "metrics_group_predictions", "metrics_spend_predictions")
+}
+
+// vacuumTransactions marks the pages of transactions written since the table's last VACUUM
+// all-visible, before the run's transaction starts (VACUUM cannot run inside one), so that the
+// member summary reads transactions_member alone instead of fetching those pages' rows from
+// the table: with a fifth of the pages not all-visible (autovacuum waits for 20% of the table
+// in new rows: 2M at 10M transactions) the summary fetched 1.55M rows and took 20.6 s instead
+// of 11.5 s at 1M members (docs/benchmarks.md, "Session 6"). It reads only the pages changed
+// since, a night's sales on a nightly run. SKIP_LOCKED: when autovacuum (or another VACUUM)
+// holds the table it is doing this already, and the run does not wait for it. A database role
+// that does not own the table gets a warning, not an error, and the summary reads the heap.
+func vacuumTransactions(ctx context.Context, db *models.DB) error {
+	if _, err := db.Pool.Exec(ctx, `VACUUM (SKIP_LOCKED) transactions`); err != nil {
+		return fmt.Errorf("vacuum transactions: %w", err)
+	}
+	return nil
 }
 
 // analyze gathers statistics on the run's temporary tables (trusted names written in this

@@ -6,8 +6,9 @@
 -- transactions; the index is 355 MB) and no sort of 7.5M rows on disk, in one process instead of
 -- three (docs/benchmarks.md, "Session 6"). Every other reader of the index (member page, tiers,
 -- segments, flows, tracking) uses the same key columns and is unchanged. Rows on pages a till
--- wrote since the table's last VACUUM are read from the heap as well; the planner counts those
--- pages and falls back to the scan and the sort when too few are all-visible.
+-- wrote since the table's last VACUUM are read from the heap as well (the metrics run vacuums
+-- the table first, jobs/metrics vacuumTransactions); the planner counts those pages and falls
+-- back to the scan and the sort when too few are all-visible.
 --
 -- Built CONCURRENTLY beside the old index and then swapped by name, outside a transaction, so
 -- that tills keep writing throughout (a plain CREATE INDEX would hold their inserts for the whole
