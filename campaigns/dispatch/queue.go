@@ -123,7 +123,7 @@ type LinkTracker interface {
 // migration 00025 may still be 'sending'; they are claimed again the same way when their lease
 // ends). Claims, renewals, releases and outcomes change only columns no index covers (since
 // migration 00029: no index names status or sent_at), so PostgreSQL updates the rows in place
-// (HOT) where their page has room (fillfactor 60); only a temporary failure, which sets
+// (HOT) where their page has room (fillfactor 45); only a temporary failure, which sets
 // next_attempt_at (the predicate of campaign_recipients_retry), and the outcome after it touch
 // the indexes.
 type PostgresQueue struct {
@@ -211,9 +211,8 @@ const claimable = `((cr.status = 'queued' AND (cr.lease_until IS NULL OR cr.leas
 // retry; models.AdvanceOpenFromSQL) on campaign_recipients_run_seq, finished rows after it
 // filtered as they are passed (run by run, in seq order: as a plain join, the generic plan
 // read the whole table for a run as large as the table); and, in a sweep ($3 = 0), the rows
-// waiting for a retry on
-// campaign_recipients_retry, first. Both arms lock what they pick (FOR UPDATE SKIP LOCKED); a
-// row both find is leased once, and the claim keeps $1.
+// waiting for a retry on campaign_recipients_retry, first. Both arms lock what they pick (FOR
+// UPDATE SKIP LOCKED); a row both find is leased once, and the claim keeps $1.
 const claimAfter = `
 	WITH ahead AS MATERIALIZED (
 		SELECT a.row
