@@ -14,7 +14,9 @@
 --      open_from, a number below which every recipient of the run is finished or waits for a
 --      retry (the dispatcher moves it on at each tick: models.AdvanceOpenFromSQL), the claims
 --      walk (run_id, seq) from there, and the rows waiting for a retry (next_attempt_at set,
---      from the first temporary failure until their outcome) are in campaign_recipients_retry;
+--      from the first temporary failure until their outcome) are in campaign_recipients_retry
+--      (every outcome has cleared next_attempt_at since migration 00009, so that index holds
+--      only rows still waiting: no clean-up needed);
 --    - the bounce and complaint webhooks find the newest mail to an address through the member
 --      who has it (members_email_key, then campaign_recipients_member): an index on the
 --      recipients' address, even on lower(email) alone, cost the snapshot's insert 10-20 µs a
