@@ -48,6 +48,9 @@ type options struct {
 	helo        string
 	dkim        *dkimKey
 	now         func() time.Time
+	// noPipelining sends one command at a time even to a relay that offers PIPELINING (tests
+	// of go-mail's path; export_test.go).
+	noPipelining bool
 }
 
 type dkimKey struct {

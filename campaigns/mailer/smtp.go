@@ -276,18 +276,27 @@ func (s *SMTP) attempt(ctx context.Context, slot *smtpSlot, m *Message) error {
 			return err
 		}
 	}
-	err = slot.client.SendWithSMTPClient(slot.conn, msg)
+	err = s.send(slot, msg)
 	if err != nil && reused && isStaleConn(err) {
 		slot.drop()
 		if err := s.dial(ctx, slot); err != nil {
 			return err
 		}
-		err = slot.client.SendWithSMTPClient(slot.conn, msg)
+		err = s.send(slot, msg)
 	}
 	if err != nil && !s.resetAfter(slot, err) {
 		slot.drop()
 	}
 	return err
+}
+
+// send makes one SMTP transaction for msg on the slot's connection: pipelined when the relay
+// offers PIPELINING (sendPipelined), otherwise go-mail's one command at a time.
+func (s *SMTP) send(slot *smtpSlot, msg *mail.Msg) error {
+	if ok, _ := slot.conn.Extension("PIPELINING"); ok && !s.opts.noPipelining {
+		return sendPipelined(slot.conn, msg, s.opts.timeout)
+	}
+	return slot.client.SendWithSMTPClient(slot.conn, msg)
 }
 
 // resetAfter brings the session back to a clean state after the failed send err and reports
@@ -296,17 +305,17 @@ func (s *SMTP) attempt(ctx context.Context, slot *smtpSlot, m *Message) error {
 // A connection that failed its check, broke, or failed while writing the data is in an unknown
 // state and is not kept.
 func (s *SMTP) resetAfter(slot *smtpSlot, err error) bool {
-	var sendErr *mail.SendError
-	if !errors.As(err, &sendErr) {
+	reason, code, ok := sendFailure(err)
+	if !ok {
 		return false
 	}
-	switch sendErr.Reason {
+	switch reason {
 	case mail.ErrConnCheck, mail.ErrWriteContent:
 		return false
 	case mail.ErrGetSender, mail.ErrGetRcpts, mail.ErrNoUnencoded:
 		return true // nothing was sent
 	}
-	if isConnLost(sendErr) {
+	if isConnLost(code) {
 		return false
 	}
 	if slot.conn.UpdateDeadline(s.opts.timeout) != nil {
@@ -366,24 +375,24 @@ func (s *SMTP) Close() error {
 // 354 must come before any content is sent) met a broken connection or a 421 (the relay closing
 // the channel, as it does at its idle timeout).
 func isStaleConn(err error) bool {
-	var sendErr *mail.SendError
-	if !errors.As(err, &sendErr) {
+	reason, code, ok := sendFailure(err)
+	if !ok {
 		return false
 	}
-	switch sendErr.Reason {
+	switch reason {
 	case mail.ErrConnCheck:
 		return true
 	case mail.ErrSMTPMailFrom, mail.ErrSMTPRcptTo, mail.ErrSMTPData:
-		return isConnLost(sendErr)
+		return isConnLost(code)
 	}
 	return false
 }
 
 // isConnLost tells whether a failed command met a broken connection (no reply code: EOF, reset,
-// timeout) or a 421 reply, after which the relay closes the connection. go-mail's SendError
-// does not unwrap to the reply, so its code is the only sign.
-func isConnLost(sendErr *mail.SendError) bool {
-	code := sendErr.ErrorCode()
+// timeout) or a 421 reply, after which the relay closes the connection, by the failure's reply
+// code (sendFailure): go-mail's SendError does not unwrap to the reply, so its code is the only
+// sign.
+func isConnLost(code int) bool {
 	return code == 0 || code == 421
 }
 
@@ -395,12 +404,11 @@ func classify(err error) (code int, temporary bool) {
 	if errors.As(err, new(invalidMessageError)) {
 		return 0, false
 	}
-	var sendErr *mail.SendError
-	if errors.As(err, &sendErr) {
-		if code := sendErr.ErrorCode(); code >= 400 {
+	if reason, code, ok := sendFailure(err); ok {
+		if code >= 400 {
 			return code, code < 500
 		}
-		switch sendErr.Reason {
+		switch reason {
 		case mail.ErrGetSender, mail.ErrGetRcpts, mail.ErrNoUnencoded:
 			return 0, false
 		}
