@@ -1,6 +1,7 @@
 package mailer
 
 import (
+	"bytes"
 	"errors"
 	"net/textproto"
 	"strings"
@@ -111,11 +112,23 @@ func sendPipelined(c *smtp.Client, msg *mail.Msg, timeout time.Duration) error {
 		return newTxError(mail.ErrSMTPData, err, msg)
 	}
 
-	data := c.Text.DotWriter()
-	if _, err := msg.WriteTo(data); err != nil {
+	// The message is written into a buffer, then dot-stuffed onto the connection in lines
+	// (writeDotStuffed: the bytes textproto's DotWriter would write, without its state machine
+	// a byte at a time).
+	buf := messageBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledMessage {
+			messageBuffers.Put(buf)
+		}
+	}()
+	if _, err := msg.WriteTo(buf); err != nil {
 		return newTxError(mail.ErrWriteContent, err, msg)
 	}
-	_ = data.Close() // as go-mail's DataCloser: the reply tells
+	if err := writeDotStuffed(c.Text.W, buf.Bytes()); err != nil {
+		return newTxError(mail.ErrWriteContent, err, msg)
+	}
+	_ = c.Text.W.Flush() // as go-mail's DataCloser.Close: the reply tells
 	if _, _, err := c.Text.ReadResponse(250); err != nil {
 		return newTxError(mail.ErrSMTPDataClose, err, msg)
 	}
