@@ -92,15 +92,12 @@ func sendPipelined(c *smtp.Client, msg *mail.Msg, timeout time.Duration) error {
 	}
 	if refused != nil {
 		if err == nil {
-			// A relay that accepts DATA after refusing the envelope (RFC 2920 says it must
-			// not): end the data at once, empty, before the RSET.
-			c.Text.W.WriteString(".\r\n")
-			if err := c.Text.W.Flush(); err != nil {
-				return refused
-			}
-			if _, _, err := c.Text.ReadResponse(250); err != nil && !isReply(err) {
-				return refused
-			}
+			// DATA accepted after a refusal: one recipient of several was refused (go-mail
+			// would have sent no DATA then, and delivered nothing), or a relay that accepts
+			// DATA with no recipient. Ending the data, even empty, would deliver a mail, so the
+			// connection is closed instead, which abandons the transaction; attempt redials.
+			_ = c.Close()
+			return refused
 		}
 		// As go-mail does after a refused MAIL or RCPT.
 		if resetErr := c.Reset(); resetErr != nil {

@@ -106,3 +106,30 @@ func TestPipelinedSendToARelayThatRefusesMAIL(t *testing.T) {
 		t.Errorf("pipelined %q, one at a time %q; want the same MAIL FROM error", errs[0], errs[1])
 	}
 }
+
+// TestPipelinedSendDeliversNothingWhenOneRecipientIsRefused: with two recipients and the first
+// refused, the relay accepts DATA (the pipelined DATA is already sent); go-mail would have sent
+// no DATA, so the pipelined send abandons the transaction rather than end an empty one, and the
+// next mail goes out on a new connection.
+func TestPipelinedSendDeliversNothingWhenOneRecipientIsRefused(t *testing.T) {
+	for _, opts := range [][]mailer.Option{nil, {mailer.WithoutPipelining()}} {
+		server := smtptest.New(t)
+		sender := newSMTPSender(t, server, append([]mailer.Option{mailer.WithRetry(1, time.Millisecond), mailer.WithPoolSize(1)}, opts...)...)
+		server.FailRcpt(1, 550)
+		m := newsletter("two@shop.example", "kari@example.org")
+		m.To = append(m.To, "ola@example.org")
+		if err := sender.Send(context.Background(), m); !mailer.IsPermanent(err) {
+			t.Fatalf("err = %v, want a permanent failure", err)
+		}
+		if err := sender.Send(context.Background(), newsletter("next@shop.example", "kari@example.org")); err != nil {
+			t.Fatalf("next mail: %v", err)
+		}
+		var got []string
+		for _, m := range server.Messages() {
+			got = append(got, strings.Join(m.To, ",")+" "+m.Header.Get("Message-Id"))
+		}
+		if len(got) != 1 || got[0] != "kari@example.org <next@shop.example>" {
+			t.Fatalf("received %q, want only the next mail", got)
+		}
+	}
+}
