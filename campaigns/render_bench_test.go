@@ -2,9 +2,10 @@ package campaigns
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/regulars/regulars/internal/cputime"
 )
 
 // benchCampaigns are a small campaign (cmd/benchsend's) and a larger one with conditions, a
@@ -42,7 +43,7 @@ func BenchmarkRender(b *testing.B) {
 			r := Recipient{RunID: 1, MemberID: 42, To: "kari@example.com", Member: kari(), Links: links}
 			ctx := context.Background()
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				if _, err := compiled.Render(ctx, r); err != nil {
 					b.Fatal(err)
@@ -50,16 +51,7 @@ func BenchmarkRender(b *testing.B) {
 			}
 			// CPU time of the process (GC included) per mail: steadier than wall time on a
 			// busy machine.
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// processCPU is the user and system CPU time the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -5,15 +5,14 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/wneessen/go-mail"
-
 	"github.com/regulars/regulars/campaigns"
 	"github.com/regulars/regulars/campaigns/mailer"
+	"github.com/regulars/regulars/internal/cputime"
 	"github.com/regulars/regulars/models/dbtest"
+	"github.com/wneessen/go-mail"
 )
 
 // BenchmarkMail is the server's own CPU for one campaign mail, network excluded, beside its
@@ -96,31 +95,22 @@ func BenchmarkMail(b *testing.B) {
 		b.Run(kind+"/pair", func(b *testing.B) {
 			var ours, bare time.Duration
 			for b.Loop() {
-				c0 := processCPU()
+				c0 := cputime.Process()
 				r.MemberID++
 				if ok, err := s.deliver(ctx, r, st, member); !ok || err != nil {
 					b.Fatalf("deliver: %v %v", ok, err)
 				}
-				c1 := processCPU()
+				c1 := cputime.Process()
 				if err := bareMail(sample, signer); err != nil {
 					b.Fatal(err)
 				}
-				ours, bare = ours+c1-c0, bare+processCPU()-c1
+				ours, bare = ours+c1-c0, bare+cputime.Process()-c1
 			}
 			b.ReportMetric(float64(ours)/float64(b.N), "ours-cpu-ns/mail")
 			b.ReportMetric(float64(bare)/float64(b.N), "bare-cpu-ns/mail")
 			b.ReportMetric(float64(ours)/float64(bare), "ours/bare")
 		})
 	}
-}
-
-// processCPU is the user and system CPU time the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // keepMailer keeps the first message it sends.

@@ -2,12 +2,11 @@ package mailer_test
 
 import (
 	"context"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/regulars/regulars/campaigns/mailer"
 	"github.com/regulars/regulars/campaigns/mailer/smtptest"
+	"github.com/regulars/regulars/internal/cputime"
 )
 
 // BenchmarkSMTPSend is one mail through the SMTP sender to the in-process test server over
@@ -32,23 +31,13 @@ func BenchmarkSMTPSend(b *testing.B) {
 			defer sender.Close()
 			m := newsletter("bench@shop.example", "kari@example.org")
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				if err := sender.Send(context.Background(), m); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// processCPU is the user and system CPU time the process has used: both sides' work, which
-// the machine's other processes do not inflate as they do wall time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
