@@ -169,6 +169,9 @@ func (o Options) bounds() bounds {
 	}
 }
 
+// errInProgress is Compute's answer while another run holds LockKey.
+func errInProgress() error { return models.Errorf(models.ECONFLICT, "a metrics run is in progress") }
+
 // Compute runs the metrics for opts and stores them as a new snapshot, returning its run id.
 // The run row and its segment rows are written in one transaction, so a reader sees a whole
 // snapshot or none. If another run holds the lock it returns ECONFLICT at once rather than
@@ -179,6 +182,17 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 		return 0, err
 	}
 	b := opts.bounds()
+	// The VACUUM only when a run may follow: while one holds the lock (another replica's cron,
+	// a second request) the answer is ECONFLICT without touching the table. The lock itself is
+	// taken in the run's transaction; this look (the lock taken and let go by one statement) only
+	// spares the losers the VACUUM.
+	var free bool
+	if err := db.Pool.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, LockKey).Scan(&free); err != nil {
+		return 0, fmt.Errorf("take metrics lock: %w", err)
+	}
+	if !free {
+		return 0, errInProgress()
+	}
 	if err := vacuumTransactions(ctx, db); err != nil {
 		return 0, err
 	}
@@ -188,7 +202,7 @@ func Compute(ctx context.Context, db *models.DB, opts Options) (runID int64, err
 			return fmt.Errorf("take metrics lock: %w", err)
 		}
 		if !locked {
-			return models.Errorf(models.ECONFLICT, "a metrics run is in progress")
+			return errInProgress()
 		}
 		err := tx.QueryRow(ctx, `
 			INSERT INTO metric_runs (as_of, timezone, window_days, churn_days, lifespan_cap_years, started_at)
